@@ -1,0 +1,253 @@
+import { Command, Option } from 'commander';
+import type { JSONValue } from '../contract.js';
+import { cellNodes, selectNodes } from '../graph/select.js';
+import { renderDag, type DagFormat } from '../graph/render.js';
+import { LocalExecutor } from '../run/executor.js';
+import { LineReporter } from '../run/line-reporter.js';
+import { ListrReporter } from '../run/listr-reporter.js';
+import type { Reporter } from '../run/reporter.js';
+import { runNodes, type NodeOutcome } from '../run/scheduler.js';
+import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
+import { defaultCacheDir, Store } from '../store/store.js';
+import { ConfigError, ConfigErrors } from '../util/errors.js';
+import { summarize, table } from './output.js';
+import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
+
+interface Common {
+  cache?: string;
+  set: string[];
+}
+interface RunFlags extends Common {
+  only: string[];
+  cell?: string;
+  jobs?: number;
+  resources?: string;
+  dryRun?: boolean;
+  plain?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function withCommon(cmd: Command): Command {
+  return cmd
+    .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
+    .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, []);
+}
+
+function withSelection(cmd: Command): Command {
+  return cmd
+    .option('--only <axis=value>', 'only nodes with this axis value, and their ancestors (repeatable)', collect, [])
+    .option('--cell <labels>', 'one table cell by its row/column labels, e.g. "DeiT-S/ImageNet/APTOS2019"');
+}
+
+function valueAt(value: JSONValue | undefined, path: string[]): JSONValue | undefined {
+  let v = value;
+  for (const p of path) v = v && typeof v === 'object' && !Array.isArray(v) ? v[p] : undefined;
+  return v;
+}
+
+/** Values of one table cell (one per `over` axis value), read from the table stage's json output. */
+function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutcome>): string {
+  const t = opened.pipeline.spec.table!;
+  const [output, ...field] = t.value.split('.');
+  const rows: string[][] = [[t.over, t.value]];
+  const values: number[] = [];
+  for (const id of cellNodes(opened.pipeline, cell)) {
+    const o = outcomes.get(id);
+    const artifact = o?.manifest?.outputs[output!];
+    const v = artifact?.type === 'json' ? valueAt(artifact.value, field) : undefined;
+    if (typeof v === 'number') values.push(v);
+    rows.push([String(opened.pipeline.nodes.get(id)!.axes[t.over]), typeof v === 'number' ? v.toFixed(4) : `(${o?.state ?? 'not run'})`]);
+  }
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted.length === 0 ? NaN : sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  return `${cell}\n${table(rows)}\nmedian ${Number.isNaN(median) ? 'n/a' : median.toFixed(4)} over ${values.length} ${t.over} value(s)`;
+}
+
+async function runCommand(file: string, targets: string[], flags: RunFlags, env: CliEnv, mode: 'run' | 'status'): Promise<number> {
+  const opened = await openPipeline(file, flags.set, env);
+  const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
+  const store = new Store(defaultCacheDir(flags.cache));
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\nstopping: finished nodes are kept (Ctrl-C again to kill running nodes)\n');
+      abort.abort();
+    } else process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
+  const dryRun = mode === 'status' || Boolean(flags.dryRun);
+  const interactive = process.stdout.isTTY && !process.env['CI'] && !flags.plain && !dryRun;
+  const statusRows: string[][] = [['node', 'state', 'why']];
+  const reporter: Reporter =
+    mode === 'status'
+      ? {
+          start() {},
+          update(id, state, detail) {
+            if (state === 'cached' || state === 'would-run' || state === 'failed') statusRows.push([id, state === 'would-run' ? 'to run' : state === 'failed' ? 'error' : 'cached', detail ?? '']);
+          },
+          progress() {},
+          async finish() {},
+        }
+      : interactive
+        ? new ListrReporter()
+        : new LineReporter();
+  const started = Date.now();
+  try {
+    const outcomes = await runNodes({ ...opened, store }, selected, {
+      capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
+      dryRun,
+      signal: abort.signal,
+      executor: new LocalExecutor(),
+      reporter,
+    });
+    if (mode === 'status') {
+      process.stdout.write(table(statusRows) + '\n');
+      const toRun = [...outcomes.values()].filter((o) => o.state === 'would-run').length;
+      const errors = [...outcomes.values()].filter((o) => o.state === 'failed').length;
+      process.stdout.write(`\n${outcomes.size - toRun - errors} cached, ${toRun} to run${errors ? `, ${errors} with errors` : ''}\n`);
+      return errors > 0 ? 1 : 0;
+    }
+    process.stdout.write(summarize(outcomes, store.dir, (Date.now() - started) / 1000) + '\n');
+    if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
+    const states = [...outcomes.values()].map((o) => o.state);
+    if (states.includes('interrupted')) return 130;
+    return states.includes('failed') || states.includes('skipped') ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await store.close();
+  }
+}
+
+export function buildProgram(env: CliEnv, setExit: (code: number) => void): Command {
+  const program = new Command('pipeline')
+    .description('medpipe: declarative ML pipelines with content-hashed caching')
+    .showHelpAfterError()
+    .exitOverride();
+
+  withSelection(withCommon(program.command('run <pipeline> [targets...]')))
+    .description('run the pipeline (or the targets: node ids, stage names, globs) and their ancestors; cached nodes are skipped')
+    .option('-j, --jobs <n>', 'nodes run in parallel (default: number of cores)', (v) => parseInt(v, 10))
+    .option('--resources <k=v,...>', 'capacity of this machine: cpus, gpu, memory_gb')
+    .option('-n, --dry-run', 'say what would run, and why, without running it')
+    .option('--plain', 'plain line output even on a terminal')
+    .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'run')));
+
+  withSelection(withCommon(program.command('status <pipeline> [targets...]')))
+    .description('per node: cached, or to run and why (never run, params changed, input changed, kind version bumped)')
+    .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
+
+  withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
+    .description('print the graph')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'dot', 'mermaid']).default('text'))
+    .option('--stages', 'one vertex per stage instead of per node')
+    .action(async (file: string, targets: string[], flags: RunFlags & { format: DagFormat; stages?: boolean }) => {
+      const opened = await openPipeline(file, flags.set, env);
+      const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
+      process.stdout.write(renderDag(opened.pipeline, opened.dag, selected, flags.format, flags.stages) + '\n');
+    });
+
+  withCommon(program.command('show <pipeline> <node>'))
+    .description("a node's cached manifest: outputs with digests, provenance, key material")
+    .action(async (file: string, node: string, flags: Common) => {
+      const opened = await openPipeline(file, flags.set, env);
+      if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
+      const store = new Store(defaultCacheDir(flags.cache));
+      try {
+        const outcomes = await runNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }), {
+          capacity: capacityOf(undefined, undefined, 1),
+          dryRun: true,
+          signal: new AbortController().signal,
+          executor: new LocalExecutor(),
+          reporter: { start() {}, update() {}, progress() {}, async finish() {} },
+        });
+        const o = outcomes.get(node)!;
+        if (o.manifest) {
+          process.stdout.write(JSON.stringify(o.manifest, null, 2) + '\n');
+        } else {
+          const last = store.lastKnown(opened.pipeline.spec.name, node);
+          const lastManifest = last && store.manifest(last.key);
+          process.stdout.write(`${node} is not cached: ${o.reason ?? o.state}\n`);
+          if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${JSON.stringify(lastManifest, null, 2)}\n`);
+          setExit(1);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  const cache = program.command('cache').description('inspect and maintain the local cache');
+  cache
+    .command('ls')
+    .option('--cache <dir>', 'local cache directory')
+    .description('list cached results')
+    .action(async (flags: { cache?: string }) => {
+      const store = new Store(defaultCacheDir(flags.cache));
+      const rows = [['key', 'pipeline', 'node', 'finished', 'took']];
+      for (const m of listManifests(store)) rows.push([m.key.slice(0, 12), m.pipeline, m.node, m.provenance.started.slice(0, 19), `${m.provenance.duration_s.toFixed(1)} s`]);
+      process.stdout.write(table(rows) + `\n${rows.length - 1} result(s) in ${store.dir}\n`);
+      await store.close();
+    });
+  cache
+    .command('verify')
+    .option('--cache <dir>', 'local cache directory')
+    .option('--keep', 'report broken entries without dropping them')
+    .description('rehash every artifact; broken entries are dropped so their nodes rerun')
+    .action(async (flags: { cache?: string; keep?: boolean }) => {
+      const store = new Store(defaultCacheDir(flags.cache));
+      const { checked, problems } = await verifyStore(store, { drop: !flags.keep });
+      for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
+      process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
+      await store.close();
+      setExit(problems.length > 0 ? 1 : 0);
+    });
+  cache
+    .command('gc <pipelines...>')
+    .option('--cache <dir>', 'local cache directory')
+    .option('-n, --dry-run', 'report what would be deleted')
+    .description('delete everything the given pipelines do not reach (their cached results and resumable checkpoints stay)')
+    .action(async (files: string[], flags: { cache?: string; dryRun?: boolean }) => {
+      const store = new Store(defaultCacheDir(flags.cache));
+      try {
+        const keep = new Set<string>();
+        for (const file of files) {
+          const opened = await openPipeline(file, [], env);
+          const outcomes = await runNodes({ ...opened, store }, new Set(opened.dag.order), {
+            capacity: capacityOf(undefined, undefined, 1),
+            dryRun: true,
+            signal: new AbortController().signal,
+            executor: new LocalExecutor(),
+            reporter: { start() {}, update() {}, progress() {}, async finish() {} },
+          });
+          for (const o of outcomes.values()) if (o.key) keep.add(o.key);
+        }
+        const r = await collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });
+        const verb = flags.dryRun ? 'would delete' : 'deleted';
+        process.stdout.write(`${verb} ${r.manifests} result(s), ${r.blobs} blob(s) (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.recordSets} record set(s), ${r.checkpoints} checkpoint dir(s)\n`);
+      } finally {
+        await store.close();
+      }
+    });
+  return program;
+}
+
+/** Runs the CLI; returns the process exit code (0 ok, 1 failed nodes, 2 bad input, 130 interrupted). */
+export async function main(argv: string[], env: CliEnv): Promise<number> {
+  let code = 0;
+  const program = buildProgram(env, (c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 2);
+    if (err instanceof ConfigError || err instanceof ConfigErrors) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

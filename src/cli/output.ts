@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NodeOutcome } from '../run/scheduler.js';
+
+export function tail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export function summarize(outcomes: Map<string, NodeOutcome>, cacheDir: string, seconds: number): string {
+  const counts = new Map<string, number>();
+  for (const o of outcomes.values()) counts.set(o.state, (counts.get(o.state) ?? 0) + 1);
+  const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted'].filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
+  const lines = [`${parts.join(', ') || 'nothing to do'} in ${seconds.toFixed(2)} s`];
+  for (const [id, o] of outcomes) {
+    if (o.state !== 'failed') continue;
+    lines.push('', `✖ ${id}: ${o.reason ?? 'failed'}`);
+    if (o.log) {
+      const path = join(cacheDir, o.log);
+      lines.push(`  log: ${path}`);
+      const last = tail(path, 8);
+      if (last) lines.push(last.replace(/^/gm, '  | '));
+    }
+  }
+  return lines.join('\n');
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}

@@ -1,0 +1,48 @@
+import { availableParallelism, totalmem } from 'node:os';
+import { expandPipeline, type ExpandedPipeline } from '../config/expand.js';
+import { loadPipeline } from '../config/load.js';
+import { buildDag, type Dag } from '../graph/dag.js';
+import { loadKinds, type Registry } from '../registry.js';
+import type { Capacity } from '../run/slots.js';
+import type { Resources } from '../contract.js';
+import { ConfigError } from '../util/errors.js';
+
+export interface CliEnv {
+  /** Modules exporting the built-in stage kinds (stages/index.js); src/ never imports stages/. */
+  builtinKinds: string[];
+}
+
+export interface Opened {
+  pipeline: ExpandedPipeline;
+  dag: Dag;
+  registry: Registry;
+}
+
+export async function openPipeline(file: string, sets: string[], env: CliEnv): Promise<Opened> {
+  const spec = loadPipeline(file, { sets });
+  const registry = await loadKinds(env.builtinKinds, new Map(), { allowEmpty: true });
+  await loadKinds(spec.plugins, registry);
+  const pipeline = expandPipeline(spec, registry);
+  return { pipeline, dag: buildDag(pipeline), registry };
+}
+
+/** Machine capacity: the pipeline's `resources:`, then `--resources k=v,...`, then `--jobs`. */
+export function capacityOf(pipelineResources: Resources | undefined, flag: string | undefined, jobs: number | undefined): Capacity {
+  const cap: Capacity = {
+    jobs: jobs ?? availableParallelism(),
+    cpus: availableParallelism(),
+    gpu: 0,
+    memory_gb: Math.floor(totalmem() / 2 ** 30),
+    ...pipelineResources,
+  };
+  for (const part of (flag ?? '').split(',').filter(Boolean)) {
+    const [k, v] = part.split('=');
+    const n = Number(v);
+    if (!k || !(k in cap) || !Number.isFinite(n) || n < 0) {
+      throw new ConfigError(`expected cpus=N, gpu=N, memory_gb=N or jobs=N, got "${part}"`, { file: `--resources ${flag}`, line: 0, col: 0 });
+    }
+    cap[k as keyof Capacity] = n;
+  }
+  if (jobs !== undefined) cap.jobs = jobs;
+  return cap;
+}

@@ -1,0 +1,96 @@
+import type { ExpandedPipeline } from '../config/expand.js';
+import { canonicalAxisValue } from '../config/load.js';
+import type { AxisValue } from '../config/types.js';
+import { ConfigError } from '../util/errors.js';
+import { ancestorsOf, type Dag } from './dag.js';
+
+export interface Selection {
+  /** Node ids, stage names or globs (`*` any run of characters, `?` one). */
+  targets?: string[];
+  /** `axis=value` or `axis=v1,v2`; every filter must hold. */
+  only?: string[];
+  /** Table cell by its row and column labels: `DeiT-S/ImageNet/APTOS2019`. */
+  cell?: string;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string, AxisValue[]> {
+  const filters: Record<string, AxisValue[]> = {};
+  for (const f of only) {
+    const pos = { file: `--only ${f}`, line: 0, col: 0 };
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw new ConfigError('expected axis=value[,value...]', pos);
+    const axis = f.slice(0, eq);
+    const spec = pipeline.spec.axes.get(axis);
+    if (!spec) throw new ConfigError(`unknown axis "${axis}" (axes: ${[...pipeline.spec.axes.keys()].join(', ')})`, pos);
+    filters[axis] = f
+      .slice(eq + 1)
+      .split(',')
+      .map((v) => {
+        const value = canonicalAxisValue(spec, v);
+        if (value === undefined) throw new ConfigError(`unknown value "${v}" of axis ${axis} (values: ${spec.values.join(', ')})`, pos);
+        return value;
+      });
+  }
+  return filters;
+}
+
+/** Resolves `--cell` labels (or raw values) to the table stage's instances of that cell. */
+export function cellNodes(pipeline: ExpandedPipeline, cell: string): string[] {
+  const table = pipeline.spec.table;
+  const pos = { file: `--cell ${cell}`, line: 0, col: 0 };
+  if (!table) throw new ConfigError('this pipeline has no table: section', pos);
+  const axes = [...table.rows, ...table.columns];
+  const parts = cell.split('/');
+  if (parts.length !== axes.length) throw new ConfigError(`a cell is addressed by ${axes.length} labels (${axes.join('/')}), got ${parts.length}`, pos);
+  const coords: Record<string, AxisValue> = {};
+  parts.forEach((label, i) => {
+    const spec = pipeline.spec.axes.get(axes[i]!)!;
+    const value = spec.values.find((v) => spec.labels.get(v) === label) ?? canonicalAxisValue(spec, label);
+    if (value === undefined) {
+      throw new ConfigError(`unknown ${spec.name} "${label}" (labels: ${spec.values.map((v) => spec.labels.get(v)).join(', ')})`, pos);
+    }
+    coords[spec.name] = value;
+  });
+  const ids = (pipeline.byStage.get(table.stage) ?? []).filter((id) => axes.every((a) => String(pipeline.nodes.get(id)!.axes[a]) === String(coords[a])));
+  if (ids.length === 0) throw new ConfigError(`no ${table.stage} instance for cell ${cell}`, pos);
+  return ids;
+}
+
+/** The nodes a run touches: the targets and all their ancestors (everything when nothing is selected). */
+export function selectNodes(pipeline: ExpandedPipeline, dag: Dag, selection: Selection): Set<string> {
+  let roots: string[] | undefined;
+  const intersect = (ids: string[]) => (roots = roots ? roots.filter((id) => ids.includes(id)) : ids);
+  if (selection.targets && selection.targets.length > 0) {
+    const picked = new Set<string>();
+    for (const target of selection.targets) {
+      const pos = { file: `target ${target}`, line: 0, col: 0 };
+      let ids: string[];
+      if (pipeline.nodes.has(target)) ids = [target];
+      else if (pipeline.byStage.has(target)) ids = pipeline.byStage.get(target)!;
+      else {
+        const re = globToRegExp(target);
+        ids = dag.order.filter((id) => re.test(id));
+      }
+      if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
+      ids.forEach((id) => picked.add(id));
+    }
+    intersect([...picked]);
+  }
+  if (selection.cell) intersect(cellNodes(pipeline, selection.cell));
+  if (selection.only && selection.only.length > 0) {
+    const filters = parseFilters(pipeline, selection.only);
+    const ids = dag.order.filter((id) => {
+      const node = pipeline.nodes.get(id)!;
+      return Object.entries(filters).every(([axis, values]) => axis in node.axes && values.some((v) => String(v) === String(node.axes[axis])));
+    });
+    if (ids.length === 0) throw new ConfigError('no node matches every --only filter', { file: `--only ${selection.only.join(' ')}`, line: 0, col: 0 });
+    intersect(ids);
+  }
+  if (!roots) return new Set(dag.order);
+  return ancestorsOf(dag.graph, roots);
+}

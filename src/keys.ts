@@ -1,0 +1,65 @@
+import type { JSONObject, JSONValue } from './contract.js';
+import type { NodeInstance } from './config/expand.js';
+import { canonicalJSON, digestJSON } from './util/hash.js';
+
+/** What a node's key is computed over. Inputs enter by content digest, never by who made them. */
+export interface KeyMaterial {
+  kind: string;
+  version: number;
+  params: JSONObject;
+  inputs: Record<string, string | { axes: JSONObject; digest: string }[]>;
+  /** Digests of files outside the cache that the stage reads (raw data sets). */
+  external?: JSONValue;
+}
+
+export function keyMaterial(
+  node: NodeInstance,
+  version: number,
+  inputDigest: (upstreamNode: string, output: string) => string,
+  external: JSONValue | undefined,
+): KeyMaterial {
+  const inputs: KeyMaterial['inputs'] = {};
+  for (const [name, input] of Object.entries(node.inputs)) {
+    if (input.many) {
+      inputs[name] = input.upstream.map((u) => ({ axes: u.axes as JSONObject, digest: inputDigest(u.node, u.output) }));
+    } else {
+      const u = input.upstream[0]!;
+      inputs[name] = inputDigest(u.node, u.output);
+    }
+  }
+  const material: KeyMaterial = { kind: node.kind, version, params: node.params, inputs };
+  if (external !== undefined) material.external = external;
+  return material;
+}
+
+export function nodeKey(material: KeyMaterial): string {
+  return digestJSON(material as unknown as JSONValue);
+}
+
+function flatten(value: JSONValue | undefined, prefix: string, out: Map<string, string>): void {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (value !== undefined) out.set(prefix, canonicalJSON(value));
+}
+
+/** Why a node's key differs from the one it had last time, in words a user can act on. */
+export function explainChange(previous: KeyMaterial, current: KeyMaterial): string[] {
+  const reasons: string[] = [];
+  if (previous.kind !== current.kind) reasons.push(`stage kind changed (${previous.kind} -> ${current.kind})`);
+  else if (previous.version !== current.version) reasons.push(`kind version bumped (${previous.version} -> ${current.version})`);
+  const before = new Map<string, string>();
+  const after = new Map<string, string>();
+  flatten(previous.params, '', before);
+  flatten(current.params, '', after);
+  const changed: string[] = [];
+  for (const k of new Set([...before.keys(), ...after.keys()])) {
+    if (before.get(k) !== after.get(k)) changed.push(`${k}: ${before.get(k) ?? '(unset)'} -> ${after.get(k) ?? '(unset)'}`);
+  }
+  if (changed.length > 0) reasons.push(`params changed (${changed.sort().join('; ')})`);
+  for (const name of new Set([...Object.keys(previous.inputs), ...Object.keys(current.inputs)])) {
+    if (canonicalJSON(previous.inputs[name] ?? null) !== canonicalJSON(current.inputs[name] ?? null)) reasons.push(`input ${name} changed`);
+  }
+  if (canonicalJSON(previous.external ?? null) !== canonicalJSON(current.external ?? null)) reasons.push('external files changed');
+  if (reasons.length === 0) reasons.push('result missing from the cache');
+  return reasons;
+}

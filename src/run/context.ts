@@ -1,0 +1,122 @@
+import { rm } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import type { FingerprintContext, InputEntry, JSONObject, JSONValue, RecordReader, StageContext } from '../contract.js';
+import type { Artifact } from '../store/artifacts.js';
+import type { Store } from '../store/store.js';
+import { digestJSON } from '../util/hash.js';
+import type { Job, JobInputEntry } from './job.js';
+
+export interface ContextHooks {
+  progress(text: string): void;
+  log(text: string): void;
+  signal: AbortSignal;
+}
+
+export interface BuiltContext {
+  ctx: StageContext;
+  /** Artifacts produced so far; complete once run() resolves. */
+  produced: Map<string, Artifact>;
+  provenance: JSONObject;
+  cleanup(): Promise<void>;
+}
+
+function describe(job: Job, input: string, entry: JobInputEntry): string {
+  return `input ${input} of ${job.node.id} (from ${entry.node})`;
+}
+
+export function fingerprintContext(store: Store, baseDir: string): FingerprintContext {
+  return {
+    baseDir,
+    async hashFiles(paths) {
+      const out: Record<string, string> = {};
+      for (const p of paths) out[p] = await store.hashFile(resolve(baseDir, p));
+      return out;
+    },
+  };
+}
+
+/** The StageContext a stage sees: inputs read lazily from the store, outputs staged until commit. */
+export async function buildContext(job: Job, store: Store, declaredOutputs: Record<string, Artifact['type']>, hooks: ContextHooks): Promise<BuiltContext> {
+  const workdir = await store.makeWorkdir();
+  const produced = new Map<string, Artifact>();
+  const provenance: JSONObject = {};
+  const readers = new Map<string, RecordReader>();
+
+  const entriesOf = (name: string, type: Artifact['type']): JobInputEntry[] => {
+    const input = job.inputs[name];
+    if (!input) throw new Error(`${job.node.id}: no input named "${name}" (inputs: ${Object.keys(job.inputs).join(', ') || 'none'})`);
+    for (const e of input.entries) {
+      if (e.artifact.type !== type) throw new Error(`${describe(job, name, e)} is ${e.artifact.type}, read as ${type}`);
+    }
+    return input.entries;
+  };
+  const single = (name: string, type: Artifact['type']): JobInputEntry => {
+    const entries = entriesOf(name, type);
+    if (entries.length !== 1) throw new Error(`${job.node.id}: input ${name} gathers ${entries.length} instances; read it with a *List method`);
+    return entries[0]!;
+  };
+  const filePath = (name: string, e: JobInputEntry) => {
+    const a = e.artifact as Extract<Artifact, { type: 'file' }>;
+    return store.blobs.verified(a.digest, describe(job, name, e));
+  };
+  const jsonValue = (e: JobInputEntry) => (e.artifact as Extract<Artifact, { type: 'json' }>).value;
+  const claim = (name: string, type: Artifact['type']) => {
+    const declared = declaredOutputs[name];
+    if (!declared) throw new Error(`${job.node.id}: kind ${job.node.kind} declares no output "${name}" (outputs: ${Object.keys(declaredOutputs).join(', ')})`);
+    if (declared !== type) throw new Error(`${job.node.id}: output "${name}" is declared ${declared}, written as ${type}`);
+    if (produced.has(name)) throw new Error(`${job.node.id}: output "${name}" written twice`);
+  };
+
+  const ctx: StageContext = {
+    node: job.node.id,
+    key: job.key,
+    axes: job.node.axes,
+    params: job.node.params,
+    workdir,
+    baseDir: job.baseDir,
+    signal: hooks.signal,
+    progress: hooks.progress,
+    log: hooks.log,
+    provenance(info) {
+      Object.assign(provenance, info);
+    },
+    inputs: {
+      has: (name) => name in job.inputs,
+      json: <T = JSONValue>(name: string) => jsonValue(single(name, 'json')) as T,
+      file: (name) => filePath(name, single(name, 'file')),
+      records(name) {
+        const e = single(name, 'records');
+        const a = e.artifact as Extract<Artifact, { type: 'records' }>;
+        let reader = readers.get(a.set);
+        if (!reader) {
+          reader = store.records.reader(a.set, describe(job, name, e));
+          readers.set(a.set, reader);
+        }
+        return reader;
+      },
+      jsonList: <T = JSONValue>(name: string) => entriesOf(name, 'json').map((e): InputEntry<T> => ({ axes: e.axes, node: e.node, value: jsonValue(e) as T })),
+      fileList: async (name) => Promise.all(entriesOf(name, 'file').map(async (e) => ({ axes: e.axes, node: e.node, value: await filePath(name, e) }))),
+    },
+    outputs: {
+      json(name, value) {
+        claim(name, 'json');
+        produced.set(name, { type: 'json', digest: digestJSON(value), value });
+      },
+      async file(name, path, options) {
+        claim(name, 'file');
+        const { digest, size } = await store.blobs.put(resolve(workdir, path), { move: true });
+        produced.set(name, { type: 'file', digest, size, filename: options?.filename ?? basename(path) });
+      },
+      async records(name, meta, fill) {
+        claim(name, 'records');
+        const { set, digest, count, meta: m } = await store.records.write(meta, fill);
+        produced.set(name, { type: 'records', digest, count, set, meta: m });
+      },
+    },
+    checkpoint: {
+      save: (name, data) => store.saveCheckpoint(job.key, name, data),
+      restore: (name) => store.restoreCheckpoint(job.key, name),
+    },
+  };
+  return { ctx, produced, provenance, cleanup: () => rm(workdir, { recursive: true, force: true }) };
+}

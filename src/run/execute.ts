@@ -1,0 +1,47 @@
+import { hostname } from 'node:os';
+import { importKind } from '../registry.js';
+import type { Manifest } from '../store/artifacts.js';
+import type { Store } from '../store/store.js';
+import { buildContext, type ContextHooks } from './context.js';
+import type { Job } from './job.js';
+import { packageVersions } from './versions.js';
+
+/**
+ * Runs one node's stage and publishes its manifest. Until the manifest is committed nothing
+ * of the node is visible: a failure or a kill leaves only unreachable blobs for `cache gc`.
+ */
+export async function executeJob(job: Job, store: Store, hooks: ContextHooks): Promise<Manifest> {
+  const kind = await importKind(job.kindModule, job.node.kind);
+  const started = new Date();
+  const built = await buildContext(job, store, kind.outputs, hooks);
+  try {
+    await kind.run(built.ctx);
+    if (hooks.signal.aborted) throw new Error('interrupted');
+    const missing = Object.keys(kind.outputs).filter((o) => !built.produced.has(o));
+    if (missing.length > 0) throw new Error(`stage kind ${kind.kind} finished without writing output(s): ${missing.join(', ')}`);
+  } finally {
+    await built.cleanup();
+  }
+  const manifest: Manifest = {
+    key: job.key,
+    pipeline: job.pipeline,
+    node: job.node.id,
+    stage: job.node.stage,
+    kind: job.node.kind,
+    version: kind.version,
+    material: job.material,
+    outputs: Object.fromEntries(built.produced),
+    provenance: {
+      started: started.toISOString(),
+      duration_s: (Date.now() - started.getTime()) / 1000,
+      host: hostname(),
+      pid: process.pid,
+      log: job.log,
+      versions: packageVersions(),
+      reported: built.provenance,
+    },
+  };
+  const committed = await store.commit(manifest);
+  await store.dropCheckpoints(job.key);
+  return committed;
+}

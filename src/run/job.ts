@@ -1,0 +1,31 @@
+import type { JSONObject } from '../contract.js';
+import type { Coords } from '../config/expand.js';
+import type { KeyMaterial } from '../keys.js';
+import type { Artifact } from '../store/artifacts.js';
+
+export interface JobInputEntry {
+  node: string;
+  axes: Coords;
+  artifact: Artifact;
+}
+
+/** Everything a worker needs to run one node, anywhere that can reach the cache. Plain JSON. */
+export interface Job {
+  cacheDir: string;
+  pipeline: string;
+  baseDir: string;
+  node: { id: string; stage: string; kind: string; axes: Coords; params: JSONObject };
+  kindModule: string;
+  key: string;
+  material: KeyMaterial;
+  inputs: Record<string, { many: boolean; entries: JobInputEntry[] }>;
+  /** Relative to cacheDir. */
+  log: string;
+}
+
+export type WorkerMessage =
+  | { type: 'progress'; text: string }
+  | { type: 'done'; key: string }
+  | { type: 'failed'; error: string };
+
+export type ParentMessage = { type: 'job'; job: Job } | { type: 'abort' };

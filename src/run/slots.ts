@@ -1,0 +1,76 @@
+import type { Resources } from '../contract.js';
+
+export interface Capacity {
+  jobs: number;
+  cpus: number;
+  gpu: number;
+  memory_gb: number;
+}
+
+type Need = Capacity;
+
+/** Counting semaphore over several resources: a node starts only when all of its needs fit. */
+export class Slots {
+  private free: Capacity;
+  private readonly waiting: { need: Need; resolve: (release: () => void) => void }[] = [];
+
+  constructor(readonly capacity: Capacity) {
+    this.free = { ...capacity };
+  }
+
+  /** What a node holds: cpus and memory are capped at the machine's capacity, GPUs are not. */
+  needOf(resources: Resources, node: string): Need {
+    const gpu = resources.gpu ?? 0;
+    if (gpu > this.capacity.gpu) {
+      throw new Error(`${node} needs ${gpu} GPU(s) but this run has ${this.capacity.gpu} (set --resources gpu=N, or the stage's resources:)`);
+    }
+    return {
+      jobs: 1,
+      cpus: Math.min(resources.cpus ?? 1, this.capacity.cpus),
+      gpu,
+      memory_gb: Math.min(resources.memory_gb ?? 0, this.capacity.memory_gb),
+    };
+  }
+
+  private fits(need: Need): boolean {
+    return (Object.keys(need) as (keyof Capacity)[]).every((k) => need[k] <= this.free[k] + 1e-9);
+  }
+
+  private take(need: Need): () => void {
+    for (const k of Object.keys(need) as (keyof Capacity)[]) this.free[k] -= need[k];
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const k of Object.keys(need) as (keyof Capacity)[]) this.free[k] += need[k];
+      this.drain();
+    };
+  }
+
+  private drain(): void {
+    for (let i = 0; i < this.waiting.length; ) {
+      const w = this.waiting[i]!;
+      if (this.fits(w.need)) {
+        this.waiting.splice(i, 1);
+        w.resolve(this.take(w.need));
+      } else i++;
+    }
+  }
+
+  async acquire(need: Need, signal: AbortSignal): Promise<() => void> {
+    if (this.fits(need) && this.waiting.length === 0) return this.take(need);
+    return new Promise<() => void>((resolve, reject) => {
+      const entry = { need, resolve };
+      this.waiting.push(entry);
+      signal.addEventListener(
+        'abort',
+        () => {
+          const i = this.waiting.indexOf(entry);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(new Error('interrupted'));
+        },
+        { once: true },
+      );
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Database, RootDatabase } from 'lmdb';
+import { pack, unpack } from 'msgpackr';
+import type { DataRecord, JSONObject, RecordReader, RecordWriter } from '../contract.js';
+import { canonicalJSON } from '../util/hash.js';
+import { CorruptArtifactError } from './artifacts.js';
+
+interface SetInfo {
+  digest: string;
+  count: number;
+  meta: JSONObject;
+}
+
+type RecordKey = [string, number];
+
+/**
+ * Record sets in LMDB: one value per record under [set id, index]. A set is written under a
+ * fresh id and only becomes reachable through the manifest that names it, so a killed writer
+ * leaves unreachable records for `cache gc`, never a half set that reads as whole.
+ */
+export class RecordSets {
+  private readonly records: Database<Buffer, RecordKey>;
+  private readonly sets: Database<SetInfo, string>;
+  private readonly byDigest: Database<string, string>;
+
+  constructor(root: RootDatabase) {
+    this.records = root.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
+    this.sets = root.openDB<SetInfo, string>({ name: 'recordsets', encoding: 'json' });
+    this.byDigest = root.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
+  }
+
+  /** Streams records into a new set; returns where it lives and its content digest. */
+  async write(meta: () => JSONObject, fill: (w: RecordWriter) => Promise<void>): Promise<{ set: string; digest: string; count: number; meta: JSONObject }> {
+    const set = randomUUID();
+    const hash = createHash('sha256');
+    let count = 0;
+    let pending: Promise<unknown> = Promise.resolve();
+    const records = this.records;
+    const writer: RecordWriter = {
+      get count() {
+        return count;
+      },
+      async append(record: DataRecord) {
+        const bytes = pack({ d: record.data, m: record.meta });
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(bytes.length);
+        hash.update(len).update(bytes);
+        pending = records.put([set, count], bytes);
+        count++;
+        // Bound memory: let LMDB commit its batch every so often instead of queueing a data set.
+        if (count % 256 === 0) await pending;
+      },
+    };
+    await fill(writer);
+    await pending;
+    const setMeta = meta();
+    hash.update(canonicalJSON(setMeta));
+    const digest = hash.digest('hex');
+    const existing = this.byDigest.get(digest);
+    if (existing && this.sets.get(existing)) {
+      await this.drop(set, count);
+      return { set: existing, digest, count, meta: setMeta };
+    }
+    await this.sets.put(set, { digest, count, meta: setMeta });
+    await this.byDigest.put(digest, set);
+    return { set, digest, count, meta: setMeta };
+  }
+
+  reader(set: string, what: string): RecordReader {
+    const info = this.sets.get(set);
+    if (!info) throw new CorruptArtifactError(`${what} (record set ${set} missing)`, set, 'none');
+    const records = this.records;
+    const get = (index: number): DataRecord => {
+      if (!Number.isInteger(index) || index < 0 || index >= info.count) throw new RangeError(`${what}: record ${index} out of range 0..${info.count - 1}`);
+      const bytes = records.get([set, index]);
+      if (!bytes) throw new CorruptArtifactError(`${what} (record ${index} missing)`, info.digest, 'none');
+      const { d, m } = unpack(bytes) as { d: Uint8Array; m: JSONObject };
+      return { data: d, meta: m };
+    };
+    return {
+      count: info.count,
+      meta: info.meta,
+      get,
+      *iterate(start = 0, end = info.count) {
+        for (let i = start; i < Math.min(end, info.count); i++) yield get(i);
+      },
+    };
+  }
+
+  hasSet(set: string): boolean {
+    return this.sets.get(set) !== undefined;
+  }
+
+  /** Recomputes a set's digest from its records (cache verify). */
+  verify(set: string): { ok: boolean; expected: string; actual: string } {
+    const info = this.sets.get(set);
+    if (!info) return { ok: false, expected: 'set', actual: 'missing' };
+    const hash = createHash('sha256');
+    for (let i = 0; i < info.count; i++) {
+      const bytes = this.records.get([set, i]);
+      if (!bytes) return { ok: false, expected: info.digest, actual: `record ${i} missing` };
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(bytes.length);
+      hash.update(len).update(bytes);
+    }
+    hash.update(canonicalJSON(info.meta));
+    const actual = hash.digest('hex');
+    return { ok: actual === info.digest, expected: info.digest, actual };
+  }
+
+  /** Every stored set id, including ones no manifest names (left by a killed writer). */
+  setIds(): string[] {
+    const ids = new Set<string>();
+    for (const key of this.records.getKeys()) ids.add((key as RecordKey)[0]);
+    for (const key of this.sets.getKeys()) ids.add(key);
+    return [...ids];
+  }
+
+  async drop(set: string, count?: number): Promise<void> {
+    const n = count ?? this.sets.get(set)?.count;
+    if (n === undefined) {
+      for (const key of this.records.getKeys({ start: [set, 0], end: [set, Number.MAX_SAFE_INTEGER] })) await this.records.remove(key);
+    } else for (let i = 0; i < n; i++) await this.records.remove([set, i]);
+    const info = this.sets.get(set);
+    if (info && this.byDigest.get(info.digest) === set) await this.byDigest.remove(info.digest);
+    await this.sets.remove(set);
+  }
+}

@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { JSONObject, JSONValue } from '../contract.js';
+import { BlobStore } from './blobs.js';
+import type { Manifest, NameRecord } from './artifacts.js';
+import { RecordSets } from './records.js';
+import { sha256File } from '../util/hash.js';
+
+export const CACHE_ENV = 'MEDPIPE_CACHE';
+
+export function defaultCacheDir(explicit?: string): string {
+  return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
+}
+
+export interface LockRecord {
+  owner: string;
+  host: string;
+  pid: number;
+  node: string;
+  expires: number;
+}
+
+interface FileHashRecord {
+  size: number;
+  mtimeMs: number;
+  digest: string;
+}
+
+/**
+ * The local cache: one LMDB environment (manifests, name index, record sets, locks, file
+ * digests) plus a content-addressed blob directory. Safe for many processes at once.
+ */
+export class Store {
+  readonly root: RootDatabase;
+  readonly manifests: Database<Manifest, string>;
+  readonly names: Database<NameRecord, string>;
+  readonly locks: Database<LockRecord, string>;
+  readonly fileHashes: Database<FileHashRecord, string>;
+  readonly blobs: BlobStore;
+  readonly records: RecordSets;
+  readonly tmpDir: string;
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.tmpDir = join(dir, 'tmp');
+    this.root = open({ path: join(dir, 'index.lmdb'), maxDbs: 16 });
+    this.manifests = this.root.openDB<Manifest, string>({ name: 'manifests', encoding: 'json' });
+    this.names = this.root.openDB<NameRecord, string>({ name: 'names', encoding: 'json' });
+    this.locks = this.root.openDB<LockRecord, string>({ name: 'locks', encoding: 'json' });
+    this.fileHashes = this.root.openDB<FileHashRecord, string>({ name: 'filehashes', encoding: 'json' });
+    this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
+    this.records = new RecordSets(this.root);
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+
+  manifest(key: string): Manifest | undefined {
+    return this.manifests.get(key);
+  }
+
+  /** Publishes a finished node. Write-once: a manifest already there (a concurrent writer) wins. */
+  async commit(manifest: Manifest): Promise<Manifest> {
+    await this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest));
+    return this.manifests.get(manifest.key)!;
+  }
+
+  /** Drops a manifest whose artifacts turned out broken, so the node is recomputed. */
+  async invalidate(key: string): Promise<void> {
+    await this.manifests.remove(key);
+  }
+
+  nameKey(pipeline: string, node: string): string {
+    return `${pipeline}\u0000${node}`;
+  }
+
+  lastKnown(pipeline: string, node: string): NameRecord | undefined {
+    return this.names.get(this.nameKey(pipeline, node));
+  }
+
+  async remember(pipeline: string, node: string, record: NameRecord): Promise<void> {
+    const k = this.nameKey(pipeline, node);
+    if (this.names.get(k)?.key !== record.key) await this.names.put(k, record);
+  }
+
+  logPath(node: string, key: string): string {
+    const safe = node.replace(/[^A-Za-z0-9_.=,-]+/g, '_').slice(0, 150);
+    return join('logs', `${safe}.${key.slice(0, 12)}.log`);
+  }
+
+  checkpointDir(key: string): string {
+    return join(this.dir, 'checkpoints', key);
+  }
+
+  async saveCheckpoint(key: string, name: string, data: Uint8Array): Promise<void> {
+    const dir = this.checkpointDir(key);
+    await mkdir(dir, { recursive: true });
+    const staging = join(dir, `.${name}.${randomUUID()}`);
+    await writeFile(staging, data);
+    await rename(staging, join(dir, name));
+  }
+
+  async restoreCheckpoint(key: string, name: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(join(this.checkpointDir(key), name));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async dropCheckpoints(key: string): Promise<void> {
+    await rm(this.checkpointDir(key), { recursive: true, force: true });
+  }
+
+  async makeWorkdir(): Promise<string> {
+    const dir = join(this.tmpDir, `work-${randomUUID()}`);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** sha256 of a file, remembered by (path, size, mtime) so unchanged raw data is not re-read. */
+  async hashFile(path: string): Promise<string> {
+    const abs = resolve(path);
+    const st = await stat(abs);
+    const known = this.fileHashes.get(abs);
+    if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
+    const { digest } = await sha256File(abs);
+    await this.fileHashes.put(abs, { size: st.size, mtimeMs: st.mtimeMs, digest });
+    return digest;
+  }
+
+  /** Takes the node's lock if free, expired, or held by a dead process on this host. */
+  tryLock(key: string, node: string, owner: string, ttlMs: number): boolean {
+    return this.root.transactionSync(() => {
+      const current = this.locks.get(key);
+      const now = Date.now();
+      if (current && current.owner !== owner && current.expires > now && !(current.host === hostname() && !processAlive(current.pid))) return false;
+      this.locks.putSync(key, { owner, host: hostname(), pid: process.pid, node, expires: now + ttlMs });
+      return true;
+    });
+  }
+
+  renewLock(key: string, owner: string, ttlMs: number): boolean {
+    return this.root.transactionSync(() => {
+      const current = this.locks.get(key);
+      if (!current || current.owner !== owner) return false;
+      this.locks.putSync(key, { ...current, expires: Date.now() + ttlMs });
+      return true;
+    });
+  }
+
+  unlock(key: string, owner: string): void {
+    this.root.transactionSync(() => {
+      if (this.locks.get(key)?.owner === owner) this.locks.removeSync(key);
+    });
+  }
+
+  lockHolder(key: string): LockRecord | undefined {
+    return this.locks.get(key);
+  }
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+

@@ -1,0 +1,3 @@
+// The built-in stage kinds. A user adds a kind in a module of their own and names it under
+// `plugins:` in a pipeline file; nothing in src/ needs to change.
+export {};
