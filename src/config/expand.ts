@@ -148,7 +148,8 @@ export function expandPipeline(spec: PipelineSpec, registry: Registry): Expanded
         params = interpolate(merged, scope) as JSONObject;
       } catch (err) {
         if (!(err instanceof InterpolationError)) throw err;
-        push(new ConfigError(err.message, pos(childPointer(stage.pointer, 'with')), `${field(stage.pointer)}.with`));
+        const ptr = err.path.reduce((p, k) => childPointer(p, k), childPointer(stage.pointer, 'with'));
+        push(new ConfigError(err.message, pos(ptr), field(ptr)));
         continue;
       }
       for (const e of validateAt(validate, params, childPointer(stage.pointer, 'with'), spec.positions, `${field(stage.pointer)}.with`)) {

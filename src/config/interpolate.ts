@@ -3,7 +3,10 @@ import type { JSONObject, JSONValue } from '../contract.js';
 /** What `${...}` can name: axis values of the instance, `vars.*`, `table`, `stage`, `pipeline`. */
 export type Scope = Record<string, JSONValue>;
 
-export class InterpolationError extends Error {}
+export class InterpolationError extends Error {
+  /** Keys from the interpolated value's root down to the string that failed. */
+  path: string[] = [];
+}
 
 const WHOLE = /^\$\{([^}]+)\}$/;
 const PART = /\$\$\{|\$\{([^}]+)\}/g;
@@ -45,10 +48,18 @@ export function interpolate(value: JSONValue, scope: Scope, depth = 0): JSONValu
       return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
     });
   }
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, scope, depth));
+  const at = <T>(key: string | number, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof InterpolationError && depth === 0) err.path.unshift(String(key));
+      throw err;
+    }
+  };
+  if (Array.isArray(value)) return value.map((v, i) => at(i, () => interpolate(v, scope, depth)));
   if (value && typeof value === 'object') {
     const out: JSONObject = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, scope, depth);
+    for (const [k, v] of Object.entries(value)) out[k] = at(k, () => interpolate(v, scope, depth));
     return out;
   }
   return value;

@@ -101,7 +101,6 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
   const { reporter, signal } = options;
   const slots = new Slots(options.capacity);
   const ttl = options.lockTtlMs ?? 30_000;
-  const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
   const outcomes = new Map<string, Promise<NodeOutcome>>();
   const order = dag.order.filter((id) => selected.has(id));
   reporter.start(
@@ -131,6 +130,8 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       return finish(id, { state: 'failed', reason: (err as Error).message });
     }
     const { key, material } = resolved;
+    // One owner per attempt: two instances of this run with the same key must not share a lock.
+    const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
     const remember = () => store.remember(pipeline.spec.name, id, { key, material });
     const hit = async (): Promise<Manifest | undefined> => {
       const m = store.manifest(key);

@@ -33,6 +33,7 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
           try {
             const { digest } = await sha256File(store.blobs.pathOf(a.digest));
             blobOk.set(a.digest, digest === a.digest ? undefined : `blob content hashes to ${digest.slice(0, 12)}…`);
+            if (digest !== a.digest && options.drop) await store.blobs.remove(a.digest);
           } catch (err) {
             blobOk.set(a.digest, `blob missing (${(err as NodeJS.ErrnoException).code})`);
           }

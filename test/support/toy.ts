@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadKinds, type Registry } from '../../src/registry.js';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const TOY_MODULE = fileURLToPath(new URL('../fixtures/toy-stages.js', import.meta.url));
+export const BIN = join(REPO, 'bin', 'pipeline.js');
+
+export function toyRegistry(): Promise<Registry> {
+  return loadKinds([TOY_MODULE]);
+}
+
+export interface Sandbox {
+  dir: string;
+  cache: string;
+  runLog: string;
+  write(name: string, yaml: string): string;
+  /** Node ids executed so far, one entry per execution. */
+  runs(): string[];
+  cli(args: string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function sandbox(): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'medpipe-test-'));
+  const cache = join(dir, 'cache');
+  const runLog = join(dir, 'runs.log');
+  return {
+    dir,
+    cache,
+    runLog,
+    write(name, yaml) {
+      const path = join(dir, name);
+      writeFileSync(path, yaml.replace(/\$TOY/g, TOY_MODULE));
+      return path;
+    },
+    runs() {
+      return existsSync(runLog) ? readFileSync(runLog, 'utf8').split('\n').filter(Boolean) : [];
+    },
+    cli(args, options = {}) {
+      return runCli(args, { cwd: dir, env: { MEDPIPE_CACHE: cache, TOY_RUN_LOG: runLog, ...options.env } });
+    },
+  };
+}
+
+export function runCli(args: string[], options: { cwd: string; env: Record<string, string> }): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, CI: 'true', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A small pipeline over two axes: src(seed) -> train(model, seed) -> total. */
+export const TOY_PIPELINE = `
+name: toy
+plugins: [$TOY]
+axes:
+  seed: [1, 2]
+  model: {resnet: ResNet50, deit: DeiT-S}
+vars:
+  base: 10
+stages:
+  src:
+    uses: emit
+    matrix: [seed]
+    with:
+      value: \${seed}
+  train:
+    uses: add
+    matrix: [model, seed]
+    inputs:
+      a: src.out
+    with:
+      tag: \${model}
+      offset: \${vars.base}
+  total:
+    uses: collect
+    inputs:
+      items: train.out
+table:
+  stage: train
+  value: out.value
+  rows: [model]
+  columns: []
+  over: seed
+`;
