@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { BIN, sandbox, TOY_PIPELINE } from './support/toy.js';
+
+const SLOW = TOY_PIPELINE.replace('      offset: ${vars.base}', '      offset: ${vars.base}\n      sleep_ms: 400');
+
+test('two processes started together on one pipeline compute each node exactly once', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', SLOW);
+  const [a, b] = await Promise.all([box.cli(['run', file]), box.cli(['run', file])]);
+  assert.equal(a.code, 0, a.stdout + a.stderr);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  const runs = box.runs();
+  assert.equal(runs.length, 7, `executions: ${runs.join(', ')}`);
+  assert.equal(new Set(runs).size, 7, 'no node executed twice');
+  assert.match(a.stdout + b.stdout, /computed by another run|cached/);
+});
+
+test('kill -9 in the middle of a node leaves a consistent cache, and the next run finishes the job', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE.replace('      offset: ${vars.base}', '      offset: ${vars.base}\n      sleep_ms: 3000'));
+  // Its own process group, so the kill takes the runner and its workers together, as a crash would.
+  const child = spawn(process.execPath, [BIN, 'run', file, '--jobs', '1'], {
+    cwd: box.dir,
+    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
+    detached: true,
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  while (!box.runs().some((r) => r.startsWith('train')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(box.runs().some((r) => r.startsWith('train')), 'a train node started');
+  process.kill(-child.pid!, 'SIGKILL');
+  await exited;
+
+  const verify = await box.cli(['cache', 'verify']);
+  assert.equal(verify.code, 0, verify.stdout);
+  assert.match(verify.stdout, /2 result\(s\) checked, 0 problem\(s\)/, 'only the two finished src nodes are visible');
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /train\[model=resnet,seed=1\]\s+to run\s+never run/);
+
+  const before = box.runs().length;
+  const resumed = await box.cli(['run', file, '--set', 'train.with.sleep_ms=0']);
+  assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+  assert.deepEqual(box.runs().slice(before).filter((r) => r.startsWith('src')), [], 'finished nodes are kept');
+  assert.match(resumed.stdout, /5 ran, 2 cached/);
+});
