@@ -1,0 +1,108 @@
+// Framework overheads: cached no-op run of a 1,000-node pipeline end to end, planning time,
+// store throughput. Printed, never asserted.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expandPipeline } from '../src/config/expand.js';
+import { loadPipeline } from '../src/config/load.js';
+import { buildDag } from '../src/graph/dag.js';
+import { selectNodes } from '../src/graph/select.js';
+import { loadKinds } from '../src/registry.js';
+import { Store } from '../src/store/store.js';
+import { fmt, summary, time } from './stats.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const TOY = fileURLToPath(new URL('../test/fixtures/toy-stages.js', import.meta.url));
+const BIN = join(REPO, 'bin', 'pipeline.js');
+
+/** 10 sources x 3 axes of 10: 10 + 990 = 1,000 nodes, each consumer reading its matching source. */
+export function thousandNodePipeline(): string {
+  return `
+name: bench1000
+plugins: [${TOY}]
+axes:
+  a: [${[...Array(10).keys()].join(', ')}]
+  b: [${[...Array(11).keys()].join(', ')}]
+  c: [${[...Array(9).keys()].join(', ')}]
+stages:
+  src:
+    uses: emit
+    matrix: [a]
+    with: {value: "\${a}"}
+  work:
+    uses: add
+    matrix: [a, b, c]
+    inputs: {a: src.out}
+    with: {tag: "\${b}-\${c}"}
+`;
+}
+
+function cli(args: string[], cwd: string, cache: string): { seconds: number; code: number | null; out: string } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: cache }, encoding: 'utf8' });
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, code: r.status, out: r.stdout + r.stderr };
+}
+
+export async function benchCore(log: (line: string) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'medpipe-bench-'));
+  const cache = join(dir, 'cache');
+  const file = join(dir, 'bench1000.yaml');
+  writeFileSync(file, thousandNodePipeline());
+
+  const registry = await loadKinds([TOY]);
+  const plans: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const [, s] = await time(() => {
+      const spec = loadPipeline(file);
+      const p = expandPipeline(spec, registry);
+      const dag = buildDag(p);
+      return selectNodes(p, dag, {});
+    });
+    plans.push(s);
+  }
+  log(`planning (load + expand + validate + DAG) of 1,000 nodes: median ${fmt(summary(plans).median)} (min ${fmt(summary(plans).min)}, n=${plans.length})`);
+
+  const cold = cli(['run', file, '--plain'], dir, cache);
+  if (cold.code !== 0) throw new Error(`cold run failed:\n${cold.out}`);
+  log(`cold run of 1,000 toy nodes (one worker process each, --jobs = cores): ${fmt(cold.seconds)} = ${fmt(cold.seconds / 1000)} per node`);
+  const noops: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = cli(['run', file], dir, cache);
+    if (!/1000 cached/.test(r.out)) throw new Error(`no-op run was not a no-op:\n${r.out}`);
+    noops.push(r.seconds);
+  }
+  const s = summary(noops);
+  log(`cached no-op \`pipeline run\` of 1,000 nodes, end to end: median ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, n=${s.n}; goal < 1 s)`);
+  const version = cli(['--help'], dir, cache);
+  log(`  of which process start + CLI load (\`pipeline --help\`): ${fmt(version.seconds)}`);
+
+  const store = new Store(join(dir, 'store-bench'));
+  const n = 2000;
+  const record = randomBytes(64 * 1024);
+  const [, wsec] = await time(() =>
+    store.records.write(
+      () => ({ shape: [n] }),
+      async (w) => {
+        for (let i = 0; i < n; i++) await w.append({ data: record, meta: { i } });
+      },
+    ),
+  );
+  const sets = store.records.setIds();
+  const reader = store.records.reader(sets[0]!, 'bench');
+  const [, rsec] = await time(() => {
+    let bytes = 0;
+    for (const r of reader.iterate()) bytes += r.data.length;
+    return bytes;
+  });
+  const mb = (n * record.length) / 2 ** 20;
+  log(`record sets (64 KiB records): write ${(n / wsec).toFixed(0)} records/s (${(mb / wsec).toFixed(0)} MiB/s), read ${(n / rsec).toFixed(0)} records/s (${(mb / rsec).toFixed(0)} MiB/s)`);
+  const blobPath = join(dir, 'blob.bin');
+  writeFileSync(blobPath, randomBytes(64 * 2 ** 20));
+  const [, bsec] = await time(() => store.blobs.put(blobPath, { move: true }));
+  log(`blob put (64 MiB, hash + rename): ${(64 / bsec).toFixed(0)} MiB/s`);
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,21 @@
+// `npm run bench`: every performance figure of the project, measured side by side on this
+// machine. Sections are independent; a failing one is reported and the rest still run.
+import { cpus } from 'node:os';
+import { benchCore } from './core.js';
+
+const sections: [string, (log: (line: string) => void) => Promise<void>][] = [['framework core', benchCore]];
+
+const only = process.argv.slice(2);
+console.log(`medpipe bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${new Date().toISOString()}`);
+let failed = 0;
+for (const [name, run] of sections) {
+  if (only.length > 0 && !only.some((o) => name.includes(o))) continue;
+  console.log(`\n## ${name}`);
+  try {
+    await run((line) => console.log(`  ${line}`));
+  } catch (err) {
+    failed++;
+    console.log(`  FAILED: ${(err as Error).message}`);
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;
