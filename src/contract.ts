@@ -30,6 +30,8 @@ export interface StageKind<P = JSONObject> {
   description?: string;
   /** ajv validates the YAML `with:` block against this; errors point at the YAML line. */
   params: JSONSchema;
+  /** Parameters that cannot change results (thread counts, progress intervals): left out of the key. */
+  unkeyed?: string[];
   inputs?: Record<string, InputSpec>;
   outputs: Record<string, ArtifactType>;
   resources?: Resources;

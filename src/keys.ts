@@ -14,7 +14,7 @@ export interface KeyMaterial {
 
 export function keyMaterial(
   node: NodeInstance,
-  version: number,
+  kind: { version: number; unkeyed?: string[] },
   inputDigest: (upstreamNode: string, output: string) => string,
   external: JSONValue | undefined,
 ): KeyMaterial {
@@ -27,7 +27,8 @@ export function keyMaterial(
       inputs[name] = inputDigest(u.node, u.output);
     }
   }
-  const material: KeyMaterial = { kind: node.kind, version, params: node.params, inputs };
+  const params = Object.fromEntries(Object.entries(node.params).filter(([name]) => !kind.unkeyed?.includes(name)));
+  const material: KeyMaterial = { kind: node.kind, version: kind.version, params, inputs };
   if (external !== undefined) material.external = external;
   return material;
 }

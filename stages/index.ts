@@ -1,3 +1,5 @@
 // The built-in stage kinds. A user adds a kind in a module of their own and names it under
 // `plugins:` in a pipeline file; nothing in src/ needs to change.
-export {};
+export { default as synthesize } from './synthesize.js';
+export { default as preprocess } from './preprocess.js';
+export { default as split } from './split.js';

@@ -18,6 +18,8 @@ test('a second run executes nothing; one changed parameter reruns exactly its de
   assert.equal(second.code, 0);
   assert.equal(box.runs().length, 7, 'nothing executes on a no-op run');
   assert.match(second.stdout, /7 cached/);
+  const unkeyed = await box.cli(['run', file, '--set', 'src.with.sleep_ms=5']);
+  assert.match(unkeyed.stdout, /7 cached/, 'a parameter the kind declares unkeyed does not enter the key');
 
   const status = await box.cli(['status', file, '--set', 'train.with.offset=11', '--only', 'model=deit']);
   assert.match(status.stdout, /train\[model=deit,seed=1\]\s+to run\s+params changed \(offset: 10 -> 11\)/);

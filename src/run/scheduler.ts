@@ -78,7 +78,7 @@ export async function resolveKey(rc: RunContext, node: NodeInstance, parentManif
   if (kind.fingerprint) external = await kind.fingerprint(node.params, fctx);
   const material = keyMaterial(
     node,
-    kind.version,
+    kind,
     (up, output) => {
       const artifact = parentManifest(up).outputs[output];
       if (!artifact) throw new Error(`${up} has no output "${output}" in its cached result (kind changed without a version bump?)`);

@@ -1,0 +1,214 @@
+// Decoding one image file to size x size uint8 pixels (HWC, 1 or 3 channels), as the paper
+// does: resized without keeping the aspect ratio. PNG/JPEG go through sharp; DICOM through
+// dicom-parser (uncompressed monochrome), windowed to 8 bits, then through sharp for resizing.
+// Every failure is a DecodeError naming the file, so a run can list all bad files at once.
+import { promises as fs } from 'node:fs';
+import type * as DicomParser from 'dicom-parser';
+import type { Sharp } from 'sharp';
+import { EXPLICIT_VR_BIG_ENDIAN, SUPPORTED_SYNTAXES, syntaxName } from './dicom-syntax.js';
+
+export type Channels = 1 | 3;
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+export const RESIZE_KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
+/** 'auto': the file's window centre/width when present, else min-max; 'minmax' always min-max. */
+export type DicomWindowing = 'auto' | 'minmax';
+
+export interface DecodeOptions {
+  size: number;
+  channels: Channels;
+  kernel?: ResizeKernel;
+  windowing?: DicomWindowing;
+}
+
+export class DecodeError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'DecodeError';
+  }
+}
+
+type DicomParserModule = typeof DicomParser;
+let dicomParserModule: Promise<DicomParserModule> | undefined;
+
+/** dicom-parser ships a UMD bundle: under ESM its API sits on the default export. */
+export function loadDicomParser(): Promise<DicomParserModule> {
+  dicomParserModule ??= import('dicom-parser').then((m) => {
+    const mod = m as unknown as { default?: DicomParserModule } & DicomParserModule;
+    return mod.default ?? mod;
+  });
+  return dicomParserModule;
+}
+
+type SharpFactory = (typeof import('sharp'))['default'];
+let sharpModule: Promise<SharpFactory> | undefined;
+
+export function loadSharp(): Promise<SharpFactory> {
+  sharpModule ??= import('sharp').then((m) => m.default);
+  return sharpModule;
+}
+
+export function isDicom(path: string, bytes: Uint8Array): boolean {
+  if (/\.dcm$/i.test(path)) return true;
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
+export interface GrayImage {
+  width: number;
+  height: number;
+  /** One byte per pixel, row-major, 0 = black as displayed. */
+  data: Uint8Array;
+}
+
+/**
+ * DICOM -> 8-bit grey as a radiologist would see it: stored values masked to BitsStored (and
+ * sign-extended for PixelRepresentation 1), Modality LUT (rescale slope/intercept), then the
+ * VOI linear window (PS3.3 C.11.2.1.2) or min-max, then MONOCHROME1 inverted.
+ */
+export async function dicomToGray(bytes: Uint8Array, file: string, windowing: DicomWindowing = 'auto'): Promise<GrayImage> {
+  const dp = await loadDicomParser();
+  let syntax: string | undefined;
+  try {
+    syntax = dp.readPart10Header(bytes).string('x00020010');
+  } catch (e) {
+    throw new DecodeError(file, `not a DICOM Part-10 file: ${messageOf(e)}`);
+  }
+  if (syntax === undefined) throw new DecodeError(file, 'DICOM file meta lacks the Transfer Syntax UID (0002,0010)');
+  syntax = syntax.replace(/\0/g, '').trim();
+  if (!SUPPORTED_SYNTAXES.has(syntax)) {
+    throw new DecodeError(
+      file,
+      `unsupported DICOM transfer syntax ${syntax} (${syntaxName(syntax)}); only uncompressed syntaxes ` +
+        `(${[...SUPPORTED_SYNTAXES].map((s) => `${s} ${syntaxName(s)}`).join(', ')}) are read — convert the file, e.g. with dcmdjpeg/gdcmconv --raw`,
+    );
+  }
+  let ds: DicomParser.DataSet;
+  try {
+    ds = dp.parseDicom(bytes);
+  } catch (e) {
+    throw new DecodeError(file, `truncated or corrupt DICOM: ${messageOf(e)}`);
+  }
+  const rows = ds.uint16('x00280010');
+  const cols = ds.uint16('x00280011');
+  const bitsAllocated = ds.uint16('x00280100');
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const signed = (ds.uint16('x00280103') ?? 0) === 1;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase();
+  const pixel = ds.elements['x7fe00010'];
+  if (!rows || !cols || !bitsAllocated || !bitsStored) {
+    throw new DecodeError(file, 'DICOM lacks Rows/Columns/BitsAllocated (not an image?)');
+  }
+  if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')) {
+    throw new DecodeError(file, `only monochrome DICOM is supported, got ${photometric} with ${samples} samples per pixel`);
+  }
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) {
+    throw new DecodeError(file, `only 8- or 16-bit DICOM pixels are supported, got BitsAllocated ${bitsAllocated}`);
+  }
+  if (!pixel) throw new DecodeError(file, 'DICOM has no Pixel Data (7FE0,0010)');
+  const n = rows * cols;
+  const bytesPer = bitsAllocated / 8;
+  const available = Math.min(pixel.length, bytes.length - pixel.dataOffset);
+  if (available < n * bytesPer) {
+    throw new DecodeError(file, `truncated DICOM pixel data: ${Math.max(0, available)} bytes, expected ${n * bytesPer} for ${cols}x${rows}x${bitsAllocated}-bit`);
+  }
+  const slope = ds.floatString('x00281053') ?? 1;
+  const intercept = ds.floatString('x00281052') ?? 0;
+  const values = storedValues(bytes, pixel.dataOffset, n, bitsAllocated, bitsStored, signed, syntax === EXPLICIT_VR_BIG_ENDIAN);
+  for (let i = 0; i < n; i++) values[i] = values[i] * slope + intercept;
+
+  const centre = ds.floatString('x00281050', 0);
+  const width = ds.floatString('x00281051', 0);
+  const out = new Uint8Array(n);
+  if (windowing === 'auto' && centre !== undefined && width !== undefined && width >= 1) {
+    const lo = centre - 0.5 - (width - 1) / 2;
+    const hi = centre - 0.5 + (width - 1) / 2;
+    for (let i = 0; i < n; i++) {
+      const x = values[i];
+      out[i] = x <= lo ? 0 : x > hi ? 255 : Math.round(((x - (centre - 0.5)) / (width - 1) + 0.5) * 255);
+    }
+  } else {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      if (values[i] < min) min = values[i];
+      if (values[i] > max) max = values[i];
+    }
+    const scale = max > min ? 255 / (max - min) : 0;
+    for (let i = 0; i < n; i++) out[i] = Math.round((values[i] - min) * scale);
+  }
+  if (photometric === 'MONOCHROME1') for (let i = 0; i < n; i++) out[i] = 255 - out[i];
+  return { width: cols, height: rows, data: out };
+}
+
+function storedValues(
+  bytes: Uint8Array,
+  offset: number,
+  n: number,
+  bitsAllocated: number,
+  bitsStored: number,
+  signed: boolean,
+  bigEndian: boolean,
+): Float32Array {
+  const values = new Float32Array(n);
+  const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
+  const signBit = 2 ** (bitsStored - 1);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, n * (bitsAllocated / 8));
+  for (let i = 0; i < n; i++) {
+    let v = bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, !bigEndian);
+    v &= mask;
+    if (signed && v >= signBit) v -= 2 * signBit;
+    values[i] = v;
+  }
+  return values;
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  // dicom-parser throws { exception: string, dataSet } rather than Errors.
+  if (typeof e === 'object' && e !== null && 'exception' in e) return String((e as { exception: unknown }).exception);
+  return String(e);
+}
+
+/** Resizes (aspect not kept) and fixes the channel count; sharp does the work off the JS thread. */
+async function finish(image: Sharp, file: string, options: DecodeOptions): Promise<Uint8Array> {
+  const { size, channels } = options;
+  let pipeline = image.removeAlpha().resize(size, size, { fit: 'fill', kernel: options.kernel ?? 'lanczos3' });
+  pipeline = channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
+  const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.width !== size || info.height !== size || info.channels !== channels) {
+    throw new DecodeError(file, `decoder produced ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x${channels}`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Reads and decodes absPath; `file` is the name errors show (the path relative to the root). */
+export async function decodeFile(absPath: string, file: string, options: DecodeOptions): Promise<Uint8Array> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(absPath);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DecodeError(file, code === 'ENOENT' ? 'missing file' : `cannot read: ${messageOf(e)}`);
+  }
+  return decodeBytes(bytes, file, options);
+}
+
+export async function decodeBytes(bytes: Uint8Array, file: string, options: DecodeOptions): Promise<Uint8Array> {
+  if (bytes.length === 0) throw new DecodeError(file, 'empty file (0 bytes)');
+  const sharp = await loadSharp();
+  try {
+    if (isDicom(file, bytes)) {
+      const gray = await dicomToGray(bytes, file, options.windowing);
+      return await finish(sharp(gray.data, { raw: { width: gray.width, height: gray.height, channels: 1 } }), file, options);
+    }
+    // failOn 'warning' makes libjpeg/libpng's "premature end of data" an error: a truncated
+    // download must not pass as an image with a grey bottom half.
+    return await finish(sharp(bytes, { failOn: 'warning', limitInputPixels: false }), file, options);
+  } catch (e) {
+    if (e instanceof DecodeError) throw e;
+    throw new DecodeError(file, `undecodable image: ${messageOf(e)}`);
+  }
+}
