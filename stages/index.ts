@@ -3,3 +3,4 @@
 export { default as synthesize } from './synthesize.js';
 export { default as preprocess } from './preprocess.js';
 export { default as split } from './split.js';
+export { default as aggregate } from './aggregate.js';

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildTable, median, std } from '../src/report/table.js';
+import { toCsv, toMarkdown } from '../src/report/render.js';
+import { sandbox, TOY_PIPELINE } from './support/toy.js';
+
+test('median and both standard deviations match numpy', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 2, 3]), 2.5);
+  assert.equal(median([]), null);
+  // numpy.std([1,2,3,4], ddof=1) = 1.2909944487358056; ddof=0 = 1.118033988749895
+  assert.ok(Math.abs(std([1, 2, 3, 4], 'sample')! - 1.2909944487358056) < 1e-12);
+  assert.ok(Math.abs(std([1, 2, 3, 4], 'population')! - 1.118033988749895) < 1e-12);
+  assert.equal(std([5], 'sample'), null, 'one value has no sample std');
+});
+
+test('a table cell aggregates its seeds, flags missing ones and shows the reference', () => {
+  const layout = {
+    value: 'metrics.value',
+    rows: ['model'],
+    columns: ['dataset'],
+    over: 'seed',
+    axes: {
+      model: [{ value: 'resnet', label: 'ResNet50' }],
+      dataset: [
+        { value: 'aptos', label: 'APTOS2019' },
+        { value: 'isic', label: 'ISIC2019' },
+      ],
+      seed: [1, 2, 3].map((s) => ({ value: s, label: String(s) })),
+    },
+    reference: { 'ResNet50/APTOS2019': 0.9 },
+  };
+  const entries = [
+    { axes: { model: 'resnet', dataset: 'aptos', seed: 1 }, value: { value: 0.8 } },
+    { axes: { model: 'resnet', dataset: 'aptos', seed: 2 }, value: { value: 0.9 } },
+    { axes: { model: 'resnet', dataset: 'aptos', seed: 3 }, value: { value: 1.0 } },
+    { axes: { model: 'resnet', dataset: 'isic', seed: 2 }, value: { value: 0.5 } },
+  ];
+  const table = buildTable(layout, entries, 'sample');
+  const md = toMarkdown(table);
+  assert.match(md, /\| model \| APTOS2019 \| ISIC2019 \|/);
+  assert.match(md, /\| ResNet50 \| 0\.900 ± 0\.100 \[ref 0\.900, Δ \+0\.000\] \| 0\.500 ± – \(1\/3\) \|/);
+  const csv = toCsv(table).trim().split('\n');
+  assert.equal(csv.length, 5, 'header + one line per value');
+  assert.equal(csv[4], 'ResNet50,ISIC2019,2,0.5,0.500000,–,1,3,');
+});
+
+test('the aggregate stage builds the table from every gathered instance, through ${table}', async () => {
+  const box = sandbox();
+  const file = box.write(
+    'p.yaml',
+    TOY_PIPELINE.replace(
+      '  total:\n    uses: collect\n    inputs:\n      items: train.out\n',
+      '  report:\n    uses: aggregate\n    inputs: {metrics: train.out}\n    with: {table: "${table}", digits: 1}\n',
+    ),
+  );
+  const r = await box.cli(['run', file]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const manifest = JSON.parse((await box.cli(['show', file, 'report'])).stdout) as { outputs: Record<string, { digest: string; value?: unknown }> };
+  const digest = manifest.outputs['markdown']!.digest;
+  const md = readFileSync(join(box.cache, 'cas', digest.slice(0, 2), digest.slice(2)), 'utf8');
+  // train = seed + 10 for both models: seeds 1, 2 -> 11, 12 -> median 11.5, sample std 0.7.
+  assert.match(md, /\| ResNet50 \| 11\.5 ± 0\.7 \|/);
+  assert.match(md, /\| DeiT-S \| 11\.5 ± 0\.7 \|/);
+  const html = manifest.outputs['html']!.digest;
+  assert.match(readFileSync(join(box.cache, 'cas', html.slice(0, 2), html.slice(2)), 'utf8'), /<td title="seed 1: 11\.0000\nseed 2: 12\.0000">11\.5 ± 0\.7<\/td>/);
+});
