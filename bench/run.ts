@@ -2,8 +2,12 @@
 // machine. Sections are independent; a failing one is reported and the rest still run.
 import { cpus } from 'node:os';
 import { benchCore } from './core.js';
+import { benchData } from './data.js';
 
-const sections: [string, (log: (line: string) => void) => Promise<void>][] = [['framework core', benchCore]];
+const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
+  ['framework core', benchCore],
+  ['data', benchData],
+];
 
 const only = process.argv.slice(2);
 console.log(`medpipe bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${new Date().toISOString()}`);
