@@ -1,0 +1,106 @@
+import type * as tfTypes from '@tensorflow/tfjs';
+
+type Tf = typeof tfTypes;
+
+export interface AdamOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** L2 penalty added to the gradient, as torch.optim.Adam's weight_decay. */
+  weightDecay: number;
+  /** Names that get no weight decay (biases, norms), when weightDecay > 0. */
+  noDecay?: (name: string) => boolean;
+}
+
+export const ADAM_DEFAULTS: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+
+/**
+ * torch.optim.Adam, step for step, with its moments held in named variables so that they can
+ * be checkpointed with the weights (`adam.m.<param>`, `adam.v.<param>`) and a resumed run
+ * continues bit for bit.
+ */
+export class Adam {
+  step = 0;
+  readonly m = new Map<string, tfTypes.Variable>();
+  readonly v = new Map<string, tfTypes.Variable>();
+
+  constructor(
+    private readonly tf: Tf,
+    readonly options: AdamOptions = ADAM_DEFAULTS,
+  ) {}
+
+  private moments(name: string, like: tfTypes.Tensor): [tfTypes.Variable, tfTypes.Variable] {
+    let m = this.m.get(name);
+    let v = this.v.get(name);
+    if (!m || !v) {
+      m = this.tf.variable(this.tf.zerosLike(like), false);
+      v = this.tf.variable(this.tf.zerosLike(like), false);
+      this.m.set(name, m);
+      this.v.set(name, v);
+    }
+    return [m, v];
+  }
+
+  apply(params: Map<string, tfTypes.Variable>, grads: Map<string, tfTypes.Tensor>, lr: number): void {
+    const { tf } = this;
+    const { beta1, beta2, eps, weightDecay, noDecay } = this.options;
+    this.step++;
+    const bc1 = 1 - beta1 ** this.step;
+    const bc2 = 1 - beta2 ** this.step;
+    for (const [name, g0] of grads) {
+      const p = params.get(name);
+      if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+      const [m, v] = this.moments(name, p);
+      tf.tidy(() => {
+        const g = weightDecay > 0 && !noDecay?.(name) ? g0.add(p.mul(weightDecay)) : g0;
+        m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
+        v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
+        const denom = v.div(bc2).sqrt().add(eps);
+        p.assign(p.sub(m.div(denom).mul(lr / bc1)));
+      });
+    }
+  }
+
+  /** Named tensors for a checkpoint; `step` goes in the checkpoint's metadata. */
+  state(): Map<string, tfTypes.Tensor> {
+    const out = new Map<string, tfTypes.Tensor>();
+    for (const [k, t] of this.m) out.set(`adam.m.${k}`, t);
+    for (const [k, t] of this.v) out.set(`adam.v.${k}`, t);
+    return out;
+  }
+
+  restore(step: number, tensors: Map<string, tfTypes.Tensor>): void {
+    this.step = step;
+    for (const [key, t] of tensors) {
+      const match = /^adam\.([mv])\.(.+)$/.exec(key);
+      if (!match) continue;
+      const target = match[1] === 'm' ? this.m : this.v;
+      target.get(match[2]!)?.dispose();
+      target.set(match[2]!, this.tf.variable(t, false));
+    }
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
+export function clipByGlobalNorm(tf: Tf, grads: Map<string, tfTypes.Tensor>, maxNorm: number): number {
+  const norm = tf.tidy(() => {
+    const squares = [...grads.values()].map((g) => g.square().sum());
+    return tf.addN(squares).sqrt();
+  });
+  const total = norm.dataSync()[0]!;
+  norm.dispose();
+  const coef = maxNorm / (total + 1e-6);
+  if (coef < 1) {
+    for (const [k, g] of grads) {
+      grads.set(k, tf.tidy(() => g.mul(coef)));
+      g.dispose();
+    }
+  }
+  return total;
+}
