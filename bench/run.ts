@@ -3,10 +3,12 @@
 import { cpus } from 'node:os';
 import { benchCore } from './core.js';
 import { benchData } from './data.js';
+import { benchRemote } from './remote.js';
 
 const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
   ['framework core', benchCore],
   ['data', benchData],
+  ['remote cache', benchRemote],
 ];
 
 const only = process.argv.slice(2);

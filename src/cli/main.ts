@@ -7,6 +7,7 @@ import { LineReporter } from '../run/line-reporter.js';
 import { ListrReporter } from '../run/listr-reporter.js';
 import type { Reporter } from '../run/reporter.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
+import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
@@ -16,6 +17,7 @@ import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js
 interface Common {
   cache?: string;
   set: string[];
+  remote?: string;
 }
 interface RunFlags extends Common {
   only: string[];
@@ -31,7 +33,8 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 function withCommon(cmd: Command): Command {
   return cmd
     .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
-    .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, []);
+    .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, [])
+    .option('--remote <url>', 'shared cache: file:///dir, http(s)://host/prefix, s3://bucket/prefix, or none (default: $MEDPIPE_REMOTE, then the pipeline\'s remote:)');
 }
 
 function withSelection(cmd: Command): Command {
@@ -68,6 +71,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const opened = await openPipeline(file, flags.set, env);
   const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
   const store = new Store(defaultCacheDir(flags.cache));
+  const remote = remoteFor(flags.remote, opened, store);
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -102,6 +106,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       signal: abort.signal,
       executor: new LocalExecutor(),
       reporter,
+      ...(remote ? { remote } : {}),
     });
     if (mode === 'status') {
       process.stdout.write(table(statusRows) + '\n');
@@ -117,6 +122,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;
   } finally {
     process.off('SIGINT', onSigint);
+    await remote?.close();
     await store.close();
   }
 }
@@ -178,7 +184,13 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
       }
     });
 
-  const cache = program.command('cache').description('inspect and maintain the local cache');
+  const cache = program.command('cache').description('inspect and maintain the local cache, share it through a remote');
+  withCommon(cache.command('push [pipeline] [targets...]'))
+    .description("upload local results to the remote cache: the pipeline's (or the targets') cached nodes, or with no pipeline every local result")
+    .action(async (file: string | undefined, targets: string[], flags: Common) => setExit(await cachePush(file, targets, flags, env)));
+  withCommon(cache.command('pull <pipeline> [targets...]'))
+    .description('download, verified, what the remote cache has of the pipeline (or the targets and their ancestors)')
+    .action(async (file: string, targets: string[], flags: Common) => setExit(await cachePull(file, targets, flags, env)));
   cache
     .command('ls')
     .option('--cache <dir>', 'local cache directory')

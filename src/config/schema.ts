@@ -55,6 +55,7 @@ export const pipelineSchema = {
       },
     },
     resources: { ...resources, description: 'Capacity of this machine (overridden by --resources).' },
+    remote: { type: 'string', description: 'Shared cache: file:///dir (or a path relative to this file), http(s)://host/prefix, s3://bucket/prefix (overridden by --remote and $MEDPIPE_REMOTE).' },
     stages: {
       type: 'object',
       propertyNames: identifier,

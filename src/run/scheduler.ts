@@ -6,6 +6,8 @@ import type { ExpandedPipeline, NodeInstance } from '../config/expand.js';
 import type { Dag } from '../graph/dag.js';
 import { explainChange, keyMaterial, nodeKey, type KeyMaterial } from '../keys.js';
 import type { Registry } from '../registry.js';
+import { leaseOrWait } from '../remote/coordinate.js';
+import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
 import { fingerprintContext } from './context.js';
@@ -29,6 +31,10 @@ export interface RunOptions {
   executor: Executor;
   reporter: Reporter;
   lockTtlMs?: number;
+  /** Shared cache: pulled on a local miss, leased while computing, pushed after each success. */
+  remote?: RemoteCache;
+  /** With dryRun, download remote hits (`cache pull`) instead of only looking at their manifests. */
+  pullInDryRun?: boolean;
 }
 
 export interface NodeOutcome {
@@ -146,6 +152,13 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       await remember();
       return finish(id, { state: 'cached', key, manifest: cachedManifest });
     }
+    if (options.remote) {
+      const pulled = options.dryRun && !options.pullInDryRun ? await options.remote.peek(key) : await options.remote.pull(key);
+      if (pulled) {
+        if (!options.dryRun || options.pullInDryRun) await remember();
+        return finish(id, { state: 'cached', key, manifest: pulled, reason: `on remote ${options.remote.url}` });
+      }
+    }
     const reason = whyRun(rc, node, material);
     if (options.dryRun) return finish(id, { state: 'would-run', key, reason });
     if (signal.aborted) return finish(id, { state: 'interrupted', key });
@@ -167,11 +180,26 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
     }
     const heartbeat = setInterval(() => store.renewLock(key, owner, ttl), ttl / 3);
     let release: (() => void) | undefined;
+    let remoteHeartbeat: NodeJS.Timeout | undefined;
+    let leased = false;
     try {
       cachedManifest = await hit();
       if (cachedManifest) {
         await remember();
         return finish(id, { state: 'cached', key, manifest: cachedManifest, reason: 'computed by another run' });
+      }
+      if (options.remote) {
+        const remote = options.remote;
+        const waited = await leaseOrWait(remote, key, owner, signal, (holder) =>
+          reporter.update(id, 'waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
+        );
+        if ('interrupted' in waited) return finish(id, { state: 'interrupted', key });
+        if (!waited.compute) {
+          await remember();
+          return finish(id, { state: 'cached', key, manifest: waited.manifest, reason: 'computed by another run (remote)' });
+        }
+        leased = waited.leased;
+        if (leased) remoteHeartbeat = setInterval(() => void remote.renew(key, owner), remote.leaseTtlMs / 3);
       }
       const kindEntry = registry.get(node.kind)!;
       release = await slots.acquire(slots.needOf(node.resources, id), signal);
@@ -196,6 +224,8 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       const manifest = store.manifest(key);
       if (result.ok && manifest) {
         await remember();
+        // Before the lease goes, so whoever waits on it finds the result.
+        await options.remote?.push(manifest);
         return finish(id, { state: 'ran', key, manifest, reason, log: job.log });
       }
       const error = result.ok ? 'worker finished without publishing a result' : result.error;
@@ -205,6 +235,8 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
     } finally {
       release?.();
       clearInterval(heartbeat);
+      clearInterval(remoteHeartbeat);
+      if (leased) await options.remote?.release(key, owner);
       store.unlock(key, owner);
     }
   };

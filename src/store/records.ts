@@ -31,31 +31,80 @@ export class RecordSets {
 
   /** Streams records into a new set; returns where it lives and its content digest. */
   async write(meta: () => JSONObject, fill: (w: RecordWriter) => Promise<void>): Promise<{ set: string; digest: string; count: number; meta: JSONObject }> {
+    return this.store(meta, async (put) => {
+      let count = 0;
+      const writer: RecordWriter = {
+        get count() {
+          return count;
+        },
+        async append(record: DataRecord) {
+          count++;
+          await put(pack({ d: record.data, m: record.meta }));
+        },
+      };
+      await fill(writer);
+    });
+  }
+
+  /**
+   * Rebuilds a set from records exactly as rawRecords() gave them (another machine's cache);
+   * the result must hash to `expected`, else nothing is kept and CorruptArtifactError is thrown.
+   */
+  async importRaw(records: AsyncIterable<Buffer>, meta: JSONObject, expected: string): Promise<{ set: string; count: number }> {
+    const out = await this.store(
+      () => meta,
+      async (put) => {
+        for await (const bytes of records) await put(bytes);
+      },
+      expected,
+    );
+    return { set: out.set, count: out.count };
+  }
+
+  /** Record bytes as stored, in order: what travels when a set is shared. */
+  *rawRecords(set: string): Generator<Buffer> {
+    const info = this.sets.get(set);
+    if (!info) throw new CorruptArtifactError(`record set ${set} missing`, set, 'none');
+    for (let i = 0; i < info.count; i++) {
+      const bytes = this.records.get([set, i]);
+      if (!bytes) throw new CorruptArtifactError(`record set ${set} (record ${i} missing)`, info.digest, 'none');
+      yield bytes;
+    }
+  }
+
+  /** A stored set with this content digest, if any. */
+  findByDigest(digest: string): string | undefined {
+    const set = this.byDigest.get(digest);
+    return set && this.sets.get(set) ? set : undefined;
+  }
+
+  private async store(
+    meta: () => JSONObject,
+    fill: (put: (bytes: Buffer) => Promise<void>) => Promise<void>,
+    expected?: string,
+  ): Promise<{ set: string; digest: string; count: number; meta: JSONObject }> {
     const set = randomUUID();
     const hash = createHash('sha256');
     let count = 0;
     let pending: Promise<unknown> = Promise.resolve();
     const records = this.records;
-    const writer: RecordWriter = {
-      get count() {
-        return count;
-      },
-      async append(record: DataRecord) {
-        const bytes = pack({ d: record.data, m: record.meta });
-        const len = Buffer.alloc(4);
-        len.writeUInt32LE(bytes.length);
-        hash.update(len).update(bytes);
-        pending = records.put([set, count], bytes);
-        count++;
-        // Bound memory: let LMDB commit its batch every so often instead of queueing a data set.
-        if (count % 256 === 0) await pending;
-      },
-    };
-    await fill(writer);
+    await fill(async (bytes) => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(bytes.length);
+      hash.update(len).update(bytes);
+      pending = records.put([set, count], bytes);
+      count++;
+      // Bound memory: let LMDB commit its batch every so often instead of queueing a data set.
+      if (count % 256 === 0) await pending;
+    });
     await pending;
     const setMeta = meta();
     hash.update(canonicalJSON(setMeta));
     const digest = hash.digest('hex');
+    if (expected !== undefined && digest !== expected) {
+      await this.drop(set, count);
+      throw new CorruptArtifactError('imported record set', expected, digest);
+    }
     const existing = this.byDigest.get(digest);
     if (existing && this.sets.get(existing)) {
       await this.drop(set, count);
