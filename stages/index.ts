@@ -4,3 +4,6 @@ export { default as synthesize } from './synthesize.js';
 export { default as preprocess } from './preprocess.js';
 export { default as split } from './split.js';
 export { default as aggregate } from './aggregate.js';
+export { default as init } from './init.js';
+export { default as finetune } from './finetune.js';
+export { default as evaluate } from './evaluate.js';

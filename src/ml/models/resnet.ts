@@ -1,0 +1,40 @@
+// torchvision ResNet forward over NHWC: conv7x7/2 - BN - ReLU - maxpool3x3/2, residual
+// stages, global average pool, fc. Bottleneck v1.5 (stride on the 3x3 conv).
+
+import * as tf from '@tensorflow/tfjs';
+import { batchNorm, conv2d, linear, type ForwardOptions } from './layers.js';
+import type { ParamMap } from './params.js';
+import { blockShapes, type BlockShape } from './resnet-spec.js';
+import type { ResNetConfig } from './types.js';
+
+function block(cfg: ResNetConfig, params: ParamMap, b: BlockShape, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
+  const p = b.prefix;
+  let out: tf.Tensor4D;
+  if (cfg.block === 'basic') {
+    out = tf.relu(batchNorm(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, b.stride, 1), opts));
+    out = batchNorm(params, `${p}.bn2`, conv2d(params, `${p}.conv2.weight`, out, 1, 1), opts);
+  } else {
+    out = tf.relu(batchNorm(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, 1, 0), opts));
+    out = tf.relu(batchNorm(params, `${p}.bn2`, conv2d(params, `${p}.conv2.weight`, out, b.stride, 1), opts));
+    out = batchNorm(params, `${p}.bn3`, conv2d(params, `${p}.conv3.weight`, out, 1, 0), opts);
+  }
+  const identity = b.downsample
+    ? batchNorm(params, `${p}.downsample.1`, conv2d(params, `${p}.downsample.0.weight`, x, b.stride, 0), opts)
+    : x;
+  return tf.relu(tf.add(out, identity));
+}
+
+/** Pooled features before the classifier, [B, C]. */
+export function resnetFeatures(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+  return tf.tidy(() => {
+    let h = tf.relu(batchNorm(params, 'bn1', conv2d(params, 'conv1.weight', x, 2, 3), opts));
+    // Padding 1 of a max pool counts as -inf in torch; tfjs pools over in-bounds values only.
+    h = tf.maxPool(h, 3, 2, 1);
+    for (const b of blockShapes(cfg)) h = block(cfg, params, b, h, opts);
+    return tf.mean(h, [1, 2]) as tf.Tensor2D;
+  });
+}
+
+export function resnetForward(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+  return tf.tidy(() => linear(params, 'fc', resnetFeatures(cfg, params, x, opts)));
+}

@@ -1,0 +1,76 @@
+// timm VisionTransformer forward (as deit_small_patch16_224) over NHWC input: patch conv,
+// CLS token, absolute position embedding, pre-norm blocks, final norm, head on the CLS.
+// Token tensors are kept as [B*T, D] so that every linear layer is a 2-D matMul.
+// No dropout or drop-path: timm.create_model('deit_small_patch16_224') defaults both to 0,
+// so `training` changes nothing here (it matters for ResNet's BatchNorm).
+
+import * as tf from '@tensorflow/tfjs';
+import { gelu, layerNorm, linear, type ForwardOptions } from './layers.js';
+import { param, type ParamMap } from './params.js';
+import { resampleMatrix } from './pos-embed.js';
+import { gridSize } from './vit-spec.js';
+import type { ViTConfig } from './types.js';
+
+/** The position embedding for a g x g grid: the parameter itself, or (another input size)
+ *  resampled as timm does, differentiably, through the same bicubic matrices. */
+function posEmbed(cfg: ViTConfig, params: ParamMap, g: number): tf.Tensor2D {
+  const pos = param(params, 'pos_embed');
+  const [, n, D] = pos.shape;
+  const flat = tf.reshape(pos, [n, D]) as tf.Tensor2D;
+  const g0 = gridSize(cfg);
+  if (g === g0) return flat;
+  const cls = tf.slice(flat, [0, 0], [1, D]);
+  const grid = tf.slice(flat, [1, 0], [g0 * g0, D]);
+  const W = tf.tensor2d(resampleMatrix(g0, g), [g, g0]);
+  // Rows: [g, g0*D]; then columns through the transpose.
+  const rows = tf.reshape(tf.matMul(W, tf.reshape(grid, [g0, g0 * D])), [g, g0, D]);
+  const cols = tf.matMul(W, tf.reshape(tf.transpose(rows, [1, 0, 2]), [g0, g * D]));
+  const out = tf.reshape(tf.transpose(tf.reshape(cols, [g, g, D]), [1, 0, 2]), [g * g, D]);
+  return tf.concat([cls, out], 0) as tf.Tensor2D;
+}
+
+function attention(cfg: ViTConfig, params: ParamMap, prefix: string, x: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
+  const D = cfg.dim;
+  const H = cfg.heads;
+  const hd = D / H;
+  const qkv = linear(params, `${prefix}.qkv`, x, cfg.qkvBias);
+  // torch reshapes qkv to (B, T, 3, H, hd): columns are [q | k | v], heads contiguous.
+  const [q, k, v] = tf.split(qkv, 3, 1);
+  const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]) as tf.Tensor3D;
+  const scores = tf.matMul(heads(tf.mul(q, hd ** -0.5)), heads(k), false, true);
+  const attn = tf.softmax(scores, -1);
+  const o = tf.matMul(attn, heads(v));
+  const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, D]) as tf.Tensor2D;
+  return linear(params, `${prefix}.proj`, merged);
+}
+
+/** The final-normed CLS token, [B, D]. */
+export function vitFeatures(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _opts: ForwardOptions): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, h, w] = x.shape;
+    if (h !== w) throw new Error(`vit: square inputs only, got ${h}x${w}`);
+    const g = gridSize(cfg, h);
+    const D = cfg.dim;
+    const T = g * g + 1;
+    const patches = tf.add(
+      tf.conv2d(x, param(params, 'patch_embed.proj.weight') as tf.Tensor4D, cfg.patchSize, 'valid'),
+      param(params, 'patch_embed.proj.bias'),
+    );
+    const cls = tf.broadcastTo(param(params, 'cls_token'), [B, 1, D]);
+    const tokens = tf.concat([cls, tf.reshape(patches, [B, g * g, D])], 1);
+    let t = tf.reshape(tf.add(tokens, posEmbed(cfg, params, g)), [B * T, D]) as tf.Tensor2D;
+    for (let i = 0; i < cfg.depth; i++) {
+      const b = `blocks.${i}`;
+      t = tf.add(t, attention(cfg, params, `${b}.attn`, layerNorm(params, `${b}.norm1`, t, cfg.eps), B, T));
+      const hidden = gelu(linear(params, `${b}.mlp.fc1`, layerNorm(params, `${b}.norm2`, t, cfg.eps)));
+      t = tf.add(t, linear(params, `${b}.mlp.fc2`, hidden));
+    }
+    // LayerNorm is per token, so normalising only the CLS equals timm's norm-then-pick.
+    const clsOut = tf.reshape(tf.slice(tf.reshape(t, [B, T, D]), [0, 0, 0], [B, 1, D]), [B, D]) as tf.Tensor2D;
+    return layerNorm(params, 'norm', clsOut, cfg.eps);
+  });
+}
+
+export function vitForward(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+  return tf.tidy(() => linear(params, 'head', vitFeatures(cfg, params, x, opts)));
+}
