@@ -1,0 +1,95 @@
+// End to end through the CLI on a tiny synthetic APTOS: the supervised path is deterministic
+// for a key, resumes after kill -9 to the very same weights, and produces the table's inputs.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { BIN, sandbox, type Sandbox } from './support/toy.js';
+
+const PIPELINE = `
+name: ft
+stages:
+  synthesize:
+    uses: synthesize
+    with: {dataset: aptos2019, dest: data/aptos, count: 60, size: 40, seed: 3}
+  preprocess:
+    uses: preprocess
+    inputs: {source: synthesize.dataset}
+    with: {format: aptos2019, size: 32}
+  split:
+    uses: split
+    inputs: {records: preprocess.records}
+  init:
+    uses: init
+    with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}
+  finetune:
+    uses: finetune
+    inputs: {data: preprocess.records, split: split.split, weights: init.weights}
+    with: {metric: kappa, epochs: 6, batch_size: 8, warmup_iters: 4, lr: 0.001, seed: 7, checkpoint_every: 3}
+  evaluate:
+    uses: evaluate
+    inputs: {data: preprocess.records, split: split.split, weights: finetune.weights}
+    with: {metric: kappa}
+`;
+
+interface Shown {
+  key: string;
+  outputs: Record<string, { digest: string; value?: unknown }>;
+}
+
+async function show(box: Sandbox, file: string, node: string): Promise<Shown> {
+  const r = await box.cli(['show', file, node]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  return JSON.parse(r.stdout) as Shown;
+}
+
+test('finetune: same key, same weights; kill -9 mid-training resumes to the identical result', { timeout: 300_000 }, async () => {
+  const a = sandbox();
+  const fileA = a.write('p.yaml', PIPELINE);
+  const ra = await a.cli(['run', fileA]);
+  assert.equal(ra.code, 0, ra.stdout + ra.stderr);
+  const ftA = await show(a, fileA, 'finetune');
+  const curves = ftA.outputs['curves']!.value as { epochs: { train_loss: number }[]; best_epoch: number };
+  assert.equal(curves.epochs.length, 6);
+  assert.ok(curves.epochs.every((e) => Number.isFinite(e.train_loss)));
+  const metrics = (await show(a, fileA, 'evaluate')).outputs['metrics']!.value as { metric: string; value: number; n: number; confusion: number[][] };
+  assert.equal(metrics.metric, 'kappa');
+  assert.ok(Number.isFinite(metrics.value) && metrics.value >= -1 && metrics.value <= 1);
+  assert.equal(metrics.confusion.flat().reduce((s, x) => s + x, 0), metrics.n, 'every test image is in the confusion matrix');
+
+  // A second cache: same key, byte-identical weights.
+  const b = sandbox();
+  const fileB = b.write('p.yaml', PIPELINE);
+  assert.equal((await b.cli(['run', fileB, 'finetune'])).code, 0);
+  const ftB = await show(b, fileB, 'finetune');
+  assert.equal(ftB.key, ftA.key);
+  assert.equal(ftB.outputs['weights']!.digest, ftA.outputs['weights']!.digest);
+
+  // A third: kill the whole run (runner and worker) once training has checkpointed, then resume.
+  const c = sandbox();
+  const fileC = c.write('p.yaml', PIPELINE);
+  assert.equal((await c.cli(['run', fileC, 'split', 'init'])).code, 0);
+  const child = spawn(process.execPath, [BIN, 'run', fileC, 'finetune'], {
+    cwd: c.dir,
+    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: c.cache },
+    detached: true,
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const stateFile = join(c.cache, 'checkpoints', ftA.key, 'train-state.safetensors');
+  const deadline = Date.now() + 120_000;
+  while (!existsSync(stateFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(existsSync(stateFile), 'training wrote a resumable checkpoint');
+  process.kill(-child.pid!, 'SIGKILL');
+  await exited;
+  assert.equal((await c.cli(['status', fileC, 'finetune'])).stdout.match(/finetune\s+to run/)?.length, 1, 'the killed node left no result');
+  const resumed = await c.cli(['run', fileC, 'finetune']);
+  assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+  const logs = readdirSync(join(c.cache, 'logs')).filter((f) => f.startsWith('finetune'));
+  assert.equal(logs.length, 1);
+  const ftC = await show(c, fileC, 'finetune');
+  const resumedFrom = (ftC.outputs['curves']!.value as { resumed_from: unknown }).resumed_from;
+  assert.notEqual(resumedFrom, null, 'the second run resumed from the checkpoint');
+  assert.equal(ftC.outputs['weights']!.digest, ftA.outputs['weights']!.digest, 'resumed weights are identical to an uninterrupted run');
+});
