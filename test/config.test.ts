@@ -174,7 +174,8 @@ test('selection: node, glob, stage, --only and --cell select exactly those nodes
   assert.deepEqual(sel({ only: ['seed=2'] }), ['src[seed=2]', 'train[model=deit,seed=2]', 'train[model=resnet,seed=2]']);
   assert.deepEqual(sel({ cell: 'DeiT-S' }), ['src[seed=1]', 'src[seed=2]', 'train[model=deit,seed=1]', 'train[model=deit,seed=2]']);
   assert.equal(sel({}).length, 7);
-  assert.throws(() => sel({ cell: 'ViT' }), /unknown model "ViT" \(labels: ResNet50, DeiT-S\)/);
+  assert.throws(() => sel({ cell: 'ViT' }), /"ViT" is no label of model \(ResNet50, DeiT-S\)/);
+  assert.deepEqual(sel({ cell: 'deit' }), sel({ cell: 'DeiT-S' }), 'raw axis values address a cell too');
   assert.throws(() => sel({ only: ['seed=9'] }), /unknown value "9" of axis seed/);
 });
 
@@ -193,4 +194,26 @@ test('the published schema file matches the one the loader uses', async () => {
   const { REPO } = await import('./support/toy.js');
   const published = JSON.parse(readFileSync(join(REPO, 'pipelines', 'schema.json'), 'utf8'));
   assert.deepEqual(published, JSON.parse(JSON.stringify(pipelineSchema)), 'run `npm run schema` to refresh pipelines/schema.json');
+});
+
+test('a table cell is addressed by its labels in any order', async () => {
+  const p = await expand(`
+name: cells
+plugins: [$TOY]
+axes:
+  model: {resnet: ResNet50, deit: DeiT-S}
+  dataset: {aptos: APTOS2019, isic: ISIC2019}
+  seed: [1, 2]
+stages:
+  ev:
+    uses: emit
+    matrix: [dataset, model, seed]
+    with: {value: 1}
+table: {stage: ev, value: out.value, rows: [model], columns: [dataset], over: seed}
+`);
+  const dag = buildDag(p);
+  const a = [...selectNodes(p, dag, { cell: 'DeiT-S/ISIC2019' })].sort();
+  assert.deepEqual(a, ['ev[dataset=isic,model=deit,seed=1]', 'ev[dataset=isic,model=deit,seed=2]']);
+  assert.deepEqual([...selectNodes(p, dag, { cell: 'ISIC2019/DeiT-S' })].sort(), a);
+  assert.throws(() => selectNodes(p, dag, { cell: 'DeiT-S/ResNet50' }), /two labels of model/);
 });

@@ -39,24 +39,33 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
   return filters;
 }
 
-/** Resolves `--cell` labels (or raw values) to the table stage's instances of that cell. */
+/**
+ * Resolves `--cell` labels (or raw values) to the table stage's instances of that cell. Labels
+ * may come in any order ("DeiT-S/ImageNet/APTOS2019" or "ImageNet/DeiT-S/APTOS2019"): each
+ * names exactly one of the table's row and column axes.
+ */
 export function cellNodes(pipeline: ExpandedPipeline, cell: string): string[] {
   const table = pipeline.spec.table;
   const pos = { file: `--cell ${cell}`, line: 0, col: 0 };
   if (!table) throw new ConfigError('this pipeline has no table: section', pos);
-  const axes = [...table.rows, ...table.columns];
+  const axes = [...table.rows, ...table.columns].map((a) => pipeline.spec.axes.get(a)!);
   const parts = cell.split('/');
-  if (parts.length !== axes.length) throw new ConfigError(`a cell is addressed by ${axes.length} labels (${axes.join('/')}), got ${parts.length}`, pos);
+  if (parts.length !== axes.length) throw new ConfigError(`a cell is addressed by ${axes.length} labels (one each of ${axes.map((a) => a.name).join(', ')}), got ${parts.length}`, pos);
   const coords: Record<string, AxisValue> = {};
-  parts.forEach((label, i) => {
-    const spec = pipeline.spec.axes.get(axes[i]!)!;
-    const value = spec.values.find((v) => spec.labels.get(v) === label) ?? canonicalAxisValue(spec, label);
-    if (value === undefined) {
-      throw new ConfigError(`unknown ${spec.name} "${label}" (labels: ${spec.values.map((v) => spec.labels.get(v)).join(', ')})`, pos);
+  for (const label of parts) {
+    const matches = axes.flatMap((spec) => {
+      const value = spec.values.find((v) => spec.labels.get(v) === label) ?? canonicalAxisValue(spec, label);
+      return value === undefined ? [] : [{ spec, value }];
+    });
+    if (matches.length === 0) {
+      throw new ConfigError(`"${label}" is no label of ${axes.map((a) => `${a.name} (${a.values.map((v) => a.labels.get(v)).join(', ')})`).join(', ')}`, pos);
     }
+    if (matches.length > 1) throw new ConfigError(`"${label}" is ambiguous: a label of ${matches.map((m) => m.spec.name).join(' and ')}`, pos);
+    const { spec, value } = matches[0]!;
+    if (spec.name in coords) throw new ConfigError(`two labels of ${spec.name}: ${spec.labels.get(coords[spec.name]!)} and ${label}`, pos);
     coords[spec.name] = value;
-  });
-  const ids = (pipeline.byStage.get(table.stage) ?? []).filter((id) => axes.every((a) => String(pipeline.nodes.get(id)!.axes[a]) === String(coords[a])));
+  }
+  const ids = (pipeline.byStage.get(table.stage) ?? []).filter((id) => axes.every((a) => String(pipeline.nodes.get(id)!.axes[a.name]) === String(coords[a.name])));
   if (ids.length === 0) throw new ConfigError(`no ${table.stage} instance for cell ${cell}`, pos);
   return ids;
 }
