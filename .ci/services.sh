@@ -8,6 +8,11 @@
 #
 # S3: no S3-compatible server is packaged in Debian 12 (no minio/garage; radosgw needs a Ceph
 # cluster), so the S3 backend is tested against the in-process server in test/remote-s3.test.ts.
+#
+# SLURM: a one-machine cluster from Debian's slurm-wlm (slurmctld + slurmd on loopback, munge
+# auth, no cgroups, no accounting daemon) for test/slurm-*.test.ts; prints
+# `export MEDPIPE_TEST_SLURM=1` once `sinfo` shows the node idle. Either service failing is a
+# warning on stderr and a missing export, never a failed script: the tests skip what is absent.
 set -euo pipefail
 
 port="${MEDPIPE_WEBDAV_PORT:-18765}"
@@ -65,11 +70,131 @@ EOF
 
 if answers; then
   log "nginx WebDAV already up on 127.0.0.1:$port"
+  echo "export MEDPIPE_TEST_WEBDAV=$port"
 else
   # A stale pid file from a killed nginx would make the new one refuse to start.
   [ -f "$base/nginx.pid" ] && kill "$(cat "$base/nginx.pid")" 2>/dev/null || true
-  start_nginx
-  log "nginx WebDAV on 127.0.0.1:$port serving $base/root"
+  if (start_nginx); then
+    log "nginx WebDAV on 127.0.0.1:$port serving $base/root"
+    echo "export MEDPIPE_TEST_WEBDAV=$port"
+  else
+    log "warning: nginx WebDAV did not start; the WebDAV tests run against in-process servers only"
+  fi
 fi
-export MEDPIPE_TEST_WEBDAV="$port"
-echo "export MEDPIPE_TEST_WEBDAV=$port"
+
+# ---- SLURM: one node on loopback -------------------------------------------------------------
+slurm_dir="${MEDPIPE_SLURM_DIR:-/tmp/medpipe-slurm}"
+slurm_node="${MEDPIPE_SLURM_NODE:-medpipe-node}"
+
+slurm_idle() { sinfo -h -n "$slurm_node" -o %t 2>/dev/null | grep -Eq '^(idle|mix|alloc)'; }
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+
+install_slurm() {
+  command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 && return 0
+  log "installing slurm-wlm and munge"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # Their postinst asks invoke-rc.d to start the daemons; without systemd that is refused
+  # (harmless): they are started below, by hand.
+  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >&2
+}
+
+start_munge() {
+  # The package generates /etc/munge/munge.key; make one if it is missing.
+  if [ ! -s /etc/munge/munge.key ]; then
+    mungekey --create --keyfile=/etc/munge/munge.key >&2
+    chown munge:munge /etc/munge/munge.key
+    chmod 600 /etc/munge/munge.key
+  fi
+  munge_ok && return 0
+  mkdir -p /run/munge /var/log/munge /var/lib/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge
+  rm -f /run/munge/munge.socket.2 /run/munge/munged.pid
+  runuser -u munge -- /usr/sbin/munged >&2
+  for _ in $(seq 1 50); do
+    munge_ok && return 0
+    sleep 0.1
+  done
+  log "munged does not answer"
+  return 1
+}
+
+write_slurm_conf() {
+  local host cpus mem
+  host="$(hostname -s)"
+  cpus="$(nproc)"
+  # Below the machine's memory: a node that reports less than its RealMemory is drained.
+  mem=$(($(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) * 9 / 10))
+  mkdir -p "$slurm_dir/state" "$slurm_dir/spool" "$slurm_dir/log"
+  # Jobs run as root (the CI user). No cgroups (containers rarely have a writable cgroupfs):
+  # processes are tracked through /proc and tasks are not confined. No slurmdbd, so no sacct:
+  # finished jobs stay visible to squeue/scontrol for MinJobAge seconds.
+  cat >"$slurm_dir/slurm.conf" <<CONF
+ClusterName=medpipe
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+SwitchType=switch/none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$slurm_dir/state
+SlurmdSpoolDir=$slurm_dir/spool
+SlurmctldPidFile=$slurm_dir/slurmctld.pid
+SlurmdPidFile=$slurm_dir/slurmd.pid
+SlurmctldLogFile=$slurm_dir/log/slurmctld.log
+SlurmdLogFile=$slurm_dir/log/slurmd.log
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+InactiveLimit=0
+NodeName=$slurm_node NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+  # The client tools (sbatch, squeue, ...) read /etc/slurm/slurm.conf: point it at ours unless
+  # the machine has a real one.
+  if [ ! -e /etc/slurm/slurm.conf ] || [ -L /etc/slurm/slurm.conf ]; then
+    mkdir -p /etc/slurm
+    ln -sfn "$slurm_dir/slurm.conf" /etc/slurm/slurm.conf
+  fi
+}
+
+start_slurm() {
+  install_slurm || return 1
+  start_munge || return 1
+  write_slurm_conf
+  for d in slurmctld slurmd; do
+    if [ -f "$slurm_dir/$d.pid" ]; then kill "$(cat "$slurm_dir/$d.pid")" 2>/dev/null || true; fi
+  done
+  sleep 0.3
+  slurmctld -f "$slurm_dir/slurm.conf" >&2 || { log "slurmctld did not start (see $slurm_dir/log/slurmctld.log)"; return 1; }
+  slurmd -f "$slurm_dir/slurm.conf" -N "$slurm_node" >&2 || { log "slurmd did not start (see $slurm_dir/log/slurmd.log)"; return 1; }
+  for i in $(seq 1 150); do
+    slurm_idle && return 0
+    # A node left DOWN by an unclean stop comes back once told to.
+    [ $((i % 10)) -eq 0 ] && scontrol update nodename="$slurm_node" state=resume >/dev/null 2>&1
+    sleep 0.2
+  done
+  log "the SLURM node did not become idle: $(sinfo 2>&1 | tr '\n' ' ') (see $slurm_dir/log/)"
+  return 1
+}
+
+if command -v sinfo >/dev/null 2>&1 && slurm_idle; then
+  log "SLURM already up: $(sinfo -h -o '%P %D %t' 2>/dev/null | head -1)"
+  echo "export MEDPIPE_TEST_SLURM=1"
+elif (start_slurm); then
+  log "SLURM up: node $slurm_node on 127.0.0.1, config $slurm_dir/slurm.conf"
+  echo "export MEDPIPE_TEST_SLURM=1"
+else
+  log "warning: SLURM did not start; the SLURM tests will skip"
+fi

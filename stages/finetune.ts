@@ -3,7 +3,7 @@
 // authors' code's: batch 64, gradient clipping 1.0).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineStage, type StageContext } from '../src/contract.js';
+import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
 
 export interface FinetuneParams {
   metric: 'kappa' | 'balanced_recall' | 'roc_auc' | 'accuracy';
@@ -51,6 +51,20 @@ export const augmentSchema = {
   default: {},
 };
 
+/** How an image must be prepared to be fed to the trained model: what `pipeline predict` reads. */
+export function preprocessingOf(meta: JSONObject, evalAug: { resize: number; crop: number }): JSONObject {
+  const shape = (meta['shape'] as number[] | undefined) ?? [];
+  return {
+    size: shape[0] ?? null,
+    channels: shape[2] ?? null,
+    format: meta['format'] ?? null,
+    mean: meta['mean'] ?? null,
+    std: meta['std'] ?? null,
+    classes: meta['classes'] ?? null,
+    eval: { resize: evalAug.resize, crop: evalAug.crop },
+  };
+}
+
 /** Crop = the checkpoint's input size; resize keeps the paper's 256:224 ratio unless given. */
 export function augmentFor(imageSize: number, augment: FinetuneParams['augment']) {
   const resize = Math.round((imageSize * 256) / 224);
@@ -62,7 +76,8 @@ export function augmentFor(imageSize: number, augment: FinetuneParams['augment']
 
 export default defineStage<FinetuneParams>({
   kind: 'finetune',
-  version: 1,
+  // 2: the best checkpoint records its preprocessing (for `pipeline predict`).
+  version: 2,
   description: 'Supervised fine-tuning (Adam, warm-up, lr/10 on plateau); output: the best-validation checkpoint',
   params: {
     type: 'object',
@@ -154,6 +169,7 @@ export default defineStage<FinetuneParams>({
         evalBatchSize: p.eval_batch_size,
         checkpointEvery: p.checkpoint_every,
         split,
+        checkpointMeta: { preprocessing: JSON.stringify(preprocessingOf(reader.meta, aug.eval)) },
       },
       { workdir: ctx.workdir, signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
     );

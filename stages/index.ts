@@ -7,3 +7,4 @@ export { default as aggregate } from './aggregate.js';
 export { default as init } from './init.js';
 export { default as finetune } from './finetune.js';
 export { default as evaluate } from './evaluate.js';
+export { default as pretrain } from './pretrain.js';

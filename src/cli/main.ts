@@ -7,11 +7,15 @@ import { LineReporter } from '../run/line-reporter.js';
 import { ListrReporter } from '../run/listr-reporter.js';
 import type { Reporter } from '../run/reporter.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
+import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
+import { SlurmExecutor } from '../run/slurm/driver.js';
 import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
+import { modelsTable } from './models.js';
 import { summarize, table } from './output.js';
+import { predictCommand, type PredictFlags } from './predict.js';
 import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
 
 interface Common {
@@ -26,6 +30,8 @@ interface RunFlags extends Common {
   resources?: string;
   dryRun?: boolean;
   plain?: boolean;
+  executor?: 'local' | 'slurm';
+  detach?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -72,12 +78,18 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
   const store = new Store(defaultCacheDir(flags.cache));
   const remote = remoteFor(flags.remote, opened, store);
+  const slurm = mode === 'run' && flags.executor === 'slurm';
+  if (flags.detach && !slurm) throw new ConfigError('--detach needs --executor slurm', { file: '--detach', line: 0, col: 0 });
+  if (slurm && !remote) {
+    await store.close();
+    throw new ConfigError('--executor slurm needs a remote cache every compute node can reach: pass --remote URL, set $MEDPIPE_REMOTE, or add `remote:` to the pipeline', { file: '--executor', line: 0, col: 0 });
+  }
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write('\nstopping: finished nodes are kept (Ctrl-C again to kill running nodes)\n');
+      process.stderr.write(slurm ? '\nstopping: nothing more is submitted\n' : '\nstopping: finished nodes are kept (Ctrl-C again to kill running nodes)\n');
       abort.abort();
     } else process.exit(130);
   };
@@ -104,16 +116,32 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
       dryRun,
       signal: abort.signal,
-      executor: new LocalExecutor(),
+      executor: slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor(),
       reporter,
       ...(remote ? { remote } : {}),
     });
     if (mode === 'status') {
+      const jobs = await recordedJobs(store.dir, opened.pipeline.spec.name);
+      const byNode = new Map(jobs.map((j) => [j.node, j]));
+      for (const row of statusRows.slice(1)) {
+        const j = byNode.get(row[0]!);
+        if (j && row[1] === 'to run' && /^(PENDING|RUNNING|CONFIGURING|COMPLETING)/.test(j.state)) row[1] = `${j.state === 'PENDING' ? 'queued' : 'running'} (SLURM ${j.job})`;
+      }
       process.stdout.write(table(statusRows) + '\n');
+      if (jobs.length > 0) {
+        const rows = [['node', 'SLURM job', 'state', 'detail', 'log'], ...jobs.map((j) => [j.node, j.job, j.state, j.detail, j.log])];
+        process.stdout.write(`\nSLURM jobs submitted from this cache:\n${table(rows)}\n`);
+      }
       const toRun = [...outcomes.values()].filter((o) => o.state === 'would-run').length;
       const errors = [...outcomes.values()].filter((o) => o.state === 'failed').length;
       process.stdout.write(`\n${outcomes.size - toRun - errors} cached, ${toRun} to run${errors ? `, ${errors} with errors` : ''}\n`);
       return errors > 0 ? 1 : 0;
+    }
+    if (flags.detach) {
+      const queued = [...outcomes.values()].filter((o) => o.state === 'would-run' && o.reason?.startsWith('queued as SLURM job')).length;
+      process.stdout.write(`${summarize(outcomes, store.dir, (Date.now() - started) / 1000)}\n${queued} node(s) queued on SLURM: \`pipeline status\` shows them, \`pipeline run --executor slurm\` follows them again\n`);
+      const states = [...outcomes.values()].map((o) => o.state);
+      return states.includes('failed') ? 1 : 0;
     }
     process.stdout.write(summarize(outcomes, store.dir, (Date.now() - started) / 1000) + '\n');
     if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
@@ -139,6 +167,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--resources <k=v,...>', 'capacity of this machine: cpus, gpu, memory_gb')
     .option('-n, --dry-run', 'say what would run, and why, without running it')
     .option('--plain', 'plain line output even on a terminal')
+    .addOption(new Option('--executor <name>', 'where nodes run: this machine, or SLURM jobs (needs a remote cache)').choices(['local', 'slurm']).default('local'))
+    .option('--detach', 'with --executor slurm: submit every job and exit; `status` shows them, a later `run` reattaches')
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'run')));
 
   withSelection(withCommon(program.command('status <pipeline> [targets...]')))
@@ -154,6 +184,13 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
       const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
       process.stdout.write(renderDag(opened.pipeline, opened.dag, selected, flags.format, flags.stages) + '\n');
     });
+
+  program
+    .command('exec <task>')
+    .description('run one node of a SLURM job (what `run --executor slurm` submits; the task JSON from a file or - for stdin): pulls its inputs from the remote cache, runs it, pushes the result')
+    .option('--cache <dir>', "this machine's local cache (default: $MEDPIPE_EXEC_CACHE, else $TMPDIR/medpipe-cache-<uid>)")
+    .option('--remote <url>', "override the task's remote cache")
+    .action(async (task: string, flags: { cache?: string; remote?: string }) => setExit(await execCommand(task, flags)));
 
   withCommon(program.command('show <pipeline> <node>'))
     .description("a node's cached manifest: outputs with digests, provenance, key material")
@@ -183,6 +220,22 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
         await store.close();
       }
     });
+
+  program
+    .command('models')
+    .description('the model architectures medpipe knows, with parameter counts')
+    .action(() => {
+      process.stdout.write(modelsTable());
+    });
+
+  program
+    .command('predict <images...>')
+    .description('class probabilities for new images, prepared as the model was trained (CSV or JSON on stdout)')
+    .requiredOption('-w, --weights <file|pipeline.yaml:node>', 'a finetune/pretrain checkpoint file, or the node whose weights to use')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json']).default('csv'))
+    .option('--cache <dir>', 'local cache directory (for pipeline.yaml:node)')
+    .option('--set <path=value>', 'override a value of the pipeline (for pipeline.yaml:node)', collect, [])
+    .action(async (images: string[], flags: PredictFlags) => setExit(await predictCommand(images, flags, env, (s) => process.stdout.write(s))));
 
   const cache = program.command('cache').description('inspect and maintain the local cache, share it through a remote');
   withCommon(cache.command('push [pipeline] [targets...]'))

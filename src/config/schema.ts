@@ -18,6 +18,38 @@ const resources = {
     memory_gb: { type: 'number', minimum: 0 },
   },
 };
+// sbatch options for `pipeline run --executor slurm` (src/run/slurm/settings.ts reads them).
+const slurmProperties = {
+  partition: { type: 'string', description: 'sbatch --partition' },
+  account: { type: 'string', description: 'sbatch --account' },
+  qos: { type: 'string', description: 'sbatch --qos' },
+  time: {
+    anyOf: [
+      { type: 'integer', minimum: 1, description: 'minutes' },
+      { type: 'string', pattern: '^(\\d+-)?\\d+(:\\d+){0,2}$', description: 'SLURM time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS' },
+    ],
+    description: 'sbatch --time (wall-clock limit)',
+  },
+  gpu_type: { type: 'string', description: 'GPU model in --gres=gpu:<type>:N, where the cluster names them' },
+  extra: { type: 'array', items: { type: 'string', pattern: '^-' }, description: 'more sbatch options, verbatim (e.g. --constraint=a100)' },
+  setup: { type: 'string', description: 'shell lines run on the compute node before the node (module load, conda activate)' },
+};
+const slurmStage = {
+  type: 'object',
+  additionalProperties: false,
+  properties: slurmProperties,
+  description: "This stage's sbatch options (over the pipeline's slurm: block; extra and setup add up). cpus/gpu/memory_gb come from resources:.",
+};
+const slurmPipeline = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...slurmProperties,
+    cache: { type: 'string', description: "the compute nodes' local cache dir (default $MEDPIPE_EXEC_CACHE, else $TMPDIR/medpipe-cache-<uid>)" },
+    logs: { type: 'string', description: 'directory for SLURM job logs, on a file system both the submit host and the compute nodes see (default <cache>/slurm/logs)' },
+  },
+  description: 'Defaults for every node submitted with --executor slurm.',
+};
 const inputRef = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_-]*(\\[[^\\]]*\\])?\\.[A-Za-z_][A-Za-z0-9_-]*$' };
 const conditionalRef = {
   type: 'object',
@@ -55,6 +87,7 @@ export const pipelineSchema = {
       },
     },
     resources: { ...resources, description: 'Capacity of this machine (overridden by --resources).' },
+    slurm: slurmPipeline,
     remote: { type: 'string', description: 'Shared cache: file:///dir (or a path relative to this file), http(s)://host/prefix, s3://bucket/prefix (overridden by --remote and $MEDPIPE_REMOTE).' },
     stages: {
       type: 'object',
@@ -91,6 +124,7 @@ export const pipelineSchema = {
             },
           },
           resources,
+          slurm: slurmStage,
         },
       },
     },

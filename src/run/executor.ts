@@ -3,12 +3,28 @@ import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Job, ParentMessage, WorkerMessage } from './job.js';
+import type { NodeOutcome, RunContext, RunOptions } from './scheduler.js';
 
 export type ExecResult = { ok: true } | { ok: false; error: string; interrupted: boolean };
 
-/** Where nodes run. `local` forks a worker process per node; other executors (SLURM) plug in here. */
+/** Where nodes run, one Job at a time once its inputs are done: `local` forks a worker per node. */
 export interface Executor {
   run(job: Job, onProgress: (text: string) => void, signal: AbortSignal): Promise<ExecResult>;
+}
+
+/**
+ * An executor that takes the whole selection at once: a batch system (SLURM) queues every node
+ * up front, chained by dependencies, so it cannot wait for parents the way `runNodes` does (a
+ * node's key needs its parents' output digests, which exist only after they ran). Dry runs
+ * (`status`, `show`, `cache pull`) never reach it: planning is the same for every executor.
+ */
+export interface GraphExecutor {
+  readonly name: string;
+  runGraph(rc: RunContext, selected: Set<string>, options: RunOptions): Promise<Map<string, NodeOutcome>>;
+}
+
+export function isGraphExecutor(e: Executor | GraphExecutor): e is GraphExecutor {
+  return 'runGraph' in e;
 }
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');

@@ -11,7 +11,7 @@ import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
 import { fingerprintContext } from './context.js';
-import type { Executor } from './executor.js';
+import { isGraphExecutor, type Executor, type GraphExecutor } from './executor.js';
 import type { Job } from './job.js';
 import type { NodeState, Reporter } from './reporter.js';
 import type { Capacity } from './slots.js';
@@ -28,7 +28,8 @@ export interface RunOptions {
   capacity: Capacity;
   dryRun: boolean;
   signal: AbortSignal;
-  executor: Executor;
+  /** A GraphExecutor (SLURM) takes over real runs whole; dry runs always plan here. */
+  executor: Executor | GraphExecutor;
   reporter: Reporter;
   lockTtlMs?: number;
   /** Shared cache: pulled on a local miss, leased while computing, pushed after each success. */
@@ -72,8 +73,15 @@ export interface Resolved {
   key: string;
 }
 
+/** What computing a key needs: a compute node running one SLURM task has no whole pipeline. */
+export interface KeyContext {
+  pipeline: { spec: { baseDir: string } };
+  registry: Registry;
+  store: Store;
+}
+
 /** Key of a node whose inputs are all known (parents finished or cached). */
-export async function resolveKey(rc: RunContext, node: NodeInstance, parentManifest: (id: string) => Manifest): Promise<Resolved> {
+export async function resolveKey(rc: KeyContext, node: NodeInstance, parentManifest: (id: string) => Manifest): Promise<Resolved> {
   const kind = rc.registry.get(node.kind)!.kind;
   let external: JSONValue | undefined;
   const fctx = fingerprintContext(rc.store, rc.pipeline.spec.baseDir);
@@ -103,6 +111,10 @@ export function whyRun(rc: RunContext, node: NodeInstance, material: KeyMaterial
 
 /** Runs the selected nodes in dependency order, in parallel where resources allow. */
 export async function runNodes(rc: RunContext, selected: Set<string>, options: RunOptions): Promise<Map<string, NodeOutcome>> {
+  const { executor } = options;
+  if (isGraphExecutor(executor)) {
+    if (!options.dryRun) return executor.runGraph(rc, selected, options);
+  }
   const { store, dag, pipeline, registry } = rc;
   const { reporter, signal } = options;
   const slots = new Slots(options.capacity);
@@ -220,7 +232,8 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
         ),
         log: store.logPath(id, key),
       };
-      const result = await options.executor.run(job, (text) => reporter.progress(id, text), signal);
+      if (isGraphExecutor(executor)) throw new Error(`executor ${executor.name} cannot run single jobs`);
+      const result = await executor.run(job, (text) => reporter.progress(id, text), signal);
       const manifest = store.manifest(key);
       if (result.ok && manifest) {
         await remember();

@@ -36,6 +36,8 @@ export interface FinetuneOptions {
   evalBatchSize: number;
   checkpointEvery: number;
   split: { train: number[]; val: number[] };
+  /** Written into the best checkpoint's metadata (e.g. how to preprocess images for predict). */
+  checkpointMeta: Record<string, string>;
 }
 
 export interface EpochRecord {
@@ -200,7 +202,11 @@ export async function finetune(tf: Tf, model: LoadedModel, reader: RecordReader,
     progress.plateau = plateauStep(progress.plateau, metric, o.plateau);
     if (before === null || progress.plateau.best !== before) {
       progress.bestEpoch = progress.epoch;
-      await saveModel(bestPath, model, `finetune(epoch ${progress.epoch + 1})`, { best_epoch: String(progress.epoch + 1), [`val_${o.metric}`]: String(metric) });
+      await saveModel(bestPath, model, `finetune(epoch ${progress.epoch + 1})`, {
+        ...o.checkpointMeta,
+        best_epoch: String(progress.epoch + 1),
+        [`val_${o.metric}`]: String(metric),
+      });
       await io.save(BEST, await readFile(bestPath));
     }
     const seconds = (Date.now() - started) / 1000;

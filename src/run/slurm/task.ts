@@ -1,0 +1,64 @@
+// What a SLURM job carries: enough of the pipeline to compute one node's key on the compute
+// node and run it. Plain JSON, embedded in the batch script.
+import type { NodeInstance } from '../../config/expand.js';
+import type { Dag } from '../../graph/dag.js';
+import type { Registry } from '../../registry.js';
+
+export const TASK_FORMAT = 'medpipe-slurm-task/1';
+
+export interface TaskNode {
+  node: NodeInstance;
+  /** Module URL of the node's stage kind (the same path must exist on the compute node). */
+  kindModule: string;
+  /** Known at submission when every input was already cached; otherwise computed on the node. */
+  key?: string;
+}
+
+export interface SlurmTask {
+  format: typeof TASK_FORMAT;
+  pipeline: string;
+  baseDir: string;
+  /** The remote cache, the only channel between the submit host and the compute nodes. */
+  remote: string;
+  target: string;
+  /**
+   * The target, its parents, and, up from every node whose key is not known yet, that node's
+   * parents: every node here comes after its parents. Keys are content hashes of the inputs, so
+   * a node queued behind another job gets its key only when that job's result is on the remote.
+   */
+  nodes: TaskNode[];
+  /** The SLURM log, which the stage's log lines go to (recorded in the manifest's provenance). */
+  log: string;
+}
+
+export function buildTask(
+  args: { pipeline: string; baseDir: string; remote: string; log: string },
+  dag: Dag,
+  registry: Registry,
+  target: string,
+  knownKey: (id: string) => string | undefined,
+): SlurmTask {
+  const needed = new Set<string>();
+  const visit = (id: string, isTarget: boolean) => {
+    if (needed.has(id)) return;
+    needed.add(id);
+    // A node whose key is known stops the walk: its manifest (by key) gives its outputs.
+    if (isTarget || knownKey(id) === undefined) dag.graph.forEachInNeighbor(id, (up) => visit(up, false));
+  };
+  visit(target, true);
+  const nodes = dag.order
+    .filter((id) => needed.has(id))
+    .map((id): TaskNode => {
+      const node = dag.graph.getNodeAttribute(id, 'node');
+      const key = knownKey(id);
+      return { node, kindModule: registry.get(node.kind)!.module, ...(key ? { key } : {}) };
+    });
+  return { format: TASK_FORMAT, ...args, target, nodes };
+}
+
+export function parseTask(text: string): SlurmTask {
+  const task = JSON.parse(text) as Partial<SlurmTask>;
+  if (task.format !== TASK_FORMAT) throw new Error(`not a medpipe SLURM task (expected format ${TASK_FORMAT}, got ${JSON.stringify(task.format)})`);
+  if (!task.target || !Array.isArray(task.nodes) || !task.nodes.some((n) => n.node.id === task.target)) throw new Error('task has no target node');
+  return task as SlurmTask;
+}
