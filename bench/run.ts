@@ -3,12 +3,14 @@
 import { cpus } from 'node:os';
 import { benchCore } from './core.js';
 import { benchData } from './data.js';
+import { benchEngine } from './engine.js';
 import { benchRemote } from './remote.js';
 
 const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
   ['framework core', benchCore],
   ['data', benchData],
   ['remote cache', benchRemote],
+  ['engine: training and inference vs PyTorch', benchEngine],
 ];
 
 const only = process.argv.slice(2);

@@ -1,10 +1,12 @@
 // Each custom wasm kernel against the reference cpu backend, on randomised shapes, for
-// values (the kernel run directly) and gradients (through tf.grad).
+// values (the kernel run directly) and gradients (through tf.grad). This file tests the
+// pure-wasm path (native kernels switched off); engine-native.test.ts the native one.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
+import { setNativeKernels } from '../src/engine/wasm-kernels.js';
 
 type T = tf.Tensor;
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
@@ -69,6 +71,7 @@ function randomPad(kh: number, kw: number): Pad {
 before(async () => {
   const info = await initBackend({ prefer: 'wasm' });
   assert.equal(info.backend, 'wasm');
+  setNativeKernels(false);
   await tf.setBackend('cpu'); // both backends stay registered; `on` switches between them
 });
 
@@ -203,6 +206,30 @@ test('BatchMatMul and fused matMul match cpu for every transpose and batch layou
         }
       }
     }
+  }
+});
+
+test('Tile matches cpu for every rank and repetition pattern', () => {
+  for (let i = 0; i < 16; i++) {
+    const r = int(1, 5);
+    const shape = Array.from({ length: r }, () => int(1, 4));
+    const reps = Array.from({ length: r }, () => int(1, 3));
+    same(`tile [${shape}] x [${reps}]`, [F(shape)], (x) => tf.tile(x, reps));
+  }
+  same('tile int32', [{ shape: [2, 3], data: Int32Array.from([1, 2, 3, 4, 5, 6]) }], (x) => tf.tile(x, [2, 2]));
+});
+
+test('BatchNorm over moments: values and every gradient match cpu (fused gradient, Mean gradient)', () => {
+  for (let i = 0; i < 6; i++) {
+    const shape = [int(1, 3), int(1, 6), int(1, 6), int(1, 9)];
+    const C = shape[3];
+    same(`batchNorm ${shape}`, [F(shape), F([C]), F([C]), F(shape)], (x, g, b, w) =>
+      tf.grads((a: T, gamma: T, beta: T) => {
+        const m = tf.moments(a, [0, 1, 2]);
+        return tf.sum(tf.mul(tf.batchNorm(a, m.mean, m.variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5), w));
+      })([x, g, b]));
+    // (tf.batchNorm without a scale cannot be differentiated on the cpu backend itself.)
+    same(`mean grad ${shape}`, [F(shape)], (x) => tf.grad((a: T) => tf.sum(tf.square(tf.mean(a, [1, 2]))))(x));
   }
 });
 

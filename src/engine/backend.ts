@@ -15,7 +15,8 @@ export interface EngineInfo {
   choice: BackendChoice;
   /** The tfjs backend name (tfjs-node registers 'tensorflow'). */
   backend: string;
-  /** Threads the backend computes with (wasm under Node: 1, see ENGINE-NOTES.md). */
+  /** Threads the backend computes with (wasm under Node: 1, see ENGINE-NOTES.md; the
+   *  native kernels' pool size when they are loaded). */
   threads: number;
   /** Package and runtime versions, for provenance. */
   versions: Record<string, string>;
@@ -75,6 +76,12 @@ async function tryWasm(opts: BackendOptions, details: EngineInfo['details']): Pr
   wasm.setWasmPaths(wasmBinaryDir());
   if (opts.threads !== undefined) wasm.setThreadsCount(opts.threads);
   if (opts.wasmKernels !== false) {
+    // Native kernels (native/medpipe.cc) for convolutions and matrix products, when built.
+    const { loadNative, nativeStatus } = await import('./native.js');
+    const nat = loadNative();
+    if (nat !== undefined && opts.threads !== undefined) nat.setThreads(opts.threads);
+    details.native = nativeStatus();
+    if (nat !== undefined) details.nativeThreads = nat.info().threads;
     const { registerWasmKernels } = await import('./wasm-kernels.js');
     const registered = await registerWasmKernels();
     details.wasmKernels = registered.join(',');
@@ -88,7 +95,10 @@ async function tryWasm(opts: BackendOptions, details: EngineInfo['details']): Pr
 async function threadsOf(choice: BackendChoice): Promise<number> {
   if (choice === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    return wasm.getThreadsCount();
+    // The heavy kernels run on the native addon's pool when it is loaded.
+    const { loadNative } = await import('./native.js');
+    const nat = loadNative();
+    return nat !== undefined ? Math.max(nat.info().threads, wasm.getThreadsCount()) : wasm.getThreadsCount();
   }
   // libtensorflow sizes its thread pools to the machine; the cpu backend is plain JS.
   return choice === 'cpu' ? 1 : availableParallelism();

@@ -19,14 +19,17 @@
 // calling tf ops, so nothing is recorded on the gradient tape and nothing leaks into scopes.
 
 import type {
+  GradConfig,
   KernelConfig,
   KernelFunc,
   NamedAttrMap,
   NamedTensorInfoMap,
+  Tensor,
   TensorInfo,
   backend_util as BackendUtil,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { loadNative, type NativeAddon } from './native.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Conv2DInfo = BackendUtil.Conv2DInfo;
@@ -48,6 +51,46 @@ interface Ctx {
 }
 
 const originals = new Map<string, KernelConfig>();
+
+// ---------------------------------------------------------------------------------------
+// Native kernels (native/medpipe.cc): convolutions and matrix products computed in place on
+// the wasm heap by the N-API addon, multi-threaded, when it is built. Switchable at run
+// time so tests and benchmarks can compare both paths.
+
+let nativeWanted = true;
+
+/** Turns the native kernels on or off; returns whether they are now in use. */
+export function setNativeKernels(on: boolean): boolean {
+  nativeWanted = on;
+  return native() !== undefined;
+}
+
+function native(): NativeAddon | undefined {
+  return nativeWanted ? loadNative() : undefined;
+}
+
+/** Float index of a tensor's data in the wasm heap. */
+function heapIndex(be: BackendWasm, info: TensorInfo): number {
+  const d = be.dataIdMap.get(info.dataId);
+  if (d === undefined) throw new Error('wasm kernel: tensor data not found');
+  return d.memoryOffset / 4;
+}
+
+/** The heap's current buffer: read after every allocation (growth replaces it). */
+function heapOf(be: BackendWasm): ArrayBufferLike {
+  return (be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
+}
+
+function geometry(ci: Conv2DInfo): Int32Array {
+  return Int32Array.from([
+    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outChannels, ci.filterHeight, ci.filterWidth,
+    ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth, ci.padInfo.top, ci.padInfo.left,
+    ci.outHeight, ci.outWidth,
+  ]);
+}
+
+const emptyConv = (ci: Conv2DInfo): boolean =>
+  [ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outChannels, ci.outHeight, ci.outWidth].some((v) => v <= 0);
 
 function makeCtx(tf: Tf, backend: {}): Ctx {
   const be = backend as BackendWasm;
@@ -121,6 +164,35 @@ function im2col(c: Ctx, x: TensorInfo, ci: Conv2DInfo): TensorInfo {
   return cols;
 }
 
+/** Conv2D and FusedConv2D (bias, linear or relu) on the native addon; else the original. */
+function conv2D(tf: Tf, kernel: 'Conv2D' | 'FusedConv2D'): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = native();
+    const x = need(inputs, 'x');
+    const filter = need(inputs, 'filter');
+    const { bias, preluActivationWeights } = inputs;
+    const activation = attr<string | undefined>(attrs, 'activation') ?? 'linear';
+    const format = attr<string | undefined>(attrs, 'dataFormat');
+    if (nat === undefined || x.dtype !== 'float32' || (format !== undefined && format !== 'NHWC') ||
+      preluActivationWeights !== undefined || (activation !== 'linear' && activation !== 'relu')) {
+      return c.run(kernel, inputs, attrs);
+    }
+    const ci = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4, filter.shape as Shape4, attr(attrs, 'strides'), attr(attrs, 'dilations') ?? 1,
+      attr<Pad>(attrs, 'pad'), attr<Rounding>(attrs, 'dimRoundingMode'),
+    );
+    if (emptyConv(ci) || (bias !== undefined && tf.util.sizeFromShape(bias.shape) !== ci.outChannels)) {
+      return c.run(kernel, inputs, attrs);
+    }
+    const out = c.be.makeOutput(ci.outShape, 'float32');
+    const b = bias === undefined ? -1 : heapIndex(c.be, bias);
+    nat.conv(0, heapOf(c.be), heapIndex(c.be, x), heapIndex(c.be, filter), heapIndex(c.be, out), b,
+      activation === 'relu' ? 1 : 0, geometry(ci));
+    return out;
+  };
+}
+
 function conv2DBackpropFilter(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {
     const c = makeCtx(tf, backend);
@@ -132,6 +204,12 @@ function conv2DBackpropFilter(tf: Tf): KernelFunc {
       x.shape as Shape4, filterShape, attr(attrs, 'strides'), 1, attr<Pad>(attrs, 'pad'),
       attr<Rounding>(attrs, 'dimRoundingMode'),
     );
+    const nat = native();
+    if (nat !== undefined && x.dtype === 'float32' && !emptyConv(ci)) {
+      const out = c.be.makeOutput(filterShape, 'float32');
+      nat.conv(2, heapOf(c.be), heapIndex(c.be, x), heapIndex(c.be, dy), heapIndex(c.be, out), -1, 0, geometry(ci));
+      return out;
+    }
     const M = ci.batchSize * ci.outHeight * ci.outWidth;
     const K = ci.filterHeight * ci.filterWidth * ci.inChannels;
     const p = ci.padInfo;
@@ -161,6 +239,12 @@ function conv2DBackpropInput(tf: Tf): KernelFunc {
       inputShape, filter.shape as Shape4, attr(attrs, 'strides'), 1, attr<Pad>(attrs, 'pad'),
       attr<Rounding>(attrs, 'dimRoundingMode'),
     );
+    const nat = native();
+    if (nat !== undefined && dy.dtype === 'float32' && !emptyConv(ci)) {
+      const out = c.be.makeOutput(inputShape, 'float32');
+      nat.conv(1, heapOf(c.be), heapIndex(c.be, dy), heapIndex(c.be, filter), heapIndex(c.be, out), -1, 0, geometry(ci));
+      return out;
+    }
     const KH = ci.filterHeight;
     const KW = ci.filterWidth;
     const p = ci.padInfo;
@@ -411,6 +495,44 @@ function perBatch(
   return out;
 }
 
+/** op(a) . op(b) with numpy batch broadcasting, on the native addon, in place. */
+function nativeMatMul(c: Ctx, nat: NativeAddon, a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): TensorInfo {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const M = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const K = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const Kb = tB ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (K !== Kb) {
+    throw new Error(`Error in matMul: inner shapes ${K} and ${Kb} of shapes [${a.shape}] and [${b.shape}] ` +
+      `and transposeA=${tA} and transposeB=${tB} must match.`);
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const outBatch = c.tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+  const nA = c.tf.util.sizeFromShape(aBatch);
+  const nB = c.tf.util.sizeFromShape(bBatch);
+  const nOut = c.tf.util.sizeFromShape(outBatch);
+  const out = c.be.makeOutput([...outBatch, M, N], 'float32');
+  if (nOut * M * N === 0) return out;
+  const oa = heapIndex(c.be, a);
+  const ob = heapIndex(c.be, b);
+  const oo = heapIndex(c.be, out);
+  if (nB === 1 && !tA && nA === nOut) {
+    // A shared right operand: one [batch*M, K] x [K, N] product.
+    nat.matmul(heapOf(c.be), nOut * M, N, K, false, tB, Float64Array.from([oa, ob, oo]));
+    return out;
+  }
+  const offsets = new Float64Array(3 * nOut);
+  for (let o = 0; o < nOut; o++) {
+    offsets[3 * o] = oa + (nA === nOut ? o : broadcastIndex(outBatch, aBatch, o)) * M * K;
+    offsets[3 * o + 1] = ob + (nB === nOut ? o : broadcastIndex(outBatch, bBatch, o)) * K * N;
+    offsets[3 * o + 2] = oo + o * M * N;
+  }
+  nat.matmul(heapOf(c.be), M, N, K, tA, tB, offsets);
+  return out;
+}
+
 function batchMatMul(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {
     const c = makeCtx(tf, backend);
@@ -419,6 +541,8 @@ function batchMatMul(tf: Tf): KernelFunc {
     if (a0.dtype !== 'float32' || b0.dtype !== 'float32') {
       return c.run('BatchMatMul', inputs, attrs);
     }
+    const nat = native();
+    if (nat !== undefined) return nativeMatMul(c, nat, a0, b0, attr<boolean>(attrs, 'transposeA'), attr<boolean>(attrs, 'transposeB'));
     const temps: TensorInfo[] = [];
     const a = attr<boolean>(attrs, 'transposeA') ? swapLast(c, a0) : a0;
     const b = attr<boolean>(attrs, 'transposeB') ? swapLast(c, b0) : b0;
@@ -497,15 +621,225 @@ function fusedMatMul(tf: Tf): KernelFunc {
 }
 
 // ---------------------------------------------------------------------------------------
+// Tile and BatchNorm gradients
+//
+// tfjs's FusedBatchNorm gradient tiles 1/sqrt(var) to the input's full shape and runs a
+// dozen full-size element-wise ops and reductions; its Mean gradient multiplies by a full
+// tensor of ones. On wasm (one thread, generic index arithmetic in Tile) these took more of
+// a ResNet50 step than all its convolutions once those run natively. So: a Tile made of
+// block copies, and (wasm only; other backends keep tfjs's own) gradients for
+// FusedBatchNorm (one fused pass for the four per-channel sums, a broadcast product for
+// dx) and Mean (tile of dy / n: the same values as tfjs's dy * 1 / n).
+
+function tile(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    const reps = attr<number[]>(attrs, 'reps');
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') || reps.length !== x.shape.length) {
+      return c.run('Tile', inputs, attrs);
+    }
+    const s = x.shape;
+    const r = s.length;
+    const o = s.map((d, i) => d * reps[i]);
+    const out = c.be.makeOutput(o, x.dtype);
+    const n = tf.util.sizeFromShape(o);
+    if (n === 0) return out;
+    const dst = c.be.typedArrayFromHeap(out) as Float32Array | Int32Array | Uint8Array;
+    const src = c.be.typedArrayFromHeap(x) as Float32Array | Int32Array | Uint8Array;
+    if (r === 0) {
+      dst[0] = src[0];
+      return out;
+    }
+    const oStride = new Array<number>(r).fill(1);
+    for (let i = r - 2; i >= 0; i--) oStride[i] = oStride[i + 1] * o[i + 1];
+    // Replicates dst[at, at + len) to fill dst[at, at + len * times), doubling each copy.
+    const replicate = (at: number, len: number, times: number): void => {
+      let have = len;
+      const total = len * times;
+      while (have < total) {
+        const m = Math.min(have, total - have);
+        dst.copyWithin(at + have, at, at + m);
+        have += m;
+      }
+    };
+    // Input rows into place, each repeated along the last axis.
+    const inner = s[r - 1];
+    const rows = tf.util.sizeFromShape(s.slice(0, -1));
+    const idx = new Array<number>(r - 1).fill(0);
+    for (let row = 0; row < rows; row++) {
+      let at = 0;
+      for (let i = 0; i < r - 1; i++) at += idx[i] * oStride[i];
+      dst.set(src.subarray(row * inner, (row + 1) * inner), at);
+      replicate(at, inner, reps[r - 1]);
+      for (let i = r - 2; i >= 0; i--) {
+        if (++idx[i] < s[i]) break;
+        idx[i] = 0;
+      }
+    }
+    // Then each axis from the innermost outwards: the filled block of s[d] entries is
+    // repeated reps[d] times, for every filled position of the axes before it.
+    for (let d = r - 2; d >= 0; d--) {
+      if (reps[d] === 1) continue;
+      const len = s[d] * oStride[d];
+      const outer = tf.util.sizeFromShape(s.slice(0, d));
+      const pos = new Array<number>(d).fill(0);
+      for (let k = 0; k < outer; k++) {
+        let at = 0;
+        for (let i = 0; i < d; i++) at += pos[i] * oStride[i];
+        replicate(at, len, reps[d]);
+        for (let i = d - 1; i >= 0; i--) {
+          if (++pos[i] < s[i]) break;
+          pos[i] = 0;
+        }
+      }
+    }
+    return out;
+  };
+}
+
+/** Sum / Mean over every axis but the last (BatchNorm statistics and their gradients): a
+ *  native column reduction; any other reduction goes to the wasm kernel. */
+function columnReduce(tf: Tf, kernel: 'Sum' | 'Mean'): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    const nat = native();
+    const r = x.shape.length;
+    if (nat === undefined || x.dtype !== 'float32' || r < 2) return c.run(kernel, inputs, attrs);
+    const axes = tf.util.parseAxisParam(attr<number | number[]>(attrs, 'axis'), x.shape);
+    const sorted = [...new Set(axes)].sort((p, q) => p - q);
+    if (sorted.length !== r - 1 || sorted.some((a, i) => a !== i)) return c.run(kernel, inputs, attrs);
+    const C = x.shape[r - 1];
+    const rows = tf.util.sizeFromShape(x.shape) / Math.max(C, 1);
+    if (C === 0 || rows === 0) return c.run(kernel, inputs, attrs);
+    const keep = attr<boolean | undefined>(attrs, 'keepDims') === true;
+    const out = c.be.makeOutput(keep ? [...x.shape.slice(0, -1).map(() => 1), C] : [C], 'float32');
+    nat.colReduce(heapOf(c.be), rows, C, heapIndex(c.be, x), heapIndex(c.be, out), kernel === 'Mean' ? 1 / rows : 1);
+    return out;
+  };
+}
+
+/** [2, C]: per channel sum(dy) and sum(dy * (x - mean)) over every other axis. */
+function batchNormReduce(tf: Tf): KernelFunc {
+  return ({ inputs, backend }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const dy = need(inputs, 'dy');
+    const x = need(inputs, 'x');
+    const mean = need(inputs, 'mean');
+    const C = mean.shape[0];
+    const rows = tf.util.sizeFromShape(x.shape) / C;
+    const out = c.be.makeOutput([2, C], 'float32');
+    const nat = native();
+    if (nat !== undefined && rows > 0) {
+      nat.bnReduce(heapOf(c.be), rows, C, heapIndex(c.be, dy), heapIndex(c.be, x), heapIndex(c.be, mean), heapIndex(c.be, out));
+      return out;
+    }
+    const d = c.f32(dy);
+    const v = c.f32(x);
+    const m = Float64Array.from(c.f32(mean));
+    const s1 = new Float64Array(C);
+    const s2 = new Float64Array(C);
+    for (let r = 0, i = 0; r < rows; r++) {
+      for (let ch = 0; ch < C; ch++, i++) {
+        s1[ch] += d[i];
+        s2[ch] += d[i] * (v[i] - m[ch]);
+      }
+    }
+    const o = c.f32(out);
+    o.set(s1);
+    o.set(s2, C);
+    return out;
+  };
+}
+
+const BN_REDUCE = 'MedpipeBatchNormReduce';
+type GradFunc = GradConfig['gradFunc'];
+
+function fusedBatchNormGrad(tf: Tf, original: GradFunc): GradFunc {
+  return (dyIn, saved, attrs) => {
+    const [x, mean, variance, scale] = saved;
+    const dy = Array.isArray(dyIn) ? dyIn[0] : dyIn;
+    if (tf.getBackend() !== BACKEND || mean.rank !== 1 || variance.rank !== 1 || x.dtype !== 'float32' ||
+      x.shape[x.rank - 1] !== mean.shape[0] || (scale != null && scale.rank !== 1)) {
+      return original(dyIn, saved, attrs);
+    }
+    const eps = attr<number>(attrs, 'varianceEpsilon');
+    const C = mean.shape[0];
+    let sums: Float32Array | undefined;
+    let rs: Float64Array | undefined;
+    let sc: Float32Array | undefined;
+    const reduce = (): Float32Array => {
+      if (sums === undefined) {
+        const t = tf.engine().runKernel(BN_REDUCE, { dy, x, mean }) as Tensor;
+        sums = t.dataSync() as Float32Array;
+        t.dispose();
+      }
+      return sums;
+    };
+    const rsqrt = (): Float64Array => (rs ??= Float64Array.from(variance.dataSync(), (v) => 1 / Math.sqrt(v + eps)));
+    const gamma = (): Float32Array => (sc ??= scale == null ? new Float32Array(C).fill(1) : (scale.dataSync() as Float32Array));
+    const perChannel = (f: (ch: number) => number): Tensor => tf.tensor1d(Float32Array.from({ length: C }, (_, ch) => f(ch)));
+    return {
+      x: () => tf.mul(dy, scale == null ? tf.rsqrt(tf.add(variance, eps)) : tf.mul(tf.rsqrt(tf.add(variance, eps)), scale)),
+      mean: () => perChannel((ch) => -gamma()[ch] * rsqrt()[ch] * reduce()[ch]),
+      variance: () => perChannel((ch) => -0.5 * rsqrt()[ch] ** 3 * gamma()[ch] * reduce()[C + ch]),
+      scale: () => perChannel((ch) => rsqrt()[ch] * reduce()[C + ch]),
+      offset: () => perChannel((ch) => reduce()[ch]),
+    };
+  };
+}
+
+function meanGrad(tf: Tf, original: GradFunc): GradFunc {
+  return (dyIn, saved, attrs) => {
+    const [x] = saved;
+    const dy = Array.isArray(dyIn) ? dyIn[0] : dyIn;
+    if (tf.getBackend() !== BACKEND || dy.dtype !== 'float32') return original(dyIn, saved, attrs);
+    const axes = tf.util.parseAxisParam(attr<number | number[]>(attrs, 'axis'), x.shape);
+    const expanded = x.shape.slice();
+    const reps = x.shape.map(() => 1);
+    let n = 1;
+    for (const a of axes) {
+      expanded[a] = 1;
+      reps[a] = x.shape[a];
+      n *= x.shape[a];
+    }
+    return { x: () => tf.tile(tf.div(tf.reshape(dy, expanded), n), reps) };
+  };
+}
+
+const GRADIENTS: Record<string, (tf: Tf, original: GradFunc) => GradFunc> = {
+  FusedBatchNorm: fusedBatchNormGrad,
+  Mean: meanGrad,
+};
+const gradOriginals = new Map<string, GradConfig>();
+
+function registerGradients(tf: Tf): void {
+  for (const [name, make] of Object.entries(GRADIENTS)) {
+    const existing = tf.getGradient(name) as (GradConfig & { [WRAPPED]?: true }) | undefined;
+    if (existing === undefined || existing[WRAPPED]) continue;
+    gradOriginals.set(name, existing);
+    const config: GradConfig & { [WRAPPED]: true } = { ...existing, gradFunc: make(tf, existing.gradFunc), [WRAPPED]: true };
+    tf.registerGradient(config);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Registration
 
 const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
+  Conv2D: (tf) => conv2D(tf, 'Conv2D'),
+  FusedConv2D: (tf) => conv2D(tf, 'FusedConv2D'),
   Conv2DBackpropFilter: conv2DBackpropFilter,
   Conv2DBackpropInput: conv2DBackpropInput,
   DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
   DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
   MaxPoolGrad: maxPoolGrad,
   UnsortedSegmentSum: unsortedSegmentSum,
+  Tile: tile,
+  Sum: (tf) => columnReduce(tf, 'Sum'),
+  Mean: (tf) => columnReduce(tf, 'Mean'),
+  [BN_REDUCE]: batchNormReduce,
   BatchMatMul: batchMatMul,
   _FusedMatMul: fusedMatMul,
 };
@@ -541,6 +875,7 @@ export async function registerWasmKernels(only: string[] = WASM_KERNEL_NAMES): P
     tf.registerKernel(config);
     done.push(name);
   }
+  registerGradients(tf);
   return done;
 }
 
@@ -554,4 +889,6 @@ export async function unregisterWasmKernels(): Promise<void> {
     const original = originals.get(name);
     if (original) tf.registerKernel(original);
   }
+  for (const [name, config] of gradOriginals) tf.registerGradient(config);
+  gradOriginals.clear();
 }

@@ -1,0 +1,261 @@
+// CPU engine throughput: training (forward, cross-entropy, backward, Adam) and inference
+// images/s of ResNet50@224, DeiT-S@224 and the demo's small models at 64 px, batch 8
+// (effective: micro-batches with gradient accumulation where the wasm heap needs it), on
+// the backend medpipe chooses, beside PyTorch's (bench/torch_step.py) where it is installed.
+// Below the target (0.5x PyTorch) a per-kernel profile of one training step is printed.
+//
+// Standalone: node dist/bench/engine.js [model ...]   (env MEDPIPE_BENCH_STEPS=n)
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/engine/backend.js';
+import { profileKernels, type KernelTime } from '../src/engine/profile.js';
+import { forward } from '../src/ml/models/forward.js';
+import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
+import { modelSpec } from '../src/ml/models/registry.js';
+import { initState } from '../src/ml/models/state.js';
+import type { ModelSpec } from '../src/ml/models/types.js';
+
+export interface BenchModel {
+  /** Row label, also the name bench/torch_step.py takes. */
+  label: string;
+  model: string;
+  imageSize: number;
+  /** Effective batch. */
+  batch: number;
+  /** Micro-batch of the training step (gradient accumulation over batch / micro). */
+  micro: number;
+}
+
+export const BENCH_MODELS: BenchModel[] = [
+  { label: 'resnet50@224', model: 'resnet50', imageSize: 224, batch: 8, micro: 4 },
+  { label: 'deit_s@224', model: 'deit_small_patch16_224', imageSize: 224, batch: 8, micro: 4 },
+  { label: 'resnet_demo@64', model: 'resnet_demo', imageSize: 64, batch: 8, micro: 8 },
+  { label: 'vit_demo@64', model: 'vit_demo', imageSize: 64, batch: 8, micro: 8 },
+];
+
+const NUM_CLASSES = 10;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function seededValues(n: number, seed: number): Float32Array {
+  const v = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    v[i] = s / 2 ** 31 - 1;
+  }
+  return v;
+}
+
+export interface Trainer {
+  spec: ModelSpec;
+  params: ParamMap;
+  step(): number;
+  infer(): void;
+  dispose(): void;
+}
+
+/** A model with fresh weights, Adam, and one fixed synthetic batch. */
+export function makeTrainer(m: BenchModel, seed = 1): Trainer {
+  const spec = modelSpec(m.model, { numClasses: NUM_CLASSES, imageSize: m.imageSize });
+  const params = createParams(spec, initState(spec, seed));
+  const vars = trainableVariables(params);
+  const opt = tf.train.adam(1e-4);
+  const px = m.imageSize * m.imageSize * spec.config.channels;
+  const x = tf.tensor4d(seededValues(m.batch * px, seed + 1), [m.batch, m.imageSize, m.imageSize, spec.config.channels]);
+  const labels = tf.tensor1d(Array.from({ length: m.batch }, (_, i) => i % NUM_CLASSES), 'int32');
+  const chunks: { x: tf.Tensor4D; y: tf.Tensor2D }[] = [];
+  for (let o = 0; o < m.batch; o += m.micro) {
+    const n = Math.min(m.micro, m.batch - o);
+    chunks.push({
+      x: tf.slice(x, [o, 0, 0, 0], [n, -1, -1, -1]),
+      y: tf.oneHot(tf.slice(labels, [o], [n]), NUM_CLASSES).toFloat() as tf.Tensor2D,
+    });
+  }
+  return {
+    spec,
+    params,
+    step() {
+      // Sum of per-example losses / effective batch: micro-batch gradients add up exactly
+      // (BatchNorm aside: each micro-batch normalises with its own statistics).
+      let acc: tf.Tensor[] | undefined;
+      let total = 0;
+      chunks.forEach((c, i) => {
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = forward(spec, params, c.x, { training: true, updateStats: i === 0 });
+          return tf.div(tf.neg(tf.sum(tf.mul(c.y, tf.logSoftmax(logits)))), m.batch) as tf.Scalar;
+        }, vars);
+        total += value.dataSync()[0];
+        value.dispose();
+        const gs = vars.map((v) => grads[v.name]);
+        if (acc === undefined) acc = gs;
+        else {
+          const prev: tf.Tensor[] = acc;
+          acc = prev.map((a, j) => tf.add(a, gs[j]));
+          tf.dispose([...prev, ...gs]);
+        }
+      });
+      const summed: tf.Tensor[] = acc ?? [];
+      opt.applyGradients(vars.map((v, j) => ({ name: v.name, tensor: summed[j] })));
+      tf.dispose(acc);
+      return total;
+    },
+    infer() {
+      const y = tf.tidy(() => forward(spec, params, x, { training: false }));
+      y.dataSync();
+      y.dispose();
+    },
+    dispose() {
+      tf.dispose([x, labels, ...chunks.flatMap((c) => [c.x, c.y])]);
+      opt.dispose();
+      disposeParams(params);
+    },
+  };
+}
+
+export interface Measured {
+  train: number;
+  infer: number;
+  trainRuns: number[];
+  profile?: KernelTime[];
+  profileTotalMs?: number;
+}
+
+function timeIt(f: () => void): number {
+  const t0 = performance.now();
+  f();
+  return (performance.now() - t0) / 1000;
+}
+
+export function measure(m: BenchModel, steps: number, withProfile: boolean): Measured {
+  const t = makeTrainer(m);
+  try {
+    t.step(); // warm-up: kernel setup, XNNPACK packing, heap growth
+    const trainRuns: number[] = [];
+    for (let i = 0; i < steps; i++) trainRuns.push(m.batch / timeIt(() => t.step()));
+    t.infer();
+    const inferRuns: number[] = [];
+    for (let i = 0; i < Math.max(3, steps); i++) inferRuns.push(m.batch / timeIt(() => t.infer()));
+    const out: Measured = { train: median(trainRuns), infer: median(inferRuns), trainRuns };
+    if (withProfile) {
+      const p = profileKernels(tf, tf.getBackend());
+      try {
+        out.profileTotalMs = timeIt(() => t.step()) * 1000;
+        out.profile = p.read();
+      } finally {
+        p.stop();
+      }
+    }
+    return out;
+  } finally {
+    t.dispose();
+  }
+}
+
+export interface TorchResult {
+  label: string;
+  train: number;
+  infer: number;
+}
+
+/** PyTorch's numbers, or why there are none. */
+export function torchBench(models: BenchModel[], steps: number): TorchResult[] | string {
+  const script = fileURLToPath(new URL('../../bench/torch_step.py', import.meta.url));
+  const pythons = ['/usr/bin/python3', 'python3'].filter((p) => !p.startsWith('/') || existsSync(p));
+  for (const py of pythons) {
+    const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (probe.status !== 0) continue;
+    const args = [script, '--steps', String(steps), ...models.map((m) => `${m.label}:${m.batch}`)];
+    const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) return `torch_step.py failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+    const rows: TorchResult[] = [];
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('{')) rows.push(JSON.parse(line) as TorchResult);
+    }
+    return rows;
+  }
+  return 'PyTorch not installed (python3 -c "import torch" fails): no yardstick';
+}
+
+const f2 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+interface ChildResult {
+  info?: string;
+  measured?: Measured;
+  error?: string;
+}
+
+/** One model in a fresh process: a wasm heap abort cannot take the other rows with it. */
+function measureInChild(label: string, steps: number, profile: boolean): ChildResult {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, [self, '--child', label, String(steps), profile ? '1' : '0'], {
+    encoding: 'utf8', maxBuffer: 1 << 24, env: process.env,
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  if (line === undefined) {
+    const why = (r.stderr || r.stdout).trim().split('\n').filter((l) => /Error|Abort/.test(l))[0] ?? `exit ${r.status}`;
+    return { error: why };
+  }
+  return JSON.parse(line) as ChildResult;
+}
+
+async function child(label: string, steps: number, profile: boolean): Promise<void> {
+  const m = BENCH_MODELS.find((b) => b.label === label);
+  if (!m) throw new Error(`unknown bench model ${label}`);
+  const info = await initBackend();
+  const measured = measure(m, steps, profile);
+  console.log(JSON.stringify({ info: `backend ${info.backend}, threads ${info.threads}, native ${String(info.details.native ?? 'n/a')}`, measured }));
+}
+
+export async function benchEngine(log: (line: string) => void, only: string[] = []): Promise<void> {
+  const steps = Number(process.env.MEDPIPE_BENCH_STEPS ?? 3);
+  const models = BENCH_MODELS.filter((m) => only.length === 0 || only.some((o) => m.label.includes(o)));
+  log('images/s, batch 8 (micro-batch), medians; torch and medpipe measured back to back per model (noisy machine)');
+  log('model           batch(micro)  train img/s [runs]        infer img/s | torch train  infer | ratio train  infer');
+  let printedInfo = false;
+  for (const m of models) {
+    // PyTorch first, then ours, per model: both see the same machine load.
+    const torch = torchBench([m], steps);
+    if (typeof torch === 'string' && m === models[0]) log(torch);
+    const ref = typeof torch === 'string' ? undefined : torch.find((r) => r.label === m.label);
+    const res = measureInChild(m.label, steps, false);
+    if (res.info && !printedInfo) {
+      log(res.info);
+      printedInfo = true;
+    }
+    const r = res.measured;
+    if (!r) {
+      log(`${m.label.padEnd(15)} FAILED: ${res.error ?? 'no result'}`);
+      continue;
+    }
+    const ratioT = ref ? r.train / ref.train : NaN;
+    const ratioI = ref ? r.infer / ref.infer : NaN;
+    log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${r.trainRuns.map(f2).join(' ')}]`.padEnd(58) +
+      `${f2(r.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
+      `${ref ? ratioT.toFixed(2).padStart(5) : '    -'}x ${ref ? ratioI.toFixed(2).padStart(5) : '    -'}x`);
+    const below = !ref || ratioT < 0.5 || ratioI < 0.5 || process.env.MEDPIPE_BENCH_PROFILE === '1';
+    if (below && process.env.MEDPIPE_BENCH_PROFILE !== '0') {
+      const p = measureInChild(m.label, 0, true).measured;
+      if (p?.profile && p.profileTotalMs) {
+        const sum = p.profile.reduce((acc, k) => acc + k.ms, 0);
+        log(`  profile of one ${m.label} step: ${p.profileTotalMs.toFixed(0)} ms, kernels ${sum.toFixed(0)} ms, rest (JS, tape) ${(p.profileTotalMs - sum).toFixed(0)} ms`);
+        for (const k of p.profile.slice(0, 12)) {
+          log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(7)} ms ${(100 * k.ms / p.profileTotalMs).toFixed(1).padStart(5)}%  ${k.calls} calls`);
+        }
+      }
+    }
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') await child(args[1], Number(args[2]), args[3] === '1');
+  else await benchEngine((l) => console.log(l), args);
+}

@@ -1,0 +1,756 @@
+// medpipe native kernels for the tfjs wasm backend (N-API, C++17, no dependencies).
+//
+// Operates in place on the wasm heap (an ArrayBuffer passed with element offsets): no copies.
+// - Blocked SGEMM with packed panels and a microkernel chosen at run time (AVX-512F,
+//   AVX2+FMA, or portable C), each compiled with its own target attribute so one binary
+//   runs on any x86-64 (and the portable path elsewhere).
+// - Convolutions as GEMMs over an implicit im2col operand (never materialised for the
+//   forward and filter gradient); the input gradient is a GEMM then a gather (col2im).
+// - A fixed thread pool with static partitioning of the OUTPUT: every output element is
+//   computed by one thread with a summation order that does not depend on the partition,
+//   so results are bit-identical run to run and for any thread count.
+#include <node_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define MP_X86 1
+#endif
+
+namespace {
+
+// ------------------------------------------------------------------------------------
+// Thread pool. A job is n fixed chunks; the caller and the workers claim chunks from a
+// shared counter, so a descheduled worker (a busy machine) never stalls the job: the
+// caller then runs the remaining chunks itself. Chunk boundaries are fixed by the job, and
+// every output element is computed the same way whichever thread claims its chunk, so the
+// results do not depend on the claiming order: bit-identical run to run.
+
+typedef void (*ChunkFn)(void*, int chunk, int tid);
+
+class Pool {
+ public:
+  ~Pool() { resize(1); }
+  int size() const { return n_; }
+  void resize(int n) {
+    if (n < 1) n = 1;
+    if (n == n_) return;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+      gen_.fetch_add(1);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    n_ = n;
+    // The generation a worker starts from is read here, before any job can be issued.
+    const uint64_t start = gen_.load();
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, start] { loop(i, start); });
+  }
+  void run(int chunks, ChunkFn fn, void* ctx) {
+    if (chunks <= 0) return;
+    if (n_ <= 1 || chunks == 1) {
+      for (int c = 0; c < chunks; c++) fn(ctx, c, 0);
+      return;
+    }
+    uint32_t g;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      fn_ = fn;
+      ctx_ = ctx;
+      chunks_ = chunks;
+      done_.store(0);
+      g = (uint32_t)(gen_.load() + 1);
+      claim_.store((uint64_t)g << 32);
+      gen_.fetch_add(1);
+    }
+    cv_.notify_all();
+    int mine = work(g, fn, ctx, chunks, 0);
+    // Wait for chunks claimed by workers (each is running, not queued).
+    while (done_.load(std::memory_order_acquire) + mine < chunks) {
+#ifdef MP_X86
+      _mm_pause();
+#endif
+    }
+  }
+
+ private:
+  // Claims and runs chunks of job g; returns how many it ran.
+  int work(uint32_t g, ChunkFn fn, void* ctx, int chunks, int tid) {
+    int ran = 0;
+    for (;;) {
+      uint64_t cur = claim_.load(std::memory_order_acquire);
+      if ((uint32_t)(cur >> 32) != g) return ran;
+      const int next = (int)(cur & 0xffffffffu);
+      if (next >= chunks) return ran;
+      if (!claim_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) continue;
+      fn(ctx, next, tid);
+      ran++;
+    }
+  }
+  void loop(int id, uint64_t seen) {
+    for (;;) {
+      int spins = 0;
+      while (gen_.load(std::memory_order_acquire) == seen && spins < 4000) {
+#ifdef MP_X86
+        _mm_pause();
+#endif
+        spins++;
+      }
+      if (gen_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return gen_.load() != seen; });
+      }
+      ChunkFn fn;
+      void* ctx;
+      int chunks;
+      {
+        std::lock_guard<std::mutex> lk(m_);
+        seen = gen_.load();
+        if (stop_) return;
+        fn = fn_;
+        ctx = ctx_;
+        chunks = chunks_;
+      }
+      const int ran = work((uint32_t)seen, fn, ctx, chunks, id);
+      if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
+    }
+  }
+  int n_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int> done_{0};
+  bool stop_ = false;
+  ChunkFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  int chunks_ = 0;
+};
+
+Pool g_pool;
+
+// f(chunk, tid) for chunk in [0, chunks): tid < pool size indexes per-thread scratch.
+template <class F>
+void parallel(int chunks, F&& f) {
+  struct Ctx { F* f; };
+  Ctx c{&f};
+  g_pool.run(chunks, [](void* p, int chunk, int tid) { (*static_cast<Ctx*>(p)->f)(chunk, tid); }, &c);
+}
+
+// ------------------------------------------------------------------------------------
+// Operands
+
+struct ConvGeom {
+  int N, H, W, C, OC, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW;
+};
+
+struct Src {
+  enum Kind { STRIDED, IM2COL, IM2COL_T } kind = STRIDED;
+  const float* p = nullptr;
+  long rs = 0, cs = 0;          // STRIDED: (i, k) -> p[i*rs + k*cs]
+  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p
+};
+
+// Writes im2col(m, k0 .. k0+len) to dst[j*ds].
+inline void im2col_run(const ConvGeom& g, const float* x, long m, int k0, int len, float* dst, long ds) {
+  const int ow = (int)(m % g.OW);
+  const long t = m / g.OW;
+  const int oh = (int)(t % g.OH);
+  const int n = (int)(t / g.OH);
+  int c = k0 % g.C;
+  int kk = k0 / g.C;
+  int kw = kk % g.KW;
+  int kh = kk / g.KW;
+  int j = 0;
+  while (j < len) {
+    const int run = std::min(g.C - c, len - j);
+    const int ih = oh * g.sh - g.pt + kh * g.dh;
+    const int iw = ow * g.sw - g.pl + kw * g.dw;
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
+      for (int q = 0; q < run; q++) dst[(j + q) * ds] = 0.f;
+    } else {
+      const float* s = x + (((long)n * g.H + ih) * g.W + iw) * g.C + c;
+      if (ds == 1) std::memcpy(dst + j, s, sizeof(float) * run);
+      else for (int q = 0; q < run; q++) dst[(j + q) * ds] = s[q];
+    }
+    j += run;
+    c = 0;
+    if (++kw == g.KW) { kw = 0; kh++; }
+  }
+}
+
+// Pack rows [i0, i0+mc) x cols [p0, p0+kc) of A into strips of mr rows: dst[s][p][r].
+void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  for (int s = 0; s < mc; s += mr) {
+    const int rows = std::min(mr, mc - s);
+    float* d = dst + (long)s * kc;
+    if (A.kind == Src::STRIDED) {
+      if (A.cs == 1) {
+        for (int r = 0; r < rows; r++) {
+          const float* a = A.p + (long)(i0 + s + r) * A.rs + p0;
+          for (int p = 0; p < kc; p++) d[p * mr + r] = a[p];
+        }
+      } else {
+        for (int p = 0; p < kc; p++) {
+          const float* a = A.p + (long)(p0 + p) * A.cs + (long)(i0 + s) * A.rs;
+          if (A.rs == 1) for (int r = 0; r < rows; r++) d[p * mr + r] = a[r];
+          else for (int r = 0; r < rows; r++) d[p * mr + r] = a[(long)r * A.rs];
+        }
+      }
+    } else if (A.kind == Src::IM2COL) {
+      for (int r = 0; r < rows; r++) im2col_run(*A.g, A.p, i0 + s + r, p0, kc, d + r, mr);
+    } else {  // IM2COL_T: A(i, p) = im2col(p, i)
+      for (int p = 0; p < kc; p++) im2col_run(*A.g, A.p, p0 + p, i0 + s, rows, d + (long)p * mr, 1);
+    }
+    if (rows < mr) {
+      for (int p = 0; p < kc; p++) for (int r = rows; r < mr; r++) d[p * mr + r] = 0.f;
+    }
+  }
+}
+
+// Pack rows [p0, p0+kc) x cols [j0, j0+nc) of B into strips of nr columns: dst[s][p][c].
+void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  for (int s = 0; s < nc; s += nr) {
+    const int cols = std::min(nr, nc - s);
+    float* d = dst + (long)s * kc;
+    if (B.cs == 1) {
+      for (int p = 0; p < kc; p++) {
+        const float* b = B.p + (long)(p0 + p) * B.rs + j0 + s;
+        std::memcpy(d + (long)p * nr, b, sizeof(float) * cols);
+        for (int c = cols; c < nr; c++) d[(long)p * nr + c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < cols; c++) {
+        const float* b = B.p + (long)(j0 + s + c) * B.cs + (long)p0 * B.rs;
+        for (int p = 0; p < kc; p++) d[(long)p * nr + c] = b[(long)p * B.rs];
+      }
+      for (int p = 0; p < kc; p++) for (int c = cols; c < nr; c++) d[(long)p * nr + c] = 0.f;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------
+// Microkernels: C[m x n] (=|+=) Apack[kc x MR] . Bpack[kc x NR] for the valid m, n.
+
+typedef void (*Ukr)(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+
+inline void store_tile(const float* t, int nr, float* C, long ldc, bool acc, int m, int n) {
+  for (int r = 0; r < m; r++) {
+    float* c = C + r * ldc;
+    const float* s = t + r * nr;
+    if (acc) for (int j = 0; j < n; j++) c[j] += s[j];
+    else for (int j = 0; j < n; j++) c[j] = s[j];
+  }
+}
+
+#ifdef MP_X86
+constexpr int MR512 = 8, NR512 = 32;
+__attribute__((target("avx512f"))) void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n) {
+  __m512 c0[MR512], c1[MR512];
+  for (int r = 0; r < MR512; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+  for (int p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_loadu_ps(B);
+    const __m512 b1 = _mm512_loadu_ps(B + 16);
+    for (int r = 0; r < MR512; r++) {
+      const __m512 a = _mm512_set1_ps(A[r]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+    A += MR512;
+    B += NR512;
+  }
+  if (m == MR512 && n == NR512) {
+    for (int r = 0; r < MR512; r++) {
+      float* c = C + r * ldc;
+      if (acc) {
+        c0[r] = _mm512_add_ps(_mm512_loadu_ps(c), c0[r]);
+        c1[r] = _mm512_add_ps(_mm512_loadu_ps(c + 16), c1[r]);
+      }
+      _mm512_storeu_ps(c, c0[r]);
+      _mm512_storeu_ps(c + 16, c1[r]);
+    }
+  } else {
+    alignas(64) float t[MR512 * NR512];
+    for (int r = 0; r < MR512; r++) { _mm512_store_ps(t + r * NR512, c0[r]); _mm512_store_ps(t + r * NR512 + 16, c1[r]); }
+    store_tile(t, NR512, C, ldc, acc, m, n);
+  }
+}
+
+constexpr int MR256 = 6, NR256 = 16;
+__attribute__((target("avx2,fma"))) void ukr_avx2(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n) {
+  __m256 c0[MR256], c1[MR256];
+  for (int r = 0; r < MR256; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+  for (int p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_loadu_ps(B);
+    const __m256 b1 = _mm256_loadu_ps(B + 8);
+    for (int r = 0; r < MR256; r++) {
+      const __m256 a = _mm256_broadcast_ss(A + r);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+    A += MR256;
+    B += NR256;
+  }
+  alignas(32) float t[MR256 * NR256];
+  if (m == MR256 && n == NR256) {
+    for (int r = 0; r < MR256; r++) {
+      float* c = C + r * ldc;
+      if (acc) {
+        c0[r] = _mm256_add_ps(_mm256_loadu_ps(c), c0[r]);
+        c1[r] = _mm256_add_ps(_mm256_loadu_ps(c + 8), c1[r]);
+      }
+      _mm256_storeu_ps(c, c0[r]);
+      _mm256_storeu_ps(c + 8, c1[r]);
+    }
+  } else {
+    for (int r = 0; r < MR256; r++) { _mm256_store_ps(t + r * NR256, c0[r]); _mm256_store_ps(t + r * NR256 + 8, c1[r]); }
+    store_tile(t, NR256, C, ldc, acc, m, n);
+  }
+}
+#endif
+
+constexpr int MRC = 4, NRC = 8;
+void ukr_c(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n) {
+  float t[MRC * NRC] = {0};
+  for (int p = 0; p < kc; p++) {
+    for (int r = 0; r < MRC; r++) {
+      const float a = A[r];
+      for (int j = 0; j < NRC; j++) t[r * NRC + j] += a * B[j];
+    }
+    A += MRC;
+    B += NRC;
+  }
+  store_tile(t, NRC, C, ldc, acc, m, n);
+}
+
+struct Kernel {
+  Ukr fn;
+  int mr, nr;
+  const char* name;
+};
+
+Kernel pick_kernel() {
+  const char* force = std::getenv("MEDPIPE_NATIVE_ISA");
+  const bool any = force == nullptr || *force == 0;
+#ifdef MP_X86
+  __builtin_cpu_init();
+  if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) return {ukr_avx512, MR512, NR512, "avx512"};
+  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2"};
+#else
+  (void)any;
+#endif
+  return {ukr_c, MRC, NRC, "c"};
+}
+
+Kernel g_kernel = pick_kernel();
+
+constexpr int KC = 256;
+constexpr int MC = 144;   // multiple of 8 and 6... rounded below per kernel
+constexpr int NC = 2048;
+
+struct Scratch {
+  std::vector<float> a, b;
+};
+Scratch g_scratch[64];
+
+// One thread's share: C rows [m0, m1) x cols [n0, n1).
+void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
+                const float* bias, int act, Scratch& s) {
+  if (m1 <= m0 || n1 <= n0) return;
+  const Kernel k = g_kernel;
+  const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
+  const int nc_max = (NC / k.nr) * k.nr;
+  if (K == 0) {
+    for (int i = m0; i < m1; i++) for (int j = n0; j < n1; j++) C[(long)i * ldc + j] = 0.f;
+  }
+  s.a.resize((size_t)mc_max * KC + 64);
+  s.b.resize((size_t)nc_max * KC + 64);
+  for (int jc = n0; jc < n1; jc += nc_max) {
+    const int nc = std::min(nc_max, n1 - jc);
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      pack_b(B, pc, kc, jc, nc, k.nr, s.b.data());
+      for (int ic = m0; ic < m1; ic += mc_max) {
+        const int mc = std::min(mc_max, m1 - ic);
+        pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
+        for (int jr = 0; jr < nc; jr += k.nr) {
+          const int n = std::min(k.nr, nc - jr);
+          for (int ir = 0; ir < mc; ir += k.mr) {
+            const int m = std::min(k.mr, mc - ir);
+            k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, m, n);
+          }
+        }
+      }
+    }
+  }
+  if (bias != nullptr || act != 0) {
+    for (int i = m0; i < m1; i++) {
+      float* c = C + (long)i * ldc;
+      if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
+      if (act == 1) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
+    }
+  }
+}
+
+void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial = false) {
+  const int T = serial ? 1 : g_pool.size();
+  const double flops = 2.0 * M * N * (double)K;
+  const Kernel k = g_kernel;
+  // Chunks: 2 per thread (a descheduled thread's share is picked up by the others); none
+  // below ~2 MFLOP, where waking a worker costs more than it saves.
+  int nt = flops < 2e6 ? 1 : 2 * T;
+  if (nt <= 1) {
+    gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, g_scratch[serial ? 63 : 0]);
+    return;
+  }
+  // Split the larger output dimension into equal, kernel-aligned chunks.
+  const bool splitM = (long)M * 1 >= (long)N;
+  const int unit = splitM ? k.mr : k.nr;
+  const int extent = splitM ? M : N;
+  const int units = (extent + unit - 1) / unit;
+  nt = std::min(nt, units);
+  parallel(nt, [&](int t, int tid) {
+    const int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
+    const int e0 = std::min(extent, u0 * unit), e1 = std::min(extent, u1 * unit);
+    if (splitM) gemm_block(e0, e1, 0, N, K, A, B, C, ldc, bias, act, g_scratch[tid]);
+    else gemm_block(0, M, e0, e1, K, A, B, C, ldc, bias, act, g_scratch[tid]);
+  });
+}
+
+// ------------------------------------------------------------------------------------
+// Convolutions
+
+void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const float* bias, int act) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A;
+  const bool pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
+  if (pointwise) { A.p = x; A.rs = g.C; A.cs = 1; }
+  else { A.kind = Src::IM2COL; A.p = x; A.g = &g; }
+  Src B; B.p = w; B.rs = g.OC; B.cs = 1;
+  gemm(M, g.OC, K, A, B, y, g.OC, bias, act);
+}
+
+std::vector<float> g_cols;
+
+void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A;  // [K x M] = im2col^T
+  const bool pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
+  if (pointwise) { A.p = x; A.rs = 1; A.cs = g.C; }
+  else {
+    // im2col materialised row by row (contiguous writes), then read transposed: packing
+    // straight from the image in this orientation moves a few floats per call.
+    if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
+    float* cols = g_cols.data();
+    const int nt = (long)M * K < 65536 ? 1 : std::min(2 * g_pool.size(), M);
+    parallel(nt, [&](int t, int) {
+      const long m0 = (long)M * t / nt, m1 = (long)M * (t + 1) / nt;
+      for (long m = m0; m < m1; m++) im2col_run(g, x, m, 0, K, cols + m * K, 1);
+    });
+    A.p = cols; A.rs = 1; A.cs = K;
+  }
+  Src B; B.p = dy; B.rs = g.OC; B.cs = 1;
+  gemm(K, g.OC, M, A, B, dw, g.OC, nullptr, 0);
+}
+
+void conv2d_backprop_input(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A; A.p = dy; A.rs = g.OC; A.cs = 1;
+  Src B; B.p = w; B.rs = 1; B.cs = g.OC;  // W^T: (oc, k) -> w[k*OC + oc]
+  const bool pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
+  if (pointwise) {
+    gemm(M, K, g.OC, A, B, dx, K, nullptr, 0);
+    return;
+  }
+  if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
+  float* cols = g_cols.data();
+  gemm(M, K, g.OC, A, B, cols, K, nullptr, 0);
+  // col2im as a gather over dx rows (n, ih): a fixed (kh, kw) order per element.
+  const int rows = g.N * g.H;
+  const int nt = (long)rows * g.W * g.C < 65536 ? 1 : std::min(2 * g_pool.size(), rows);
+  parallel(nt, [&](int t, int) {
+    const int r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
+    for (int r = r0; r < r1; r++) {
+      const int n = r / g.H, ih = r % g.H;
+      float* out = dx + (long)r * g.W * g.C;
+      std::memset(out, 0, sizeof(float) * (size_t)g.W * g.C);
+      for (int kh = 0; kh < g.KH; kh++) {
+        const int v = ih + g.pt - kh * g.dh;
+        if (v < 0 || v % g.sh != 0) continue;
+        const int oh = v / g.sh;
+        if (oh >= g.OH) continue;
+        for (int kw = 0; kw < g.KW; kw++) {
+          const float* base = cols + ((long)(n * g.OH + oh) * g.OW) * K + (long)(kh * g.KW + kw) * g.C;
+          for (int ow = 0; ow < g.OW; ow++) {
+            const int iw = ow * g.sw - g.pl + kw * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const float* s = base + (long)ow * K;
+            float* d = out + (long)iw * g.C;
+            for (int c = 0; c < g.C; c++) d[c] += s[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------
+// BatchNorm gradient reductions over rows of [rows x C]: out[c] = sum dy, out[C + c] =
+// sum dy * (x - mean[c]), in float64, rows in order; threads own whole channels.
+
+void bn_reduce(int rows, int C, const float* dy, const float* x, const float* mean, float* out) {
+  const int blocks = (C + 15) / 16;
+  const int nt = (long)rows * C < 65536 ? 1 : std::min(2 * g_pool.size(), blocks);
+  parallel(nt, [&](int t, int) {
+    const int c0 = std::min(C, (int)((long)blocks * t / nt) * 16), c1 = std::min(C, (int)((long)blocks * (t + 1) / nt) * 16);
+    const int w = c1 - c0;
+    if (w <= 0) return;
+    std::vector<double> s1(w, 0.0), s2(w, 0.0);
+    std::vector<double> m(w);
+    for (int c = 0; c < w; c++) m[c] = mean[c0 + c];
+    for (int r = 0; r < rows; r++) {
+      const float* d = dy + (long)r * C + c0;
+      const float* v = x + (long)r * C + c0;
+      for (int c = 0; c < w; c++) {
+        const double g = d[c];
+        s1[c] += g;
+        s2[c] += g * ((double)v[c] - m[c]);
+      }
+    }
+    for (int c = 0; c < w; c++) { out[c0 + c] = (float)s1[c]; out[C + c0 + c] = (float)s2[c]; }
+  });
+}
+
+// Column sums of [rows x C] (float64, rows in order), times `scale`: Sum / Mean over every
+// axis but the last.
+void col_reduce(int rows, int C, const float* x, float* out, double scale) {
+  const int blocks = (C + 15) / 16;
+  const int nt = (long)rows * C < 65536 ? 1 : std::min(2 * g_pool.size(), blocks);
+  parallel(nt, [&](int t, int) {
+    const int c0 = std::min(C, (int)((long)blocks * t / nt) * 16), c1 = std::min(C, (int)((long)blocks * (t + 1) / nt) * 16);
+    const int w = c1 - c0;
+    if (w <= 0) return;
+    std::vector<double> s1(w, 0.0);
+    for (int r = 0; r < rows; r++) {
+      const float* v = x + (long)r * C + c0;
+      for (int c = 0; c < w; c++) s1[c] += v[c];
+    }
+    for (int c = 0; c < w; c++) out[c0 + c] = (float)(s1[c] * scale);
+  });
+}
+
+// ------------------------------------------------------------------------------------
+// N-API glue
+
+#define CHECK(call) \
+  if ((call) != napi_ok) { napi_throw_error(env, nullptr, "medpipe native: bad argument in " #call); return nullptr; }
+
+float* heap_f32(napi_env env, napi_value v, double off) {
+  void* data = nullptr;
+  size_t len = 0;
+  if (napi_get_arraybuffer_info(env, v, &data, &len) != napi_ok) return nullptr;
+  if (off < 0 || (size_t)off * 4 > len) return nullptr;
+  return static_cast<float*>(data) + (size_t)off;
+}
+
+bool get_geom(napi_env env, napi_value v, ConvGeom& g) {
+  napi_typedarray_type type;
+  size_t len;
+  void* data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok) return false;
+  if (type != napi_int32_array || len != 15) return false;
+  std::memcpy(&g, data, sizeof(ConvGeom));
+  return true;
+}
+
+// conv(kind, heap, aOff, bOff, outOff, biasOff (-1: none), act, geom Int32Array(15))
+napi_value Conv(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 8) { napi_throw_error(env, nullptr, "conv: 8 arguments"); return nullptr; }
+  int32_t kind, act;
+  double a, b, o, bias;
+  CHECK(napi_get_value_int32(env, argv[0], &kind));
+  CHECK(napi_get_value_double(env, argv[2], &a));
+  CHECK(napi_get_value_double(env, argv[3], &b));
+  CHECK(napi_get_value_double(env, argv[4], &o));
+  CHECK(napi_get_value_double(env, argv[5], &bias));
+  CHECK(napi_get_value_int32(env, argv[6], &act));
+  ConvGeom g;
+  if (!get_geom(env, argv[7], g)) { napi_throw_error(env, nullptr, "conv: geometry must be an Int32Array(15)"); return nullptr; }
+  // Extents of x, filter, y (dy) in floats; every operand must lie inside the heap.
+  const double nx = (double)g.N * g.H * g.W * g.C, nw = (double)g.KH * g.KW * g.C * g.OC, ny = (double)g.N * g.OH * g.OW * g.OC;
+  const double ea = kind == 1 ? ny : nx, eb = kind == 2 ? ny : nw, eo = kind == 0 ? ny : kind == 1 ? nx : nw;
+  if (g.N <= 0 || g.C <= 0 || g.OC <= 0 || g.KH <= 0 || g.KW <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0 || g.OH <= 0 || g.OW <= 0) {
+    napi_throw_error(env, nullptr, "conv: bad geometry");
+    return nullptr;
+  }
+  float* pa = heap_f32(env, argv[1], a + ea) ? heap_f32(env, argv[1], a) : nullptr;
+  float* pb = heap_f32(env, argv[1], b + eb) ? heap_f32(env, argv[1], b) : nullptr;
+  float* po = heap_f32(env, argv[1], o + eo) ? heap_f32(env, argv[1], o) : nullptr;
+  float* pbias = bias >= 0 && heap_f32(env, argv[1], bias + g.OC) ? heap_f32(env, argv[1], bias) : nullptr;
+  if (!pa || !pb || !po || (bias >= 0 && !pbias)) { napi_throw_error(env, nullptr, "conv: offsets outside the heap"); return nullptr; }
+  if (kind == 0) conv2d(g, pa, pb, po, pbias, act);
+  else if (kind == 1) conv2d_backprop_input(g, pa, pb, po);
+  else conv2d_backprop_filter(g, pa, pb, po);
+  return nullptr;
+}
+
+// matmul(heap, M, N, K, transA, transB, offsets Float64Array [a0, b0, c0, a1, b1, c1, ...])
+// A is [M x K] (or [K x M] when transA), B [K x N] (or [N x K]), C [M x N], row-major.
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 7) { napi_throw_error(env, nullptr, "matmul: 7 arguments"); return nullptr; }
+  int32_t M, N, K;
+  bool tA, tB;
+  CHECK(napi_get_value_int32(env, argv[1], &M));
+  CHECK(napi_get_value_int32(env, argv[2], &N));
+  CHECK(napi_get_value_int32(env, argv[3], &K));
+  CHECK(napi_get_value_bool(env, argv[4], &tA));
+  CHECK(napi_get_value_bool(env, argv[5], &tB));
+  napi_typedarray_type type;
+  size_t len;
+  void* data;
+  napi_value ab;
+  size_t boff;
+  CHECK(napi_get_typedarray_info(env, argv[6], &type, &len, &data, &ab, &boff));
+  if (type != napi_float64_array || len % 3 != 0) { napi_throw_error(env, nullptr, "matmul: offsets must be a Float64Array of triples"); return nullptr; }
+  void* heap = nullptr;
+  size_t heapLen = 0;
+  CHECK(napi_get_arraybuffer_info(env, argv[0], &heap, &heapLen));
+  const double* offs = static_cast<const double*>(data);
+  const int count = (int)(len / 3);
+  float* base = static_cast<float*>(heap);
+  const size_t limit = heapLen / 4;
+  for (int i = 0; i < count; i++) {
+    if (offs[3 * i] + (double)M * K > limit || offs[3 * i + 1] + (double)K * N > limit || offs[3 * i + 2] + (double)M * N > limit) {
+      napi_throw_error(env, nullptr, "matmul: offsets outside the heap");
+      return nullptr;
+    }
+  }
+  auto one = [&](int i, bool serial) {
+    Src A; A.p = base + (size_t)offs[3 * i];
+    if (tA) { A.rs = 1; A.cs = M; } else { A.rs = K; A.cs = 1; }
+    Src B; B.p = base + (size_t)offs[3 * i + 1];
+    if (tB) { B.rs = 1; B.cs = K; } else { B.rs = N; B.cs = 1; }
+    gemm(M, N, K, A, B, base + (size_t)offs[3 * i + 2], N, nullptr, 0, serial);
+  };
+  const int T = g_pool.size();
+  if (count >= 2 * T && T > 1 && 2.0 * M * N * K * count >= 2e6) {
+    // Many products: whole products per chunk (each computed exactly as alone).
+    const int nc = std::min(count, 4 * T);
+    parallel(nc, [&](int t, int tid) {
+      const int b0 = (int)((long)count * t / nc), b1 = (int)((long)count * (t + 1) / nc);
+      for (int i = b0; i < b1; i++) {
+        Src A; A.p = base + (size_t)offs[3 * i];
+        if (tA) { A.rs = 1; A.cs = M; } else { A.rs = K; A.cs = 1; }
+        Src B; B.p = base + (size_t)offs[3 * i + 1];
+        if (tB) { B.rs = 1; B.cs = K; } else { B.rs = N; B.cs = 1; }
+        gemm_block(0, M, 0, N, K, A, B, base + (size_t)offs[3 * i + 2], N, nullptr, 0, g_scratch[tid]);
+      }
+    });
+  } else {
+    for (int i = 0; i < count; i++) one(i, false);
+  }
+  return nullptr;
+}
+
+// bnReduce(heap, rows, C, dyOff, xOff, meanOff, outOff)
+napi_value BnReduce(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 7) { napi_throw_error(env, nullptr, "bnReduce: 7 arguments"); return nullptr; }
+  int32_t rows, C;
+  double d, x, m, o;
+  CHECK(napi_get_value_int32(env, argv[1], &rows));
+  CHECK(napi_get_value_int32(env, argv[2], &C));
+  CHECK(napi_get_value_double(env, argv[3], &d));
+  CHECK(napi_get_value_double(env, argv[4], &x));
+  CHECK(napi_get_value_double(env, argv[5], &m));
+  CHECK(napi_get_value_double(env, argv[6], &o));
+  const double n = (double)rows * C;
+  float* pd = heap_f32(env, argv[0], d + n);
+  float* px = heap_f32(env, argv[0], x + n);
+  float* pm = heap_f32(env, argv[0], m + C);
+  float* po = heap_f32(env, argv[0], o + 2.0 * C);
+  if (!pd || !px || !pm || !po) { napi_throw_error(env, nullptr, "bnReduce: offsets outside the heap"); return nullptr; }
+  bn_reduce(rows, C, pd - (size_t)n, px - (size_t)n, pm - C, po - 2 * C);
+  return nullptr;
+}
+
+// colReduce(heap, rows, C, xOff, outOff, scale)
+napi_value ColReduce(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 6) { napi_throw_error(env, nullptr, "colReduce: 6 arguments"); return nullptr; }
+  int32_t rows, C;
+  double x, o, scale;
+  CHECK(napi_get_value_int32(env, argv[1], &rows));
+  CHECK(napi_get_value_int32(env, argv[2], &C));
+  CHECK(napi_get_value_double(env, argv[3], &x));
+  CHECK(napi_get_value_double(env, argv[4], &o));
+  CHECK(napi_get_value_double(env, argv[5], &scale));
+  if (rows < 0 || C < 0 || !heap_f32(env, argv[0], x + (double)rows * C) || !heap_f32(env, argv[0], o + C)) {
+    napi_throw_error(env, nullptr, "colReduce: offsets outside the heap");
+    return nullptr;
+  }
+  col_reduce(rows, C, heap_f32(env, argv[0], x), heap_f32(env, argv[0], o), scale);
+  return nullptr;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int32_t n = 1;
+  CHECK(napi_get_value_int32(env, argv[0], &n));
+  g_pool.resize(std::max(1, std::min(n, 64)));
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value obj, isa, th;
+  napi_create_object(env, &obj);
+  napi_create_string_utf8(env, g_kernel.name, NAPI_AUTO_LENGTH, &isa);
+  napi_create_int32(env, g_pool.size(), &th);
+  napi_set_named_property(env, obj, "isa", isa);
+  napi_set_named_property(env, obj, "threads", th);
+  return obj;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnReduce", nullptr, BnReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"colReduce", nullptr, ColReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

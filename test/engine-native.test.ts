@@ -1,0 +1,202 @@
+// The native kernels (native/medpipe.cc via the N-API addon) on the wasm backend, against
+// the reference cpu backend on randomised shapes: convolutions (strides, explicit and
+// asymmetric padding, dilation, odd sizes, fused bias + relu), their input and filter
+// gradients, matrix products (every transpose, batch and broadcast layout, sizes past the
+// GEMM's blocking), BatchNorm gradient sums; and bit-identical results for 1 and 2 threads.
+// Skipped, with the reason, when the addon is not built (the wasm path is tested in
+// engine-wasm-kernels.test.ts either way).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { initBackend } from '../src/engine/backend.js';
+import { loadNative, nativeStatus } from '../src/engine/native.js';
+import { setNativeKernels } from '../src/engine/wasm-kernels.js';
+
+type T = tf.Tensor;
+type In = { shape: number[]; data: Float32Array | Int32Array };
+
+const addon = loadNative();
+const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : false;
+if (skip) console.log(`# engine-native: SKIPPED — ${skip}`);
+
+let seed = 777;
+function rand(): number {
+  seed = (seed * 1664525 + 1013904223) >>> 0;
+  return seed / 2 ** 32;
+}
+const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
+const pick = <X>(xs: readonly X[]): X => xs[Math.floor(rand() * xs.length)];
+const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+const F = (shape: number[]): In => ({ shape, data: Float32Array.from({ length: size(shape) }, () => rand() * 2 - 1) });
+
+function on(backend: 'cpu' | 'wasm', inputs: In[], fn: (...xs: T[]) => T | T[]): Float32Array[] {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const xs = inputs.map((i) => tf.tensor(i.data, i.shape, i.data instanceof Int32Array ? 'int32' : 'float32'));
+    const out = fn(...xs);
+    return (Array.isArray(out) ? out : [out]).map((o) => Float32Array.from(o.dataSync()));
+  });
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let num = 0;
+  let den = 1e-6;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+function same(what: string, inputs: In[], fn: (...xs: T[]) => T | T[], tol = 1e-4): void {
+  const want = on('cpu', inputs, fn);
+  const got = on('wasm', inputs, fn);
+  want.forEach((w, i) => {
+    const e = relErr(got[i], w);
+    assert.ok(e <= tol, `${what} output ${i}: rel. error ${e.toExponential(2)}`);
+  });
+}
+
+const z4 = (shape: number[]): tf.Tensor4D => tf.zeros(shape as [number, number, number, number]);
+type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
+function randomPad(kh: number, kw: number): Pad {
+  const r = rand();
+  if (r < 0.3) return 'same';
+  if (r < 0.6) return 'valid';
+  return [[0, 0], [int(0, kh), int(0, kh)], [int(0, kw), int(0, kw)], [0, 0]];
+}
+
+before(async () => {
+  const info = await initBackend({ prefer: 'wasm' });
+  assert.equal(info.backend, 'wasm');
+  if (!skip) assert.equal(setNativeKernels(true), true);
+  await tf.setBackend('cpu');
+});
+
+test('native Conv2D / FusedConv2D forward matches cpu (strides, padding, dilation, odd sizes)', { skip }, () => {
+  for (let i = 0; i < 30; i++) {
+    const kh = int(1, 5);
+    const kw = int(1, 5);
+    const dil: [number, number] = rand() < 0.3 ? [int(1, 2), int(1, 2)] : [1, 1];
+    const strides: [number, number] = dil[0] > 1 || dil[1] > 1 ? [1, 1] : [pick([1, 2, 3]), pick([1, 2])];
+    const pad = randomPad(kh, kw);
+    const xShape = [int(1, 3), int(kh * dil[0] + 1, 13), int(kw * dil[1] + 1, 13), int(1, 19)];
+    const fShape = [kh, kw, xShape[3], int(1, 37)];
+    const what = `x ${xShape} f ${fShape} s ${strides} d ${dil} pad ${JSON.stringify(pad)}`;
+    same(`${what} conv`, [F(xShape), F(fShape)], (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, strides, pad, 'NHWC', dil));
+    same(`${what} fused`, [F(xShape), F(fShape), F([fShape[3]])], (x, f, b) =>
+      tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides, pad, dilations: dil, bias: b, activation: 'relu' }));
+  }
+});
+
+test('native conv gradients (input and filter) match cpu', { skip }, () => {
+  for (let i = 0; i < 30; i++) {
+    const kh = int(1, 4);
+    const kw = int(1, 4);
+    const strides: [number, number] = [pick([1, 2]), pick([1, 2])];
+    const pad = randomPad(kh, kw);
+    const xShape = [int(1, 3), int(kh + 1, 12), int(kw + 1, 12), int(1, 21)];
+    const fShape = [kh, kw, xShape[3], int(1, 35)];
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), strides, pad).shape;
+    const what = `x ${xShape} f ${fShape} s ${strides} pad ${JSON.stringify(pad)}`;
+    const attrs = { strides, pad, dataFormat: 'NHWC' };
+    same(`${what} bpFilter`, [F(xShape), F(yShape)], (x, dy) =>
+      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape }) as T);
+    same(`${what} bpInput`, [F(yShape), F(fShape)], (dy, f) =>
+      tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...attrs, inputShape: xShape }) as T);
+    same(`${what} grads`, [F(xShape), F(fShape), F(yShape)], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), w)))([x, f]));
+  }
+  // One case past the GEMM's blocking (K > 256, several row blocks) and ResNet's shapes.
+  same('pointwise 1x1 large', [F([2, 14, 14, 300]), F([1, 1, 300, 70])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid'))))([x, f]));
+  same('3x3 stride 2 large', [F([2, 15, 15, 40]), F([3, 3, 40, 33])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]))))([x, f]));
+});
+
+test('native matMul matches cpu: transposes, batches, broadcasting, sizes past the blocking', { skip }, () => {
+  const layouts: [number[], number[]][] = [[[], []], [[3], []], [[], [3]], [[4], [4]], [[2, 3], [2, 3]], [[1], [5]]];
+  for (const [ba, bb] of layouts) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const big = rand() < 0.25;
+        const [m, k, n] = big ? [int(140, 160), int(250, 300), int(30, 70)] : [int(1, 19), int(1, 19), int(1, 40)];
+        const aShape = [...ba, ...(tA ? [k, m] : [m, k])];
+        const bShape = [...bb, ...(tB ? [n, k] : [k, n])];
+        if (aShape.length < 2 || bShape.length < 2) continue;
+        const what = `matMul [${aShape}] x [${bShape}] tA ${tA} tB ${tB}`;
+        same(what, [F(aShape), F(bShape)], (a, b) => tf.matMul(a, b, tA, tB));
+        if (ba.join() === bb.join()) {
+          same(`${what} grads`, [F(aShape), F(bShape)], (a, b) =>
+            tf.grads((p: T, q: T) => tf.sum(tf.square(tf.matMul(p, q, tA, tB))))([a, b]));
+        }
+      }
+    }
+  }
+  same('empty inner dimension', [F([3, 0]), F([0, 4])], (a, b) => tf.matMul(a, b));
+  same('wide N', [F([5, 7]), F([7, 2100])], (a, b) => tf.matMul(a, b));
+});
+
+test('native Sum / Mean over leading axes (and the others, delegated) match cpu', { skip }, () => {
+  for (let i = 0; i < 8; i++) {
+    const shape = [int(1, 4), int(1, 7), int(1, 7), int(1, 40)];
+    for (const keepDims of [false, true]) {
+      same(`sum/mean ${shape} keep ${keepDims}`, [F(shape)], (x) => [
+        tf.sum(x, [0, 1, 2], keepDims), tf.mean(x, [2, 0, 1], keepDims), tf.mean(x, [1, 2], keepDims), tf.sum(x, -1, keepDims),
+      ]);
+    }
+  }
+  same('2-D column mean', [F([300, 17])], (x) => tf.mean(x, 0));
+});
+
+test('native results are bit-identical for 1 and 2 threads, run to run', { skip }, () => {
+  if (!addon) return;
+  const cases: [string, In[], (...xs: T[]) => T | T[]][] = [
+    ['conv grads', [F([2, 13, 13, 24]), F([3, 3, 24, 40]), F([2, 7, 7, 40])], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), w)))([x, f])],
+    ['matmul', [F([6, 90, 300]), F([6, 300, 70])], (a, b) => tf.matMul(a, b)],
+    ['matmul tB', [F([333, 65]), F([129, 65])], (a, b) => tf.matMul(a, b, false, true)],
+    ['bn grads', [F([2, 9, 9, 40]), F([40]), F([40])], (x, g, b) =>
+      tf.grads((a: T, gamma: T, beta: T) => {
+        const m = tf.moments(a, [0, 1, 2]);
+        return tf.sum(tf.square(tf.batchNorm(a, m.mean, m.variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5)));
+      })([x, g, b])],
+  ];
+  try {
+    for (const [what, inputs, fn] of cases) {
+      addon.setThreads(2);
+      const a = on('wasm', inputs, fn);
+      const b = on('wasm', inputs, fn);
+      addon.setThreads(1);
+      const c = on('wasm', inputs, fn);
+      a.forEach((x, i) => {
+        assert.deepEqual(Buffer.from(x.buffer), Buffer.from(b[i].buffer), `${what}: run to run`);
+        assert.deepEqual(Buffer.from(x.buffer), Buffer.from(c[i].buffer), `${what}: 1 vs 2 threads`);
+      });
+    }
+  } finally {
+    addon.setThreads(2);
+  }
+});
+
+test('native and pure-wasm paths agree on a small conv net step', { skip }, () => {
+  const inputs = [F([2, 12, 12, 3]), F([3, 3, 3, 8]), F([8]), F([8]), F([1, 1, 8, 16]), F([16, 5])];
+  const step = (x: T, ...p: T[]): T[] =>
+    tf.grads((c1: T, g: T, b: T, c2: T, fc: T) => {
+      let h = tf.conv2d(x as tf.Tensor4D, c1 as tf.Tensor4D, 2, 'same');
+      const m = tf.moments(h, [0, 1, 2]);
+      h = tf.relu(tf.batchNorm(h, m.mean, m.variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5)) as tf.Tensor4D;
+      h = tf.conv2d(h as tf.Tensor4D, c2 as tf.Tensor4D, 1, 'valid');
+      return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d([1, 3], 'int32'), 5), tf.matMul(tf.mean(h, [1, 2]), fc));
+    })(p);
+  const nat = on('wasm', inputs, step);
+  setNativeKernels(false);
+  try {
+    const plain = on('wasm', inputs, step);
+    nat.forEach((g, i) => assert.ok(relErr(g, plain[i]) <= 1e-4, `grad ${i}`));
+  } finally {
+    setNativeKernels(true);
+  }
+});
