@@ -17,7 +17,7 @@ function view(pipeline: ExpandedPipeline, dag: Dag, selected: Set<string>, stage
     return { vertices, edges, label: (v) => v };
   }
   const stageOf = (id: string) => pipeline.nodes.get(id)!.stage;
-  const vertices = [...new Set(dag.order.filter((id) => selected.has(id)).map(stageOf))];
+  const present = new Set([...selected].map(stageOf));
   const seen = new Set<string>();
   const edges: Edge[] = [];
   for (const id of dag.order) {
@@ -29,6 +29,16 @@ function view(pipeline: ExpandedPipeline, dag: Dag, selected: Set<string>, stage
         edges.push({ from: stageOf(from), to: stageOf(id) });
       }
     }
+  }
+  // Stages in dependency order (Kahn), ties in the order the pipeline file declares them.
+  const declared = [...pipeline.spec.stages.keys()].filter((st) => present.has(st));
+  const indegree = new Map(declared.map((st) => [st, edges.filter((e) => e.to === st).length]));
+  const vertices: string[] = [];
+  while (vertices.length < declared.length) {
+    const next = declared.find((st) => !vertices.includes(st) && indegree.get(st) === 0);
+    if (!next) break;
+    vertices.push(next);
+    for (const e of edges) if (e.from === next) indegree.set(e.to, indegree.get(e.to)! - 1);
   }
   const counts = new Map<string, number>();
   for (const id of selected) counts.set(stageOf(id), (counts.get(stageOf(id)) ?? 0) + 1);
