@@ -80,7 +80,8 @@ export default defineStage<PreprocessParams>({
     const importer = importerFor(params.format);
     const missing: string[] = [];
     for (const rel of importer.required(params.options ?? {})) {
-      if (!(await exists(path.join(root, rel)))) missing.push(path.join(params.root ?? '', rel));
+      // Shown relative to where the user stands, not to the pipeline file.
+      if (!(await exists(path.join(root, rel)))) missing.push(path.relative(process.cwd(), path.join(root, rel)) || '.');
     }
     if (missing.length > 0) return [`${params.format}: missing ${missing.join(', ')}. ${importer.where}`];
     const { problems } = await importer.import(root, params.options ?? {});

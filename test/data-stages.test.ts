@@ -183,7 +183,7 @@ test('fingerprint: relative, stable, changes with the data; check() says what is
   assert.deepEqual(await preprocess.check?.(params, fctx), []);
   const missing = await preprocess.check?.(pre({ format: 'aptos2019', root: 'data/none' }), fctx);
   assert.equal(missing?.length, 1);
-  assert.match(missing?.[0] ?? '', /aptos2019: missing data\/none\/train.csv, data\/none\/train_images\. Download .*kaggle/);
+  assert.match(missing?.[0] ?? '', /aptos2019: missing \S*data\/none\/train.csv, \S*data\/none\/train_images\. Download .*kaggle/);
 });
 
 test('synthesize refuses to replace a directory it did not write', async () => {

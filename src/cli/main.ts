@@ -102,7 +102,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       ? {
           start() {},
           update(id, state, detail) {
-            if (state === 'cached' || state === 'would-run' || state === 'failed') statusRows.push([id, state === 'would-run' ? 'to run' : state === 'failed' ? 'error' : 'cached', detail ?? '']);
+            const shown: Partial<Record<typeof state, string>> = { cached: 'cached', 'would-run': 'to run', failed: 'error', skipped: 'blocked' };
+            if (shown[state]) statusRows.push([id, shown[state]!, detail ?? '']);
           },
           progress() {},
           async finish() {},
@@ -132,9 +133,10 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
         const rows = [['node', 'SLURM job', 'state', 'detail', 'log'], ...jobs.map((j) => [j.node, j.job, j.state, j.detail, j.log])];
         process.stdout.write(`\nSLURM jobs submitted from this cache:\n${table(rows)}\n`);
       }
-      const toRun = [...outcomes.values()].filter((o) => o.state === 'would-run').length;
-      const errors = [...outcomes.values()].filter((o) => o.state === 'failed').length;
-      process.stdout.write(`\n${outcomes.size - toRun - errors} cached, ${toRun} to run${errors ? `, ${errors} with errors` : ''}\n`);
+      const count = (state: NodeOutcome['state']) => [...outcomes.values()].filter((o) => o.state === state).length;
+      const errors = count('failed');
+      const blocked = count('skipped');
+      process.stdout.write(`\n${count('cached')} cached, ${count('would-run')} to run${errors ? `, ${errors} with errors` : ''}${blocked ? `, ${blocked} blocked by them` : ''}\n`);
       return errors > 0 ? 1 : 0;
     }
     if (flags.detach) {
