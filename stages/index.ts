@@ -8,3 +8,4 @@ export { default as init } from './init.js';
 export { default as finetune } from './finetune.js';
 export { default as evaluate } from './evaluate.js';
 export { default as pretrain } from './pretrain.js';
+export { default as saliency } from './saliency.js';

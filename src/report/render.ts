@@ -55,6 +55,56 @@ export interface Figure {
   png: Uint8Array;
 }
 
+/** A PNG's tEXt `Description` (e.g. a saliency grid's row names), if it has one. */
+export function pngDescription(png: Uint8Array): string | undefined {
+  const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  if (buf.length < 8 || buf.readUInt32BE(0) !== 0x89504e47) return undefined;
+  for (let at = 8; at + 12 <= buf.length; ) {
+    const length = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    if (type === 'IEND' || at + 12 + length > buf.length) return undefined;
+    if (type === 'tEXt') {
+      const body = buf.subarray(at + 8, at + 8 + length);
+      const nul = body.indexOf(0);
+      if (nul > 0 && body.toString('latin1', 0, nul) === 'Description') return body.toString('latin1', nul + 1);
+    }
+    at += 12 + length;
+  }
+  return undefined;
+}
+
+/** A node id `stage[axis=value,...]` split into the stage and its axis values (for grouping). */
+function nodeParts(title: string): { stage: string; axes: string } {
+  const m = /^([^[\]]+)\[(.*)\]$/.exec(title);
+  return m ? { stage: m[1], axes: m[2].replace(/,/g, ', ') } : { stage: title, axes: '' };
+}
+
+function figureCaption(fig: Figure, axes: string): string {
+  const description = pngDescription(fig.png);
+  return `${escapeHtml(axes || fig.title)}${description ? `<br><span class="note">${escapeHtml(description)}</span>` : ''}`;
+}
+
+/**
+ * Figures grouped by the stage that made them, one row per group with its instances side by
+ * side: one saliency grid per data set reads as the paper's Figure 1 (data sets as columns).
+ * Axis values caption each figure; the full node id stays in the tooltip.
+ */
+function figureSection(figures: Figure[]): string {
+  const groups = new Map<string, { fig: Figure; axes: string }[]>();
+  for (const fig of figures) {
+    const { stage, axes } = nodeParts(fig.title);
+    groups.set(stage, [...(groups.get(stage) ?? []), { fig, axes }]);
+  }
+  return [...groups]
+    .map(([stage, items]) => {
+      const figs = items
+        .map(({ fig, axes }) => `<figure title="${escapeHtml(fig.title)}"><img alt="${escapeHtml(fig.title)}" src="data:image/png;base64,${Buffer.from(fig.png).toString('base64')}"><figcaption>${figureCaption(fig, axes)}</figcaption></figure>`)
+        .join('\n');
+      return `<section class="figure-group"><h3>${escapeHtml(stage)}</h3><div class="figure-row">\n${figs}\n</div></section>`;
+    })
+    .join('\n');
+}
+
 export function toHtml(table: Table, figures: Figure[], digits = 3, provenance = ''): string {
   const head = [...table.rowAxes, ...table.columns.map((c) => c.join(' / ') || 'value')].map((h) => `<th>${escapeHtml(h)}</th>`).join('');
   const body = table.rows
@@ -67,24 +117,30 @@ export function toHtml(table: Table, figures: Figure[], digits = 3, provenance =
       return `<tr>${row.map((r) => `<th>${escapeHtml(r)}</th>`).join('')}${cells.join('')}</tr>`;
     })
     .join('\n');
-  const figs = figures
-    .map((f) => `<figure><img alt="${escapeHtml(f.title)}" src="data:image/png;base64,${Buffer.from(f.png).toString('base64')}"><figcaption>${escapeHtml(f.title)}</figcaption></figure>`)
-    .join('\n');
+  const figs = figureSection(figures);
+  // Table and figures side by side on a wide screen, stacked on a narrow one.
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(table.title ?? 'medpipe table')}</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:.35em .7em;text-align:left}
 thead th{background:#eee}td{font-variant-numeric:tabular-nums}
-figure{display:inline-block;margin:1em 1em 0 0;vertical-align:top}img{max-width:100%;image-rendering:pixelated}
+.layout{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.layout>section{flex:1 1 30em;min-width:0}
+.figure-row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+figure{margin:0;flex:0 1 auto;max-width:100%}img{max-width:100%;image-rendering:pixelated}
+figcaption{text-align:center;font-size:13px}
 .note{color:#555;font-size:12px}
 </style></head><body>
 <h1>${escapeHtml(table.title ?? 'Results')}</h1>
+<div class="layout">
+<section class="results">
 <table><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table>
 <p class="note">${escapeHtml(footnote(table))}</p>
-${figs ? `<h2>Figures</h2>\n${figs}` : ''}
+</section>
+${figs ? `<section class="figures"><h2>Figures</h2>\n${figs}\n</section>` : ''}
+</div>
 ${provenance ? `<p class="note">${escapeHtml(provenance)}</p>` : ''}
 </body></html>
 `;

@@ -24,15 +24,29 @@ function block(cfg: ResNetConfig, params: ParamMap, b: BlockShape, x: tf.Tensor4
   return tf.relu(tf.add(out, identity));
 }
 
-/** Pooled features before the classifier, [B, C]. */
-export function resnetFeatures(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+/**
+ * The last residual block's output, [B, h, w, C] (torchvision's `layer4[-1]`, the layer
+ * Grad-CAM explains): everything before the global average pool.
+ */
+export function resnetActivations(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
   return tf.tidy(() => {
     let h = tf.relu(batchNorm(params, 'bn1', conv2d(params, 'conv1.weight', x, 2, 3), opts));
     // Padding 1 of a max pool counts as -inf in torch; tfjs pools over in-bounds values only.
     h = tf.maxPool(h, 3, 2, 1);
     for (const b of blockShapes(cfg)) h = block(cfg, params, b, h, opts);
-    return tf.mean(h, [1, 2]) as tf.Tensor2D;
+    return h;
   });
+}
+
+/** The classifier on top of resnetActivations: global average pool, then fc. Kept apart so
+ *  Grad-CAM can differentiate the class score with respect to the activations alone. */
+export function resnetHead(params: ParamMap, activations: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => linear(params, 'fc', tf.mean(activations, [1, 2]) as tf.Tensor2D));
+}
+
+/** Pooled features before the classifier, [B, C]. */
+export function resnetFeatures(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+  return tf.tidy(() => tf.mean(resnetActivations(cfg, params, x, opts), [1, 2]) as tf.Tensor2D);
 }
 
 export function resnetForward(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {

@@ -29,7 +29,10 @@ function posEmbed(cfg: ViTConfig, params: ParamMap, g: number): tf.Tensor2D {
   return tf.concat([cls, out], 0) as tf.Tensor2D;
 }
 
-function attention(cfg: ViTConfig, params: ParamMap, prefix: string, x: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
+/** Receives a block's attention probabilities, [B*H, T, T], while the forward runs. */
+type AttentionSink = (probs: tf.Tensor3D) => void;
+
+function attention(cfg: ViTConfig, params: ParamMap, prefix: string, x: tf.Tensor2D, B: number, T: number, sink?: AttentionSink): tf.Tensor2D {
   const D = cfg.dim;
   const H = cfg.heads;
   const hd = D / H;
@@ -38,36 +41,61 @@ function attention(cfg: ViTConfig, params: ParamMap, prefix: string, x: tf.Tenso
   const [q, k, v] = tf.split(qkv, 3, 1);
   const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]) as tf.Tensor3D;
   const scores = tf.matMul(heads(tf.mul(q, hd ** -0.5)), heads(k), false, true);
-  const attn = tf.softmax(scores, -1);
+  const attn = tf.softmax(scores, -1) as tf.Tensor3D;
+  sink?.(attn);
   const o = tf.matMul(attn, heads(v));
   const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, D]) as tf.Tensor2D;
   return linear(params, `${prefix}.proj`, merged);
 }
 
+/** Token states after every block, [B*T, D]; `lastSink` sees the last block's attention.
+ *  No tidy here: callers wrap it, so a sunk tensor lives until their tidy ends. */
+function encode(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, lastSink?: AttentionSink): { t: tf.Tensor2D; B: number; T: number } {
+  const [B, h, w] = x.shape;
+  if (h !== w) throw new Error(`vit: square inputs only, got ${h}x${w}`);
+  const g = gridSize(cfg, h);
+  const D = cfg.dim;
+  const T = g * g + 1;
+  const patches = tf.add(
+    tf.conv2d(x, param(params, 'patch_embed.proj.weight') as tf.Tensor4D, cfg.patchSize, 'valid'),
+    param(params, 'patch_embed.proj.bias'),
+  );
+  const cls = tf.broadcastTo(param(params, 'cls_token'), [B, 1, D]);
+  const tokens = tf.concat([cls, tf.reshape(patches, [B, g * g, D])], 1);
+  let t = tf.reshape(tf.add(tokens, posEmbed(cfg, params, g)), [B * T, D]) as tf.Tensor2D;
+  for (let i = 0; i < cfg.depth; i++) {
+    const b = `blocks.${i}`;
+    const sink = i === cfg.depth - 1 ? lastSink : undefined;
+    t = tf.add(t, attention(cfg, params, `${b}.attn`, layerNorm(params, `${b}.norm1`, t, cfg.eps), B, T, sink));
+    const hidden = gelu(linear(params, `${b}.mlp.fc1`, layerNorm(params, `${b}.norm2`, t, cfg.eps)));
+    t = tf.add(t, linear(params, `${b}.mlp.fc2`, hidden));
+  }
+  return { t, B, T };
+}
+
 /** The final-normed CLS token, [B, D]. */
 export function vitFeatures(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
-    const [B, h, w] = x.shape;
-    if (h !== w) throw new Error(`vit: square inputs only, got ${h}x${w}`);
-    const g = gridSize(cfg, h);
+    const { t, B, T } = encode(cfg, params, x);
     const D = cfg.dim;
-    const T = g * g + 1;
-    const patches = tf.add(
-      tf.conv2d(x, param(params, 'patch_embed.proj.weight') as tf.Tensor4D, cfg.patchSize, 'valid'),
-      param(params, 'patch_embed.proj.bias'),
-    );
-    const cls = tf.broadcastTo(param(params, 'cls_token'), [B, 1, D]);
-    const tokens = tf.concat([cls, tf.reshape(patches, [B, g * g, D])], 1);
-    let t = tf.reshape(tf.add(tokens, posEmbed(cfg, params, g)), [B * T, D]) as tf.Tensor2D;
-    for (let i = 0; i < cfg.depth; i++) {
-      const b = `blocks.${i}`;
-      t = tf.add(t, attention(cfg, params, `${b}.attn`, layerNorm(params, `${b}.norm1`, t, cfg.eps), B, T));
-      const hidden = gelu(linear(params, `${b}.mlp.fc1`, layerNorm(params, `${b}.norm2`, t, cfg.eps)));
-      t = tf.add(t, linear(params, `${b}.mlp.fc2`, hidden));
-    }
     // LayerNorm is per token, so normalising only the CLS equals timm's norm-then-pick.
     const clsOut = tf.reshape(tf.slice(tf.reshape(t, [B, T, D]), [0, 0, 0], [B, 1, D]), [B, D]) as tf.Tensor2D;
     return layerNorm(params, 'norm', clsOut, cfg.eps);
+  });
+}
+
+/**
+ * The last block's attention from the CLS token to every token, [B, heads, T] with the CLS
+ * itself at index 0: DINO's `get_last_selfattention(x)[:, :, 0, :]`, what its
+ * visualize_attention draws.
+ */
+export function vitLastAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const seen: { probs?: tf.Tensor3D } = {};
+    const { B, T } = encode(cfg, params, x, (p) => (seen.probs = p));
+    if (!seen.probs) throw new Error('vit: the model has no blocks, so no attention to show');
+    // [B*H, T, T] -> the CLS query's row of each head: [B, H, T].
+    return tf.reshape(tf.slice(seen.probs, [0, 0, 0], [B * cfg.heads, 1, T]), [B, cfg.heads, T]) as tf.Tensor3D;
   });
 }
 
