@@ -126,6 +126,8 @@ export interface StageContext<P = JSONObject> {
   log(text: string): void;
   /** Recorded in the manifest's provenance, not in the key (engine, backend, threads...). */
   provenance(info: JSONObject): void;
+  /** A few lines `pipeline run` prints when this node ends a run (e.g. the results table); kept with the result. */
+  report(text: string): void;
 }
 
 export function defineStage<P = JSONObject>(kind: StageKind<P>): StageKind<P> {

@@ -12,7 +12,8 @@ interface AggregateParams {
 
 export default defineStage<AggregateParams>({
   kind: 'aggregate',
-  version: 1,
+  // 2: the table is reported for `pipeline run` to print.
+  version: 2,
   description: "The pipeline's table: one cell per row x column, median ± std over the `over` axis, with reference values",
   params: {
     type: 'object',
@@ -47,5 +48,6 @@ export default defineStage<AggregateParams>({
     }
     ctx.outputs.json('table', JSON.parse(JSON.stringify(table)));
     ctx.log(`\n${markdown}`);
+    ctx.report(markdown);
   },
 });

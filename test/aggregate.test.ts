@@ -58,6 +58,9 @@ test('the aggregate stage builds the table from every gathered instance, through
   );
   const r = await box.cli(['run', file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /report:\n\| model \| value \|\n\|---\|---\|\n\| ResNet50 \| 11\.5 ± 0\.7 \|/, 'the run prints the table');
+  const again = await box.cli(['run', file]);
+  assert.match(again.stdout, /7 cached[\s\S]*\| DeiT-S \| 11\.5 ± 0\.7 \|/, 'a no-op run prints it too');
   const manifest = JSON.parse((await box.cli(['show', file, 'report'])).stdout) as { outputs: Record<string, { digest: string; value?: unknown }> };
   const digest = manifest.outputs['markdown']!.digest;
   const md = readFileSync(join(box.cache, 'cas', digest.slice(0, 2), digest.slice(2)), 'utf8');

@@ -146,6 +146,11 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       return states.includes('failed') ? 1 : 0;
     }
     process.stdout.write(summarize(outcomes, store.dir, (Date.now() - started) / 1000) + '\n');
+    // Reports of the nodes that end this run (nothing selected depends on them), ran or cached.
+    for (const [id, o] of outcomes) {
+      const report = o.manifest?.report;
+      if (report && !opened.dag.graph.outNeighbors(id).some((d) => selected.has(d))) process.stdout.write(`\n${id}:\n${report}`);
+    }
     if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
     const states = [...outcomes.values()].map((o) => o.state);
     if (states.includes('interrupted')) return 130;

@@ -17,6 +17,7 @@ export interface BuiltContext {
   /** Artifacts produced so far; complete once run() resolves. */
   produced: Map<string, Artifact>;
   provenance: JSONObject;
+  report: { text?: string };
   cleanup(): Promise<void>;
 }
 
@@ -40,6 +41,7 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
   const workdir = await store.makeWorkdir();
   const produced = new Map<string, Artifact>();
   const provenance: JSONObject = {};
+  const report: { text?: string } = {};
   const readers = new Map<string, RecordReader>();
 
   const entriesOf = (name: string, type: Artifact['type']): JobInputEntry[] => {
@@ -80,6 +82,9 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
     provenance(info) {
       Object.assign(provenance, info);
     },
+    report(text) {
+      report.text = text;
+    },
     inputs: {
       has: (name) => name in job.inputs,
       json: <T = JSONValue>(name: string) => jsonValue(single(name, 'json')) as T,
@@ -118,5 +123,5 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       restore: (name) => store.restoreCheckpoint(job.key, name),
     },
   };
-  return { ctx, produced, provenance, cleanup: () => rm(workdir, { recursive: true, force: true }) };
+  return { ctx, produced, provenance, report, cleanup: () => rm(workdir, { recursive: true, force: true }) };
 }

@@ -40,6 +40,7 @@ export async function executeJob(job: Job, store: Store, hooks: ContextHooks): P
       versions: packageVersions(),
       reported: built.provenance,
     },
+    ...(built.report.text !== undefined ? { report: built.report.text } : {}),
   };
   const committed = await store.commit(manifest);
   await store.dropCheckpoints(job.key);

@@ -29,6 +29,8 @@ export interface Manifest {
   material: KeyMaterial;
   outputs: Record<string, Artifact>;
   provenance: Provenance;
+  /** What the stage asked `pipeline run` to print (ctx.report). */
+  report?: string;
 }
 
 /** Last key a named node had, so `status` can say why it would rerun. */

@@ -51,6 +51,7 @@ export interface FakeRun<P> {
   progress: string[];
   logs: string[];
   provenance: JSONObject;
+  reports: string[];
 }
 
 export function fakeFingerprintContext(baseDir: string): FingerprintContext & { hashed: string[] } {
@@ -77,6 +78,7 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
   const progress: string[] = [];
   const logs: string[] = [];
   const provenance: JSONObject = {};
+  const reports: string[] = [];
   const saved = new Map<string, Uint8Array>();
   const missing = (kind: string, name: string): never => {
     throw new Error(`fake context: no ${kind} input ${name}`);
@@ -128,8 +130,9 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
     progress: (text) => progress.push(text),
     log: (text) => logs.push(text),
     provenance: (info) => Object.assign(provenance, info),
+    report: (text) => reports.push(text),
   };
-  return { ctx, json, records, files, progress, logs, provenance };
+  return { ctx, json, records, files, progress, logs, provenance, reports };
 }
 
 /** Runs a stage kind's run() in a fake context and returns what it produced. */
