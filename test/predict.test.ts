@@ -1,0 +1,62 @@
+// `pipeline predict` prepares new images exactly as the model's training data was prepared:
+// on an image of the test split it gives the very probabilities evaluate computed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sandbox } from './support/toy.js';
+
+const PIPELINE = `
+name: pred
+stages:
+  synthesize:
+    uses: synthesize
+    with: {dataset: aptos2019, dest: data/aptos, count: 40, size: 40, seed: 5}
+  preprocess:
+    uses: preprocess
+    inputs: {source: synthesize.dataset}
+    with: {format: aptos2019, size: 32}
+  split:
+    uses: split
+    inputs: {records: preprocess.records}
+  init:
+    uses: init
+    with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}
+  finetune:
+    uses: finetune
+    inputs: {data: preprocess.records, split: split.split, weights: init.weights}
+    with: {metric: kappa, epochs: 1, batch_size: 8, warmup_iters: 2, seed: 1}
+  evaluate:
+    uses: evaluate
+    inputs: {data: preprocess.records, split: split.split, weights: finetune.weights}
+    with: {metric: kappa}
+`;
+
+test('predict reproduces evaluate on the same images, as CSV and JSON, and names unreadable images', { timeout: 300_000 }, async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', PIPELINE);
+  const run = await box.cli(['run', file]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const shown = JSON.parse((await box.cli(['show', file, 'evaluate'])).stdout) as { outputs: { predictions: { value: { ids: string[]; probs: number[][] } } } };
+  const { ids, probs } = shown.outputs.predictions.value;
+  const images = ids.slice(0, 3).map((id) => `data/aptos/train_images/${id}.png`);
+
+  const csv = await box.cli(['predict', '-w', `${file}:finetune`, ...images]);
+  assert.equal(csv.code, 0, csv.stdout + csv.stderr);
+  const lines = csv.stdout.trim().split('\n');
+  assert.equal(lines[0], 'image,No DR,Mild,Moderate,Severe,Proliferative DR,predicted', 'columns named by the data set\'s classes');
+  lines.slice(1).forEach((line, i) => {
+    const cells = line.split(',');
+    assert.equal(cells[0], images[i]);
+    const p = cells.slice(1, 6).map(Number);
+    assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4, 'probabilities sum to 1');
+    p.forEach((x, k) => assert.ok(Math.abs(x - probs[i]![k]!) < 1e-5, `image ${i} class ${k}: predict ${x} vs evaluate ${probs[i]![k]}`));
+  });
+
+  const json = await box.cli(['predict', '-w', `${file}:finetune`, '-f', 'json', images[0]!]);
+  const rows = JSON.parse(json.stdout) as { image: string; predicted: string; probabilities: Record<string, number> }[];
+  assert.equal(rows[0]!.image, images[0]);
+  assert.deepEqual(Object.keys(rows[0]!.probabilities), ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR']);
+
+  const bad = await box.cli(['predict', '-w', `${file}:finetune`, images[0]!, 'nowhere.png']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /cannot read 1 image\(s\):\n {2}nowhere\.png: .*missing file/);
+});
