@@ -9,3 +9,4 @@ export { default as finetune } from './finetune.js';
 export { default as evaluate } from './evaluate.js';
 export { default as pretrain } from './pretrain.js';
 export { default as saliency } from './saliency.js';
+export { default as dino } from './dino.js';

@@ -10,6 +10,9 @@ export interface AdamOptions {
   weightDecay: number;
   /** Names that get no weight decay (biases, norms), when weightDecay > 0. */
   noDecay?: (name: string) => boolean;
+  /** Decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr * weightDecay before the Adam
+   *  step, instead of adding the L2 term to the gradient. */
+  decoupled?: boolean;
 }
 
 export const ADAM_DEFAULTS: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
@@ -41,9 +44,11 @@ export class Adam {
     return [m, v];
   }
 
-  apply(params: Map<string, tfTypes.Variable>, grads: Map<string, tfTypes.Tensor>, lr: number): void {
+  /** One step over the parameters that have a gradient; `weightDecay` overrides the option's
+   *  value for this step (DINO schedules it). */
+  apply(params: Map<string, tfTypes.Variable>, grads: Map<string, tfTypes.Tensor>, lr: number, weightDecay = this.options.weightDecay): void {
     const { tf } = this;
-    const { beta1, beta2, eps, weightDecay, noDecay } = this.options;
+    const { beta1, beta2, eps, noDecay, decoupled } = this.options;
     this.step++;
     const bc1 = 1 - beta1 ** this.step;
     const bc2 = 1 - beta2 ** this.step;
@@ -52,7 +57,9 @@ export class Adam {
       if (!p) throw new Error(`gradient for unknown parameter ${name}`);
       const [m, v] = this.moments(name, p);
       tf.tidy(() => {
-        const g = weightDecay > 0 && !noDecay?.(name) ? g0.add(p.mul(weightDecay)) : g0;
+        const decay = weightDecay > 0 && !noDecay?.(name);
+        if (decay && decoupled) p.assign(p.mul(1 - lr * weightDecay));
+        const g = decay && !decoupled ? g0.add(p.mul(weightDecay)) : g0;
         m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
         v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
         const denom = v.div(bc2).sqrt().add(eps);

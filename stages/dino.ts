@@ -1,0 +1,169 @@
+// dino: the paper's self-supervised step (Caron et al. 2021, as Matsoukas et al. ran it) on a
+// data set's training split without labels, from ImageNet weights. Every number is a parameter
+// whose default is the paper's (lr 1e-4, weight decay 1e-5 -> 1e-4, teacher EMA 0.99, 300
+// epochs, batch 256) or, where the paper defers to DINO, DINO's (main_dino.py's arguments; the
+// teacher temperature warm-up 0.04 -> 0.07 over 30 epochs as the DINO paper trained).
+// Output: the teacher's backbone as a medpipe checkpoint without a classifier head, which
+// `init` (source: node) and `finetune` take, initialising the head fresh.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
+
+export interface DinoParams {
+  epochs: number;
+  batch_size: number;
+  micro_batch: number;
+  lr: number;
+  min_lr: number;
+  warmup_epochs: number;
+  weight_decay: number;
+  weight_decay_end: number;
+  momentum_teacher: number;
+  teacher_temp: number;
+  warmup_teacher_temp: number;
+  warmup_teacher_temp_epochs: number;
+  student_temp: number;
+  center_momentum: number;
+  grad_clip: number;
+  freeze_last_layer: number;
+  out_dim: number;
+  hidden_dim: number;
+  bottleneck_dim: number;
+  local_crops: number;
+  global_crops_scale: [number, number];
+  local_crops_scale: [number, number];
+  global_size?: number;
+  local_size?: number;
+  seed: number;
+  checkpoint_every: number;
+  backend: string;
+}
+
+const scalePair = { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, minItems: 2, maxItems: 2 };
+
+export default defineStage<DinoParams>({
+  kind: 'dino',
+  version: 1,
+  description: 'DINO self-supervised pretraining (student/teacher self-distillation, multi-crop) on the training split; output: the teacher backbone',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      epochs: { type: 'integer', minimum: 1, default: 300 },
+      batch_size: { type: 'integer', minimum: 1, default: 256 },
+      micro_batch: { type: 'integer', minimum: 0, default: 0, description: 'compute each batch in micro-batches of this size (gradient accumulation; exact except BatchNorm statistics); 0 = off' },
+      lr: { type: 'number', exclusiveMinimum: 0, default: 1e-4, description: 'peak lr for a batch of 256, scaled linearly with the batch size as DINO (paper: 1e-4)' },
+      min_lr: { type: 'number', minimum: 0, default: 1e-6, description: 'lr at the end of the cosine decay' },
+      warmup_epochs: { type: 'integer', minimum: 0, default: 10, description: 'linear lr warm-up' },
+      weight_decay: { type: 'number', minimum: 0, default: 1e-5, description: 'AdamW weight decay at the start (paper: 1e-5), not on biases and norms' },
+      weight_decay_end: { type: 'number', minimum: 0, default: 1e-4, description: 'weight decay at the end of its cosine schedule (paper: 1e-4)' },
+      momentum_teacher: { type: 'number', minimum: 0, maximum: 1, default: 0.99, description: 'teacher EMA momentum at the start, cosine to 1 (paper: 0.99)' },
+      teacher_temp: { type: 'number', exclusiveMinimum: 0, default: 0.07 },
+      warmup_teacher_temp: { type: 'number', exclusiveMinimum: 0, default: 0.04 },
+      warmup_teacher_temp_epochs: { type: 'integer', minimum: 0, default: 30 },
+      student_temp: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
+      center_momentum: { type: 'number', minimum: 0, maximum: 1, default: 0.9 },
+      grad_clip: { type: 'number', minimum: 0, default: 3.0, description: 'per-parameter gradient norm limit (DINO clip_grad); 0 = off' },
+      freeze_last_layer: { type: 'integer', minimum: 0, default: 1, description: 'epochs during which the head\'s last layer is not updated' },
+      out_dim: { type: 'integer', minimum: 2, default: 65536, description: 'head output dimension (DINO: 65536; the authors\' code: 4096)' },
+      hidden_dim: { type: 'integer', minimum: 1, default: 2048 },
+      bottleneck_dim: { type: 'integer', minimum: 1, default: 256 },
+      local_crops: { type: 'integer', minimum: 0, default: 8 },
+      global_crops_scale: { ...scalePair, default: [0.4, 1] },
+      local_crops_scale: { ...scalePair, default: [0.05, 0.4] },
+      global_size: { type: 'integer', minimum: 8, description: 'global crop size (default: the checkpoint\'s input size)' },
+      local_size: { type: 'integer', minimum: 8, description: 'local crop size (default: 96/224 of the input size, whole ViT patches)' },
+      seed: { type: 'integer', default: 0 },
+      checkpoint_every: { type: 'integer', minimum: 0, default: 50, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
+      backend: { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' },
+    },
+  },
+  unkeyed: ['checkpoint_every', 'backend'],
+  inputs: {
+    data: { type: 'records', description: 'preprocessed records' },
+    split: { type: 'json', description: 'split stage output (its train list; labels unused)' },
+    weights: { type: 'file', description: 'initial checkpoint (init, ImageNet)' },
+  },
+  outputs: { weights: 'file', curves: 'json', curves_svg: 'file' },
+  resources: { cpus: 1 },
+
+  async run(ctx: StageContext<DinoParams>) {
+    const p = ctx.params;
+    const [{ initBackend, parseBackendChoice }, { loadModel }, { trainDino }, { DINO_AUGMENT, cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
+      import('../src/engine/backend.js'),
+      import('../src/ml/train/model-io.js'),
+      import('../src/ml/dino/train.js'),
+      import('../src/ml/dino/augment.js'),
+      import('../src/ml/dino/export.js'),
+      import('../src/report/svg.js'),
+      import('../src/data/loader.js'),
+    ]);
+    const engine = await initBackend(p.backend === 'auto' ? {} : { prefer: parseBackendChoice(p.backend) });
+    ctx.provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend(engine.backend);
+    tf.util.assert(tf.getBackend() === engine.backend, () => `backend ${engine.backend} did not activate`);
+
+    const reader = ctx.inputs.records('data');
+    const split = ctx.inputs.json<{ train: number[] }>('split');
+    const channels = Number((reader.meta['shape'] as number[] | undefined)?.[2] ?? 3);
+    const model = await loadModel(await ctx.inputs.file('weights'), { channels }, p.seed);
+    for (const note of model.notes) ctx.log(note);
+    const sizes = cropSizes(model.spec.config);
+    const augment = {
+      ...DINO_AUGMENT,
+      globalSize: p.global_size ?? sizes.globalSize,
+      localSize: p.local_size ?? sizes.localSize,
+      localCrops: p.local_crops,
+      globalScale: p.global_crops_scale,
+      localScale: p.local_crops_scale,
+    };
+    ctx.log(`${model.spec.name} from ${model.meta.source}; crops 2x${augment.globalSize}px + ${augment.localCrops}x${augment.localSize}px; train ${split.train.length} images; backend ${engine.backend}`);
+
+    const result = await trainDino(
+      model,
+      reader,
+      {
+        epochs: p.epochs,
+        batchSize: p.batch_size,
+        microBatch: p.micro_batch,
+        lr: p.lr,
+        minLr: p.min_lr,
+        warmupEpochs: p.warmup_epochs,
+        weightDecay: p.weight_decay,
+        weightDecayEnd: p.weight_decay_end,
+        momentum: p.momentum_teacher,
+        teacherTemp: p.teacher_temp,
+        warmupTeacherTemp: p.warmup_teacher_temp,
+        warmupTeacherTempEpochs: p.warmup_teacher_temp_epochs,
+        studentTemp: p.student_temp,
+        centerMomentum: p.center_momentum,
+        gradClip: p.grad_clip,
+        freezeLastLayer: p.freeze_last_layer,
+        head: { hiddenDim: p.hidden_dim, bottleneckDim: p.bottleneck_dim, outDim: p.out_dim },
+        augment,
+        normalisation: metaNormalisation(reader.meta),
+        seed: p.seed,
+        checkpointEvery: p.checkpoint_every,
+        train: split.train,
+      },
+      { signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
+    );
+    const out = join(ctx.workdir, 'teacher.safetensors');
+    await exportTeacher(out, model, result.teacher.backbone, { dino_epochs: String(p.epochs), dino_out_dim: String(p.out_dim), seed: String(p.seed) });
+    await ctx.outputs.file('weights', out, { filename: `${model.spec.name}-dino.safetensors` });
+
+    const curves: JSONObject = {
+      model: model.spec.name,
+      steps_per_epoch: result.stepsPerEpoch,
+      resumed_from: result.resumedFrom,
+      epochs: result.curves.map((c) => ({ ...c })),
+      step_loss: result.stepLoss,
+    };
+    ctx.outputs.json('curves', curves);
+    const x = result.stepLoss.map((_, i) => (i + 1) / result.stepsPerEpoch);
+    const svg = lineChart(`${ctx.node}: DINO loss`, 'epoch', x, [{ name: 'loss (per step)', values: result.stepLoss }]);
+    await writeFile(join(ctx.workdir, 'curves.svg'), svg);
+    await ctx.outputs.file('curves_svg', 'curves.svg');
+  },
+});
