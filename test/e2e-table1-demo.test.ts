@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 const DEMO = join(REPO, 'pipelines', 'table1-demo.yaml');
 const SHORT = [
   '--set', 'axes.seed=[1]',
-  '--set', 'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 48}',
+  '--set', 'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 60}',
   '--set', 'synthesize_proxy.with.count=100',
   '--set', 'pretrain.with.epochs=1',
   '--set', 'dino.with.epochs=1',

@@ -1,4 +1,5 @@
 import type { Manifest } from '../store/artifacts.js';
+import { sleep } from '../util/sleep.js';
 import type { Lease } from './leases.js';
 import type { RemoteCache } from './remote-cache.js';
 
@@ -11,11 +12,6 @@ export type LeaseWait =
   | { compute: false; manifest: Manifest }
   | { compute: false; interrupted: true };
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 /**
  * Takes the node's remote lease, or waits for the runner holding it to publish the result.

@@ -16,6 +16,7 @@ import type { Job } from './job.js';
 import type { NodeState, Reporter } from './reporter.js';
 import type { Capacity } from './slots.js';
 import { Slots } from './slots.js';
+import { sleep } from '../util/sleep.js';
 
 export interface RunContext {
   pipeline: ExpandedPipeline;
@@ -47,11 +48,6 @@ export interface NodeOutcome {
   log?: string;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 /** A manifest is a hit only while everything it points at is still in the store. */
 export async function artifactsPresent(store: Store, manifest: Manifest): Promise<boolean> {

@@ -60,17 +60,20 @@ export class Slots {
   async acquire(need: Need, signal: AbortSignal): Promise<() => void> {
     if (this.fits(need) && this.waiting.length === 0) return this.take(need);
     return new Promise<() => void>((resolve, reject) => {
-      const entry = { need, resolve };
-      this.waiting.push(entry);
-      signal.addEventListener(
-        'abort',
-        () => {
-          const i = this.waiting.indexOf(entry);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(new Error('interrupted'));
+      const onAbort = () => {
+        const i = this.waiting.indexOf(entry);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new Error('interrupted'));
+      };
+      const entry = {
+        need,
+        resolve: (release: () => void) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(release);
         },
-        { once: true },
-      );
+      };
+      this.waiting.push(entry);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

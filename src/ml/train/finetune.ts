@@ -196,7 +196,12 @@ export async function finetune(tf: Tf, model: LoadedModel, reader: RecordReader,
 
     io.progress(`epoch ${progress.epoch + 1}/${o.epochs}: validating on ${o.split.val.length} images`);
     const preds = await predict(tf, model, reader, o.split.val, o.eval, o.evalBatchSize);
-    const metric = taskMetric(o.metric, preds, o.classes);
+    let metric: number;
+    try {
+      metric = taskMetric(o.metric, preds, o.classes);
+    } catch (err) {
+      throw new Error(`validation ${o.metric} on ${o.split.val.length} images: ${(err as Error).message} (a stratified split or a larger validation set avoids this)`);
+    }
     const before = progress.plateau.best;
     const lrUsed = progress.plateau.lr;
     progress.plateau = plateauStep(progress.plateau, metric, o.plateau);

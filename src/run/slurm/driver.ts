@@ -1,6 +1,7 @@
 // The submit side of `pipeline run --executor slurm`: plans every selected node (cached, or a
 // job), submits the whole DAG at once with afterok chains, then follows the jobs.
 import { mkdirSync } from 'node:fs';
+import { sleep } from '../../util/sleep.js';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JSONValue } from '../../contract.js';
@@ -43,17 +44,6 @@ type Plan = { type: 'final'; outcome: NodeOutcome } | JobPlan;
 // dist/src/run/slurm/driver.js -> the package root.
 const BIN = fileURLToPath(new URL('../../../../bin/pipeline.js', import.meta.url));
 
-/** Resolves after ms or on abort; the listener goes with it (a run sleeps thousands of times). */
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.=,-]+/g, '_').slice(0, 150);
 const BLOCKING = new Set(['failed', 'skipped', 'interrupted', 'would-run']);
