@@ -98,6 +98,13 @@ export class RecordSets {
       if (count % 256 === 0) await pending;
     });
     await pending;
+    // Every record must be on disk before the set can be named: a missing one would read as
+    // corruption later, on another node (seen once with many processes writing at once).
+    const stored = this.records.getKeysCount({ start: [set, 0], end: [set, count] });
+    if (stored !== count) {
+      await this.drop(set);
+      throw new Error(`record set ${set}: ${count} records written but ${stored} stored; nothing was kept, the node can be rerun`);
+    }
     const setMeta = meta();
     hash.update(canonicalJSON(setMeta));
     const digest = hash.digest('hex');

@@ -47,7 +47,9 @@ export class Store {
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
     this.tmpDir = join(dir, 'tmp');
-    this.root = open({ path: join(dir, 'index.lmdb'), maxDbs: 16 });
+    // A map far larger than any cache, so that LMDB never has to grow it while other
+    // processes write (address space only: the file grows with what is stored).
+    this.root = open({ path: join(dir, 'index.lmdb'), maxDbs: 16, mapSize: 2 ** 40 });
     this.manifests = this.root.openDB<Manifest, string>({ name: 'manifests', encoding: 'json' });
     this.names = this.root.openDB<NameRecord, string>({ name: 'names', encoding: 'json' });
     this.locks = this.root.openDB<LockRecord, string>({ name: 'locks', encoding: 'json' });
