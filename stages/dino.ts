@@ -5,6 +5,7 @@
 // teacher temperature warm-up 0.04 -> 0.07 over 30 epochs as the DINO paper trained).
 // Output: the teacher's backbone as a medpipe checkpoint without a classifier head, which
 // `init` (source: node) and `finetune` take, initialising the head fresh.
+import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
@@ -75,7 +76,7 @@ export default defineStage<DinoParams>({
       local_size: { type: 'integer', minimum: 8, description: 'local crop size (default: 96/224 of the input size, whole ViT patches)' },
       seed: { type: 'integer', default: 0 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 50, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
-      backend: { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' },
+      backend: BACKEND_PARAM,
     },
   },
   unkeyed: ['checkpoint_every', 'backend'],
@@ -89,8 +90,8 @@ export default defineStage<DinoParams>({
 
   async run(ctx: StageContext<DinoParams>) {
     const p = ctx.params;
-    const [{ initBackend, parseBackendChoice }, { loadModel }, { trainDino }, { DINO_AUGMENT, cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
-      import('../src/engine/backend.js'),
+    const [{ activateEngine }, { loadModel }, { trainDino }, { DINO_AUGMENT, cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
+      import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),
       import('../src/ml/dino/train.js'),
       import('../src/ml/dino/augment.js'),
@@ -98,11 +99,7 @@ export default defineStage<DinoParams>({
       import('../src/report/svg.js'),
       import('../src/data/loader.js'),
     ]);
-    const engine = await initBackend(p.backend === 'auto' ? {} : { prefer: parseBackendChoice(p.backend) });
-    ctx.provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
-    const tf = await import('@tensorflow/tfjs');
-    await tf.setBackend(engine.backend);
-    tf.util.assert(tf.getBackend() === engine.backend, () => `backend ${engine.backend} did not activate`);
+    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<{ train: number[] }>('split');

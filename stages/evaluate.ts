@@ -1,5 +1,6 @@
 // evaluate: test-set predictions of a checkpoint and the data set's metrics, with
 // scikit-learn's definitions.
+import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { defineStage, type StageContext } from '../src/contract.js';
 import { augmentFor } from './finetune.js';
 
@@ -23,7 +24,7 @@ export default defineStage<EvaluateParams>({
       subset: { enum: ['test', 'val', 'train'], default: 'test' },
       eval: { type: 'object', additionalProperties: false, properties: { resize: { type: 'integer', minimum: 8 }, crop: { type: 'integer', minimum: 8 } }, default: {} },
       batch_size: { type: 'integer', minimum: 1, default: 64 },
-      backend: { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' },
+      backend: BACKEND_PARAM,
     },
   },
   unkeyed: ['batch_size', 'backend'],
@@ -37,15 +38,12 @@ export default defineStage<EvaluateParams>({
 
   async run(ctx: StageContext<EvaluateParams>) {
     const p = ctx.params;
-    const [{ initBackend, parseBackendChoice }, { loadModel, predict }, { taskMetric, fullReport }] = await Promise.all([
-      import('../src/engine/backend.js'),
+    const [{ activateEngine }, { loadModel, predict }, { taskMetric, fullReport }] = await Promise.all([
+      import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),
       import('../src/ml/train/task-metrics.js'),
     ]);
-    const engine = await initBackend(p.backend === 'auto' ? {} : { prefer: parseBackendChoice(p.backend) });
-    ctx.provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
-    const tf = await import('@tensorflow/tfjs');
-    await tf.setBackend(engine.backend);
+    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<Record<string, number[]>>('split');

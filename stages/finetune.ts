@@ -1,6 +1,7 @@
 // finetune: the paper's supervised training of one (data set, model, init, seed) cell. Every
 // number is a parameter whose default is the paper's (or, where the paper is silent, the
 // authors' code's: batch 64, gradient clipping 1.0).
+import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
@@ -108,7 +109,7 @@ export default defineStage<FinetuneParams>({
       augment: augmentSchema,
       eval_batch_size: { type: 'integer', minimum: 1, default: 64 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 200, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
-      backend: { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' },
+      backend: BACKEND_PARAM,
     },
   },
   // How often to checkpoint, batch size for validation and the backend change no result bits
@@ -124,17 +125,13 @@ export default defineStage<FinetuneParams>({
 
   async run(ctx: StageContext<FinetuneParams>) {
     const p = ctx.params;
-    const [{ initBackend, parseBackendChoice }, { loadModel }, { finetune, curvesJSON }, { lineChart }] = await Promise.all([
-      import('../src/engine/backend.js'),
+    const [{ activateEngine }, { loadModel }, { finetune, curvesJSON }, { lineChart }] = await Promise.all([
+      import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),
       import('../src/ml/train/finetune.js'),
       import('../src/report/svg.js'),
     ]);
-    const engine = await initBackend(p.backend === 'auto' ? {} : { prefer: parseBackendChoice(p.backend) });
-    ctx.provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
-    const tf = await import('@tensorflow/tfjs');
-    await tf.setBackend(engine.backend);
-    tf.util.assert(tf.getBackend() === engine.backend, () => `backend ${engine.backend} did not activate`);
+    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<{ train: number[]; val: number[] }>('split');

@@ -3,6 +3,7 @@
 // `threshold` of the mass per head, mean over heads). Outputs the grid (rows original /
 // Grad-CAM / attention, one column per image) for the aggregate report, every image's
 // panels as PNGs in a tar, and a json summary of what each map shows.
+import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type JSONValue, type StageContext } from '../src/contract.js';
@@ -49,7 +50,7 @@ export default defineStage<SaliencyParams>({
         properties: { resize: { type: 'integer', minimum: 8 }, crop: { type: 'integer', minimum: 8 } },
         description: "overrides both models' eval transform (default: each checkpoint's recorded one)",
       },
-      backend: { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' },
+      backend: BACKEND_PARAM,
     },
     additionalProperties: false,
   },
@@ -66,18 +67,15 @@ export default defineStage<SaliencyParams>({
   async run(ctx: StageContext<SaliencyParams>) {
     const p = ctx.params;
     if (!ctx.inputs.has('cnn') && !ctx.inputs.has('vit')) throw new Error('saliency: wire a `cnn` checkpoint, a `vit` checkpoint, or both');
-    const [{ initBackend, parseBackendChoice }, { loadModel }, { augmentFor }, sel, { explainImage }, fig] = await Promise.all([
-      import('../src/engine/backend.js'),
+    const [{ activateEngine }, { loadModel }, { augmentFor }, sel, { explainImage }, fig] = await Promise.all([
+      import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),
       import('./finetune.js'),
       import('../src/ml/saliency/select.js'),
       import('../src/ml/saliency/explain.js'),
       import('../src/ml/saliency/figure.js'),
     ]);
-    const engine = await initBackend(p.backend === 'auto' ? {} : { prefer: parseBackendChoice(p.backend) });
-    ctx.provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
-    const tf = await import('@tensorflow/tfjs');
-    await tf.setBackend(engine.backend);
+    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<Record<string, number[]>>('split');

@@ -6,6 +6,7 @@ import { LocalExecutor } from '../run/executor.js';
 import { LineReporter } from '../run/line-reporter.js';
 import { ListrReporter } from '../run/listr-reporter.js';
 import type { Reporter } from '../run/reporter.js';
+import { planNodes } from '../run/plan.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
 import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
 import { SlurmExecutor } from '../run/slurm/driver.js';
@@ -206,13 +207,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
       if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
       const store = new Store(defaultCacheDir(flags.cache));
       try {
-        const outcomes = await runNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }), {
-          capacity: capacityOf(undefined, undefined, 1),
-          dryRun: true,
-          signal: new AbortController().signal,
-          executor: new LocalExecutor(),
-          reporter: { start() {}, update() {}, progress() {}, async finish() {} },
-        });
+        const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
         const o = outcomes.get(node)!;
         if (o.manifest) {
           process.stdout.write(JSON.stringify(o.manifest, null, 2) + '\n');
@@ -286,13 +281,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
         const keep = new Set<string>();
         for (const file of files) {
           const opened = await openPipeline(file, [], env);
-          const outcomes = await runNodes({ ...opened, store }, new Set(opened.dag.order), {
-            capacity: capacityOf(undefined, undefined, 1),
-            dryRun: true,
-            signal: new AbortController().signal,
-            executor: new LocalExecutor(),
-            reporter: { start() {}, update() {}, progress() {}, async finish() {} },
-          });
+          const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
           for (const o of outcomes.values()) if (o.key) keep.add(o.key);
         }
         const r = await collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });

@@ -4,10 +4,9 @@
 import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
 import { selectNodes } from '../graph/select.js';
-import { LocalExecutor } from '../run/executor.js';
-import { runNodes } from '../run/scheduler.js';
+import { planNodes } from '../run/plan.js';
 import { defaultCacheDir, Store } from '../store/store.js';
-import { capacityOf, openPipeline, type CliEnv } from './session.js';
+import { openPipeline, type CliEnv } from './session.js';
 
 export interface PredictFlags {
   weights: string;
@@ -35,13 +34,7 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   if (!opened.pipeline.nodes.has(node)) throw new Error(`${file} has no node "${node}"`);
   const store = new Store(defaultCacheDir(flags.cache));
   try {
-    const outcomes = await runNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }), {
-      capacity: capacityOf(undefined, undefined, 1),
-      dryRun: true,
-      signal: new AbortController().signal,
-      executor: new LocalExecutor(),
-      reporter: { start() {}, update() {}, progress() {}, async finish() {} },
-    });
+    const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
     const manifest = outcomes.get(node)?.manifest;
     const weights = manifest?.outputs['weights'];
     if (!manifest) throw new Error(`${node} is not cached: run \`pipeline run ${file} '${node}'\` first`);

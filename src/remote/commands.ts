@@ -1,8 +1,6 @@
 import { selectNodes } from '../graph/select.js';
-import { capacityOf, openPipeline, type CliEnv, type Opened } from '../cli/session.js';
-import { LocalExecutor } from '../run/executor.js';
-import type { Reporter } from '../run/reporter.js';
-import { runNodes } from '../run/scheduler.js';
+import { openPipeline, type CliEnv, type Opened } from '../cli/session.js';
+import { planNodes } from '../run/plan.js';
 import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
@@ -17,7 +15,6 @@ export interface RemoteFlags {
   remote?: string;
 }
 
-const silent: Reporter = { start() {}, update() {}, progress() {}, async finish() {} };
 
 /** The remote a command talks to (--remote, $MEDPIPE_REMOTE, the pipeline's `remote:`), if any. */
 export function remoteFor(flag: string | undefined, opened: Opened | undefined, store: Store): RemoteCache | undefined {
@@ -45,13 +42,7 @@ export async function cachePush(file: string | undefined, targets: string[], fla
     let opened: Opened | undefined;
     if (file) {
       opened = await openPipeline(file, flags.set, env);
-      const outcomes = await runNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), {
-        capacity: capacityOf(undefined, undefined, 1),
-        dryRun: true,
-        signal: new AbortController().signal,
-        executor: new LocalExecutor(),
-        reporter: silent,
-      });
+      const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }));
       manifests = [...outcomes.values()].flatMap((o) => (o.state === 'cached' && o.manifest ? [o.manifest] : []));
       notLocal = outcomes.size - manifests.length;
     } else manifests = listManifests(store);
@@ -72,15 +63,7 @@ export async function cachePull(file: string, targets: string[], flags: RemoteFl
   const opened = await openPipeline(file, flags.set, env);
   const remote = requireRemote(flags.remote, opened, store);
   try {
-    const outcomes = await runNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), {
-      capacity: capacityOf(undefined, undefined, 1),
-      dryRun: true,
-      pullInDryRun: true,
-      remote,
-      signal: new AbortController().signal,
-      executor: new LocalExecutor(),
-      reporter: silent,
-    });
+    const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
     const all = [...outcomes.values()];
     const pulled = all.filter((o) => o.state === 'cached' && o.reason?.startsWith('on remote')).length;
     const local = all.filter((o) => o.state === 'cached').length - pulled;

@@ -1,0 +1,21 @@
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { JSONObject } from '../contract.js';
+import { initBackend, parseBackendChoice, type EngineInfo } from './backend.js';
+
+export type Tf = typeof tfTypes;
+
+/** The `backend:` parameter every training/inference stage takes. */
+export const BACKEND_PARAM = { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu'], default: 'auto' } as const;
+
+/**
+ * Chooses and activates the backend a stage computes on ('auto': GPU, then tfjs-node, wasm,
+ * cpu), records it in the node's provenance, and returns the tf instance to use.
+ */
+export async function activateEngine(backend: string, provenance: (info: JSONObject) => void): Promise<{ tf: Tf; engine: EngineInfo }> {
+  const engine = await initBackend(backend === 'auto' ? {} : { prefer: parseBackendChoice(backend) });
+  provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
+  const tf: Tf = await import('@tensorflow/tfjs');
+  await tf.setBackend(engine.backend);
+  if (tf.getBackend() !== engine.backend) throw new Error(`backend ${engine.backend} did not activate`);
+  return { tf, engine };
+}
