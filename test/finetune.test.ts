@@ -93,3 +93,27 @@ test('finetune: same key, same weights; kill -9 mid-training resumes to the iden
   assert.notEqual(resumedFrom, null, 'the second run resumed from the checkpoint');
   assert.equal(ftC.outputs['weights']!.digest, ftA.outputs['weights']!.digest, 'resumed weights are identical to an uninterrupted run');
 });
+
+test('micro-batches accumulate to the full batch\'s update (a ViT: no BatchNorm statistics involved)', { timeout: 300_000 }, async () => {
+  const vit = PIPELINE.replace('model: resnet_demo, num_classes: 5, image_size: 24', 'model: vit_demo, num_classes: 5, image_size: 24').replace('epochs: 6,', 'epochs: 1,');
+  const whole = sandbox();
+  const fileW = whole.write('p.yaml', vit);
+  assert.equal((await whole.cli(['run', fileW, 'finetune'])).code, 0);
+  const split = sandbox();
+  const fileS = split.write('p.yaml', vit.replace('checkpoint_every: 3}', 'checkpoint_every: 3, micro_batch: 3}'));
+  const r = await split.cli(['run', fileS, 'finetune']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const { readWeightsFile } = await import('../src/ml/weights/checkpoint.js');
+  const weightsOf = async (box: Sandbox, file: string) => {
+    const d = (await show(box, file, 'finetune')).outputs['weights']!.digest;
+    return (await readWeightsFile(join(box.cache, 'cas', d.slice(0, 2), d.slice(2)))).tensors;
+  };
+  const a = await weightsOf(whole, fileW);
+  const b = await weightsOf(split, fileS);
+  let worst = 0;
+  for (const [name, t] of a) {
+    const u = b.get(name)!;
+    for (let i = 0; i < t.data.length; i++) worst = Math.max(worst, Math.abs(t.data[i]! - u.data[i]!));
+  }
+  assert.ok(worst < 1e-4, `largest weight difference ${worst}`);
+});
