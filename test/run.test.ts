@@ -174,3 +174,20 @@ test('two instances with the same key in one run compute once', async () => {
   assert.equal(box.runs().filter((n) => n.startsWith('train')).length, 2, 'resnet and deit instances share a key (the model axis changes nothing)');
   assert.match(r.stdout, /computed by another run/);
 });
+
+test('show -o prints one output: a json value or a file\'s bytes', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', `
+name: blobs
+plugins: [$TOY]
+stages:
+  make:
+    uses: blob
+    with: {text: hello}
+`);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.equal((await box.cli(['show', file, 'make', '-o', 'file'])).stdout, 'hello');
+  const bad = await box.cli(['show', file, 'make', '-o', 'nope']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /make has no output "nope" \(outputs: file, records\)/);
+});

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { JSONValue } from '../contract.js';
 import { cellNodes, selectNodes } from '../graph/select.js';
@@ -202,14 +203,21 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
 
   withCommon(program.command('show <pipeline> <node>'))
     .description("a node's cached manifest: outputs with digests, provenance, key material")
-    .action(async (file: string, node: string, flags: Common) => {
+    .option('-o, --output <name>', 'print one output instead: a json value, or a file\'s bytes (e.g. -o html > report.html)')
+    .action(async (file: string, node: string, flags: Common & { output?: string }) => {
       const opened = await openPipeline(file, flags.set, env);
       if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
       const store = new Store(defaultCacheDir(flags.cache));
       try {
         const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
         const o = outcomes.get(node)!;
-        if (o.manifest) {
+        if (o.manifest && flags.output !== undefined) {
+          const artifact = o.manifest.outputs[flags.output];
+          if (!artifact) throw new ConfigError(`${node} has no output "${flags.output}" (outputs: ${Object.keys(o.manifest.outputs).join(', ')})`, { file: `--output ${flags.output}`, line: 0, col: 0 });
+          if (artifact.type === 'json') process.stdout.write(JSON.stringify(artifact.value, null, 2) + '\n');
+          else if (artifact.type === 'file') process.stdout.write(await readFile(await store.blobs.verified(artifact.digest, `${node} output ${flags.output}`)));
+          else process.stdout.write(JSON.stringify({ type: 'records', count: artifact.count, meta: artifact.meta }, null, 2) + '\n');
+        } else if (o.manifest) {
           process.stdout.write(JSON.stringify(o.manifest, null, 2) + '\n');
         } else {
           const last = store.lastKnown(opened.pipeline.spec.name, node);
