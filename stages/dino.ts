@@ -99,7 +99,7 @@ export default defineStage<DinoParams>({
       import('../src/report/svg.js'),
       import('../src/data/loader.js'),
     ]);
-    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
+    const { engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<{ train: number[] }>('split');

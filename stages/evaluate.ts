@@ -43,7 +43,7 @@ export default defineStage<EvaluateParams>({
       import('../src/ml/train/model-io.js'),
       import('../src/ml/train/task-metrics.js'),
     ]);
-    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
+    const { tf } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<Record<string, number[]>>('split');

@@ -75,7 +75,7 @@ export default defineStage<SaliencyParams>({
       import('../src/ml/saliency/explain.js'),
       import('../src/ml/saliency/figure.js'),
     ]);
-    const { tf, engine } = await activateEngine(p.backend, ctx.provenance);
+    const { engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
     const split = ctx.inputs.json<Record<string, number[]>>('split');

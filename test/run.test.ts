@@ -4,7 +4,6 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandbox, TOY_PIPELINE } from './support/toy.js';
 
-const count = (runs: string[]) => runs.reduce<Record<string, number>>((m, r) => ((m[r] = (m[r] ?? 0) + 1), m), {});
 
 test('a second run executes nothing; one changed parameter reruns exactly its dependants', async () => {
   const box = sandbox();

@@ -42,7 +42,7 @@ export function interpolate(value: JSONValue, scope: Scope, depth = 0): JSONValu
     const whole = WHOLE.exec(value);
     if (whole) return lookup(whole[1]!, scope, depth);
     if (!value.includes('${')) return value;
-    return value.replace(PART, (match, expr: string | undefined) => {
+    return value.replace(PART, (_match, expr: string | undefined) => {
       if (expr === undefined) return '${';
       const v = lookup(expr, scope, depth);
       return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);

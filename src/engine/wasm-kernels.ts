@@ -273,42 +273,51 @@ function depthwiseInfo(tf: Tf, xShape: Shape4, attrs: NamedAttrMap | undefined):
   );
 }
 
+/**
+ * Visits every (output position, filter tap) pair of a depthwise convolution whose input pixel
+ * lies inside the image, in one fixed order: offsets of dy, of x, and of the tap in the filter.
+ */
+function forEachTap(ci: ReturnType<typeof depthwiseInfo>, visit: (dyBase: number, xBase: number, tapBase: number) => void): void {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = ci;
+  const { dilationHeight: dh, dilationWidth: dw, outChannels: OC } = ci;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const dyBase = ((n * OH + oh) * OW + ow) * OC;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh - ci.padInfo.top + kh * dh;
+          if (ih < 0 || ih >= H) continue;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw - ci.padInfo.left + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            visit(dyBase, ((n * H + ih) * W + iw) * C, (kh * KW + kw) * OC);
+          }
+        }
+      }
+    }
+  }
+}
+
 function depthwiseBackpropFilter(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {
     const c = makeCtx(tf, backend);
     const x = need(inputs, 'x');
     const dy = need(inputs, 'dy');
     const ci = depthwiseInfo(tf, x.shape as Shape4, attrs);
-    const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
-    const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = ci;
-    const { dilationHeight: dh, dilationWidth: dw, outChannels: OC } = ci;
+    const { inChannels: C, filterHeight: KH, filterWidth: KW, outChannels: OC } = ci;
     const mul = OC / C;
     const out = c.be.makeOutput(ci.filterShape, 'float32');
     const xs = c.f32(x);
     const ds = c.f32(dy);
     // Accumulate in float64 per filter tap, then store: one deterministic order.
     const acc = new Float64Array(KH * KW * OC);
-    for (let n = 0; n < N; n++) {
-      for (let oh = 0; oh < OH; oh++) {
-        for (let ow = 0; ow < OW; ow++) {
-          const dyBase = ((n * OH + oh) * OW + ow) * OC;
-          for (let kh = 0; kh < KH; kh++) {
-            const ih = oh * sh - ci.padInfo.top + kh * dh;
-            if (ih < 0 || ih >= H) continue;
-            for (let kw = 0; kw < KW; kw++) {
-              const iw = ow * sw - ci.padInfo.left + kw * dw;
-              if (iw < 0 || iw >= W) continue;
-              const xBase = ((n * H + ih) * W + iw) * C;
-              const aBase = (kh * KW + kw) * OC;
-              for (let ch = 0; ch < C; ch++) {
-                const xv = xs[xBase + ch];
-                for (let m = 0; m < mul; m++) acc[aBase + ch * mul + m] += xv * ds[dyBase + ch * mul + m];
-              }
-            }
-          }
-        }
+    forEachTap(ci, (dyBase, xBase, aBase) => {
+      for (let ch = 0; ch < C; ch++) {
+        const xv = xs[xBase + ch];
+        for (let m = 0; m < mul; m++) acc[aBase + ch * mul + m] += xv * ds[dyBase + ch * mul + m];
       }
-    }
+    });
     c.f32(out).set(acc);
     return out;
   };
@@ -321,36 +330,19 @@ function depthwiseBackpropInput(tf: Tf): KernelFunc {
     const filter = need(inputs, 'filter');
     const inputShape = attr<Shape4>(attrs, 'inputShape');
     const ci = depthwiseInfo(tf, inputShape, { ...attrs, filterShape: filter.shape });
-    const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
-    const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = ci;
-    const { dilationHeight: dh, dilationWidth: dw, outChannels: OC } = ci;
+    const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outChannels: OC } = ci;
     const mul = OC / C;
     const out = c.be.makeOutput(inputShape, 'float32');
     const ds = c.f32(dy);
     const fs = c.f32(filter);
     const acc = new Float64Array(N * H * W * C);
-    for (let n = 0; n < N; n++) {
-      for (let oh = 0; oh < OH; oh++) {
-        for (let ow = 0; ow < OW; ow++) {
-          const dyBase = ((n * OH + oh) * OW + ow) * OC;
-          for (let kh = 0; kh < KH; kh++) {
-            const ih = oh * sh - ci.padInfo.top + kh * dh;
-            if (ih < 0 || ih >= H) continue;
-            for (let kw = 0; kw < KW; kw++) {
-              const iw = ow * sw - ci.padInfo.left + kw * dw;
-              if (iw < 0 || iw >= W) continue;
-              const xBase = ((n * H + ih) * W + iw) * C;
-              const fBase = (kh * KW + kw) * OC;
-              for (let ch = 0; ch < C; ch++) {
-                let s = 0;
-                for (let m = 0; m < mul; m++) s += ds[dyBase + ch * mul + m] * fs[fBase + ch * mul + m];
-                acc[xBase + ch] += s;
-              }
-            }
-          }
-        }
+    forEachTap(ci, (dyBase, xBase, fBase) => {
+      for (let ch = 0; ch < C; ch++) {
+        let s = 0;
+        for (let m = 0; m < mul; m++) s += ds[dyBase + ch * mul + m] * fs[fBase + ch * mul + m];
+        acc[xBase + ch] += s;
       }
-    }
+    });
     c.f32(out).set(acc);
     return out;
   };
@@ -889,6 +881,6 @@ export async function unregisterWasmKernels(): Promise<void> {
     const original = originals.get(name);
     if (original) tf.registerKernel(original);
   }
-  for (const [name, config] of gradOriginals) tf.registerGradient(config);
+  for (const [, config] of gradOriginals) tf.registerGradient(config);
   gradOriginals.clear();
 }

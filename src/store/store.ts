@@ -4,7 +4,6 @@ import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { JSONObject, JSONValue } from '../contract.js';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
 import { RecordSets } from './records.js';
