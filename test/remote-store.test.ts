@@ -59,6 +59,16 @@ for (const [name, make] of backends) {
       rmSync(dir, { recursive: true });
     });
 
+    test('checkpoints are overwritten in place, unlike manifests and blobs', async () => {
+      const k = key('ckpt');
+      assert.equal(await remote.getCheckpoint(k, 'state'), undefined);
+      await remote.putCheckpoint(k, 'state', Buffer.from('step 1'));
+      await remote.putCheckpoint(k, 'state', Buffer.from('step 2'));
+      assert.equal(Buffer.from((await remote.getCheckpoint(k, 'state'))!).toString(), 'step 2');
+      await assert.rejects(remote.putCheckpoint(k, '../ac/x', Buffer.from('')), /not a plain file name/);
+      await remote.dropCheckpoint(k, 'state');
+    });
+
     test('names that are not digests are refused (no path escapes the remote)', async () => {
       await assert.rejects(remote.getManifest('../../etc/passwd'), /not a sha256 digest/);
     });

@@ -25,6 +25,12 @@ export interface ObjectBackend {
   exists(path: string): Promise<boolean>;
   /** Write-once and atomic: a reader sees all of it or nothing; false when something was there. */
   create(path: string, body: Body): Promise<boolean>;
+  /**
+   * Overwrites unconditionally, atomically (a reader sees the old or the new object, never a mix).
+   * Only for objects that are not content-addressed and may change (checkpoints under ckpt/):
+   * ac/ and cas/ stay write-once through create().
+   */
+  putMutable(path: string, body: Body): Promise<void>;
   /** Replaces the object last read as `expected`; false when it changed meanwhile. */
   replace(path: string, bytes: Uint8Array, expected: Stored): Promise<boolean>;
   /** False where the server does not delete (callers then overwrite instead). */

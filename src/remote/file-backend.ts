@@ -88,6 +88,18 @@ export class FileBackend implements ObjectBackend {
     }
   }
 
+  /** Staged in tmp/ and renamed over the target, so a reader or a killed writer never leaves half an object. */
+  async putMutable(path: string, body: Body): Promise<void> {
+    const target = this.abs(path);
+    const tmp = await this.stage(body);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tmp, target);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   /**
    * Compare-and-swap without a server: the first writer to create the marker named after
    * (path, expected bytes) may swap; it checks the object is still `expected` before the rename.

@@ -85,6 +85,12 @@ export class HttpBackend implements ObjectBackend {
     return true;
   }
 
+  async putMutable(path: string, body: Body): Promise<void> {
+    const res = await this.put(path, body, {});
+    if (!res.ok) this.fail(res, 'PUT', path);
+    void res.body?.cancel();
+  }
+
   async replace(path: string, bytes: Uint8Array, expected: Stored): Promise<boolean> {
     const res = await this.put(path, { bytes }, expected.etag ? { 'if-match': expected.etag } : {});
     if (res.status === 412) return (void res.body?.cancel(), false);

@@ -20,16 +20,16 @@ export function chooseRemote(flag: string | undefined, fromPipeline: unknown, ba
 
 /** file:///dir (or a plain path), http(s)://host/prefix, s3://bucket/prefix. */
 export function openRemote(spec: string): RemoteStore {
-  if (isAbsolute(spec)) return new ObjectRemote(new FileBackend(spec));
+  if (isAbsolute(spec)) return new ObjectRemote(new FileBackend(spec), spec);
   const url = new URL(spec);
   switch (url.protocol) {
     case 'file:':
-      return new ObjectRemote(new FileBackend(fileURLToPath(url)));
+      return new ObjectRemote(new FileBackend(fileURLToPath(url)), spec);
     case 'http:':
     case 'https:':
-      return new ObjectRemote(new HttpBackend(url));
+      return new ObjectRemote(new HttpBackend(url), spec);
     case 's3:':
-      return new ObjectRemote(new S3Backend(url));
+      return new ObjectRemote(new S3Backend(url), spec);
     default:
       throw new Error(`unsupported remote "${spec}": use file:///path, http(s)://host/prefix or s3://bucket/prefix`);
   }

@@ -43,6 +43,11 @@ export class RemoteCache {
     return this.remote.url;
   }
 
+  /** What a node's worker needs to open this remote itself (for its checkpoints). */
+  get spec(): string {
+    return this.remote.spec;
+  }
+
   private warn(message: string): void {
     // A dead remote would otherwise say so once per node.
     if (this.warned.has(message)) return;

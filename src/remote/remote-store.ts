@@ -3,9 +3,14 @@ import { Leases, type Lease } from './leases.js';
 
 export type { Lease } from './leases.js';
 
-/** A cache shared between machines: manifests under ac/<node key>, blobs under cas/<sha256>. */
+/**
+ * A cache shared between machines: manifests under ac/<node key>, blobs under cas/<sha256>,
+ * and the mutable checkpoints of nodes still running under ckpt/<node key>/<name>.
+ */
 export interface RemoteStore {
   readonly url: string;
+  /** As it was opened, credentials included (url drops them), so a worker process can open it again. */
+  readonly spec: string;
   getManifest(key: string): Promise<Uint8Array | undefined>;
   /** Write-once: false when an entry was already there (the first one stays). */
   putManifest(key: string, bytes: Uint8Array): Promise<boolean>;
@@ -15,6 +20,10 @@ export interface RemoteStore {
   putBlob(digest: string, file: string, size: number): Promise<boolean>;
   /** Drops a blob a reader proved corrupt, so the next push can upload it again. */
   dropBlob(digest: string): Promise<void>;
+  /** Overwrites: a checkpoint is the latest state of a run, not a result. */
+  putCheckpoint(key: string, name: string, bytes: Uint8Array): Promise<void>;
+  getCheckpoint(key: string, name: string): Promise<Uint8Array | undefined>;
+  dropCheckpoint(key: string, name: string): Promise<void>;
   tryAcquire(key: string, owner: string, ttlMs: number): Promise<boolean>;
   renew(key: string, owner: string, ttlMs: number): Promise<boolean>;
   release(key: string, owner: string): Promise<void>;
@@ -30,11 +39,23 @@ function checked(name: string): string {
   return name;
 }
 
+/** Checkpoint names come from stage code; keep them one plain path segment on every backend. */
+function checkpointPath(key: string, name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new Error(`checkpoint name ${JSON.stringify(name).slice(0, 80)} is not a plain file name`);
+  return `ckpt/${checked(key)}/${name}`;
+}
+
 /** The RemoteStore every backend shares: layout and leases over the backend's few operations. */
 export class ObjectRemote implements RemoteStore {
   private readonly leases: Leases;
 
-  constructor(readonly backend: ObjectBackend) {
+  readonly spec: string;
+
+  constructor(
+    readonly backend: ObjectBackend,
+    spec?: string,
+  ) {
+    this.spec = spec ?? backend.url;
     this.leases = new Leases(backend);
   }
 
@@ -64,6 +85,19 @@ export class ObjectRemote implements RemoteStore {
 
   async dropBlob(digest: string): Promise<void> {
     await this.backend.remove(`cas/${checked(digest)}`);
+  }
+
+  // async: a bad name must reject, not throw, so a background upload's catch sees it.
+  async putCheckpoint(key: string, name: string, bytes: Uint8Array): Promise<void> {
+    return this.backend.putMutable(checkpointPath(key, name), { bytes });
+  }
+
+  async getCheckpoint(key: string, name: string): Promise<Uint8Array | undefined> {
+    return (await this.backend.read(checkpointPath(key, name)))?.bytes;
+  }
+
+  async dropCheckpoint(key: string, name: string): Promise<void> {
+    await this.backend.remove(checkpointPath(key, name));
   }
 
   tryAcquire(key: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -121,6 +121,11 @@ export class S3Backend implements ObjectBackend {
     return this.put(path, body, { IfNoneMatch: '*' });
   }
 
+  async putMutable(path: string, body: Body): Promise<void> {
+    // Unconditional: false only for a 409 from a concurrent write, whose object then stands.
+    await this.put(path, body, {});
+  }
+
   async replace(path: string, bytes: Uint8Array, expected: Stored): Promise<boolean> {
     return this.put(path, { bytes }, expected.etag ? { IfMatch: expected.etag } : {});
   }

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
+import type { CheckpointMirror } from '../remote/checkpoint-mirror.js';
 import type { FingerprintContext, InputEntry, JSONObject, JSONValue, RecordReader, StageContext } from '../contract.js';
 import type { Artifact } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
@@ -37,7 +38,7 @@ export function fingerprintContext(store: Store, baseDir: string): FingerprintCo
 }
 
 /** The StageContext a stage sees: inputs read lazily from the store, outputs staged until commit. */
-export async function buildContext(job: Job, store: Store, declaredOutputs: Record<string, Artifact['type']>, hooks: ContextHooks): Promise<BuiltContext> {
+export async function buildContext(job: Job, store: Store, declaredOutputs: Record<string, Artifact['type']>, hooks: ContextHooks, mirror?: CheckpointMirror): Promise<BuiltContext> {
   const workdir = await store.makeWorkdir();
   const produced = new Map<string, Artifact>();
   const provenance: JSONObject = {};
@@ -119,8 +120,12 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       },
     },
     checkpoint: {
-      save: (name, data) => store.saveCheckpoint(job.key, name, data),
-      restore: (name) => store.restoreCheckpoint(job.key, name),
+      // Local first (the fast, certain copy); the mirror uploads it in the background.
+      async save(name, data) {
+        await store.saveCheckpoint(job.key, name, data);
+        await mirror?.save(name, data);
+      },
+      restore: async (name) => (await store.restoreCheckpoint(job.key, name)) ?? mirror?.restore(name),
     },
   };
   return { ctx, produced, provenance, report, cleanup: () => rm(workdir, { recursive: true, force: true }) };

@@ -1,4 +1,7 @@
 import { hostname } from 'node:os';
+import type { StageKind } from '../contract.js';
+import { CheckpointMirror } from '../remote/checkpoint-mirror.js';
+import { openRemote } from '../remote/open.js';
 import { importKind } from '../registry.js';
 import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
@@ -12,14 +15,25 @@ import { packageVersions } from './versions.js';
  */
 export async function executeJob(job: Job, store: Store, hooks: ContextHooks): Promise<Manifest> {
   const kind = await importKind(job.kindModule, job.node.kind);
+  const mirror = job.remote ? new CheckpointMirror(openRemote(job.remote), job.key, hooks.log) : undefined;
+  try {
+    return await runAndCommit(job, store, hooks, kind, mirror);
+  } finally {
+    await mirror?.close();
+  }
+}
+
+async function runAndCommit(job: Job, store: Store, hooks: ContextHooks, kind: StageKind, mirror: CheckpointMirror | undefined): Promise<Manifest> {
   const started = new Date();
-  const built = await buildContext(job, store, kind.outputs, hooks);
+  const built = await buildContext(job, store, kind.outputs, hooks, mirror);
   try {
     await kind.run(built.ctx);
     if (hooks.signal.aborted) throw new Error('interrupted');
     const missing = Object.keys(kind.outputs).filter((o) => !built.produced.has(o));
     if (missing.length > 0) throw new Error(`stage kind ${kind.kind} finished without writing output(s): ${missing.join(', ')}`);
   } finally {
+    // Even on failure: a failed node's last checkpoint is what a retry elsewhere resumes from.
+    await mirror?.settle();
     await built.cleanup();
   }
   const manifest: Manifest = {
@@ -44,5 +58,6 @@ export async function executeJob(job: Job, store: Store, hooks: ContextHooks): P
   };
   const committed = await store.commit(manifest);
   await store.dropCheckpoints(job.key);
+  await mirror?.drop();
   return committed;
 }

@@ -21,6 +21,8 @@ export interface Job {
   inputs: Record<string, { many: boolean; entries: JobInputEntry[] }>;
   /** Relative to cacheDir. */
   log: string;
+  /** The remote cache (as openRemote takes it), where checkpoints are mirrored for a resume elsewhere. */
+  remote?: string;
 }
 
 export type WorkerMessage =

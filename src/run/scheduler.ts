@@ -227,6 +227,7 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
           ]),
         ),
         log: store.logPath(id, key),
+        ...(options.remote ? { remote: options.remote.spec } : {}),
       };
       if (isGraphExecutor(executor)) throw new Error(`executor ${executor.name} cannot run single jobs`);
       const result = await executor.run(job, (text) => reporter.progress(id, text), signal);

@@ -78,6 +78,7 @@ export async function execTask(task: SlurmTask, store: Store, remote: RemoteCach
       ),
       // Job.log is relative to the cache; the SLURM log is where this node's lines go.
       log: isAbsolute(task.log) ? relative(store.dir, task.log) : task.log,
+      remote: remote.spec,
     };
     let lastProgress = 0;
     const manifest = await executeJob(job, store, {
