@@ -61,7 +61,7 @@ test('the aggregate stage builds the table from every gathered instance, through
   assert.match(r.stdout, /report:\n\| model \| value \|\n\|---\|---\|\n\| ResNet50 \| 11\.5 ± 0\.7 \|/, 'the run prints the table');
   const again = await box.cli(['run', file]);
   assert.match(again.stdout, /7 cached[\s\S]*\| DeiT-S \| 11\.5 ± 0\.7 \|/, 'a no-op run prints it too');
-  const manifest = JSON.parse((await box.cli(['show', file, 'report'])).stdout) as { outputs: Record<string, { digest: string; value?: unknown }> };
+  const manifest = await box.show(file, 'report');
   const digest = manifest.outputs['markdown']!.digest;
   const md = readFileSync(join(box.cache, 'cas', digest.slice(0, 2), digest.slice(2)), 'utf8');
   // train = seed + 10 for both models: seeds 1, 2 -> 11, 12 -> median 11.5, sample std 0.7.

@@ -6,22 +6,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BIN, sandbox, type Sandbox } from './support/toy.js';
+import { BIN, sandbox, tinyAptos } from './support/toy.js';
 
-const PIPELINE = `
-name: dn
-stages:
-  synthesize:
-    uses: synthesize
-    with: {dataset: aptos2019, dest: data/aptos, count: 60, size: 40, seed: 3}
-  preprocess:
-    uses: preprocess
-    inputs: {source: synthesize.dataset}
-    with: {format: aptos2019, size: 32}
-  split:
-    uses: split
-    inputs: {records: preprocess.records}
-  init:
+const PIPELINE = tinyAptos('dn', { count: 60, seed: 3 }) + `  init:
     uses: init
     with: {model: resnet_demo, num_classes: 5, image_size: 32, seed: 1}
   dino:
@@ -34,16 +21,6 @@ stages:
     with: {model: resnet_demo, num_classes: 5, image_size: 32, source: node, seed: 2}
 `;
 
-interface Shown {
-  key: string;
-  outputs: Record<string, { digest: string; value?: unknown }>;
-}
-
-async function show(box: Sandbox, file: string, node: string): Promise<Shown> {
-  const r = await box.cli(['show', file, node]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
-  return JSON.parse(r.stdout) as Shown;
-}
 
 interface Curves {
   steps_per_epoch: number;
@@ -57,7 +34,7 @@ test('dino: teacher backbone loads in init; curves stored and drawn; kill -9 mid
   const fileA = a.write('p.yaml', PIPELINE);
   const ra = await a.cli(['run', fileA]);
   assert.equal(ra.code, 0, ra.stdout + ra.stderr);
-  const dA = await show(a, fileA, 'dino');
+  const dA = await a.show(fileA, 'dino');
   const curves = dA.outputs['curves']!.value as Curves;
   assert.equal(curves.epochs.length, 4);
   assert.equal(curves.step_loss.length, 4 * curves.steps_per_epoch);
@@ -67,7 +44,7 @@ test('dino: teacher backbone loads in init; curves stored and drawn; kill -9 mid
   assert.ok(curves.epochs.every((e) => e.momentum >= 0.99 && e.momentum <= 1 && e.images_per_s > 0));
   assert.equal(curves.resumed_from, null);
   assert.ok(dA.outputs['curves_svg']!.digest, 'the loss curve is drawn');
-  const info = (await show(a, fileA, 'reinit')).outputs['info']!.value as { notes: string[]; reinitialised: string[]; check: { finite: boolean } };
+  const info = (await a.show(fileA, 'reinit')).outputs['info']!.value as { notes: string[]; reinitialised: string[]; check: { finite: boolean } };
   assert.ok(info.check.finite);
   assert.deepEqual(info.reinitialised, ['fc.weight', 'fc.bias'], 'only the classifier head is fresh');
   assert.ok(info.notes.some((n) => /no classifier head/.test(n)), info.notes.join('; '));
@@ -92,7 +69,7 @@ test('dino: teacher backbone loads in init; curves stored and drawn; kill -9 mid
   assert.equal((await c.cli(['status', fileC, 'dino'])).stdout.match(/dino\s+to run/)?.length, 1, 'the killed node left no result');
   const resumed = await c.cli(['run', fileC, 'dino']);
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
-  const dC = await show(c, fileC, 'dino');
+  const dC = await c.show(fileC, 'dino');
   assert.equal(dC.key, dA.key);
   assert.notEqual((dC.outputs['curves']!.value as Curves).resumed_from, null, 'the second run resumed from the checkpoint');
   assert.equal(dC.outputs['weights']!.digest, dA.outputs['weights']!.digest, 'resumed weights are identical to an uninterrupted run');

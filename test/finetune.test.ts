@@ -5,22 +5,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BIN, sandbox, type Sandbox } from './support/toy.js';
+import { BIN, sandbox, tinyAptos, type Sandbox } from './support/toy.js';
 
-const PIPELINE = `
-name: ft
-stages:
-  synthesize:
-    uses: synthesize
-    with: {dataset: aptos2019, dest: data/aptos, count: 60, size: 40, seed: 3}
-  preprocess:
-    uses: preprocess
-    inputs: {source: synthesize.dataset}
-    with: {format: aptos2019, size: 32}
-  split:
-    uses: split
-    inputs: {records: preprocess.records}
-  init:
+const PIPELINE = tinyAptos('ft', { count: 60, seed: 3 }) + `  init:
     uses: init
     with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}
   finetune:
@@ -33,27 +20,17 @@ stages:
     with: {metric: kappa}
 `;
 
-interface Shown {
-  key: string;
-  outputs: Record<string, { digest: string; value?: unknown }>;
-}
-
-async function show(box: Sandbox, file: string, node: string): Promise<Shown> {
-  const r = await box.cli(['show', file, node]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
-  return JSON.parse(r.stdout) as Shown;
-}
 
 test('finetune: same key, same weights; kill -9 mid-training resumes to the identical result', { timeout: 300_000 }, async () => {
   const a = sandbox();
   const fileA = a.write('p.yaml', PIPELINE);
   const ra = await a.cli(['run', fileA]);
   assert.equal(ra.code, 0, ra.stdout + ra.stderr);
-  const ftA = await show(a, fileA, 'finetune');
+  const ftA = await a.show(fileA, 'finetune');
   const curves = ftA.outputs['curves']!.value as { epochs: { train_loss: number }[]; best_epoch: number };
   assert.equal(curves.epochs.length, 6);
   assert.ok(curves.epochs.every((e) => Number.isFinite(e.train_loss)));
-  const metrics = (await show(a, fileA, 'evaluate')).outputs['metrics']!.value as { metric: string; value: number; n: number; confusion: number[][] };
+  const metrics = (await a.show(fileA, 'evaluate')).outputs['metrics']!.value as { metric: string; value: number; n: number; confusion: number[][] };
   assert.equal(metrics.metric, 'kappa');
   assert.ok(Number.isFinite(metrics.value) && metrics.value >= -1 && metrics.value <= 1);
   assert.equal(metrics.confusion.flat().reduce((s, x) => s + x, 0), metrics.n, 'every test image is in the confusion matrix');
@@ -62,7 +39,7 @@ test('finetune: same key, same weights; kill -9 mid-training resumes to the iden
   const b = sandbox();
   const fileB = b.write('p.yaml', PIPELINE);
   assert.equal((await b.cli(['run', fileB, 'finetune'])).code, 0);
-  const ftB = await show(b, fileB, 'finetune');
+  const ftB = await b.show(fileB, 'finetune');
   assert.equal(ftB.key, ftA.key);
   assert.equal(ftB.outputs['weights']!.digest, ftA.outputs['weights']!.digest);
 
@@ -88,7 +65,7 @@ test('finetune: same key, same weights; kill -9 mid-training resumes to the iden
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
   const logs = readdirSync(join(c.cache, 'logs')).filter((f) => f.startsWith('finetune'));
   assert.equal(logs.length, 1);
-  const ftC = await show(c, fileC, 'finetune');
+  const ftC = await c.show(fileC, 'finetune');
   const resumedFrom = (ftC.outputs['curves']!.value as { resumed_from: unknown }).resumed_from;
   assert.notEqual(resumedFrom, null, 'the second run resumed from the checkpoint');
   assert.equal(ftC.outputs['weights']!.digest, ftA.outputs['weights']!.digest, 'resumed weights are identical to an uninterrupted run');
@@ -105,7 +82,7 @@ test('micro-batches accumulate to the full batch\'s update (a ViT: no BatchNorm 
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const { readWeightsFile } = await import('../src/ml/weights/checkpoint.js');
   const weightsOf = async (box: Sandbox, file: string) => {
-    const d = (await show(box, file, 'finetune')).outputs['weights']!.digest;
+    const d = (await box.show(file, 'finetune')).outputs['weights']!.digest;
     return (await readWeightsFile(join(box.cache, 'cas', d.slice(0, 2), d.slice(2)))).tensors;
   };
   const a = await weightsOf(whole, fileW);

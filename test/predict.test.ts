@@ -2,22 +2,9 @@
 // on an image of the test split it gives the very probabilities evaluate computed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sandbox } from './support/toy.js';
+import { sandbox, tinyAptos } from './support/toy.js';
 
-const PIPELINE = `
-name: pred
-stages:
-  synthesize:
-    uses: synthesize
-    with: {dataset: aptos2019, dest: data/aptos, count: 40, size: 40, seed: 5}
-  preprocess:
-    uses: preprocess
-    inputs: {source: synthesize.dataset}
-    with: {format: aptos2019, size: 32}
-  split:
-    uses: split
-    inputs: {records: preprocess.records}
-  init:
+const PIPELINE = tinyAptos('pred', { count: 40, seed: 5 }) + `  init:
     uses: init
     with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}
   finetune:
@@ -35,8 +22,7 @@ test('predict reproduces evaluate on the same images, as CSV and JSON, and names
   const file = box.write('p.yaml', PIPELINE);
   const run = await box.cli(['run', file]);
   assert.equal(run.code, 0, run.stdout + run.stderr);
-  const shown = JSON.parse((await box.cli(['show', file, 'evaluate'])).stdout) as { outputs: { predictions: { value: { ids: string[]; probs: number[][] } } } };
-  const { ids, probs } = shown.outputs.predictions.value;
+  const { ids, probs } = (await box.show(file, 'evaluate')).outputs['predictions']!.value as { ids: string[]; probs: number[][] };
   const images = ids.slice(0, 3).map((id) => `data/aptos/train_images/${id}.png`);
 
   const csv = await box.cli(['predict', '-w', `${file}:finetune`, ...images]);

@@ -21,6 +21,13 @@ export interface Sandbox {
   /** Node ids executed so far, one entry per execution. */
   runs(): string[];
   cli(args: string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
+  /** A node's cached manifest (`pipeline show`); fails when the node is not cached. */
+  show(file: string, node: string): Promise<ShownManifest>;
+}
+
+export interface ShownManifest {
+  key: string;
+  outputs: Record<string, { digest: string; value?: unknown }>;
 }
 
 export interface CliResult {
@@ -48,7 +55,33 @@ export function sandbox(): Sandbox {
     cli(args, options = {}) {
       return runCli(args, { cwd: dir, env: { MEDPIPE_CACHE: cache, TOY_RUN_LOG: runLog, ...options.env } });
     },
+    async show(file, node) {
+      const r = await this.cli(['show', file, node]);
+      if (r.code !== 0) throw new Error(`pipeline show ${node} exited ${r.code}:\n${r.stdout}${r.stderr}`);
+      return JSON.parse(r.stdout) as ShownManifest;
+    },
   };
+}
+
+/**
+ * The data stages of the ML end-to-end tests: a tiny synthetic APTOS, preprocessed to 32 px
+ * and split (stratified). Append the stages under test.
+ */
+export function tinyAptos(name: string, options: { count: number; seed: number }): string {
+  return `
+name: ${name}
+stages:
+  synthesize:
+    uses: synthesize
+    with: {dataset: aptos2019, dest: data/aptos, count: ${options.count}, size: 40, seed: ${options.seed}}
+  preprocess:
+    uses: preprocess
+    inputs: {source: synthesize.dataset}
+    with: {format: aptos2019, size: 32}
+  split:
+    uses: split
+    inputs: {records: preprocess.records}
+`;
 }
 
 export function runCli(args: string[], options: { cwd: string; env: Record<string, string> }): Promise<CliResult> {
