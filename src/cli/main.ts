@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import type { JSONValue } from '../contract.js';
 import { cellNodes, selectNodes } from '../graph/select.js';
 import { renderDag, type DagFormat } from '../graph/render.js';
 import { LocalExecutor } from '../run/executor.js';
@@ -16,6 +15,7 @@ import { collectGarbage, listManifests, verifyStore } from '../store/maintenance
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
+import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
 import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
@@ -51,12 +51,6 @@ function withSelection(cmd: Command): Command {
     .option('--cell <labels>', 'one table cell by its row/column labels, e.g. "DeiT-S/ImageNet/APTOS2019"');
 }
 
-function valueAt(value: JSONValue | undefined, path: string[]): JSONValue | undefined {
-  let v = value;
-  for (const p of path) v = v && typeof v === 'object' && !Array.isArray(v) ? v[p] : undefined;
-  return v;
-}
-
 /** Values of one table cell (one per `over` axis value), read from the table stage's json output. */
 function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutcome>): string {
   const t = opened.pipeline.spec.table!;
@@ -70,9 +64,8 @@ function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutc
     if (typeof v === 'number') values.push(v);
     rows.push([String(opened.pipeline.nodes.get(id)!.axes[t.over]), typeof v === 'number' ? v.toFixed(4) : `(${o?.state ?? 'not run'})`]);
   }
-  const sorted = [...values].sort((a, b) => a - b);
-  const median = sorted.length === 0 ? NaN : sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return `${cell}\n${table(rows)}\nmedian ${Number.isNaN(median) ? 'n/a' : median.toFixed(4)} over ${values.length} ${t.over} value(s)`;
+  const m = median(values);
+  return `${cell}\n${table(rows)}\nmedian ${m === null ? 'n/a' : m.toFixed(4)} over ${values.length} ${t.over} value(s)`;
 }
 
 async function runCommand(file: string, targets: string[], flags: RunFlags, env: CliEnv, mode: 'run' | 'status'): Promise<number> {

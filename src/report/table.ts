@@ -65,7 +65,8 @@ function product(lists: AxisLabel[][]): AxisLabel[][] {
   return lists.reduce<AxisLabel[][]>((acc, list) => acc.flatMap((prefix) => list.map((x) => [...prefix, x])), [[]]);
 }
 
-function valueAt(value: JSONValue, path: string[]): JSONValue | undefined {
+/** The value at a dotted path's segments inside a JSON value, if every step is a mapping. */
+export function valueAt(value: JSONValue | undefined, path: string[]): JSONValue | undefined {
   let v: JSONValue | undefined = value;
   for (const p of path) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as JSONObject)[p] : undefined;
   return v;
