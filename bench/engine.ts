@@ -16,6 +16,7 @@ import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
 import { modelSpec } from '../src/ml/models/registry.js';
 import { initState } from '../src/ml/models/state.js';
+import { Adam } from '../src/ml/train/adam.js';
 import type { ModelSpec } from '../src/ml/models/types.js';
 
 export interface BenchModel {
@@ -67,7 +68,9 @@ export function makeTrainer(m: BenchModel, seed = 1): Trainer {
   const spec = modelSpec(m.model, { numClasses: NUM_CLASSES, imageSize: m.imageSize });
   const params = createParams(spec, initState(spec, seed));
   const vars = trainableVariables(params);
-  const opt = tf.train.adam(1e-4);
+  const named = new Map(vars.map((v) => [v.name, v]));
+  // medpipe's Adam, as the finetune and DINO stages run it (fused on the native engine).
+  const opt = new Adam(tf);
   const px = m.imageSize * m.imageSize * spec.config.channels;
   const x = tf.tensor4d(seededValues(m.batch * px, seed + 1), [m.batch, m.imageSize, m.imageSize, spec.config.channels]);
   const labels = tf.tensor1d(Array.from({ length: m.batch }, (_, i) => i % NUM_CLASSES), 'int32');
@@ -103,7 +106,7 @@ export function makeTrainer(m: BenchModel, seed = 1): Trainer {
         }
       });
       const summed: tf.Tensor[] = acc ?? [];
-      opt.applyGradients(vars.map((v, j) => ({ name: v.name, tensor: summed[j] })));
+      opt.apply(named, new Map(vars.map((v, j) => [v.name, summed[j]])), 1e-4);
       tf.dispose(acc);
       return total;
     },

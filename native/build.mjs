@@ -35,7 +35,7 @@ try {
   let err = '';
   if (existsSync(join(include, 'node_api.h'))) {
     const cxx = process.env.CXX || 'g++';
-    const args = ['-O3', '-std=c++17', '-shared', '-fPIC', '-pthread', '-fvisibility=hidden',
+    const args = ['-O3', '-ffp-contract=off', '-std=c++17', '-shared', '-fPIC', '-pthread', '-fvisibility=hidden',
       '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`, '-o', tmp, src];
     if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
     const r = spawnSync(cxx, args, { encoding: 'utf8', timeout: 300000 });

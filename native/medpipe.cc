@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -553,6 +554,32 @@ void col_reduce(int rows, int C, const float* x, float* out, double scale) {
 }
 
 // ------------------------------------------------------------------------------------
+// Adam / AdamW, in place: the float32 operations of the composed tfjs ops (src/ml/train/
+// adam.ts), one rounding per op, in the same order, so both paths agree bit for bit (the
+// build passes -ffp-contract=off: no fused multiply-adds). Element-wise, so any chunking
+// gives the same result.
+
+struct AdamScalars {
+  float b1, omb1, b2, omb2, bc2, eps, step, wd, keep;  // step = lr / bc1, keep = 1 - lr * wd
+};
+
+// mode 0: plain; 1: L2 (g += p * wd); 2: decoupled (p *= keep first).
+void adam_range(const AdamScalars& s, int mode, float* p, float* m, float* v, const float* g, long i0, long i1) {
+  for (long i = i0; i < i1; i++) {
+    float pi = p[i];
+    float gi = g[i];
+    if (mode == 1) gi = gi + pi * s.wd;
+    else if (mode == 2) pi = pi * s.keep;
+    const float mi = m[i] * s.b1 + gi * s.omb1;
+    const float vi = v[i] * s.b2 + (gi * gi) * s.omb2;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi / s.bc2) + s.eps;
+    p[i] = pi - (mi / denom) * s.step;
+  }
+}
+
+// ------------------------------------------------------------------------------------
 // N-API glue
 
 #define CHECK(call) \
@@ -718,6 +745,58 @@ napi_value ColReduce(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adam(heap, entries Float64Array [p, m, v, g, n, mode] per tensor, scalars Float64Array(9))
+napi_value Adam(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 3) { napi_throw_error(env, nullptr, "adam: 3 arguments"); return nullptr; }
+  napi_typedarray_type type;
+  size_t len, slen, boff;
+  void* data;
+  void* sdata;
+  napi_value ab;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &boff));
+  if (type != napi_float64_array || len % 6 != 0) { napi_throw_error(env, nullptr, "adam: entries must be a Float64Array of sextuples"); return nullptr; }
+  CHECK(napi_get_typedarray_info(env, argv[2], &type, &slen, &sdata, &ab, &boff));
+  if (type != napi_float64_array || slen != 9) { napi_throw_error(env, nullptr, "adam: scalars must be a Float64Array(9)"); return nullptr; }
+  const double* sc = static_cast<const double*>(sdata);
+  const AdamScalars s{(float)sc[0], (float)sc[1], (float)sc[2], (float)sc[3], (float)sc[4], (float)sc[5], (float)sc[6], (float)sc[7], (float)sc[8]};
+  void* heap = nullptr;
+  size_t heapLen = 0;
+  CHECK(napi_get_arraybuffer_info(env, argv[0], &heap, &heapLen));
+  float* base = static_cast<float*>(heap);
+  const double limit = (double)(heapLen / 4);
+  const double* e = static_cast<const double*>(data);
+  const int count = (int)(len / 6);
+  // Fixed chunks of at most 32K elements over all tensors: small tensors share a chunk's
+  // worth of work with no per-tensor thread hand-off.
+  struct Piece { int t; long i0, i1; };
+  std::vector<Piece> pieces;
+  const long CH = 32768;
+  double total = 0;
+  for (int t = 0; t < count; t++) {
+    const double n = e[6 * t + 4];
+    total += n;
+    for (int k = 0; k < 4; k++) {
+      if (e[6 * t + k] < 0 || e[6 * t + k] + n > limit) { napi_throw_error(env, nullptr, "adam: offsets outside the heap"); return nullptr; }
+    }
+    for (long i = 0; i < (long)n; i += CH) pieces.push_back({t, i, std::min((long)n, i + CH)});
+  }
+  const int per = 4;  // pieces per chunk
+  const int chunks = (int)((pieces.size() + per - 1) / per);
+  auto run = [&](int c, int) {
+    for (size_t q = (size_t)c * per; q < std::min(pieces.size(), (size_t)(c + 1) * per); q++) {
+      const Piece& pc = pieces[q];
+      const double* r = e + 6 * pc.t;
+      adam_range(s, (int)r[5], base + (size_t)r[0], base + (size_t)r[1], base + (size_t)r[2], base + (size_t)r[3], pc.i0, pc.i1);
+    }
+  };
+  if (total < 65536) for (int c = 0; c < chunks; c++) run(c, 0);
+  else parallel(chunks, [&](int c, int tid) { run(c, tid); });
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -744,6 +823,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnReduce", nullptr, BnReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"colReduce", nullptr, ColReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -200,3 +200,67 @@ test('native and pure-wasm paths agree on a small conv net step', { skip }, () =
     setNativeKernels(true);
   }
 });
+
+test('fused native Adam / AdamW gives bit for bit the composed tfjs ops\' parameters and moments', { skip }, async () => {
+  const { Adam } = await import('../src/ml/train/adam.js');
+  // 40,000 elements spans several of the native step's chunks; 'frozen' has no gradient.
+  const shapes: Record<string, number[]> = { w: [200, 200], b: [7], n: [3, 5], frozen: [4] };
+  const train = async (fused: boolean, options: ConstructorParameters<typeof Adam>[1]) => {
+    tf.setBackend('wasm');
+    setNativeKernels(fused);
+    try {
+      seed = 4242;
+      const source = tf.tensor(F(shapes.w).data, shapes.w);
+      // 'w' shares its data with a live tensor: the in-place step must leave that alone.
+      const params = new Map(Object.entries(shapes).map(([k, s]) => [k, k === 'w' ? tf.variable(source) : tf.variable(tf.tensor(F(s).data, s))]));
+      const before = Float32Array.from(source.dataSync());
+      const adam = new Adam(tf, options);
+      for (let t = 0; t < 5; t++) {
+        const grads = new Map([...params].filter(([k]) => k !== 'frozen').map(([k, p]) => [k, tf.tidy(() => tf.sin(tf.mul(p, 3 + t)))]));
+        const info = await tf.profile(() => adam.apply(params, grads, 0.01 * (t + 1)));
+        if (t > 0) assert.equal(info.kernelNames.includes('Sqrt'), !fused, 'fused: no tfjs kernels but the one-time copy');
+        tf.dispose([...grads.values()]);
+      }
+      assert.deepEqual(source.dataSync(), before, 'the tensor the variable was made from is unchanged');
+      const out = [...params.values(), ...adam.state().values()].map((x) => Float32Array.from(x.dataSync()));
+      adam.dispose();
+      tf.dispose([source, ...params.values()]);
+      return out;
+    } finally {
+      setNativeKernels(true);
+      tf.setBackend('cpu');
+    }
+  };
+  const modes = [
+    undefined,
+    { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, noDecay: (n: string) => n === 'b' },
+    { beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.04, decoupled: true, noDecay: (n: string) => n === 'b' },
+  ];
+  for (const o of modes) {
+    const composed = await train(false, o);
+    const fused = await train(true, o);
+    assert.equal(fused.length, composed.length);
+    fused.forEach((f, i) => assert.deepEqual(f, composed[i], `tensor ${i} (${o?.decoupled ? 'AdamW' : o ? 'L2' : 'plain'})`));
+    assert.notDeepEqual(fused[0], F(shapes.w).data, 'parameters moved');
+  }
+});
+
+test('wasm Identity and same-dtype Cast share data that outlives the original', () => {
+  tf.setBackend('wasm');
+  try {
+    const x = tf.tensor1d([1.5, -2, 3]);
+    const y = tf.clone(x);
+    const z = tf.cast(x, 'float32');
+    const i = tf.cast(x, 'int32');
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(z.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
+    assert.equal(i.dtype, 'int32');
+    const before = tf.memory().numBytes;
+    tf.dispose([y, z, i]);
+    assert.ok(tf.memory().numBytes < before);
+  } finally {
+    tf.setBackend('cpu');
+  }
+});

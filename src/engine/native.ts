@@ -20,6 +20,9 @@ export interface NativeAddon {
   bnReduce(heap: ArrayBufferLike, rows: number, C: number, dy: number, x: number, mean: number, out: number): void;
   /** out[c] = scale * sum over rows of x[rows x C] (float64 accumulation). */
   colReduce(heap: ArrayBufferLike, rows: number, C: number, x: number, out: number, scale: number): void;
+  /** Adam/AdamW in place: entries [p, m, v, g, n, mode] per tensor (float offsets; mode 0
+   *  plain, 1 L2, 2 decoupled), scalars [b1, 1-b1, b2, 1-b2, bc2, eps, lr/bc1, wd, 1-lr*wd]. */
+  adam(heap: ArrayBufferLike, entries: Float64Array, scalars: Float64Array): void;
   setThreads(n: number): void;
   info(): { isa: string; threads: number };
 }
@@ -58,6 +61,20 @@ export function loadNative(): NativeAddon | undefined {
     cached = { reason: `failed to load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }
   return cached.addon;
+}
+
+let wanted = true;
+
+/** Turns medpipe's native kernels on or off at run time (tests and benchmarks compare both
+ *  paths); returns whether they are now in use. */
+export function setNativeKernels(on: boolean): boolean {
+  wanted = on;
+  return activeNative() !== undefined;
+}
+
+/** The addon when it is loaded and switched on. */
+export function activeNative(): NativeAddon | undefined {
+  return wanted ? loadNative() : undefined;
 }
 
 export function nativeStatus(): string {

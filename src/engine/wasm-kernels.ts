@@ -29,7 +29,9 @@ import type {
   backend_util as BackendUtil,
 } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { loadNative, type NativeAddon } from './native.js';
+import { activeNative as native, type NativeAddon } from './native.js';
+
+export { setNativeKernels } from './native.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Conv2DInfo = BackendUtil.Conv2DInfo;
@@ -56,18 +58,6 @@ const originals = new Map<string, KernelConfig>();
 // Native kernels (native/medpipe.cc): convolutions and matrix products computed in place on
 // the wasm heap by the N-API addon, multi-threaded, when it is built. Switchable at run
 // time so tests and benchmarks can compare both paths.
-
-let nativeWanted = true;
-
-/** Turns the native kernels on or off; returns whether they are now in use. */
-export function setNativeKernels(on: boolean): boolean {
-  nativeWanted = on;
-  return native() !== undefined;
-}
-
-function native(): NativeAddon | undefined {
-  return nativeWanted ? loadNative() : undefined;
-}
 
 /** Float index of a tensor's data in the wasm heap. */
 function heapIndex(be: BackendWasm, info: TensorInfo): number {
@@ -817,6 +807,32 @@ function registerGradients(tf: Tf): void {
 }
 
 // ---------------------------------------------------------------------------------------
+// Identity and same-dtype Cast
+//
+// wasm copies the data for both. The engine clones every tensor it saves for the backward
+// pass through Identity, and Relu's gradient casts a float32 mask to float32, so a ResNet50
+// step made ~2,800 full copies (13% of it). Sharing the data with a reference count is what
+// the cpu and webgl backends do; nothing writes into a tensor's data after it is made.
+
+function identity(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    if (x.dtype === 'string') return c.run('Identity', inputs, attrs);
+    c.be.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+function cast(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const x = need(inputs, 'x');
+    if (attr<string>(attrs, 'dtype') !== x.dtype) return makeCtx(tf, backend).run('Cast', inputs, attrs);
+    return identity(tf)({ inputs, backend, attrs }) as TensorInfo;
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // Registration
 
 const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
@@ -834,6 +850,8 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [BN_REDUCE]: batchNormReduce,
   BatchMatMul: batchMatMul,
   _FusedMatMul: fusedMatMul,
+  Identity: identity,
+  Cast: cast,
 };
 
 export const WASM_KERNEL_NAMES = Object.keys(FACTORIES);

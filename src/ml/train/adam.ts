@@ -1,4 +1,5 @@
 import type * as tfTypes from '@tensorflow/tfjs';
+import { fusedAdamStep, type AdamUpdate } from '../../engine/fused-adam.js';
 
 type Tf = typeof tfTypes;
 
@@ -36,8 +37,9 @@ export class Adam {
     let m = this.m.get(name);
     let v = this.v.get(name);
     if (!m || !v) {
-      m = this.tf.variable(this.tf.zerosLike(like), false);
-      v = this.tf.variable(this.tf.zerosLike(like), false);
+      // tidy frees the zeros; each variable keeps its own buffer (updated in place when fused).
+      m = this.tf.tidy(() => this.tf.variable(this.tf.zerosLike(like), false));
+      v = this.tf.tidy(() => this.tf.variable(this.tf.zerosLike(like), false));
       this.m.set(name, m);
       this.v.set(name, v);
     }
@@ -52,14 +54,19 @@ export class Adam {
     this.step++;
     const bc1 = 1 - beta1 ** this.step;
     const bc2 = 1 - beta2 ** this.step;
-    for (const [name, g0] of grads) {
+    const updates: AdamUpdate[] = [];
+    for (const [name, g] of grads) {
       const p = params.get(name);
       if (!p) throw new Error(`gradient for unknown parameter ${name}`);
       const [m, v] = this.moments(name, p);
+      const decay = weightDecay > 0 && !noDecay?.(name);
+      updates.push({ p, m, v, g, mode: decay ? (decoupled ? 2 : 1) : 0 });
+    }
+    if (fusedAdamStep(tf, updates, { beta1, beta2, eps, lr, weightDecay, bc1, bc2 })) return;
+    for (const { p, m, v, g: g0, mode } of updates) {
       tf.tidy(() => {
-        const decay = weightDecay > 0 && !noDecay?.(name);
-        if (decay && decoupled) p.assign(p.mul(1 - lr * weightDecay));
-        const g = decay && !decoupled ? g0.add(p.mul(weightDecay)) : g0;
+        if (mode === 2) p.assign(p.mul(1 - lr * weightDecay));
+        const g = mode === 1 ? g0.add(p.mul(weightDecay)) : g0;
         m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
         v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
         const denom = v.div(bc2).sqrt().add(eps);

@@ -1,0 +1,61 @@
+// One Adam / AdamW step over every parameter in a single native call, in place on the wasm
+// heap. The composed form (src/ml/train/adam.ts) runs about ten tfjs ops per parameter
+// tensor; for the small models each op's fixed cost, not its arithmetic, was most of a
+// training step. Same float32 operations in the same order: both forms agree bit for bit.
+
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { activeNative } from './native.js';
+
+type Tf = typeof tfTypes;
+
+export interface AdamUpdate {
+  p: tfTypes.Variable;
+  m: tfTypes.Variable;
+  v: tfTypes.Variable;
+  g: tfTypes.Tensor;
+  /** 0: plain; 1: L2 penalty added to the gradient; 2: decoupled decay (AdamW). */
+  mode: 0 | 1 | 2;
+}
+
+export interface AdamConstants {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  lr: number;
+  weightDecay: number;
+  /** 1 - beta1^t and 1 - beta2^t. */
+  bc1: number;
+  bc2: number;
+}
+
+/** Makes `t` the only holder of its data (a variable made from a tensor still shares it),
+ *  so that writing in place changes nothing else. */
+function own(tf: Tf, be: BackendWasm, t: tfTypes.Variable): void {
+  if (be.refCount(t.dataId) === 1) return;
+  tf.tidy(() => t.assign(tf.mul(t, 1)));
+}
+
+/** Runs the step natively and returns true, or returns false (nothing changed) when the
+ *  backend is not wasm, the native kernels are off, or a tensor is not float32. */
+export function fusedAdamStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): boolean {
+  const nat = activeNative();
+  if (nat === undefined || tf.getBackend() !== 'wasm') return false;
+  if (updates.some((u) => [u.p, u.m, u.v, u.g].some((t) => t.dtype !== 'float32' || t.size !== u.p.size))) return false;
+  const be = tf.backend() as BackendWasm;
+  for (const u of updates) for (const t of [u.p, u.m, u.v]) own(tf, be, t);
+  const offset = (t: tfTypes.Tensor): number => {
+    const d = be.dataIdMap.get(t.dataId);
+    if (d === undefined) throw new Error('fused Adam: tensor data not on the wasm heap');
+    return d.memoryOffset / 4;
+  };
+  const entries = new Float64Array(updates.length * 6);
+  updates.forEach((u, i) => entries.set([offset(u.p), offset(u.m), offset(u.v), offset(u.g), u.p.size, u.mode], i * 6));
+  const scalars = Float64Array.from([
+    k.beta1, 1 - k.beta1, k.beta2, 1 - k.beta2, k.bc2, k.eps, k.lr / k.bc1, k.weightDecay, 1 - k.lr * k.weightDecay,
+  ]);
+  // Read after the copies above: an allocation may have grown (replaced) the heap.
+  const heap = (be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
+  nat.adam(heap, entries, scalars);
+  return true;
+}
