@@ -554,6 +554,112 @@ void col_reduce(int rows, int C, const float* x, float* out, double scale) {
 }
 
 // ------------------------------------------------------------------------------------
+// Element-wise kernels and BatchNorm / max-pool passes over activations: wasm runs them on
+// one thread; here fixed chunks over both cores. Each element is computed alone, so the
+// chunking never changes a result.
+
+const long EW_CHUNK = 16384;
+
+// f(i0, i1) over [0, n) in fixed chunks.
+template <class F>
+void for_chunks(long n, F&& f) {
+  const long chunks = (n + EW_CHUNK - 1) / EW_CHUNK;
+  if (chunks <= 1) { if (n > 0) f(0L, n); return; }
+  parallel((int)chunks, [&](int c, int) { const long i0 = (long)c * EW_CHUNK; f(i0, std::min(n, i0 + EW_CHUNK)); });
+}
+
+template <class Op>
+void binary_run(int mode, long n, long C, const float* a, const float* b, float* o, Op op) {
+  for_chunks(n, [&](long i0, long i1) {
+    if (mode == 0) { for (long i = i0; i < i1; i++) o[i] = op(a[i], b[i]); return; }
+    if (mode == 3) { const float y = b[0]; for (long i = i0; i < i1; i++) o[i] = op(a[i], y); return; }
+    if (mode == 4) { const float x = a[0]; for (long i = i0; i < i1; i++) o[i] = op(x, b[i]); return; }
+    // 1: b is one row of C values, 2: a is; row segments keep the inner loop contiguous.
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      if (mode == 1) for (long k = 0; k < len; k++) o[i + k] = op(a[i + k], b[j + k]);
+      else for (long k = 0; k < len; k++) o[i + k] = op(a[j + k], b[i + k]);
+      i += len;
+    }
+  });
+}
+
+// op 0 add, 1 sub, 2 mul, 3 div; mode 0 same shape, 1 b per column, 2 a per column,
+// 3 b scalar, 4 a scalar.
+void binary(int op, int mode, long n, long C, const float* a, const float* b, float* o) {
+  switch (op) {
+    case 0: binary_run(mode, n, C, a, b, o, [](float x, float y) { return x + y; }); break;
+    case 1: binary_run(mode, n, C, a, b, o, [](float x, float y) { return x - y; }); break;
+    case 2: binary_run(mode, n, C, a, b, o, [](float x, float y) { return x * y; }); break;
+    default: binary_run(mode, n, C, a, b, o, [](float x, float y) { return x / y; }); break;
+  }
+}
+
+// op 0 exp, 1 erf; 2 relu gradient: o = dy * (x > 0) with b = x (NaN where x is NaN).
+void unary(int op, long n, const float* a, const float* b, float* o) {
+  for_chunks(n, [&](long i0, long i1) {
+    if (op == 0) for (long i = i0; i < i1; i++) o[i] = std::exp(a[i]);
+    else if (op == 1) for (long i = i0; i < i1; i++) o[i] = std::erf(a[i]);
+    else for (long i = i0; i < i1; i++) o[i] = b[i] != b[i] ? b[i] : a[i] * (b[i] > 0 ? 1.f : 0.f);
+  });
+}
+
+// y = (x - mean) * (scale / sqrt(var + eps)) + offset over [rows x C]; scale / offset may be
+// null (1 / 0).
+void batch_norm(long rows, long C, const float* x, const float* mean, const float* var, const float* scale,
+                const float* offset, float eps, float* y) {
+  std::vector<float> mul(C), add(C);
+  for (long c = 0; c < C; c++) {
+    mul[c] = (scale ? scale[c] : 1.f) / std::sqrt(var[c] + eps);
+    add[c] = offset ? offset[c] : 0.f;
+  }
+  const float* pm = mul.data();
+  const float* pa = add.data();
+  for_chunks(rows * C, [&](long i0, long i1) {
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      for (long k = 0; k < len; k++) y[i + k] = (x[i + k] - mean[j + k]) * pm[j + k] + pa[j + k];
+      i += len;
+    }
+  });
+}
+
+struct PoolGeom {
+  int N, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl;
+};
+
+// Max-pool gradient: each window's first maximum (row-major, strict >) receives dy, as the
+// cpu backend and PyTorch do; padding never wins. One image per chunk: images own disjoint
+// parts of dx, and a chunk adds in a fixed order.
+void max_pool_grad(const PoolGeom& g, const float* x, const float* dy, float* dx) {
+  parallel(g.N, [&](int n, int) {
+    float* dxn = dx + (long)n * g.H * g.W * g.C;
+    std::fill(dxn, dxn + (long)g.H * g.W * g.C, 0.f);
+    std::vector<float> best(g.C);
+    std::vector<long> where(g.C);
+    for (int oh = 0; oh < g.OH; oh++) {
+      for (int ow = 0; ow < g.OW; ow++) {
+        std::fill(best.begin(), best.end(), -INFINITY);
+        std::fill(where.begin(), where.end(), -1L);
+        for (int kh = 0, ih = oh * g.sh - g.pt; kh < g.KH; kh += g.dh, ih += g.dh) {
+          if (ih < 0 || ih >= g.H) continue;
+          for (int kw = 0, iw = ow * g.sw - g.pl; kw < g.KW; kw += g.dw, iw += g.dw) {
+            if (iw < 0 || iw >= g.W) continue;
+            const long base = ((long)ih * g.W + iw) * g.C;
+            const float* xp = x + (long)n * g.H * g.W * g.C + base;
+            for (int c = 0; c < g.C; c++) {
+              if (xp[c] > best[c]) { best[c] = xp[c]; where[c] = base + c; }
+            }
+          }
+        }
+        const float* d = dy + (((long)n * g.OH + oh) * g.OW + ow) * g.C;
+        for (int c = 0; c < g.C; c++) if (where[c] >= 0) dxn[where[c]] += d[c];
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------
 // Adam / AdamW, in place: the float32 operations of the composed tfjs ops (src/ml/train/
 // adam.ts), one rounding per op, in the same order, so both paths agree bit for bit (the
 // build passes -ffp-contract=off: no fused multiply-adds). Element-wise, so any chunking
@@ -745,6 +851,97 @@ napi_value ColReduce(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Bounds-checked pointer to `count` floats at float offset `off` of the heap, or null.
+float* heap_span(napi_env env, napi_value heap, double off, double count) {
+  return off >= 0 && count >= 0 && heap_f32(env, heap, off + count) ? heap_f32(env, heap, off) : nullptr;
+}
+
+bool get_doubles(napi_env env, napi_value v, size_t want, double* out) {
+  napi_typedarray_type type;
+  size_t len, boff;
+  void* data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &boff) != napi_ok) return false;
+  if (type != napi_float64_array || len != want) return false;
+  std::memcpy(out, data, want * sizeof(double));
+  return true;
+}
+
+// elementwise(heap, args Float64Array(8)): [kind, op, mode, n, C, a, b, out]; kind 0 binary
+// (op/mode as binary()), 1 unary (op as unary(); b is used by the relu gradient only).
+napi_value Elementwise(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[8];
+  if (argc < 2 || !get_doubles(env, argv[1], 8, p)) { napi_throw_error(env, nullptr, "elementwise: args must be a Float64Array(8)"); return nullptr; }
+  const int kind = (int)p[0], op = (int)p[1], mode = (int)p[2];
+  const double n = p[3], C = p[4];
+  if (n < 0 || C < 1) { napi_throw_error(env, nullptr, "elementwise: bad size"); return nullptr; }
+  const double na = kind == 0 && mode == 4 ? 1 : kind == 0 && mode == 2 ? C : n;
+  const double nb = kind == 1 ? (op == 2 ? n : 0) : mode == 3 ? 1 : mode == 1 ? C : n;
+  float* a = heap_span(env, argv[0], p[5], na);
+  float* b = nb > 0 ? heap_span(env, argv[0], p[6], nb) : nullptr;
+  float* o = heap_span(env, argv[0], p[7], n);
+  if (!a || (nb > 0 && !b) || !o) { napi_throw_error(env, nullptr, "elementwise: offsets outside the heap"); return nullptr; }
+  if (kind == 0) binary(op, mode, (long)n, (long)C, a, b, o);
+  else unary(op, (long)n, a, b, o);
+  return nullptr;
+}
+
+// batchNorm(heap, args Float64Array(9)): [rows, C, x, mean, var, scale (-1), offset (-1), eps, out]
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[9];
+  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "batchNorm: args must be a Float64Array(9)"); return nullptr; }
+  const double rows = p[0], C = p[1];
+  float* x = heap_span(env, argv[0], p[2], rows * C);
+  float* m = heap_span(env, argv[0], p[3], C);
+  float* v = heap_span(env, argv[0], p[4], C);
+  float* sc = p[5] >= 0 ? heap_span(env, argv[0], p[5], C) : nullptr;
+  float* of = p[6] >= 0 ? heap_span(env, argv[0], p[6], C) : nullptr;
+  float* y = heap_span(env, argv[0], p[8], rows * C);
+  if (rows < 0 || C < 1 || !x || !m || !v || (p[5] >= 0 && !sc) || (p[6] >= 0 && !of) || !y) {
+    napi_throw_error(env, nullptr, "batchNorm: offsets outside the heap");
+    return nullptr;
+  }
+  batch_norm((long)rows, (long)C, x, m, v, sc, of, (float)p[7], y);
+  return nullptr;
+}
+
+// maxPoolGrad(heap, x, dy, dx, geom Int32Array(14): N H W C OH OW KH KW sh sw dh dw pt pl)
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 5) { napi_throw_error(env, nullptr, "maxPoolGrad: 5 arguments"); return nullptr; }
+  double x, dy, dx;
+  CHECK(napi_get_value_double(env, argv[1], &x));
+  CHECK(napi_get_value_double(env, argv[2], &dy));
+  CHECK(napi_get_value_double(env, argv[3], &dx));
+  napi_typedarray_type type;
+  size_t len, boff;
+  void* data;
+  napi_value ab;
+  CHECK(napi_get_typedarray_info(env, argv[4], &type, &len, &data, &ab, &boff));
+  if (type != napi_int32_array || len != 14) { napi_throw_error(env, nullptr, "maxPoolGrad: geometry must be an Int32Array(14)"); return nullptr; }
+  PoolGeom g;
+  std::memcpy(&g, data, sizeof g);
+  if (g.N <= 0 || g.H <= 0 || g.W <= 0 || g.C <= 0 || g.OH <= 0 || g.OW <= 0 || g.KH <= 0 || g.KW <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0) {
+    napi_throw_error(env, nullptr, "maxPoolGrad: bad geometry");
+    return nullptr;
+  }
+  const double nx = (double)g.N * g.H * g.W * g.C, ny = (double)g.N * g.OH * g.OW * g.C;
+  float* px = heap_span(env, argv[0], x, nx);
+  float* pdy = heap_span(env, argv[0], dy, ny);
+  float* pdx = heap_span(env, argv[0], dx, nx);
+  if (!px || !pdy || !pdx) { napi_throw_error(env, nullptr, "maxPoolGrad: offsets outside the heap"); return nullptr; }
+  max_pool_grad(g, px, pdy, pdx);
+  return nullptr;
+}
+
 // adam(heap, entries Float64Array [p, m, v, g, n, mode] per tensor, scalars Float64Array(9))
 napi_value Adam(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -823,6 +1020,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnReduce", nullptr, BnReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"colReduce", nullptr, ColReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"elementwise", nullptr, Elementwise, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

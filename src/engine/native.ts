@@ -20,6 +20,14 @@ export interface NativeAddon {
   bnReduce(heap: ArrayBufferLike, rows: number, C: number, dy: number, x: number, mean: number, out: number): void;
   /** out[c] = scale * sum over rows of x[rows x C] (float64 accumulation). */
   colReduce(heap: ArrayBufferLike, rows: number, C: number, x: number, out: number, scale: number): void;
+  /** args [kind, op, mode, n, C, a, b, out]: kind 0 binary (op add/sub/mul/div; mode 0 same
+   *  shape, 1 b one row of C, 2 a one row, 3 b scalar, 4 a scalar), kind 1 unary (op exp,
+   *  erf, relu gradient dy = a, x = b). */
+  elementwise(heap: ArrayBufferLike, args: Float64Array): void;
+  /** args [rows, C, x, mean, variance, scale (-1: none), offset (-1: none), eps, out]. */
+  batchNorm(heap: ArrayBufferLike, args: Float64Array): void;
+  /** geom: N, H, W, C, OH, OW, KH, KW (effective), sh, sw, dh, dw, padTop, padLeft. */
+  maxPoolGrad(heap: ArrayBufferLike, x: number, dy: number, dx: number, geom: Int32Array): void;
   /** Adam/AdamW in place: entries [p, m, v, g, n, mode] per tensor (float offsets; mode 0
    *  plain, 1 L2, 2 decoupled), scalars [b1, 1-b1, b2, 1-b2, bc2, eps, lr/bc1, wd, 1-lr*wd]. */
   adam(heap: ArrayBufferLike, entries: Float64Array, scalars: Float64Array): void;

@@ -354,6 +354,12 @@ function maxPoolGrad(tf: Tf): KernelFunc {
     const { effectiveFilterHeight: KH, effectiveFilterWidth: KW, strideHeight: sh, strideWidth: sw } = ci;
     const { dilationHeight: dh, dilationWidth: dw } = ci;
     const dx = c.be.makeOutput(input.shape, 'float32');
+    const nat = native();
+    if (nat !== undefined && dy.dtype === 'float32' && N * H * W * C * OH * OW > 0) {
+      const geom = Int32Array.from([N, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, ci.padInfo.top, ci.padInfo.left]);
+      nat.maxPoolGrad(heapOf(c.be), heapIndex(c.be, input), heapIndex(c.be, dy), heapIndex(c.be, dx), geom);
+      return dx;
+    }
     const xs = c.f32(input);
     const ds = c.f32(dy);
     const out = c.f32(dx);
@@ -790,9 +796,21 @@ function meanGrad(tf: Tf, original: GradFunc): GradFunc {
   };
 }
 
+function reluGradient(tf: Tf, original: GradFunc): GradFunc {
+  return (dyIn, saved, attrs) => {
+    const [x] = saved;
+    const dy = Array.isArray(dyIn) ? dyIn[0] : dyIn;
+    if (tf.getBackend() !== BACKEND || dy.dtype !== 'float32' || x.dtype !== 'float32' || !sameShape(dy.shape, x.shape)) {
+      return original(dyIn, saved, attrs);
+    }
+    return { x: () => tf.engine().runKernel(RELU_GRAD, { dy, x }) as Tensor };
+  };
+}
+
 const GRADIENTS: Record<string, (tf: Tf, original: GradFunc) => GradFunc> = {
   FusedBatchNorm: fusedBatchNormGrad,
   Mean: meanGrad,
+  Relu: reluGradient,
 };
 const gradOriginals = new Map<string, GradConfig>();
 
@@ -804,6 +822,118 @@ function registerGradients(tf: Tf): void {
     const config: GradConfig & { [WRAPPED]: true } = { ...existing, gradFunc: make(tf, existing.gradFunc), [WRAPPED]: true };
     tf.registerGradient(config);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Element-wise ops, BatchNorm forward and the ReLU gradient on both cores
+//
+// With convolutions native, wasm's single-threaded element-wise kernels were a third of a
+// ResNet50 step. Large float32 operands of the common layouts (same shape, one row of C
+// broadcast down the last axis, a scalar) go native; everything else (small, other
+// broadcasts, other dtypes) stays with wasm. Float32 IEEE arithmetic, one rounding per op:
+// the same values as wasm's kernels (exp and erf: glibc's, within an ulp or two).
+
+/** Below this many output elements the N-API call and thread hand-off cost more than they save. */
+const NATIVE_MIN_ELEMENTS = 32768;
+
+const sameShape = (s: number[], t: number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
+/** [..., 1, C] or [C]: one row broadcast down every leading axis of `out`. */
+const isRow = (s: number[], out: number[]): boolean =>
+  s.length >= 1 && s.length <= out.length && s[s.length - 1] === out[out.length - 1] && s.slice(0, -1).every((d) => d === 1);
+
+function binaryMode(a: number[], b: number[], out: number[]): number | undefined {
+  const aFull = sameShape(a, out);
+  const bFull = sameShape(b, out);
+  if (aFull && bFull) return 0;
+  const size = (s: number[]): number => s.reduce((x, y) => x * y, 1);
+  if (aFull && size(b) === 1) return 3;
+  if (bFull && size(a) === 1) return 4;
+  if (aFull && isRow(b, out)) return 1;
+  if (bFull && isRow(a, out)) return 2;
+  return undefined;
+}
+
+const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+
+function binaryOp(tf: Tf, kernel: keyof typeof BINARY_OPS): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const a = need(inputs, 'a');
+    const b = need(inputs, 'b');
+    const nat = native();
+    if (nat === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return c.run(kernel, inputs, attrs);
+    const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const n = tf.util.sizeFromShape(outShape);
+    const mode = n >= NATIVE_MIN_ELEMENTS ? binaryMode(a.shape, b.shape, outShape) : undefined;
+    if (mode === undefined) return c.run(kernel, inputs, attrs);
+    const out = c.be.makeOutput(outShape, 'float32');
+    const C = outShape[outShape.length - 1] ?? 1;
+    nat.elementwise(heapOf(c.be), Float64Array.from([0, BINARY_OPS[kernel], mode, n, C, heapIndex(c.be, a), heapIndex(c.be, b), heapIndex(c.be, out)]));
+    return out;
+  };
+}
+
+const UNARY_OPS = { Exp: 0, Erf: 1 } as const;
+
+function unaryOp(tf: Tf, kernel: keyof typeof UNARY_OPS): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    const nat = native();
+    const n = tf.util.sizeFromShape(x.shape);
+    if (nat === undefined || x.dtype !== 'float32' || n < NATIVE_MIN_ELEMENTS) return c.run(kernel, inputs, attrs);
+    const out = c.be.makeOutput(x.shape, 'float32');
+    nat.elementwise(heapOf(c.be), Float64Array.from([1, UNARY_OPS[kernel], 0, n, 1, heapIndex(c.be, x), -1, heapIndex(c.be, out)]));
+    return out;
+  };
+}
+
+function fusedBatchNorm(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    const mean = need(inputs, 'mean');
+    const variance = need(inputs, 'variance');
+    const { scale, offset } = inputs;
+    const nat = native();
+    const C = x.shape[x.shape.length - 1] ?? 0;
+    const n = tf.util.sizeFromShape(x.shape);
+    const perChannel = (t: TensorInfo | undefined): boolean =>
+      t === undefined || (t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === C && isRow(t.shape, x.shape));
+    if (nat === undefined || x.dtype !== 'float32' || C === 0 || n < NATIVE_MIN_ELEMENTS ||
+      ![mean, variance, scale, offset].every(perChannel)) {
+      return c.run('FusedBatchNorm', inputs, attrs);
+    }
+    const out = c.be.makeOutput(x.shape, 'float32');
+    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    nat.batchNorm(heapOf(c.be), Float64Array.from([
+      n / C, C, at(x), at(mean), at(variance), at(scale), at(offset), attr<number>(attrs, 'varianceEpsilon'), at(out),
+    ]));
+    return out;
+  };
+}
+
+const RELU_GRAD = 'MedpipeReluGrad';
+
+/** dy * (x > 0), the ReLU gradient in one pass (tfjs: Step, Cast and Multiply). */
+function reluGrad(tf: Tf): KernelFunc {
+  return ({ inputs, backend }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const dy = need(inputs, 'dy');
+    const x = need(inputs, 'x');
+    const n = tf.util.sizeFromShape(x.shape);
+    const out = c.be.makeOutput(x.shape, 'float32');
+    const nat = native();
+    if (nat !== undefined) {
+      nat.elementwise(heapOf(c.be), Float64Array.from([1, 2, 0, n, 1, heapIndex(c.be, dy), heapIndex(c.be, x), heapIndex(c.be, out)]));
+      return out;
+    }
+    const d = c.f32(dy);
+    const v = c.f32(x);
+    const o = c.f32(out);
+    for (let i = 0; i < n; i++) o[i] = Number.isNaN(v[i]) ? v[i] : d[i] * (v[i] > 0 ? 1 : 0);
+    return out;
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -852,6 +982,14 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   _FusedMatMul: fusedMatMul,
   Identity: identity,
   Cast: cast,
+  Add: (tf) => binaryOp(tf, 'Add'),
+  Sub: (tf) => binaryOp(tf, 'Sub'),
+  Multiply: (tf) => binaryOp(tf, 'Multiply'),
+  RealDiv: (tf) => binaryOp(tf, 'RealDiv'),
+  Exp: (tf) => unaryOp(tf, 'Exp'),
+  Erf: (tf) => unaryOp(tf, 'Erf'),
+  FusedBatchNorm: fusedBatchNorm,
+  [RELU_GRAD]: reluGrad,
 };
 
 export const WASM_KERNEL_NAMES = Object.keys(FACTORIES);
