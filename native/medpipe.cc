@@ -20,6 +20,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -146,7 +147,7 @@ Pool g_pool;
 // f(chunk, tid) for chunk in [0, chunks): tid < pool size indexes per-thread scratch.
 template <class F>
 void parallel(int chunks, F&& f) {
-  struct Ctx { F* f; };
+  struct Ctx { std::remove_reference_t<F>* f; };
   Ctx c{&f};
   g_pool.run(chunks, [](void* p, int chunk, int tid) { (*static_cast<Ctx*>(p)->f)(chunk, tid); }, &c);
 }
@@ -595,8 +596,14 @@ void binary(int op, int mode, long n, long C, const float* a, const float* b, fl
   }
 }
 
-// op 0 exp, 1 erf; 2 relu gradient: o = dy * (x > 0) with b = x (NaN where x is NaN).
+void gelu(long n, const float* x, float* y);
+void gelu_grad(long n, const float* dy, const float* x, float* dx);
+
+// op 0 exp, 1 erf; 2 relu gradient: o = dy * (x > 0) with b = x (NaN where x is NaN);
+// 3 gelu; 4 gelu gradient (a = dy, b = x).
 void unary(int op, long n, const float* a, const float* b, float* o) {
+  if (op == 3) return gelu(n, a, o);
+  if (op == 4) return gelu_grad(n, a, b, o);
   for_chunks(n, [&](long i0, long i1) {
     if (op == 0) for (long i = i0; i < i1; i++) o[i] = std::exp(a[i]);
     else if (op == 1) for (long i = i0; i < i1; i++) o[i] = std::erf(a[i]);
@@ -620,6 +627,161 @@ void batch_norm(long rows, long C, const float* x, const float* mean, const floa
       const long j = i % C, len = std::min(i1 - i, C - j);
       for (long k = 0; k < len; k++) y[i + k] = (x[i + k] - mean[j + k]) * pm[j + k] + pa[j + k];
       i += len;
+    }
+  });
+}
+
+// Per-channel sums over [rows x C] in float64: fixed chunks of rows (partials added in chunk
+// order), so the result does not depend on the threads. f(row pointer offset, partial row)
+// accumulates one row.
+template <class F>
+void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
+  const long RC = std::max(1L, 65536 / C);  // rows per chunk
+  const long chunks = (rows + RC - 1) / RC;
+  std::vector<double> part((size_t)chunks * width * C, 0.0);
+  auto run = [&](int k, int) {
+    double* acc = part.data() + (size_t)k * width * C;
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) f(r * C, acc);
+  };
+  if (chunks == 1) run(0, 0);
+  else parallel((int)chunks, run);
+  out.assign((size_t)width * C, 0.0);
+  for (long k = 0; k < chunks; k++) {
+    const double* acc = part.data() + (size_t)k * width * C;
+    for (long i = 0; i < width * C; i++) out[i] += acc[i];
+  }
+}
+
+// BatchNorm in training mode over [rows x C]: batch mean and biased variance (two passes,
+// float64), then y = (x - mean) * scale / sqrt(var + eps) + offset.
+void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, float eps,
+              float* y, float* mean_out, float* var_out) {
+  std::vector<double> s;
+  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) acc[c] += x[at + c];
+  });
+  std::vector<double> mean(C);
+  for (long c = 0; c < C; c++) mean[c] = s[c] / rows;
+  std::vector<double> q;
+  channel_sums(rows, C, 1, q, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) { const double d = x[at + c] - mean[c]; acc[c] += d * d; }
+  });
+  std::vector<float> var(C), mf(C);
+  for (long c = 0; c < C; c++) {
+    mf[c] = mean_out[c] = (float)mean[c];
+    var[c] = var_out[c] = (float)(q[c] / rows);
+  }
+  batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+}
+
+// Its gradient through the batch statistics (as autograd of the composed ops gives):
+// dx = scale * rstd * (dy - mean(dy) - (x - mean) * rstd^2 * mean(dy * (x - mean))),
+// dscale = rstd * sum(dy * (x - mean)), doffset = sum(dy).
+void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* mean, const float* var,
+                   const float* scale, float eps, float* dx, float* dscale, float* doffset) {
+  std::vector<double> s;
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) {
+      const double g = dy[at + c];
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[at + c] - mean[c]);
+    }
+  });
+  std::vector<float> k1(C), k2(C), k3(C);
+  for (long c = 0; c < C; c++) {
+    const double rstd = 1.0 / std::sqrt((double)var[c] + eps);
+    doffset[c] = (float)s[c];
+    dscale[c] = (float)(s[C + c] * rstd);
+    k1[c] = (float)((scale ? scale[c] : 1.0) * rstd);
+    k2[c] = (float)(s[c] / rows);
+    k3[c] = (float)(rstd * rstd * s[C + c] / rows);
+  }
+  const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
+  for_chunks(rows * C, [&](long i0, long i1) {
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      for (long k = 0; k < len; k++) {
+        const long c = j + k;
+        dx[i + k] = p1[c] * (dy[i + k] - p2[c] - (x[i + k] - mean[c]) * p3[c]);
+      }
+      i += len;
+    }
+  });
+}
+
+// LayerNorm over the last axis of [rows x D]: per row mean and 1/sqrt(var + eps) (float64,
+// two passes), y = (x - mean) * rstd * scale + offset. Rows are independent.
+void ln_forward(long rows, long D, const float* x, const float* scale, const float* offset, float eps,
+                float* y, float* mean_out, float* rstd_out) {
+  const long RC = std::max(1L, 16384 / D);
+  const int chunks = (int)((rows + RC - 1) / RC);
+  parallel(chunks, [&](int k, int) {
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
+      const float* xr = x + r * D;
+      double s = 0;
+      for (long j = 0; j < D; j++) s += xr[j];
+      const double mean = s / D;
+      double q = 0;
+      for (long j = 0; j < D; j++) { const double d = xr[j] - mean; q += d * d; }
+      const float m = (float)mean, rs = (float)(1.0 / std::sqrt(q / D + eps));
+      mean_out[r] = m;
+      rstd_out[r] = rs;
+      float* yr = y + r * D;
+      for (long j = 0; j < D; j++) yr[j] = (xr[j] - m) * rs * scale[j] + offset[j];
+    }
+  });
+}
+
+// Its gradient: with xhat = (x - mean) * rstd and g = dy * scale,
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) per row; dscale = sum over rows of
+// dy * xhat, doffset = sum of dy (fixed row chunks, partials added in order).
+void ln_backward(long rows, long D, const float* dy, const float* x, const float* mean, const float* rstd,
+                 const float* scale, float* dx, float* dscale, float* doffset) {
+  std::vector<double> s;
+  channel_sums(rows, D, 2, s, [&](long at, double* acc) {
+    const long r = at / D;
+    for (long j = 0; j < D; j++) {
+      const double g = dy[at + j];
+      acc[j] += g * (((double)x[at + j] - mean[r]) * rstd[r]);
+      acc[D + j] += g;
+    }
+  });
+  for (long j = 0; j < D; j++) { dscale[j] = (float)s[j]; doffset[j] = (float)s[D + j]; }
+  const long RC = std::max(1L, 16384 / D);
+  const int chunks = (int)((rows + RC - 1) / RC);
+  parallel(chunks, [&](int k, int) {
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
+      const float* xr = x + r * D;
+      const float* dr = dy + r * D;
+      const double m = mean[r], rs = rstd[r];
+      double sg = 0, sgx = 0;
+      for (long j = 0; j < D; j++) {
+        const double g = (double)dr[j] * scale[j];
+        sg += g;
+        sgx += g * ((xr[j] - m) * rs);
+      }
+      const float a = (float)(sg / D), b = (float)(sgx / D), rsf = (float)rs, mf = (float)m;
+      float* o = dx + r * D;
+      for (long j = 0; j < D; j++) o[j] = rsf * (dr[j] * scale[j] - a - (xr[j] - mf) * rsf * b);
+    }
+  });
+}
+
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), and its gradient
+// dy * (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)).
+void gelu(long n, const float* x, float* y) {
+  for_chunks(n, [&](long i0, long i1) {
+    for (long i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * 0.70710678118654752f));
+  });
+}
+
+void gelu_grad(long n, const float* dy, const float* x, float* dx) {
+  for_chunks(n, [&](long i0, long i1) {
+    for (long i = i0; i < i1; i++) {
+      const float v = x[i];
+      const float cdf = 0.5f * (1.f + std::erf(v * 0.70710678118654752f));
+      const float pdf = std::exp(-0.5f * v * v) * 0.39894228040143268f;
+      dx[i] = dy[i] * (cdf + v * pdf);
     }
   });
 }
@@ -879,7 +1041,7 @@ napi_value Elementwise(napi_env env, napi_callback_info info) {
   const double n = p[3], C = p[4];
   if (n < 0 || C < 1) { napi_throw_error(env, nullptr, "elementwise: bad size"); return nullptr; }
   const double na = kind == 0 && mode == 4 ? 1 : kind == 0 && mode == 2 ? C : n;
-  const double nb = kind == 1 ? (op == 2 ? n : 0) : mode == 3 ? 1 : mode == 1 ? C : n;
+  const double nb = kind == 1 ? (op == 2 || op == 4 ? n : 0) : mode == 3 ? 1 : mode == 1 ? C : n;
   float* a = heap_span(env, argv[0], p[5], na);
   float* b = nb > 0 ? heap_span(env, argv[0], p[6], nb) : nullptr;
   float* o = heap_span(env, argv[0], p[7], n);
@@ -908,6 +1070,92 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   batch_norm((long)rows, (long)C, x, m, v, sc, of, (float)p[7], y);
+  return nullptr;
+}
+
+// bnTrain(heap, args Float64Array(9)): [rows, C, x, scale (-1), offset (-1), eps, y, mean, var]
+napi_value BnTrain(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[9];
+  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "bnTrain: args must be a Float64Array(9)"); return nullptr; }
+  const double rows = p[0], C = p[1];
+  float* x = heap_span(env, argv[0], p[2], rows * C);
+  float* sc = p[3] >= 0 ? heap_span(env, argv[0], p[3], C) : nullptr;
+  float* of = p[4] >= 0 ? heap_span(env, argv[0], p[4], C) : nullptr;
+  float* y = heap_span(env, argv[0], p[6], rows * C);
+  float* m = heap_span(env, argv[0], p[7], C);
+  float* v = heap_span(env, argv[0], p[8], C);
+  if (rows < 1 || C < 1 || !x || (p[3] >= 0 && !sc) || (p[4] >= 0 && !of) || !y || !m || !v) {
+    napi_throw_error(env, nullptr, "bnTrain: bad size or offsets outside the heap");
+    return nullptr;
+  }
+  bn_train((long)rows, (long)C, x, sc, of, (float)p[5], y, m, v);
+  return nullptr;
+}
+
+// bnTrainGrad(heap, args Float64Array(11)): [rows, C, dy, x, mean, var, scale (-1), eps, dx, dscale, doffset]
+napi_value BnTrainGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[11];
+  if (argc < 2 || !get_doubles(env, argv[1], 11, p)) { napi_throw_error(env, nullptr, "bnTrainGrad: args must be a Float64Array(11)"); return nullptr; }
+  const double rows = p[0], C = p[1];
+  float* dy = heap_span(env, argv[0], p[2], rows * C);
+  float* x = heap_span(env, argv[0], p[3], rows * C);
+  float* m = heap_span(env, argv[0], p[4], C);
+  float* v = heap_span(env, argv[0], p[5], C);
+  float* sc = p[6] >= 0 ? heap_span(env, argv[0], p[6], C) : nullptr;
+  float* dx = heap_span(env, argv[0], p[8], rows * C);
+  float* ds = heap_span(env, argv[0], p[9], C);
+  float* dof = heap_span(env, argv[0], p[10], C);
+  if (rows < 1 || C < 1 || !dy || !x || !m || !v || (p[6] >= 0 && !sc) || !dx || !ds || !dof) {
+    napi_throw_error(env, nullptr, "bnTrainGrad: bad size or offsets outside the heap");
+    return nullptr;
+  }
+  bn_train_grad((long)rows, (long)C, dy, x, m, v, sc, (float)p[7], dx, ds, dof);
+  return nullptr;
+}
+
+// layerNorm(heap, args Float64Array(9)): [rows, D, x, scale, offset, eps, y, mean, rstd]
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[9];
+  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "layerNorm: args must be a Float64Array(9)"); return nullptr; }
+  const double rows = p[0], D = p[1];
+  float* x = heap_span(env, argv[0], p[2], rows * D);
+  float* sc = heap_span(env, argv[0], p[3], D);
+  float* of = heap_span(env, argv[0], p[4], D);
+  float* y = heap_span(env, argv[0], p[6], rows * D);
+  float* m = heap_span(env, argv[0], p[7], rows);
+  float* rs = heap_span(env, argv[0], p[8], rows);
+  if (rows < 1 || D < 1 || !x || !sc || !of || !y || !m || !rs) { napi_throw_error(env, nullptr, "layerNorm: bad size or offsets outside the heap"); return nullptr; }
+  ln_forward((long)rows, (long)D, x, sc, of, (float)p[5], y, m, rs);
+  return nullptr;
+}
+
+// layerNormGrad(heap, args Float64Array(10)): [rows, D, dy, x, mean, rstd, scale, dx, dscale, doffset]
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double p[10];
+  if (argc < 2 || !get_doubles(env, argv[1], 10, p)) { napi_throw_error(env, nullptr, "layerNormGrad: args must be a Float64Array(10)"); return nullptr; }
+  const double rows = p[0], D = p[1];
+  float* dy = heap_span(env, argv[0], p[2], rows * D);
+  float* x = heap_span(env, argv[0], p[3], rows * D);
+  float* m = heap_span(env, argv[0], p[4], rows);
+  float* rs = heap_span(env, argv[0], p[5], rows);
+  float* sc = heap_span(env, argv[0], p[6], D);
+  float* dx = heap_span(env, argv[0], p[7], rows * D);
+  float* ds = heap_span(env, argv[0], p[8], D);
+  float* dof = heap_span(env, argv[0], p[9], D);
+  if (rows < 1 || D < 1 || !dy || !x || !m || !rs || !sc || !dx || !ds || !dof) { napi_throw_error(env, nullptr, "layerNormGrad: bad size or offsets outside the heap"); return nullptr; }
+  ln_backward((long)rows, (long)D, dy, x, m, rs, sc, dx, ds, dof);
   return nullptr;
 }
 
@@ -990,7 +1238,7 @@ napi_value Adam(napi_env env, napi_callback_info info) {
     }
   };
   if (total < 65536) for (int c = 0; c < chunks; c++) run(c, 0);
-  else parallel(chunks, [&](int c, int tid) { run(c, tid); });
+  else parallel(chunks, run);
   return nullptr;
 }
 
@@ -1022,6 +1270,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"colReduce", nullptr, ColReduce, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"elementwise", nullptr, Elementwise, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnTrain", nullptr, BnTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnTrainGrad", nullptr, BnTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNormGrad", nullptr, LayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { batchNormTraining, gelu, layerNorm } from '../src/engine/fused-ops.js';
 
 type T = tf.Tensor;
 type In = { shape: number[]; data: Float32Array | Int32Array };
@@ -295,5 +296,86 @@ test('native element-wise ops, BatchNorm forward, ReLU and max-pool gradients ma
     const yShape = tf.tidy(() => tf.maxPool(tf.zeros(x.shape) as tf.Tensor4D, k, stride, pad).shape) as number[];
     same(`maxPool grad ${x.shape} k${k} s${stride} ${pad}`, [x, F(yShape)], (v, w) =>
       tf.grad((t: T) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, k, stride, pad), w)))(v));
+  }
+});
+
+test('fused BatchNorm training (one kernel each way) matches the composed ops on cpu: output, batch statistics, gradients', { skip }, () => {
+  const composed = (x: T, g: T, b: T): T[] => {
+    const m = tf.moments(x, [0, 1, 2]);
+    return [tf.batchNorm(x, m.mean, m.variance, b, g, 1e-5), m.mean, m.variance];
+  };
+  const bn = (x: T, g: T, b: T): T[] => {
+    const f = batchNormTraining(tf, x, g, b, 1e-5);
+    assert.equal(f !== undefined, tf.getBackend() === 'wasm', 'fused on wasm only');
+    if (f === undefined) return composed(x, g, b);
+    // Out of the caller's tidy by design: copy them into it and free the originals.
+    const stats = [tf.clone(f.mean), tf.clone(f.variance)];
+    tf.dispose([f.mean, f.variance]);
+    return [f.y, ...stats];
+  };
+  for (const shape of [[2, 5, 7, 3], [4, 40, 40, 48], [3, 9, 1, 130], [1, 3, 1, 2]]) {
+    const C = shape[3]!;
+    // A channel offset far from zero: the variance must not cancel.
+    const x = F(shape);
+    x.data.forEach((v, i) => { x.data[i] = v * 3 + (i % C) * 10; });
+    const inputs = [x, F([C]), F([C]), F(shape)];
+    // The cpu reference's statistics are float32 sums around means up to 1,290: ~1e-4.
+    same(`bn forward ${shape}`, inputs, (xs, g, b) => bn(xs, g, b), 1e-4);
+    same(`bn gradients ${shape}`, inputs, (xs, g, b, w) =>
+      tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(bn(a, c, d)[0]!, w)))([xs, g, b]), 2e-4);
+  }
+});
+
+test('fused BatchNorm moves the running estimates (unbiased variance, momentum) as the composed ops do', { skip }, () => {
+  const x = F([3, 6, 5, 7]);
+  const rm0 = F([7]);
+  const rv0 = F([7]);
+  rv0.data.forEach((v, i) => { rv0.data[i] = Math.abs(v) + 0.5; });
+  const run = (backend: 'cpu' | 'wasm'): Float32Array[] => {
+    tf.setBackend(backend);
+    const mean = tf.variable(tf.tensor(rm0.data));
+    const variance = tf.variable(tf.tensor(rv0.data));
+    const count = tf.variable(tf.scalar(4, 'int32'));
+    tf.tidy(() => {
+      const xs = tf.tensor(x.data, x.shape);
+      const [g, b] = [tf.ones([7]), tf.zeros([7])];
+      const f = batchNormTraining(tf, xs, g, b, 1e-5, { mean, variance, count, momentum: 0.3 });
+      if (f) return tf.dispose([f.mean, f.variance]);
+      const m = tf.moments(xs, [0, 1, 2]);
+      const n = 3 * 6 * 5;
+      mean.assign(tf.add(tf.mul(mean, 0.7), tf.mul(m.mean, 0.3)));
+      variance.assign(tf.add(tf.mul(variance, 0.7), tf.mul(tf.mul(m.variance, n / (n - 1)), 0.3)));
+      count.assign(tf.add(count, tf.scalar(1, 'int32')));
+    });
+    const out = [mean, variance, count].map((t) => Float32Array.from(t.dataSync()));
+    tf.dispose([mean, variance, count]);
+    tf.setBackend('cpu');
+    return out;
+  };
+  const want = run('cpu');
+  const got = run('wasm');
+  assert.ok(relErr(got[0]!, want[0]!) < 1e-5 && relErr(got[1]!, want[1]!) < 1e-5, 'running mean and variance');
+  assert.deepEqual(got[2], Float32Array.from([5]), 'num_batches_tracked + 1');
+});
+
+test('fused LayerNorm and GELU (one kernel each way) match the composed ops on cpu, values and gradients', { skip }, () => {
+  const fusedOr = (fused: T | undefined, composed: () => T): T => {
+    assert.equal(fused !== undefined, tf.getBackend() === 'wasm', 'fused on wasm only');
+    return fused ?? composed();
+  };
+  const ln = (x: T, g: T, b: T): T => fusedOr(layerNorm(tf, x, g, b, 1e-6), () => {
+    const m = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.mul(tf.sub(x, m.mean), tf.rsqrt(tf.add(m.variance, 1e-6))), g), b);
+  });
+  const ge = (x: T): T => fusedOr(gelu(tf, x), () => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+  for (const shape of [[5, 7], [530, 192], [3, 4, 1]]) {
+    const D = shape[shape.length - 1]!;
+    const x = F(shape);
+    x.data.forEach((v, i) => { x.data[i] = v * 4 + (i % 3); });
+    const inputs = [x, F([D]), F([D]), F(shape)];
+    same(`layerNorm ${shape}`, inputs, (xs, g, b) => ln(xs, g, b), 1e-5);
+    same(`layerNorm gradients ${shape}`, inputs, (xs, g, b, w) => tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(ln(a, c, d), w)))([xs, g, b]), 1e-4);
+    same(`gelu ${shape}`, [x], (xs) => ge(xs), 1e-6);
+    same(`gelu gradient ${shape}`, [x, F(shape)], (xs, w) => tf.grad((a: T) => tf.sum(tf.mul(ge(a), w)))(xs), 1e-5);
   }
 });

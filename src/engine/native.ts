@@ -22,10 +22,18 @@ export interface NativeAddon {
   colReduce(heap: ArrayBufferLike, rows: number, C: number, x: number, out: number, scale: number): void;
   /** args [kind, op, mode, n, C, a, b, out]: kind 0 binary (op add/sub/mul/div; mode 0 same
    *  shape, 1 b one row of C, 2 a one row, 3 b scalar, 4 a scalar), kind 1 unary (op exp,
-   *  erf, relu gradient dy = a, x = b). */
+   *  erf, relu gradient (dy = a, x = b), gelu, gelu gradient (dy = a, x = b)). */
   elementwise(heap: ArrayBufferLike, args: Float64Array): void;
   /** args [rows, C, x, mean, variance, scale (-1: none), offset (-1: none), eps, out]. */
   batchNorm(heap: ArrayBufferLike, args: Float64Array): void;
+  /** BatchNorm in training: args [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]. */
+  bnTrain(heap: ArrayBufferLike, args: Float64Array): void;
+  /** Its gradient: args [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]. */
+  bnTrainGrad(heap: ArrayBufferLike, args: Float64Array): void;
+  /** LayerNorm over the last axis: args [rows, D, x, scale, offset, eps, y, mean, rstd]. */
+  layerNorm(heap: ArrayBufferLike, args: Float64Array): void;
+  /** Its gradient: args [rows, D, dy, x, mean, rstd, scale, dx, dscale, doffset]. */
+  layerNormGrad(heap: ArrayBufferLike, args: Float64Array): void;
   /** geom: N, H, W, C, OH, OW, KH, KW (effective), sh, sw, dh, dw, padTop, padLeft. */
   maxPoolGrad(heap: ArrayBufferLike, x: number, dy: number, dx: number, geom: Int32Array): void;
   /** Adam/AdamW in place: entries [p, m, v, g, n, mode] per tensor (float offsets; mode 0

@@ -913,6 +913,114 @@ function fusedBatchNorm(tf: Tf): KernelFunc {
   };
 }
 
+/** Names of the fused training kernels (src/engine/fused-ops.ts calls them). */
+export const BN_TRAIN = 'MedpipeBatchNormTrain';
+export const BN_TRAIN_GRAD = 'MedpipeBatchNormTrainGrad';
+
+function nativeOnly(kernel: string): NativeAddon {
+  const nat = native();
+  if (nat === undefined) throw new Error(`${kernel} needs medpipe's native kernels, which are off or not built`);
+  return nat;
+}
+
+/** [y, mean, variance] of a BatchNorm over every axis but the last, batch statistics. */
+function batchNormTrain(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(BN_TRAIN);
+    const x = need(inputs, 'x');
+    const { scale, offset } = inputs;
+    const C = x.shape[x.shape.length - 1]!;
+    const y = c.be.makeOutput(x.shape, 'float32');
+    const mean = c.be.makeOutput([C], 'float32');
+    const variance = c.be.makeOutput([C], 'float32');
+    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    nat.bnTrain(heapOf(c.be), Float64Array.from([
+      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(scale), at(offset), attr<number>(attrs, 'varianceEpsilon'), at(y), at(mean), at(variance),
+    ]));
+    return [y, mean, variance];
+  };
+}
+
+/** [dx, dscale, doffset] of batchNormTrain, through the batch statistics. */
+function batchNormTrainGrad(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(BN_TRAIN_GRAD);
+    const dy = need(inputs, 'dy');
+    const x = need(inputs, 'x');
+    const { scale } = inputs;
+    const C = x.shape[x.shape.length - 1]!;
+    const dx = c.be.makeOutput(x.shape, 'float32');
+    const dscale = c.be.makeOutput([C], 'float32');
+    const doffset = c.be.makeOutput([C], 'float32');
+    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    nat.bnTrainGrad(heapOf(c.be), Float64Array.from([
+      tf.util.sizeFromShape(x.shape) / C, C, at(dy), at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(scale),
+      attr<number>(attrs, 'varianceEpsilon'), at(dx), at(dscale), at(doffset),
+    ]));
+    return [dx, dscale, doffset];
+  };
+}
+
+export const LN = 'MedpipeLayerNorm';
+export const LN_GRAD = 'MedpipeLayerNormGrad';
+export const GELU = 'MedpipeGelu';
+export const GELU_GRAD = 'MedpipeGeluGrad';
+
+/** [y, mean, rstd] of a LayerNorm over the last axis (mean and 1/sqrt(var + eps) per row). */
+function layerNormKernel(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(LN);
+    const x = need(inputs, 'x');
+    const D = x.shape[x.shape.length - 1]!;
+    const rows = tf.util.sizeFromShape(x.shape) / D;
+    const y = c.be.makeOutput(x.shape, 'float32');
+    const mean = c.be.makeOutput([rows], 'float32');
+    const rstd = c.be.makeOutput([rows], 'float32');
+    const at = (t: TensorInfo): number => heapIndex(c.be, t);
+    nat.layerNorm(heapOf(c.be), Float64Array.from([
+      rows, D, at(x), at(need(inputs, 'scale')), at(need(inputs, 'offset')), attr<number>(attrs, 'epsilon'), at(y), at(mean), at(rstd),
+    ]));
+    return [y, mean, rstd];
+  };
+}
+
+/** [dx, dscale, doffset] of layerNormKernel. */
+function layerNormGradKernel(tf: Tf): KernelFunc {
+  return ({ inputs, backend }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(LN_GRAD);
+    const x = need(inputs, 'x');
+    const D = x.shape[x.shape.length - 1]!;
+    const dx = c.be.makeOutput(x.shape, 'float32');
+    const dscale = c.be.makeOutput([D], 'float32');
+    const doffset = c.be.makeOutput([D], 'float32');
+    const at = (t: TensorInfo): number => heapIndex(c.be, t);
+    nat.layerNormGrad(heapOf(c.be), Float64Array.from([
+      tf.util.sizeFromShape(x.shape) / D, D, at(need(inputs, 'dy')), at(x), at(need(inputs, 'mean')), at(need(inputs, 'rstd')),
+      at(need(inputs, 'scale')), at(dx), at(dscale), at(doffset),
+    ]));
+    return [dx, dscale, doffset];
+  };
+}
+
+/** Exact GELU (op 3) and its gradient (op 4, inputs dy and x). */
+function geluKernel(tf: Tf, grad: boolean): KernelFunc {
+  return ({ inputs, backend }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(grad ? GELU_GRAD : GELU);
+    const x = need(inputs, 'x');
+    const out = c.be.makeOutput(x.shape, 'float32');
+    const a = grad ? need(inputs, 'dy') : x;
+    nat.elementwise(heapOf(c.be), Float64Array.from([
+      1, grad ? 4 : 3, 0, tf.util.sizeFromShape(x.shape), 1, heapIndex(c.be, a), grad ? heapIndex(c.be, x) : -1, heapIndex(c.be, out),
+    ]));
+    return out;
+  };
+}
+
 const RELU_GRAD = 'MedpipeReluGrad';
 
 /** dy * (x > 0), the ReLU gradient in one pass (tfjs: Step, Cast and Multiply). */
@@ -990,6 +1098,12 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   Erf: (tf) => unaryOp(tf, 'Erf'),
   FusedBatchNorm: fusedBatchNorm,
   [RELU_GRAD]: reluGrad,
+  [BN_TRAIN]: batchNormTrain,
+  [BN_TRAIN_GRAD]: batchNormTrainGrad,
+  [LN]: layerNormKernel,
+  [LN_GRAD]: layerNormGradKernel,
+  [GELU]: (tf) => geluKernel(tf, false),
+  [GELU_GRAD]: (tf) => geluKernel(tf, true),
 };
 
 export const WASM_KERNEL_NAMES = Object.keys(FACTORIES);

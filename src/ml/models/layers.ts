@@ -2,6 +2,7 @@
 // PyTorch semantics (symmetric padding, BatchNorm running statistics, exact GELU).
 
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
 import { param, type ParamMap } from './params.js';
 
 export interface ForwardOptions {
@@ -35,15 +36,22 @@ export function batchNorm(params: ParamMap, prefix: string, x: tf.Tensor4D, opts
   const [b, h, w] = x.shape;
   const n = b * h * w;
   if (n < 2) throw new Error(`${prefix}: BatchNorm in training needs more than 1 value per channel, got input [${x.shape}]`);
+  const m = opts.bnMomentum ?? 0.1;
+  const tracked = param(params, `${prefix}.num_batches_tracked`);
+  // One fused kernel each way on the native engine; tfjs's composed ops elsewhere.
+  const running = { mean: runningMean, variance: runningVar, count: tracked, momentum: m };
+  const fused = batchNormTraining(tf, x, gamma, beta, BN_EPS, opts.updateStats !== false ? running : undefined);
+  if (fused) {
+    tf.dispose([fused.mean, fused.variance]);
+    return fused.y as tf.Tensor4D;
+  }
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
   if (opts.updateStats !== false) {
-    const m = opts.bnMomentum ?? 0.1;
     tf.tidy(() => {
       // Values only: the running estimates are not part of the loss's graph.
       const bv = tf.mul(variance, n / (n - 1));
       runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
       runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(bv, m)));
-      const tracked = param(params, `${prefix}.num_batches_tracked`);
       tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     });
   }
@@ -59,6 +67,8 @@ export function linear(params: ParamMap, prefix: string, x: tf.Tensor2D, bias = 
 
 /** nn.LayerNorm over the last axis of [N, D] (biased variance, as torch). */
 export function layerNorm(params: ParamMap, prefix: string, x: tf.Tensor2D, eps: number): tf.Tensor2D {
+  const fused = fusedLayerNorm(tf, x, param(params, `${prefix}.weight`), param(params, `${prefix}.bias`), eps);
+  if (fused) return fused as tf.Tensor2D;
   const { mean, variance } = tf.moments(x, 1, true);
   const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
   return tf.add(tf.mul(normed, param(params, `${prefix}.weight`)), param(params, `${prefix}.bias`)) as tf.Tensor2D;
@@ -66,5 +76,7 @@ export function layerNorm(params: ParamMap, prefix: string, x: tf.Tensor2D, eps:
 
 /** nn.GELU() default: the exact erf form, not the tanh approximation. */
 export function gelu(x: tf.Tensor2D): tf.Tensor2D {
+  const fused = fusedGelu(tf, x);
+  if (fused) return fused as tf.Tensor2D;
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
 }

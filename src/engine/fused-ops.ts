@@ -1,0 +1,126 @@
+// Layers as one kernel forward and one backward on the native engine, where tfjs composes
+// them from many small ops: BatchNorm in training mode is ~10 ops forward and ~25 backward
+// (moments, their gradients, tiles of per-channel values), LayerNorm about as many, exact
+// GELU ~5 and ~10; each op a full pass over the activations and a dispatch with its own
+// fixed cost. Callers fall back to the composed
+// form (the same function, within float32 rounding) when this returns undefined: other
+// backends, including tfjs-node(-gpu), keep their own kernels.
+
+import type * as tfTypes from '@tensorflow/tfjs';
+import { activeNative } from './native.js';
+import { BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
+
+type Tf = typeof tfTypes;
+type Tensor = tfTypes.Tensor;
+
+function fusedAvailable(tf: Tf, kernel: string): boolean {
+  return tf.getBackend() === 'wasm' && activeNative() !== undefined && tf.getKernel(kernel, 'wasm') !== undefined;
+}
+
+export interface BatchNormTraining {
+  y: Tensor;
+  /** Batch mean and biased variance per channel: the caller disposes them. */
+  mean: Tensor;
+  variance: Tensor;
+}
+
+/** torch's running estimates, moved toward the batch's statistics. */
+export interface RunningStats {
+  mean: tfTypes.Variable;
+  variance: tfTypes.Variable;
+  /** num_batches_tracked (int32), incremented. */
+  count: tfTypes.Variable;
+  /** new = (1 - momentum) * old + momentum * batch (unbiased variance). */
+  momentum: number;
+}
+
+/**
+ * The running estimates' update in host arithmetic, with the float32 rounding of each tfjs op
+ * the composed form uses. Reading C values back is free on wasm (the heap is host memory);
+ * as tfjs ops recorded on the gradient tape it was ~10 dispatches and ~20 saved copies per
+ * layer.
+ */
+function updateRunningStats(tf: Tf, r: RunningStats, mean: Tensor, variance: Tensor, n: number): void {
+  const f = Math.fround;
+  const m = r.momentum;
+  const mix = (old: Float32Array, batch: Float32Array, scale: number): Float32Array =>
+    old.map((o, i) => f(f(o * f(1 - m)) + f(f(batch[i]! * f(scale)) * f(m))));
+  const newMean = mix(r.mean.dataSync() as Float32Array, mean.dataSync() as Float32Array, 1);
+  const newVar = mix(r.variance.dataSync() as Float32Array, variance.dataSync() as Float32Array, n / (n - 1));
+  const count = r.count.dataSync()[0]! + 1;
+  tf.tidy(() => {
+    r.mean.assign(tf.tensor(newMean, r.mean.shape, 'float32'));
+    r.variance.assign(tf.tensor(newVar, r.variance.shape, 'float32'));
+    r.count.assign(tf.tensor(count, r.count.shape, r.count.dtype));
+  });
+}
+
+/** BatchNorm over every axis but the last with the batch's statistics (differentiable in
+ *  x, scale and offset), updating `running` when given; undefined (nothing done) where no
+ *  fused kernel exists. */
+export function batchNormTraining(tf: Tf, x: Tensor, scale: Tensor, offset: Tensor, eps: number, running?: RunningStats): BatchNormTraining | undefined {
+  if (!fusedAvailable(tf, BN_TRAIN) || [x, scale, offset].some((t) => t.dtype !== 'float32')) return undefined;
+  const C = x.shape[x.rank - 1];
+  if (scale.size !== C || offset.size !== C || x.size === 0) return undefined;
+  const attrs = { varianceEpsilon: eps };
+  let stats: Tensor[] = [];
+  const fn = (xs: Tensor, g: Tensor, b: Tensor, save: tfTypes.GradSaveFunc) => {
+    const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x: xs, scale: g, offset: b }, attrs) as Tensor[];
+    save([xs, mean!, variance!, g]);
+    // Kept past customGrad's own scope; the caller disposes them.
+    stats = [tf.keep(mean!), tf.keep(variance!)];
+    return {
+      value: y!,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [sx, sm, sv, sg] = saved;
+        return tf.engine().runKernel(BN_TRAIN_GRAD, { dy, x: sx!, mean: sm!, variance: sv!, scale: sg! }, attrs) as Tensor[];
+      },
+    };
+  };
+  const y = tf.customGrad(fn as unknown as Parameters<Tf["customGrad"]>[0])(x, scale, offset);
+  const [mean, variance] = stats;
+  if (running) updateRunningStats(tf, running, mean!, variance!, x.size / C);
+  return { y, mean: mean!, variance: variance! };
+}
+
+type Saved = (tensors: Tensor[]) => void;
+
+/** A differentiable op from a forward kernel and a gradient kernel. */
+function fusedOp(
+  tf: Tf,
+  forward: (inputs: Tensor[], save: Saved) => Tensor,
+  backward: (dy: Tensor, saved: Tensor[]) => Tensor[],
+): (...inputs: Tensor[]) => Tensor {
+  const fn = (...args: unknown[]) => {
+    const save = args.pop() as Saved;
+    return { value: forward(args as Tensor[], save), gradFunc: backward };
+  };
+  return tf.customGrad(fn as unknown as Parameters<Tf['customGrad']>[0]);
+}
+
+/** nn.LayerNorm over the last axis (biased variance), or undefined where no fused kernel exists. */
+export function layerNorm(tf: Tf, x: Tensor, scale: Tensor, offset: Tensor, eps: number): Tensor | undefined {
+  if (!fusedAvailable(tf, LN) || [x, scale, offset].some((t) => t.dtype !== 'float32')) return undefined;
+  const D = x.shape[x.rank - 1];
+  if (scale.size !== D || offset.size !== D || x.size === 0) return undefined;
+  return fusedOp(tf,
+    ([xs, g, b], save) => {
+      const [y, mean, rstd] = tf.engine().runKernel(LN, { x: xs!, scale: g!, offset: b! }, { epsilon: eps }) as Tensor[];
+      save([xs!, mean!, rstd!, g!]);
+      return y!;
+    },
+    (dy, [sx, mean, rstd, g]) => tf.engine().runKernel(LN_GRAD, { dy, x: sx!, mean: mean!, rstd: rstd!, scale: g! }) as Tensor[],
+  )(x, scale, offset);
+}
+
+/** Exact (erf) GELU, or undefined where no fused kernel exists. */
+export function gelu(tf: Tf, x: Tensor): Tensor | undefined {
+  if (!fusedAvailable(tf, GELU) || x.dtype !== 'float32') return undefined;
+  return fusedOp(tf,
+    ([xs], save) => {
+      save([xs!]);
+      return tf.engine().runKernel(GELU, { x: xs! }) as Tensor;
+    },
+    (dy, [sx]) => [tf.engine().runKernel(GELU_GRAD, { dy, x: sx! }) as Tensor],
+  )(x);
+}
