@@ -1,10 +1,12 @@
-// CPU engine throughput: training (forward, cross-entropy, backward, Adam) and inference
-// images/s of ResNet50@224, DeiT-S@224 and the demo's small models at 64 px, batch 8
-// (effective: micro-batches with gradient accumulation where the wasm heap needs it), on
-// the backend medpipe chooses, beside PyTorch's (bench/torch_step.py) where it is installed.
-// Below the target (0.5x PyTorch) a per-kernel profile of one training step is printed.
+// CPU engine throughput: training (forward, cross-entropy, backward, medpipe's Adam) and
+// inference images/s of ResNet50@224, DeiT-S@224 and the demo's small models at the demo's
+// 48 px and at 64 px, batch 8 in one piece, on the backend medpipe chooses, beside PyTorch's
+// (bench/torch_step.py) where it is installed. Below the target (0.5x PyTorch) a
+// per-kernel profile of one training step is printed.
 //
-// Standalone: node dist/bench/engine.js [model ...]   (env MEDPIPE_BENCH_STEPS=n)
+// Standalone: node dist/bench/engine.js [model ...]
+// (env MEDPIPE_BENCH_STEPS=n overrides each model's step count; MEDPIPE_BENCH_PROFILE=1
+// always profiles, 0 never)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -28,13 +30,19 @@ export interface BenchModel {
   batch: number;
   /** Micro-batch of the training step (gradient accumulation over batch / micro). */
   micro: number;
+  /** Timed steps (median reported): more for the millisecond-scale small models, whose
+   *  single steps swing with the machine's noise. */
+  steps: number;
 }
 
 export const BENCH_MODELS: BenchModel[] = [
-  { label: 'resnet50@224', model: 'resnet50', imageSize: 224, batch: 8, micro: 4 },
-  { label: 'deit_s@224', model: 'deit_small_patch16_224', imageSize: 224, batch: 8, micro: 4 },
-  { label: 'resnet_demo@64', model: 'resnet_demo', imageSize: 64, batch: 8, micro: 8 },
-  { label: 'vit_demo@64', model: 'vit_demo', imageSize: 64, batch: 8, micro: 8 },
+  { label: 'resnet50@224', model: 'resnet50', imageSize: 224, batch: 8, micro: 8, steps: 3 },
+  { label: 'deit_s@224', model: 'deit_small_patch16_224', imageSize: 224, batch: 8, micro: 8, steps: 3 },
+  // The demo pipeline's resolution (pipelines/table1-demo.yaml), and 64 px.
+  { label: 'resnet_demo@48', model: 'resnet_demo', imageSize: 48, batch: 8, micro: 8, steps: 15 },
+  { label: 'vit_demo@48', model: 'vit_demo', imageSize: 48, batch: 8, micro: 8, steps: 15 },
+  { label: 'resnet_demo@64', model: 'resnet_demo', imageSize: 64, batch: 8, micro: 8, steps: 15 },
+  { label: 'vit_demo@64', model: 'vit_demo', imageSize: 64, batch: 8, micro: 8, steps: 15 },
 ];
 
 const NUM_CLASSES = 10;
@@ -188,6 +196,8 @@ export function torchBench(models: BenchModel[], steps: number): TorchResult[] |
 }
 
 const f2 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+/** Every run when there are few, else the range. */
+const runs = (xs: number[]): string => (xs.length <= 5 ? xs.map(f2).join(' ') : `${f2(Math.min(...xs))}..${f2(Math.max(...xs))}`);
 
 interface ChildResult {
   info?: string;
@@ -218,12 +228,13 @@ async function child(label: string, steps: number, profile: boolean): Promise<vo
 }
 
 export async function benchEngine(log: (line: string) => void, only: string[] = []): Promise<void> {
-  const steps = Number(process.env.MEDPIPE_BENCH_STEPS ?? 3);
+  const override = Number(process.env.MEDPIPE_BENCH_STEPS);
   const models = BENCH_MODELS.filter((m) => only.length === 0 || only.some((o) => m.label.includes(o)));
   log('images/s, batch 8 (micro-batch), medians; torch and medpipe measured back to back per model (noisy machine)');
   log('model           batch(micro)  train img/s [runs]        infer img/s | torch train  infer | ratio train  infer');
   let printedInfo = false;
   for (const m of models) {
+    const steps = override > 0 ? override : m.steps;
     // PyTorch first, then ours, per model: both see the same machine load.
     const torch = torchBench([m], steps);
     if (typeof torch === 'string' && m === models[0]) log(torch);
@@ -240,7 +251,7 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
     }
     const ratioT = ref ? r.train / ref.train : NaN;
     const ratioI = ref ? r.infer / ref.infer : NaN;
-    log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${r.trainRuns.map(f2).join(' ')}]`.padEnd(58) +
+    log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${runs(r.trainRuns)}]`.padEnd(58) +
       `${f2(r.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
       `${ref ? ratioT.toFixed(2).padStart(5) : '    -'}x ${ref ? ratioI.toFixed(2).padStart(5) : '    -'}x`);
     const below = !ref || ratioT < 0.5 || ratioI < 0.5 || process.env.MEDPIPE_BENCH_PROFILE === '1';

@@ -129,6 +129,8 @@ MODELS = {
     'deit_s@224': (lambda: ViT(224, 16, 384, 12, 6), 224),
     'resnet_demo@64': (lambda: ResNet(Basic, [1, 1, 1, 1], [16, 32, 64, 128], 16), 64),
     'vit_demo@64': (lambda: ViT(64, 8, 192, 4, 3), 64),
+    'resnet_demo@48': (lambda: ResNet(Basic, [1, 1, 1, 1], [16, 32, 64, 128], 16), 48),
+    'vit_demo@48': (lambda: ViT(48, 8, 192, 4, 3), 48),
 }
 
 

@@ -194,6 +194,48 @@ inline void im2col_run(const ConvGeom& g, const float* x, long m, int k0, int le
   }
 }
 
+constexpr int ZEROS = 4096;
+const float g_zeros[ZEROS] = {};
+
+// One strip of im2col rows [m0, m0+rows) x cols [p0, p0+kc) into dst[p][r] (r < mr): for
+// each filter tap, one source pointer per row (the zero page for padding), then the tap's
+// channels with contiguous stores. Row by row (im2col_run) wrote one float every mr, with a
+// bounds check per run of C: most of a small-channel convolution's time (the stem's C = 3).
+// False (nothing written) for shapes it does not cover.
+bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int p0, int kc, int mr, float* dst) {
+  constexpr int MAXR = 16;
+  if (rows > MAXR || mr > MAXR || g.C > ZEROS) return false;
+  int ihb[MAXR], iwb[MAXR];
+  long nb[MAXR];
+  for (int r = 0; r < rows; r++) {
+    const long m = m0 + r;
+    const int ow = (int)(m % g.OW);
+    const long t = m / g.OW;
+    ihb[r] = (int)(t % g.OH) * g.sh - g.pt;
+    iwb[r] = ow * g.sw - g.pl;
+    nb[r] = (t / g.OH) * g.H;
+  }
+  const float* src[MAXR];
+  int c = p0 % g.C;
+  const int kk = p0 / g.C;
+  int kw = kk % g.KW, kh = kk / g.KW;
+  for (int p = 0; p < kc;) {
+    const int run = std::min(g.C - c, kc - p);
+    for (int r = 0; r < rows; r++) {
+      const int ih = ihb[r] + kh * g.dh, iw = iwb[r] + kw * g.dw;
+      src[r] = ih < 0 || ih >= g.H || iw < 0 || iw >= g.W ? g_zeros : x + ((nb[r] + ih) * g.W + iw) * g.C + c;
+    }
+    for (int q = 0; q < run; q++) {
+      float* d = dst + (long)(p + q) * mr;
+      for (int r = 0; r < rows; r++) d[r] = src[r][q];
+    }
+    p += run;
+    c = 0;
+    if (++kw == g.KW) { kw = 0; kh++; }
+  }
+  return true;
+}
+
 // Pack rows [i0, i0+mc) x cols [p0, p0+kc) of A into strips of mr rows: dst[s][p][r].
 void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
   for (int s = 0; s < mc; s += mr) {
@@ -213,7 +255,9 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
         }
       }
     } else if (A.kind == Src::IM2COL) {
-      for (int r = 0; r < rows; r++) im2col_run(*A.g, A.p, i0 + s + r, p0, kc, d + r, mr);
+      if (!pack_im2col_strip(*A.g, A.p, i0 + s, rows, p0, kc, mr, d)) {
+        for (int r = 0; r < rows; r++) im2col_run(*A.g, A.p, i0 + s + r, p0, kc, d + r, mr);
+      }
     } else {  // IM2COL_T: A(i, p) = im2col(p, i)
       for (int p = 0; p < kc; p++) im2col_run(*A.g, A.p, p0 + p, i0 + s, rows, d + (long)p * mr, 1);
     }

@@ -834,7 +834,7 @@ function registerGradients(tf: Tf): void {
 // the same values as wasm's kernels (exp and erf: glibc's, within an ulp or two).
 
 /** Below this many output elements the N-API call and thread hand-off cost more than they save. */
-const NATIVE_MIN_ELEMENTS = 32768;
+const NATIVE_MIN_ELEMENTS = 4096;
 
 const sameShape = (s: number[], t: number[]): boolean => s.length === t.length && s.every((d, i) => d === t[i]);
 /** [..., 1, C] or [C]: one row broadcast down every leading axis of `out`. */
