@@ -379,3 +379,23 @@ test('fused LayerNorm and GELU (one kernel each way) match the composed ops on c
     same(`gelu gradient ${shape}`, [x, F(shape)], (xs, w) => tf.grad((a: T) => tf.sum(tf.mul(ge(a), w)))(xs), 1e-5);
   }
 });
+
+test('native exp is within 2 ulp of exp everywhere a float has, erf within 5e-7 of the cpu backend\'s', { skip }, () => {
+  const n = 100001;
+  const xs = Float32Array.from({ length: n }, (_, i) => -87 + 175.7 * i / (n - 1));
+  tf.setBackend('wasm');
+  try {
+    const e = tf.tidy(() => tf.exp(tf.tensor(xs)).dataSync());
+    xs.forEach((x, i) => {
+      const ref = Math.exp(x);
+      assert.ok(Math.abs(e[i]! - ref) <= 1.2e-7 * ref, `exp(${x}) = ${e[i]}, want ${ref}`);
+    });
+    const edges = tf.tidy(() => Array.from(tf.exp(tf.tensor([89, -104, NaN, 0, ...new Array(40000).fill(1)])).dataSync().slice(0, 4)));
+    assert.deepEqual(edges, [Infinity, 0, NaN, 1]);
+  } finally {
+    tf.setBackend('cpu');
+  }
+  const ys = F([60000]);
+  ys.data.forEach((v, i) => { ys.data[i] = v * 5; });
+  same('erf', [ys], (x) => tf.erf(x), 5e-7);
+});

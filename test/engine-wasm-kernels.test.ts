@@ -219,6 +219,25 @@ test('Tile matches cpu for every rank and repetition pattern', () => {
   same('tile int32', [{ shape: [2, 3], data: Int32Array.from([1, 2, 3, 4, 5, 6]) }], (x) => tf.tile(x, [2, 2]));
 });
 
+test('Slice and SplitV match cpu for every rank, partial axis and dtype, with their gradients', () => {
+  for (let i = 0; i < 24; i++) {
+    const r = int(1, 5);
+    const shape = Array.from({ length: r }, () => int(1, 5));
+    const begin = shape.map((d) => int(0, d - 1));
+    const sz = shape.map((d, j) => (rand() < 0.3 ? -1 : int(0, d - begin[j]!)));
+    same(`slice [${shape}] at [${begin}] size [${sz}]`, [F(shape)], (x) => tf.slice(x, begin, sz));
+    const axis = int(0, r - 1);
+    const cut = int(0, shape[axis]!);
+    const sizes = [cut, shape[axis]! - cut];
+    same(`split [${shape}] axis ${axis} into [${sizes}]`, [F(shape), F(shape)], (x, w) => [
+      ...tf.split(x, sizes, axis),
+      tf.grad((v: T) => tf.sum(tf.mul(tf.concat(tf.split(v, sizes, axis).reverse(), axis), w)))(x),
+    ]);
+  }
+  same('slice int32', [{ shape: [3, 4], data: Int32Array.from({ length: 12 }, (_, j) => j - 5) }], (x) => tf.slice(x, [1, 1], [2, 2]));
+  same('qkv-like split', [F([37, 3 * 24])], (x) => tf.split(x, 3, 1));
+});
+
 test('BatchNorm over moments: values and every gradient match cpu (fused gradient, Mean gradient)', () => {
   for (let i = 0; i < 6; i++) {
     const shape = [int(1, 3), int(1, 6), int(1, 6), int(1, 9)];

@@ -1045,6 +1045,80 @@ function reluGrad(tf: Tf): KernelFunc {
 }
 
 // ---------------------------------------------------------------------------------------
+// Slice and SplitV
+//
+// wasm's Slice copies the WHOLE input out of the heap (readSync) before taking its part, and
+// SplitV does that once per piece: splitting a ViT's fused qkv projection cost more than its
+// attention. Here: views of the heap and one block copy per run of contiguous elements.
+
+type HeapArray = Float32Array | Int32Array | Uint8Array;
+
+/** Copies the box [begin, begin + size) of `src` (row-major `shape`) into `dst`. */
+function copyBox(src: HeapArray, shape: number[], begin: number[], size: number[], dst: HeapArray): void {
+  const r = shape.length;
+  if (r === 0) {
+    dst[0] = src[0]!;
+    return;
+  }
+  const stride = new Array<number>(r).fill(1);
+  for (let i = r - 2; i >= 0; i--) stride[i] = stride[i + 1]! * shape[i + 1]!;
+  // Axes after d are whole: each box row along axes 0..d-1 is one contiguous run.
+  let d = r - 1;
+  while (d > 0 && begin[d] === 0 && size[d] === shape[d]) d--;
+  const run = size[d]! * stride[d]!;
+  let rows = 1;
+  for (let i = 0; i < d; i++) rows *= size[i]!;
+  const idx = begin.slice(0, d);
+  for (let k = 0, o = 0; k < rows; k++, o += run) {
+    let at = begin[d]! * stride[d]!;
+    for (let i = 0; i < d; i++) at += idx[i]! * stride[i]!;
+    dst.set(src.subarray(at, at + run), o);
+    for (let i = d - 1; i >= 0; i--) {
+      if (++idx[i]! < begin[i]! + size[i]!) break;
+      idx[i] = begin[i]!;
+    }
+  }
+}
+
+function sliceInfo(c: Ctx, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  const out = c.be.makeOutput(size, x.dtype);
+  if (c.tf.util.sizeFromShape(size) > 0) {
+    copyBox(c.be.typedArrayFromHeap(x) as HeapArray, x.shape, begin, size, c.be.typedArrayFromHeap(out) as HeapArray);
+  }
+  return out;
+}
+
+function slice(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    if (x.dtype === 'string' || x.dtype === 'complex64') return c.run('Slice', inputs, attrs);
+    const [begin, size] = tf.slice_util.parseSliceParams(x as Tensor, attr(attrs, 'begin'), attr(attrs, 'size'));
+    return sliceInfo(c, x, begin, size);
+  };
+}
+
+function splitV(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    if (x.dtype === 'string' || x.dtype === 'complex64') {
+      return (originals.get('SplitV') ?? tf.getKernel('SplitV', BACKEND)).kernelFunc({ inputs, backend, attrs });
+    }
+    const axis = tf.util.parseAxisParam(attr<number>(attrs, 'axis'), x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as Tensor, attr<number | number[]>(attrs, 'numOrSizeSplits'), axis);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((n) => {
+      const size = x.shape.slice();
+      size[axis] = n;
+      const out = sliceInfo(c, x, begin, size);
+      begin[axis]! += n;
+      return out;
+    });
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // Identity and same-dtype Cast
 //
 // wasm copies the data for both. The engine clones every tensor it saves for the backward
@@ -1090,6 +1164,8 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   _FusedMatMul: fusedMatMul,
   Identity: identity,
   Cast: cast,
+  Slice: slice,
+  SplitV: splitV,
   Add: (tf) => binaryOp(tf, 'Add'),
   Sub: (tf) => binaryOp(tf, 'Sub'),
   Multiply: (tf) => binaryOp(tf, 'Multiply'),
