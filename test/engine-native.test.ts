@@ -164,6 +164,15 @@ test('native results are bit-identical for 1 and 2 threads, run to run', { skip 
         const m = tf.moments(a, [0, 1, 2]);
         return tf.sum(tf.square(tf.batchNorm(a, m.mean, m.variance, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5)));
       })([x, g, b])],
+    // The fused layers' reductions run over fixed chunks of rows on every thread count.
+    ['fused bn grads', [F([8, 30, 30, 24]), F([24]), F([24]), F([8, 30, 30, 24])], (x, g, b, w) =>
+      tf.grads((a: T, gamma: T, beta: T) => {
+        const f = batchNormTraining(tf, a, gamma, beta, 1e-5)!;
+        tf.dispose([f.mean, f.variance]);
+        return tf.sum(tf.mul(f.y, w));
+      })([x, g, b])],
+    ['fused layerNorm + gelu grads', [F([700, 96]), F([96]), F([96]), F([700, 96])], (x, g, b, w) =>
+      tf.grads((a: T, gamma: T, beta: T) => tf.sum(tf.mul(gelu(tf, layerNorm(tf, a, gamma, beta, 1e-6)!)!, w)))([x, g, b])],
   ];
   try {
     for (const [what, inputs, fn] of cases) {
