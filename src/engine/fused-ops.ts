@@ -2,9 +2,9 @@
 // them from many small ops: BatchNorm in training mode is ~10 ops forward and ~25 backward
 // (moments, their gradients, tiles of per-channel values), LayerNorm about as many, exact
 // GELU ~5 and ~10; each op a full pass over the activations and a dispatch with its own
-// fixed cost. Callers fall back to the composed
-// form (the same function, within float32 rounding) when this returns undefined: other
-// backends, including tfjs-node(-gpu), keep their own kernels.
+// fixed cost. Callers fall back to the composed form (the same function, within float32
+// rounding) when these return undefined: other backends, including tfjs-node(-gpu), keep
+// their own kernels.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { activeNative } from './native.js';
@@ -15,6 +15,21 @@ type Tensor = tfTypes.Tensor;
 
 function fusedAvailable(tf: Tf, kernel: string): boolean {
   return tf.getBackend() === 'wasm' && activeNative() !== undefined && tf.getKernel(kernel, 'wasm') !== undefined;
+}
+
+type Saved = (tensors: Tensor[]) => void;
+
+/** A differentiable op from a forward kernel and a gradient kernel. */
+function fusedOp(
+  tf: Tf,
+  forward: (inputs: Tensor[], save: Saved) => Tensor,
+  backward: (dy: Tensor, saved: Tensor[]) => Tensor[],
+): (...inputs: Tensor[]) => Tensor {
+  const fn = (...args: unknown[]) => {
+    const save = args.pop() as Saved;
+    return { value: forward(args as Tensor[], save), gradFunc: backward };
+  };
+  return tf.customGrad(fn as unknown as Parameters<Tf['customGrad']>[0]);
 }
 
 export interface BatchNormTraining {
@@ -64,38 +79,19 @@ export function batchNormTraining(tf: Tf, x: Tensor, scale: Tensor, offset: Tens
   if (scale.size !== C || offset.size !== C || x.size === 0) return undefined;
   const attrs = { varianceEpsilon: eps };
   let stats: Tensor[] = [];
-  const fn = (xs: Tensor, g: Tensor, b: Tensor, save: tfTypes.GradSaveFunc) => {
-    const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x: xs, scale: g, offset: b }, attrs) as Tensor[];
-    save([xs, mean!, variance!, g]);
-    // Kept past customGrad's own scope; the caller disposes them.
-    stats = [tf.keep(mean!), tf.keep(variance!)];
-    return {
-      value: y!,
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [sx, sm, sv, sg] = saved;
-        return tf.engine().runKernel(BN_TRAIN_GRAD, { dy, x: sx!, mean: sm!, variance: sv!, scale: sg! }, attrs) as Tensor[];
-      },
-    };
-  };
-  const y = tf.customGrad(fn as unknown as Parameters<Tf["customGrad"]>[0])(x, scale, offset);
+  const y = fusedOp(tf,
+    ([xs, g, b], save) => {
+      const [out, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x: xs!, scale: g!, offset: b! }, attrs) as Tensor[];
+      save([xs!, mean!, variance!, g!]);
+      // Kept past customGrad's own scope; the caller disposes them.
+      stats = [tf.keep(mean!), tf.keep(variance!)];
+      return out!;
+    },
+    (dy, [sx, mean, variance, g]) => tf.engine().runKernel(BN_TRAIN_GRAD, { dy, x: sx!, mean: mean!, variance: variance!, scale: g! }, attrs) as Tensor[],
+  )(x, scale, offset);
   const [mean, variance] = stats;
   if (running) updateRunningStats(tf, running, mean!, variance!, x.size / C);
   return { y, mean: mean!, variance: variance! };
-}
-
-type Saved = (tensors: Tensor[]) => void;
-
-/** A differentiable op from a forward kernel and a gradient kernel. */
-function fusedOp(
-  tf: Tf,
-  forward: (inputs: Tensor[], save: Saved) => Tensor,
-  backward: (dy: Tensor, saved: Tensor[]) => Tensor[],
-): (...inputs: Tensor[]) => Tensor {
-  const fn = (...args: unknown[]) => {
-    const save = args.pop() as Saved;
-    return { value: forward(args as Tensor[], save), gradFunc: backward };
-  };
-  return tf.customGrad(fn as unknown as Parameters<Tf['customGrad']>[0]);
 }
 
 /** nn.LayerNorm over the last axis (biased variance), or undefined where no fused kernel exists. */
