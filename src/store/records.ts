@@ -99,11 +99,15 @@ export class RecordSets {
     });
     await pending;
     // Every record must be on disk before the set can be named: a missing one would read as
-    // corruption later, on another node (seen once with many processes writing at once).
-    const stored = this.records.getKeysCount({ start: [set, 0], end: [set, count] });
+    // corruption later, on another node. lmdb-js reads through a snapshot it renews only on
+    // its next macrotask, so right after a commit a count can miss the last records (seen as
+    // "600 written, 599 stored" with several processes writing): count on a fresh snapshot.
+    const stored = await this.countStored(set, count);
     if (stored !== count) {
+      const missing: number[] = [];
+      for (let i = 0; i < count && missing.length < 5; i++) if (this.records.getBinary([set, i]) === undefined) missing.push(i);
       await this.drop(set);
-      throw new Error(`record set ${set}: ${count} records written but ${stored} stored; nothing was kept, the node can be rerun`);
+      throw new Error(`record set ${set}: ${count} records written but ${stored} stored (missing e.g. ${missing.join(', ')}); nothing was kept, the node can be rerun`);
     }
     const setMeta = meta();
     hash.update(canonicalJSON(setMeta));
@@ -120,6 +124,17 @@ export class RecordSets {
     await this.sets.put(set, { digest, count, meta: setMeta });
     await this.byDigest.put(digest, set);
     return { set, digest, count, meta: setMeta };
+  }
+
+  private async countStored(set: string, count: number): Promise<number> {
+    let stored = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.records.resetReadTxn();
+      stored = this.records.getKeysCount({ start: [set, 0], end: [set, count] });
+      if (stored === count) break;
+      await new Promise((r) => setTimeout(r, 10 * (attempt + 1)));
+    }
+    return stored;
   }
 
   reader(set: string, what: string): RecordReader {
