@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -1131,22 +1132,34 @@ bool get_doubles(napi_env env, napi_value v, size_t want, double* out) {
   return true;
 }
 
+// The (heap, args Float64Array(want)) calling convention: false, with a JS error thrown,
+// when the call does not fit it.
+bool heap_and_args(napi_env env, napi_callback_info info, const char* name, size_t want, napi_value* heap, double* p) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2 || !get_doubles(env, argv[1], want, p)) {
+    const std::string msg = std::string(name) + ": arguments must be (heap, Float64Array(" + std::to_string(want) + "))";
+    napi_throw_error(env, nullptr, msg.c_str());
+    return false;
+  }
+  *heap = argv[0];
+  return true;
+}
+
 // elementwise(heap, args Float64Array(8)): [kind, op, mode, n, C, a, b, out]; kind 0 binary
 // (op/mode as binary()), 1 unary (op as unary(); b is used by the relu gradient only).
 napi_value Elementwise(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[8];
-  if (argc < 2 || !get_doubles(env, argv[1], 8, p)) { napi_throw_error(env, nullptr, "elementwise: args must be a Float64Array(8)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "elementwise", 8, &heap, p)) return nullptr;
   const int kind = (int)p[0], op = (int)p[1], mode = (int)p[2];
   const double n = p[3], C = p[4];
   if (n < 0 || C < 1) { napi_throw_error(env, nullptr, "elementwise: bad size"); return nullptr; }
   const double na = kind == 0 && mode == 4 ? 1 : kind == 0 && mode == 2 ? C : n;
   const double nb = kind == 1 ? (op == 2 || op == 4 ? n : 0) : mode == 3 ? 1 : mode == 1 ? C : n;
-  float* a = heap_span(env, argv[0], p[5], na);
-  float* b = nb > 0 ? heap_span(env, argv[0], p[6], nb) : nullptr;
-  float* o = heap_span(env, argv[0], p[7], n);
+  float* a = heap_span(env, heap, p[5], na);
+  float* b = nb > 0 ? heap_span(env, heap, p[6], nb) : nullptr;
+  float* o = heap_span(env, heap, p[7], n);
   if (!a || (nb > 0 && !b) || !o) { napi_throw_error(env, nullptr, "elementwise: offsets outside the heap"); return nullptr; }
   if (kind == 0) binary(op, mode, (long)n, (long)C, a, b, o);
   else unary(op, (long)n, a, b, o);
@@ -1155,18 +1168,16 @@ napi_value Elementwise(napi_env env, napi_callback_info info) {
 
 // batchNorm(heap, args Float64Array(9)): [rows, C, x, mean, var, scale (-1), offset (-1), eps, out]
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[9];
-  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "batchNorm: args must be a Float64Array(9)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "batchNorm", 9, &heap, p)) return nullptr;
   const double rows = p[0], C = p[1];
-  float* x = heap_span(env, argv[0], p[2], rows * C);
-  float* m = heap_span(env, argv[0], p[3], C);
-  float* v = heap_span(env, argv[0], p[4], C);
-  float* sc = p[5] >= 0 ? heap_span(env, argv[0], p[5], C) : nullptr;
-  float* of = p[6] >= 0 ? heap_span(env, argv[0], p[6], C) : nullptr;
-  float* y = heap_span(env, argv[0], p[8], rows * C);
+  float* x = heap_span(env, heap, p[2], rows * C);
+  float* m = heap_span(env, heap, p[3], C);
+  float* v = heap_span(env, heap, p[4], C);
+  float* sc = p[5] >= 0 ? heap_span(env, heap, p[5], C) : nullptr;
+  float* of = p[6] >= 0 ? heap_span(env, heap, p[6], C) : nullptr;
+  float* y = heap_span(env, heap, p[8], rows * C);
   if (rows < 0 || C < 1 || !x || !m || !v || (p[5] >= 0 && !sc) || (p[6] >= 0 && !of) || !y) {
     napi_throw_error(env, nullptr, "batchNorm: offsets outside the heap");
     return nullptr;
@@ -1177,18 +1188,16 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 
 // bnTrain(heap, args Float64Array(9)): [rows, C, x, scale (-1), offset (-1), eps, y, mean, var]
 napi_value BnTrain(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[9];
-  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "bnTrain: args must be a Float64Array(9)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "bnTrain", 9, &heap, p)) return nullptr;
   const double rows = p[0], C = p[1];
-  float* x = heap_span(env, argv[0], p[2], rows * C);
-  float* sc = p[3] >= 0 ? heap_span(env, argv[0], p[3], C) : nullptr;
-  float* of = p[4] >= 0 ? heap_span(env, argv[0], p[4], C) : nullptr;
-  float* y = heap_span(env, argv[0], p[6], rows * C);
-  float* m = heap_span(env, argv[0], p[7], C);
-  float* v = heap_span(env, argv[0], p[8], C);
+  float* x = heap_span(env, heap, p[2], rows * C);
+  float* sc = p[3] >= 0 ? heap_span(env, heap, p[3], C) : nullptr;
+  float* of = p[4] >= 0 ? heap_span(env, heap, p[4], C) : nullptr;
+  float* y = heap_span(env, heap, p[6], rows * C);
+  float* m = heap_span(env, heap, p[7], C);
+  float* v = heap_span(env, heap, p[8], C);
   if (rows < 1 || C < 1 || !x || (p[3] >= 0 && !sc) || (p[4] >= 0 && !of) || !y || !m || !v) {
     napi_throw_error(env, nullptr, "bnTrain: bad size or offsets outside the heap");
     return nullptr;
@@ -1199,20 +1208,18 @@ napi_value BnTrain(napi_env env, napi_callback_info info) {
 
 // bnTrainGrad(heap, args Float64Array(11)): [rows, C, dy, x, mean, var, scale (-1), eps, dx, dscale, doffset]
 napi_value BnTrainGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[11];
-  if (argc < 2 || !get_doubles(env, argv[1], 11, p)) { napi_throw_error(env, nullptr, "bnTrainGrad: args must be a Float64Array(11)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "bnTrainGrad", 11, &heap, p)) return nullptr;
   const double rows = p[0], C = p[1];
-  float* dy = heap_span(env, argv[0], p[2], rows * C);
-  float* x = heap_span(env, argv[0], p[3], rows * C);
-  float* m = heap_span(env, argv[0], p[4], C);
-  float* v = heap_span(env, argv[0], p[5], C);
-  float* sc = p[6] >= 0 ? heap_span(env, argv[0], p[6], C) : nullptr;
-  float* dx = heap_span(env, argv[0], p[8], rows * C);
-  float* ds = heap_span(env, argv[0], p[9], C);
-  float* dof = heap_span(env, argv[0], p[10], C);
+  float* dy = heap_span(env, heap, p[2], rows * C);
+  float* x = heap_span(env, heap, p[3], rows * C);
+  float* m = heap_span(env, heap, p[4], C);
+  float* v = heap_span(env, heap, p[5], C);
+  float* sc = p[6] >= 0 ? heap_span(env, heap, p[6], C) : nullptr;
+  float* dx = heap_span(env, heap, p[8], rows * C);
+  float* ds = heap_span(env, heap, p[9], C);
+  float* dof = heap_span(env, heap, p[10], C);
   if (rows < 1 || C < 1 || !dy || !x || !m || !v || (p[6] >= 0 && !sc) || !dx || !ds || !dof) {
     napi_throw_error(env, nullptr, "bnTrainGrad: bad size or offsets outside the heap");
     return nullptr;
@@ -1223,18 +1230,16 @@ napi_value BnTrainGrad(napi_env env, napi_callback_info info) {
 
 // layerNorm(heap, args Float64Array(9)): [rows, D, x, scale, offset, eps, y, mean, rstd]
 napi_value LayerNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[9];
-  if (argc < 2 || !get_doubles(env, argv[1], 9, p)) { napi_throw_error(env, nullptr, "layerNorm: args must be a Float64Array(9)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "layerNorm", 9, &heap, p)) return nullptr;
   const double rows = p[0], D = p[1];
-  float* x = heap_span(env, argv[0], p[2], rows * D);
-  float* sc = heap_span(env, argv[0], p[3], D);
-  float* of = heap_span(env, argv[0], p[4], D);
-  float* y = heap_span(env, argv[0], p[6], rows * D);
-  float* m = heap_span(env, argv[0], p[7], rows);
-  float* rs = heap_span(env, argv[0], p[8], rows);
+  float* x = heap_span(env, heap, p[2], rows * D);
+  float* sc = heap_span(env, heap, p[3], D);
+  float* of = heap_span(env, heap, p[4], D);
+  float* y = heap_span(env, heap, p[6], rows * D);
+  float* m = heap_span(env, heap, p[7], rows);
+  float* rs = heap_span(env, heap, p[8], rows);
   if (rows < 1 || D < 1 || !x || !sc || !of || !y || !m || !rs) { napi_throw_error(env, nullptr, "layerNorm: bad size or offsets outside the heap"); return nullptr; }
   ln_forward((long)rows, (long)D, x, sc, of, (float)p[5], y, m, rs);
   return nullptr;
@@ -1242,20 +1247,18 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
 
 // layerNormGrad(heap, args Float64Array(10)): [rows, D, dy, x, mean, rstd, scale, dx, dscale, doffset]
 napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   double p[10];
-  if (argc < 2 || !get_doubles(env, argv[1], 10, p)) { napi_throw_error(env, nullptr, "layerNormGrad: args must be a Float64Array(10)"); return nullptr; }
+  napi_value heap;
+  if (!heap_and_args(env, info, "layerNormGrad", 10, &heap, p)) return nullptr;
   const double rows = p[0], D = p[1];
-  float* dy = heap_span(env, argv[0], p[2], rows * D);
-  float* x = heap_span(env, argv[0], p[3], rows * D);
-  float* m = heap_span(env, argv[0], p[4], rows);
-  float* rs = heap_span(env, argv[0], p[5], rows);
-  float* sc = heap_span(env, argv[0], p[6], D);
-  float* dx = heap_span(env, argv[0], p[7], rows * D);
-  float* ds = heap_span(env, argv[0], p[8], D);
-  float* dof = heap_span(env, argv[0], p[9], D);
+  float* dy = heap_span(env, heap, p[2], rows * D);
+  float* x = heap_span(env, heap, p[3], rows * D);
+  float* m = heap_span(env, heap, p[4], rows);
+  float* rs = heap_span(env, heap, p[5], rows);
+  float* sc = heap_span(env, heap, p[6], D);
+  float* dx = heap_span(env, heap, p[7], rows * D);
+  float* ds = heap_span(env, heap, p[8], D);
+  float* dof = heap_span(env, heap, p[9], D);
   if (rows < 1 || D < 1 || !dy || !x || !m || !rs || !sc || !dx || !ds || !dof) { napi_throw_error(env, nullptr, "layerNormGrad: bad size or offsets outside the heap"); return nullptr; }
   ln_backward((long)rows, (long)D, dy, x, m, rs, sc, dx, ds, dof);
   return nullptr;
