@@ -555,48 +555,55 @@ void conv2d_backprop_input(const ConvGeom& g, const float* dy, const float* w, f
 }
 
 // ------------------------------------------------------------------------------------
-// BatchNorm gradient reductions over rows of [rows x C]: out[c] = sum dy, out[C + c] =
-// sum dy * (x - mean[c]), in float64, rows in order; threads own whole channels.
+// Per-channel reductions over [rows x C] (BatchNorm statistics and their gradients, Sum /
+// Mean over every axis but the last, LayerNorm's parameter gradients).
 
-void bn_reduce(int rows, int C, const float* dy, const float* x, const float* mean, float* out) {
-  const int blocks = (C + 15) / 16;
-  const int nt = (long)rows * C < 65536 ? 1 : std::min(2 * g_pool.size(), blocks);
-  parallel(nt, [&](int t, int) {
-    const int c0 = std::min(C, (int)((long)blocks * t / nt) * 16), c1 = std::min(C, (int)((long)blocks * (t + 1) / nt) * 16);
-    const int w = c1 - c0;
-    if (w <= 0) return;
-    std::vector<double> s1(w, 0.0), s2(w, 0.0);
-    std::vector<double> m(w);
-    for (int c = 0; c < w; c++) m[c] = mean[c0 + c];
-    for (int r = 0; r < rows; r++) {
-      const float* d = dy + (long)r * C + c0;
-      const float* v = x + (long)r * C + c0;
-      for (int c = 0; c < w; c++) {
-        const double g = d[c];
-        s1[c] += g;
-        s2[c] += g * ((double)v[c] - m[c]);
-      }
-    }
-    for (int c = 0; c < w; c++) { out[c0 + c] = (float)s1[c]; out[C + c0 + c] = (float)s2[c]; }
-  });
+// Per-channel sums over [rows x C] in float64: fixed chunks of rows (partials added in chunk
+// order), so the result does not depend on the threads. f(row pointer offset, partial row)
+// accumulates one row.
+template <class F>
+void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
+  const long RC = std::max(1L, 65536 / C);  // rows per chunk
+  const long chunks = (rows + RC - 1) / RC;
+  std::vector<double> part((size_t)chunks * width * C, 0.0);
+  auto run = [&](int k, int) {
+    double* acc = part.data() + (size_t)k * width * C;
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) f(r * C, acc);
+  };
+  if (chunks == 1) run(0, 0);
+  else parallel((int)chunks, run);
+  out.assign((size_t)width * C, 0.0);
+  for (long k = 0; k < chunks; k++) {
+    const double* acc = part.data() + (size_t)k * width * C;
+    for (long i = 0; i < width * C; i++) out[i] += acc[i];
+  }
 }
 
-// Column sums of [rows x C] (float64, rows in order), times `scale`: Sum / Mean over every
-// axis but the last.
-void col_reduce(int rows, int C, const float* x, float* out, double scale) {
-  const int blocks = (C + 15) / 16;
-  const int nt = (long)rows * C < 65536 ? 1 : std::min(2 * g_pool.size(), blocks);
-  parallel(nt, [&](int t, int) {
-    const int c0 = std::min(C, (int)((long)blocks * t / nt) * 16), c1 = std::min(C, (int)((long)blocks * (t + 1) / nt) * 16);
-    const int w = c1 - c0;
-    if (w <= 0) return;
-    std::vector<double> s1(w, 0.0);
-    for (int r = 0; r < rows; r++) {
-      const float* v = x + (long)r * C + c0;
-      for (int c = 0; c < w; c++) s1[c] += v[c];
+// BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
+std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
+  std::vector<double> s;
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) {
+      const double g = dy[at + c];
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[at + c] - mean[c]);
     }
-    for (int c = 0; c < w; c++) out[c0 + c] = (float)(s1[c] * scale);
   });
+  return s;
+}
+
+void bn_reduce(int rows, int C, const float* dy, const float* x, const float* mean, float* out) {
+  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
+  for (long i = 0; i < 2L * C; i++) out[i] = (float)s[i];
+}
+
+// Column sums times `scale`: Sum / Mean over every axis but the last.
+void col_reduce(int rows, int C, const float* x, float* out, double scale) {
+  std::vector<double> s;
+  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) acc[c] += x[at + c];
+  });
+  for (long c = 0; c < C; c++) out[c] = (float)(s[c] * scale);
 }
 
 // ------------------------------------------------------------------------------------
@@ -753,27 +760,6 @@ void batch_norm(long rows, long C, const float* x, const float* mean, const floa
   });
 }
 
-// Per-channel sums over [rows x C] in float64: fixed chunks of rows (partials added in chunk
-// order), so the result does not depend on the threads. f(row pointer offset, partial row)
-// accumulates one row.
-template <class F>
-void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
-  const long RC = std::max(1L, 65536 / C);  // rows per chunk
-  const long chunks = (rows + RC - 1) / RC;
-  std::vector<double> part((size_t)chunks * width * C, 0.0);
-  auto run = [&](int k, int) {
-    double* acc = part.data() + (size_t)k * width * C;
-    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) f(r * C, acc);
-  };
-  if (chunks == 1) run(0, 0);
-  else parallel((int)chunks, run);
-  out.assign((size_t)width * C, 0.0);
-  for (long k = 0; k < chunks; k++) {
-    const double* acc = part.data() + (size_t)k * width * C;
-    for (long i = 0; i < width * C; i++) out[i] += acc[i];
-  }
-}
-
 // BatchNorm in training mode over [rows x C]: batch mean and biased variance (two passes,
 // float64), then y = (x - mean) * scale / sqrt(var + eps) + offset.
 void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, float eps,
@@ -801,14 +787,7 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
 // dscale = rstd * sum(dy * (x - mean)), doffset = sum(dy).
 void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* mean, const float* var,
                    const float* scale, float eps, float* dx, float* dscale, float* doffset) {
-  std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
-    for (long c = 0; c < C; c++) {
-      const double g = dy[at + c];
-      acc[c] += g;
-      acc[C + c] += g * ((double)x[at + c] - mean[c]);
-    }
-  });
+  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
   std::vector<float> k1(C), k2(C), k3(C);
   for (long c = 0; c < C; c++) {
     const double rstd = 1.0 / std::sqrt((double)var[c] + eps);
