@@ -66,6 +66,11 @@ function heapIndex(be: BackendWasm, info: TensorInfo): number {
   return d.memoryOffset / 4;
 }
 
+/** heapIndex, or -1 (the addon's "none") for an absent optional operand. */
+function heapIndexOrNone(be: BackendWasm, info: TensorInfo | undefined): number {
+  return info === undefined ? -1 : heapIndex(be, info);
+}
+
 /** The heap's current buffer: read after every allocation (growth replaces it). */
 function heapOf(be: BackendWasm): ArrayBufferLike {
   return (be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
@@ -176,7 +181,7 @@ function conv2D(tf: Tf, kernel: 'Conv2D' | 'FusedConv2D'): KernelFunc {
       return c.run(kernel, inputs, attrs);
     }
     const out = c.be.makeOutput(ci.outShape, 'float32');
-    const b = bias === undefined ? -1 : heapIndex(c.be, bias);
+    const b = heapIndexOrNone(c.be, bias);
     nat.conv(0, heapOf(c.be), heapIndex(c.be, x), heapIndex(c.be, filter), heapIndex(c.be, out), b,
       activation === 'relu' ? 1 : 0, geometry(ci));
     return out;
@@ -873,7 +878,18 @@ function binaryOp(tf: Tf, kernel: keyof typeof BINARY_OPS): KernelFunc {
   };
 }
 
-const UNARY_OPS = { Exp: 0, Erf: 1 } as const;
+/** The addon's one-pass element-wise functions (elementwise kind 1); b is the second input
+ *  of the two gradients (x), else absent. */
+const NATIVE_UNARY = { exp: 0, erf: 1, reluGrad: 2, gelu: 3, geluGrad: 4 } as const;
+
+function nativeUnary(c: Ctx, nat: NativeAddon, op: keyof typeof NATIVE_UNARY, a: TensorInfo, b: TensorInfo | undefined, out: TensorInfo): void {
+  const n = c.tf.util.sizeFromShape(out.shape);
+  nat.elementwise(heapOf(c.be), Float64Array.from([
+    1, NATIVE_UNARY[op], 0, n, 1, heapIndex(c.be, a), heapIndexOrNone(c.be, b), heapIndex(c.be, out),
+  ]));
+}
+
+const UNARY_OPS = { Exp: 'exp', Erf: 'erf' } as const;
 
 function unaryOp(tf: Tf, kernel: keyof typeof UNARY_OPS): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {
@@ -883,7 +899,7 @@ function unaryOp(tf: Tf, kernel: keyof typeof UNARY_OPS): KernelFunc {
     const n = tf.util.sizeFromShape(x.shape);
     if (nat === undefined || x.dtype !== 'float32' || n < NATIVE_MIN_ELEMENTS) return c.run(kernel, inputs, attrs);
     const out = c.be.makeOutput(x.shape, 'float32');
-    nat.elementwise(heapOf(c.be), Float64Array.from([1, UNARY_OPS[kernel], 0, n, 1, heapIndex(c.be, x), -1, heapIndex(c.be, out)]));
+    nativeUnary(c, nat, UNARY_OPS[kernel], x, undefined, out);
     return out;
   };
 }
@@ -905,7 +921,7 @@ function fusedBatchNorm(tf: Tf): KernelFunc {
       return c.run('FusedBatchNorm', inputs, attrs);
     }
     const out = c.be.makeOutput(x.shape, 'float32');
-    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
     nat.batchNorm(heapOf(c.be), Float64Array.from([
       n / C, C, at(x), at(mean), at(variance), at(scale), at(offset), attr<number>(attrs, 'varianceEpsilon'), at(out),
     ]));
@@ -934,7 +950,7 @@ function batchNormTrain(tf: Tf): KernelFunc {
     const y = c.be.makeOutput(x.shape, 'float32');
     const mean = c.be.makeOutput([C], 'float32');
     const variance = c.be.makeOutput([C], 'float32');
-    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
     nat.bnTrain(heapOf(c.be), Float64Array.from([
       tf.util.sizeFromShape(x.shape) / C, C, at(x), at(scale), at(offset), attr<number>(attrs, 'varianceEpsilon'), at(y), at(mean), at(variance),
     ]));
@@ -954,7 +970,7 @@ function batchNormTrainGrad(tf: Tf): KernelFunc {
     const dx = c.be.makeOutput(x.shape, 'float32');
     const dscale = c.be.makeOutput([C], 'float32');
     const doffset = c.be.makeOutput([C], 'float32');
-    const at = (t: TensorInfo | undefined): number => (t === undefined ? -1 : heapIndex(c.be, t));
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
     nat.bnTrainGrad(heapOf(c.be), Float64Array.from([
       tf.util.sizeFromShape(x.shape) / C, C, at(dy), at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(scale),
       attr<number>(attrs, 'varianceEpsilon'), at(dx), at(dscale), at(doffset),
@@ -1013,10 +1029,8 @@ function geluKernel(tf: Tf, grad: boolean): KernelFunc {
     const nat = nativeOnly(grad ? GELU_GRAD : GELU);
     const x = need(inputs, 'x');
     const out = c.be.makeOutput(x.shape, 'float32');
-    const a = grad ? need(inputs, 'dy') : x;
-    nat.elementwise(heapOf(c.be), Float64Array.from([
-      1, grad ? 4 : 3, 0, tf.util.sizeFromShape(x.shape), 1, heapIndex(c.be, a), grad ? heapIndex(c.be, x) : -1, heapIndex(c.be, out),
-    ]));
+    if (grad) nativeUnary(c, nat, 'geluGrad', need(inputs, 'dy'), x, out);
+    else nativeUnary(c, nat, 'gelu', x, undefined, out);
     return out;
   };
 }
@@ -1033,7 +1047,7 @@ function reluGrad(tf: Tf): KernelFunc {
     const out = c.be.makeOutput(x.shape, 'float32');
     const nat = native();
     if (nat !== undefined) {
-      nat.elementwise(heapOf(c.be), Float64Array.from([1, 2, 0, n, 1, heapIndex(c.be, dy), heapIndex(c.be, x), heapIndex(c.be, out)]));
+      nativeUnary(c, nat, 'reluGrad', dy, x, out);
       return out;
     }
     const d = c.f32(dy);
