@@ -13,61 +13,15 @@ import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
 import { batchNormTraining, gelu, layerNorm } from '../src/engine/fused-ops.js';
+import { on, Random, relErr, same, z4, type In, type Pad, type T } from './support/backend-compare.js';
 
-type T = tf.Tensor;
-type In = { shape: number[]; data: Float32Array | Int32Array };
+const rng = new Random(777);
+const { rand, int, pick, F } = rng;
+const randomPad = (kh: number, kw: number): Pad => rng.pad(kh, kw, 0.3, 0.3);
 
 const addon = loadNative();
 const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : false;
 if (skip) console.log(`# engine-native: SKIPPED — ${skip}`);
-
-let seed = 777;
-function rand(): number {
-  seed = (seed * 1664525 + 1013904223) >>> 0;
-  return seed / 2 ** 32;
-}
-const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-const pick = <X>(xs: readonly X[]): X => xs[Math.floor(rand() * xs.length)];
-const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
-const F = (shape: number[]): In => ({ shape, data: Float32Array.from({ length: size(shape) }, () => rand() * 2 - 1) });
-
-function on(backend: 'cpu' | 'wasm', inputs: In[], fn: (...xs: T[]) => T | T[]): Float32Array[] {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const xs = inputs.map((i) => tf.tensor(i.data, i.shape, i.data instanceof Int32Array ? 'int32' : 'float32'));
-    const out = fn(...xs);
-    return (Array.isArray(out) ? out : [out]).map((o) => Float32Array.from(o.dataSync()));
-  });
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
-
-function same(what: string, inputs: In[], fn: (...xs: T[]) => T | T[], tol = 1e-4): void {
-  const want = on('cpu', inputs, fn);
-  const got = on('wasm', inputs, fn);
-  want.forEach((w, i) => {
-    const e = relErr(got[i], w);
-    assert.ok(e <= tol, `${what} output ${i}: rel. error ${e.toExponential(2)}`);
-  });
-}
-
-const z4 = (shape: number[]): tf.Tensor4D => tf.zeros(shape as [number, number, number, number]);
-type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
-function randomPad(kh: number, kw: number): Pad {
-  const r = rand();
-  if (r < 0.3) return 'same';
-  if (r < 0.6) return 'valid';
-  return [[0, 0], [int(0, kh), int(0, kh)], [int(0, kw), int(0, kw)], [0, 0]];
-}
 
 before(async () => {
   const info = await initBackend({ prefer: 'wasm' });
@@ -219,7 +173,7 @@ test('fused native Adam / AdamW gives bit for bit the composed tfjs ops\' parame
     tf.setBackend('wasm');
     setNativeKernels(fused);
     try {
-      seed = 4242;
+      rng.seed = 4242;
       const source = tf.tensor(F(shapes.w).data, shapes.w);
       // 'w' shares its data with a live tensor: the in-place step must leave that alone.
       const params = new Map(Object.entries(shapes).map(([k, s]) => [k, k === 'w' ? tf.variable(source) : tf.variable(tf.tensor(F(s).data, s))]));

@@ -7,66 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { on, Random, same, z4, type Pad, type T } from './support/backend-compare.js';
 
-type T = tf.Tensor;
-type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
-
-let seed = 12345;
-function rand(): number {
-  seed = (seed * 1664525 + 1013904223) >>> 0;
-  return seed / 2 ** 32;
-}
-const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-const pick = <X>(xs: readonly X[]): X => xs[Math.floor(rand() * xs.length)];
-function values(n: number, f: () => number = () => rand() * 2 - 1): Float32Array {
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) v[i] = f();
-  return v;
-}
-const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
-function z4(shape: number[]): tf.Tensor4D {
-  const t: tf.Tensor = tf.zeros(shape);
-  return t as tf.Tensor4D;
-}
-
-/** Runs `fn` on a backend over fresh tensors built from plain arrays; returns plain arrays. */
-function on(backend: 'cpu' | 'wasm', inputs: { shape: number[]; data: Float32Array | Int32Array }[], fn: (...xs: T[]) => T | T[]): Float32Array[] {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const xs = inputs.map((i) => tf.tensor(i.data, i.shape, i.data instanceof Int32Array ? 'int32' : 'float32'));
-    const out = fn(...xs);
-    return (Array.isArray(out) ? out : [out]).map((o) => Float32Array.from(o.dataSync()));
-  });
-}
-
-function relErr(a: Float32Array, b: Float32Array, what = ''): number {
-  assert.equal(a.length, b.length, `${what}: length`);
-  let num = 0;
-  let den = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
-
-function same(what: string, inputs: { shape: number[]; data: Float32Array | Int32Array }[], fn: (...xs: T[]) => T | T[], tol = 1e-4): void {
-  const want = on('cpu', inputs, fn);
-  const got = on('wasm', inputs, fn);
-  want.forEach((w, i) => {
-    const e = relErr(got[i], w, what);
-    assert.ok(e <= tol, `${what} output ${i}: rel. error ${e.toExponential(2)}`);
-  });
-}
-
-const F = (shape: number[], f?: () => number): { shape: number[]; data: Float32Array } => ({ shape, data: values(size(shape), f) });
-
-function randomPad(kh: number, kw: number): Pad {
-  const r = rand();
-  if (r < 0.35) return 'same';
-  if (r < 0.7) return 'valid';
-  return [[0, 0], [int(0, kh), int(0, kh)], [int(0, kw), int(0, kw)], [0, 0]];
-}
+const rng = new Random(12345);
+const { rand, int, pick, values, F } = rng;
+const randomPad = (kh: number, kw: number): Pad => rng.pad(kh, kw, 0.35, 0.35);
 
 before(async () => {
   const info = await initBackend({ prefer: 'wasm' });
