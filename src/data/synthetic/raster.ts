@@ -28,44 +28,42 @@ export class Raster {
     }
   }
 
+  /** visit(x, y, i) for every pixel of the box [x0, x1) x [y0, y1) inside the image, row by
+   *  row; (x, y) is the pixel centre, i the index of its first channel. */
+  private forEachPixel(x0: number, y0: number, x1: number, y1: number, visit: (x: number, y: number, i: number) => void): void {
+    const xa = Math.max(0, Math.floor(x0));
+    const ya = Math.max(0, Math.floor(y0));
+    const xb = Math.min(this.width, Math.ceil(x1));
+    const yb = Math.min(this.height, Math.ceil(y1));
+    for (let y = ya; y < yb; y++) {
+      for (let x = xa; x < xb; x++) visit(x + 0.5, y + 0.5, (y * this.width + x) * this.channels);
+    }
+  }
+
   /**
    * Blends `colour` over the box [x0, x1) x [y0, y1) with per-pixel alpha = opacity * cov(x, y),
    * where (x, y) is the pixel centre.
    */
   paint(x0: number, y0: number, x1: number, y1: number, cov: (x: number, y: number) => number, colour: Colour, opacity = 1): void {
-    const xa = Math.max(0, Math.floor(x0));
-    const ya = Math.max(0, Math.floor(y0));
-    const xb = Math.min(this.width, Math.ceil(x1));
-    const yb = Math.min(this.height, Math.ceil(y1));
     const ch = this.channels;
-    for (let y = ya; y < yb; y++) {
-      for (let x = xa; x < xb; x++) {
-        const a = opacity * cov(x + 0.5, y + 0.5);
-        if (a <= 0) continue;
-        const i = (y * this.width + x) * ch;
-        for (let c = 0; c < ch; c++) {
-          const col = colour[c] ?? colour[0];
-          this.data[i + c] += (col - this.data[i + c]) * a;
-        }
+    this.forEachPixel(x0, y0, x1, y1, (x, y, i) => {
+      const a = opacity * cov(x, y);
+      if (a <= 0) return;
+      for (let c = 0; c < ch; c++) {
+        const col = colour[c] ?? colour[0];
+        this.data[i + c] += (col - this.data[i + c]) * a;
       }
-    }
+    });
   }
 
   /** Adds f(x, y) * weights[c] over a box (for intensity bumps and textures). */
   add(x0: number, y0: number, x1: number, y1: number, f: (x: number, y: number) => number, weights: Colour = [1]): void {
-    const xa = Math.max(0, Math.floor(x0));
-    const ya = Math.max(0, Math.floor(y0));
-    const xb = Math.min(this.width, Math.ceil(x1));
-    const yb = Math.min(this.height, Math.ceil(y1));
     const ch = this.channels;
-    for (let y = ya; y < yb; y++) {
-      for (let x = xa; x < xb; x++) {
-        const v = f(x + 0.5, y + 0.5);
-        if (v === 0) continue;
-        const i = (y * this.width + x) * ch;
-        for (let c = 0; c < ch; c++) this.data[i + c] += v * (weights[c] ?? weights[0]);
-      }
-    }
+    this.forEachPixel(x0, y0, x1, y1, (x, y, i) => {
+      const v = f(x, y);
+      if (v === 0) return;
+      for (let c = 0; c < ch; c++) this.data[i + c] += v * (weights[c] ?? weights[0]);
+    });
   }
 
   disc(cx: number, cy: number, r: number, colour: Colour, opacity = 1, soft = 1): void {
