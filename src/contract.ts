@@ -36,6 +36,11 @@ export interface StageKind<P = JSONObject> {
   outputs: Record<string, ArtifactType>;
   resources?: Resources;
   /**
+   * Run each node of this kind in a fresh process of its own instead of a reused worker (a
+   * stage that changes process-wide state, or whose memory use would outlast it).
+   */
+  isolate?: boolean;
+  /**
    * Key material from outside the cache (e.g. digests of raw data files a stage reads from
    * disk). Called at planning time; must be cheap on a second call (use ctx.hashFiles, which
    * remembers digests by path, size and mtime). Relative paths only: no absolute path may

@@ -10,10 +10,12 @@ import { test } from 'node:test';
 import { openPipeline } from '../src/cli/session.js';
 import { RemoteCache } from '../src/remote/remote-cache.js';
 import { openRemote } from '../src/remote/open.js';
-import { LineReporter } from '../src/run/line-reporter.js';
+import { LineReporter } from '../src/cli/reporters/line.js';
 import { runNodes } from '../src/run/scheduler.js';
-import { SlurmExecutor } from '../src/run/slurm/driver.js';
-import { foldState, type JobInfo, type Queue } from '../src/run/slurm/queue.js';
+import { SlurmExecutor } from '../src/run/batch/slurm/system.js';
+import { foldState, type Queue } from '../src/run/batch/slurm/queue.js';
+import type { JobInfo } from '../src/run/batch/system.js';
+import { describeReason } from '../src/run/reason.js';
 import { Store } from '../src/store/store.js';
 import { sandbox, type Sandbox } from './support/toy.js';
 
@@ -124,9 +126,9 @@ test('without SLURM: dependencies, a failure that cancels its descendants only, 
   const outcomes = await run(box, file, remoteDir, queue, lines);
   const states = Object.fromEntries([...outcomes].map(([id, o]) => [id, o.state]));
   assert.deepEqual(states, { a: 'ran', bad: 'failed', after_bad: 'skipped', good: 'ran', good2: 'ran' }, lines.join('\n'));
-  assert.match(outcomes.get('bad')!.reason!, /^SLURM job \d+ FAILED \(exit 1:0, NonZeroExitCode\)$/);
+  assert.match(describeReason(outcomes.get('bad')!.reason!), /^SLURM job \d+ FAILED \(exit 1:0, NonZeroExitCode\)$/);
   assert.match(outcomes.get('bad')!.log!, /^slurm\/logs\/fake\/bad\.\d+\.log$/);
-  assert.match(outcomes.get('after_bad')!.reason!, /upstream bad/);
+  assert.match(describeReason(outcomes.get('after_bad')!.reason!), /upstream bad/);
   assert.deepEqual(box.runs().sort(), ['a', 'bad', 'good', 'good2']);
   assert.equal(queue.jobs.size, 5, 'all five submitted at once');
   assert.deepEqual(

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import { expandPipeline } from '../src/config/expand.js';
 import { loadPipeline } from '../src/config/load.js';
 import { buildDag } from '../src/graph/dag.js';
-import { foldState, parseSacct, parseSbatch, parseScontrol, parseSqueue } from '../src/run/slurm/queue.js';
-import { batchScript, jobName, sbatchArgs, settingsFor, shellQuote } from '../src/run/slurm/settings.js';
-import { buildTask, parseTask } from '../src/run/slurm/task.js';
+import { foldState, parseSacct, parseSbatch, parseScontrol, parseSqueue } from '../src/run/batch/slurm/queue.js';
+import { batchScript, jobName, sbatchArgs, settingsFor, shellQuote } from '../src/run/batch/slurm/settings.js';
+import { buildTask, parseTask } from '../src/run/batch/task.js';
 import { sandbox, toyRegistry } from './support/toy.js';
 
 const PIPELINE = `

@@ -2,15 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { cellNodes, selectNodes } from '../graph/select.js';
 import { renderDag, type DagFormat } from '../graph/render.js';
-import { LocalExecutor } from '../run/executor.js';
-import { LineReporter } from '../run/line-reporter.js';
-import { ListrReporter } from '../run/listr-reporter.js';
+import { LocalExecutor } from '../run/executors/local.js';
+import { LineReporter } from './reporters/line.js';
+import { ListrReporter } from './reporters/listr.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
-import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
-import { SlurmExecutor } from '../run/slurm/driver.js';
-import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
+import { SlurmExecutor } from '../run/batch/slurm/system.js';
+import { describeReason } from '../run/reason.js';
+import { cachePull, cachePush, remoteFor } from './cache-remote.js';
+import { confirmCancel, execCommand, recordedJobs } from './slurm.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
@@ -107,12 +108,13 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
         ? new ListrReporter()
         : new LineReporter();
   const started = Date.now();
+  const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
   try {
     const outcomes = await runNodes({ ...opened, store }, selected, {
       capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
       dryRun,
       signal: abort.signal,
-      executor: slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor(),
+      executor,
       reporter,
       ...(remote ? { remote } : {}),
     });
@@ -135,7 +137,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       return errors > 0 ? 1 : 0;
     }
     if (flags.detach) {
-      const queued = [...outcomes.values()].filter((o) => o.state === 'would-run' && o.reason?.startsWith('queued as SLURM job')).length;
+      const queued = [...outcomes.values()].filter((o) => o.state === 'would-run' && o.reason?.why === 'queued').length;
       process.stdout.write(`${summarize(outcomes, store.dir, (Date.now() - started) / 1000)}\n${queued} node(s) queued on SLURM: \`pipeline status\` shows them, \`pipeline run --executor slurm\` follows them again\n`);
       const states = [...outcomes.values()].map((o) => o.state);
       return states.includes('failed') ? 1 : 0;
@@ -152,6 +154,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;
   } finally {
     process.off('SIGINT', onSigint);
+    if (!(executor instanceof SlurmExecutor)) await executor.close();
     await remote?.close();
     await store.close();
   }
@@ -215,7 +218,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
         } else {
           const last = store.lastKnown(opened.pipeline.spec.name, node);
           const lastManifest = last && store.manifest(last.key);
-          process.stdout.write(`${node} is not cached: ${o.reason ?? o.state}\n`);
+          process.stdout.write(`${node} is not cached: ${o.reason ? describeReason(o.reason) : o.state}\n`);
           if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${JSON.stringify(lastManifest, null, 2)}\n`);
           setExit(1);
         }

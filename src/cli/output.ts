@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeOutcome } from '../run/scheduler.js';
+import { describeReason } from '../run/reason.js';
+import type { NodeOutcome } from '../run/types.js';
 
 export function tail(file: string, lines: number): string {
   try {
@@ -17,7 +18,7 @@ export function summarize(outcomes: Map<string, NodeOutcome>, cacheDir: string, 
   const lines = [`${parts.join(', ') || 'nothing to do'} in ${seconds.toFixed(2)} s`];
   for (const [id, o] of outcomes) {
     if (o.state !== 'failed') continue;
-    lines.push('', `✖ ${id}: ${o.reason ?? 'failed'}`);
+    lines.push('', `✖ ${id}: ${o.reason ? describeReason(o.reason) : 'failed'}`);
     if (o.log) {
       const path = join(cacheDir, o.log);
       lines.push(`  log: ${path}`);

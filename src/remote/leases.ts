@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { processAlive } from '../store/store.js';
+import { processAlive } from '../util/process.js';
 import type { ObjectBackend, Stored } from './backend.js';
 
 export interface Lease {

@@ -1,7 +1,7 @@
 import type { JSONObject } from '../contract.js';
-import type { Coords } from '../config/expand.js';
+import type { Coords, NodeInstance } from '../config/expand.js';
 import type { KeyMaterial } from '../keys.js';
-import type { Artifact } from '../store/artifacts.js';
+import type { Artifact, Manifest } from '../store/artifacts.js';
 
 export interface JobInputEntry {
   node: string;
@@ -23,11 +23,51 @@ export interface Job {
   log: string;
   /** The remote cache (as openRemote takes it), where checkpoints are mirrored for a resume elsewhere. */
   remote?: string;
+  /** The stage kind asks for a process of its own (StageKind.isolate): no worker reuse. */
+  isolate?: boolean;
 }
 
 export type WorkerMessage =
   | { type: 'progress'; text: string }
-  | { type: 'done'; key: string }
-  | { type: 'failed'; error: string };
+  /** The worker's event loop still turns (sent every second while a node runs). */
+  | { type: 'alive' }
+  /** rss: the worker's resident memory after the node, so an overgrown one is replaced. */
+  | { type: 'done'; key: string; rss: number }
+  | { type: 'failed'; error: string; rss: number };
 
 export type ParentMessage = { type: 'job'; job: Job } | { type: 'abort' };
+
+/** The Job of a node whose parents' manifests are known. Pure: the same for every executor. */
+export function jobFor(args: {
+  node: NodeInstance;
+  kindModule: string;
+  key: string;
+  material: KeyMaterial;
+  parents: (id: string) => Manifest;
+  cacheDir: string;
+  pipeline: string;
+  baseDir: string;
+  log: string;
+  remote?: string;
+  isolate?: boolean;
+}): Job {
+  const { node } = args;
+  return {
+    cacheDir: args.cacheDir,
+    pipeline: args.pipeline,
+    baseDir: args.baseDir,
+    node: { id: node.id, stage: node.stage, kind: node.kind, axes: node.axes, params: node.params },
+    kindModule: args.kindModule,
+    key: args.key,
+    material: args.material,
+    inputs: Object.fromEntries(
+      Object.entries(node.inputs).map(([name, input]) => [
+        name,
+        { many: input.many, entries: input.upstream.map((u) => ({ node: u.node, axes: u.axes, artifact: args.parents(u.node).outputs[u.output]! })) },
+      ]),
+    ),
+    log: args.log,
+    ...(args.remote ? { remote: args.remote } : {}),
+    ...(args.isolate ? { isolate: true } : {}),
+  };
+}

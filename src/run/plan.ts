@@ -1,6 +1,6 @@
-import { LocalExecutor } from './executor.js';
 import type { Reporter } from './reporter.js';
-import { runNodes, type NodeOutcome, type RunContext, type RunOptions } from './scheduler.js';
+import { runNodes } from './scheduler.js';
+import type { NodeOutcome, RunContext, RunOptions } from './types.js';
 
 export const SILENT: Reporter = { start() {}, update() {}, progress() {}, async finish() {} };
 
@@ -14,7 +14,7 @@ export function planNodes(rc: RunContext, selected: Set<string>, options: Pick<R
     capacity: { jobs: 1, cpus: 1, gpu: Number.MAX_SAFE_INTEGER, memory_gb: Number.MAX_SAFE_INTEGER },
     dryRun: true,
     signal: new AbortController().signal,
-    executor: new LocalExecutor(),
+    executor: { name: 'none', run: () => Promise.reject(new Error('a dry run executes nothing')) },
     reporter: SILENT,
     ...options,
   });

@@ -8,6 +8,7 @@ import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
 import { RecordSets } from './records.js';
 import { sha256File } from '../util/hash.js';
+import { processAlive } from '../util/process.js';
 
 export const CACHE_ENV = 'MEDPIPE_CACHE';
 
@@ -165,13 +166,3 @@ export class Store {
     return this.locks.get(key);
   }
 }
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-

@@ -1,13 +1,14 @@
 import { selectNodes } from '../graph/select.js';
-import { openPipeline, type CliEnv, type Opened } from '../cli/session.js';
+import { openPipeline, type CliEnv, type Opened } from './session.js';
 import { planNodes } from '../run/plan.js';
+import { describeReason } from '../run/reason.js';
 import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
-import { chooseRemote, openRemote, REMOTE_ENV } from './open.js';
-import { RemoteCache } from './remote-cache.js';
-import { CACHE_KEY_ENV } from './sign.js';
+import { chooseRemote, openRemote, REMOTE_ENV } from '../remote/open.js';
+import { RemoteCache } from '../remote/remote-cache.js';
+import { CACHE_KEY_ENV } from '../remote/sign.js';
 
 export interface RemoteFlags {
   cache?: string;
@@ -65,11 +66,11 @@ export async function cachePull(file: string, targets: string[], flags: RemoteFl
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
     const all = [...outcomes.values()];
-    const pulled = all.filter((o) => o.state === 'cached' && o.reason?.startsWith('on remote')).length;
+    const pulled = all.filter((o) => o.state === 'cached' && o.reason?.why === 'on-remote').length;
     const local = all.filter((o) => o.state === 'cached').length - pulled;
     const missing = all.filter((o) => o.state === 'would-run').length;
     const failed = all.filter((o) => o.state === 'failed');
-    for (const o of failed) process.stderr.write(`error: ${o.reason}\n`);
+    for (const o of failed) process.stderr.write(`error: ${o.reason ? describeReason(o.reason) : 'failed'}\n`);
     process.stdout.write(`${pulled} pulled, ${local} already local, ${missing} not on ${remote.url}\n`);
     return failed.length > 0 ? 1 : 0;
   } finally {

@@ -1,4 +1,4 @@
-// Which SLURM jobs this cache submitted, per pipeline: lets `pipeline status` show queued and
+// Which batch jobs this cache submitted, per pipeline: lets `pipeline status` show queued and
 // running jobs and lets a later `pipeline run` reattach to them instead of submitting again.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,13 +14,13 @@ export interface LedgerEntry {
 
 export type Ledger = Record<string, LedgerEntry>;
 
-export function ledgerPath(cacheDir: string, pipeline: string): string {
-  return join(cacheDir, 'slurm', `${pipeline}.jobs.json`);
+export function ledgerPath(cacheDir: string, system: string, pipeline: string): string {
+  return join(cacheDir, system, `${pipeline}.jobs.json`);
 }
 
-export function readLedger(cacheDir: string, pipeline: string): Ledger {
+export function readLedger(cacheDir: string, system: string, pipeline: string): Ledger {
   try {
-    const parsed = JSON.parse(readFileSync(ledgerPath(cacheDir, pipeline), 'utf8')) as { jobs?: Ledger };
+    const parsed = JSON.parse(readFileSync(ledgerPath(cacheDir, system, pipeline), 'utf8')) as { jobs?: Ledger };
     return parsed.jobs ?? {};
   } catch {
     return {};
@@ -28,8 +28,8 @@ export function readLedger(cacheDir: string, pipeline: string): Ledger {
 }
 
 /** Written whole through a rename: a reader never sees half a file. */
-export function writeLedger(cacheDir: string, pipeline: string, jobs: Ledger): void {
-  const path = ledgerPath(cacheDir, pipeline);
+export function writeLedger(cacheDir: string, system: string, pipeline: string, jobs: Ledger): void {
+  const path = ledgerPath(cacheDir, system, pipeline);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify({ jobs }, null, 1));

@@ -1,4 +1,4 @@
-import type { NodeState, PlannedNode, Reporter } from './reporter.js';
+import type { NodeState, PlannedNode, Reporter } from '../../run/reporter.js';
 
 const SYMBOL: Partial<Record<NodeState, string>> = {
   running: '▶',

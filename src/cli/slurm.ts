@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { openRemote } from '../../remote/open.js';
-import { RemoteCache } from '../../remote/remote-cache.js';
-import { CACHE_KEY_ENV } from '../../remote/sign.js';
-import { Store } from '../../store/store.js';
-import { execTask } from './exec.js';
-import { readLedger } from './ledger.js';
-import { SlurmQueue, type Queue } from './queue.js';
-import { parseTask } from './task.js';
+import { openRemote } from '../remote/open.js';
+import { RemoteCache } from '../remote/remote-cache.js';
+import { CACHE_KEY_ENV } from '../remote/sign.js';
+import { execTask } from '../run/batch/exec.js';
+import { readLedger } from '../run/batch/ledger.js';
+import { SlurmQueue, type Queue } from '../run/batch/slurm/queue.js';
+import { parseTask } from '../run/batch/task.js';
+import { Store } from '../store/store.js';
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 
@@ -46,6 +46,10 @@ export async function execCommand(source: string, flags: { cache?: string; remot
       say(`interrupted after ${took} s`);
       return 130;
     }
+    if (result.state === 'failed') {
+      say(`failed: ${result.reason}`);
+      return abort.signal.aborted ? 130 : 1;
+    }
     say(result.state === 'ran' ? `done in ${took} s, pushed ${result.manifest.key.slice(0, 12)}` : `already on the remote (${result.manifest.key.slice(0, 12)}): nothing to do`);
     return 0;
   } catch (err) {
@@ -71,7 +75,7 @@ export interface JobRow {
 
 /** Jobs recorded for this pipeline under the cache dir, with what SLURM says of them now. */
 export async function recordedJobs(cacheDir: string, pipeline: string, queue: Queue = new SlurmQueue()): Promise<JobRow[]> {
-  const ledger = readLedger(cacheDir, pipeline);
+  const ledger = readLedger(cacheDir, 'slurm', pipeline);
   const entries = Object.entries(ledger);
   if (entries.length === 0) return [];
   const states = await queue.states(entries.map(([, e]) => e.job)).catch(() => undefined);

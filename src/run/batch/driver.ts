@@ -1,9 +1,8 @@
-// The submit side of `pipeline run --executor slurm`: plans every selected node (cached, or a
-// job), submits the whole DAG at once with afterok chains, then follows the jobs.
+// The submit side of a batch run (`pipeline run --executor slurm`): plans every selected node
+// (cached, or a job), submits the whole DAG at once chained by dependencies, then follows the
+// jobs. Nothing here is particular to one batch system: that is the BatchSystem's.
 import { mkdirSync } from 'node:fs';
-import { sleep } from '../../util/sleep.js';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, relative } from 'node:path';
 import type { JSONValue } from '../../contract.js';
 import { descendantsOf } from '../../graph/dag.js';
 import { live } from '../../remote/leases.js';
@@ -11,18 +10,19 @@ import type { RemoteCache } from '../../remote/remote-cache.js';
 import type { KeyMaterial } from '../../keys.js';
 import type { Manifest } from '../../store/artifacts.js';
 import { digestJSON } from '../../util/hash.js';
-import type { GraphExecutor } from '../executor.js';
-import { artifactsPresent, resolveKey, whyRun, type NodeOutcome, type RunContext, type RunOptions } from '../scheduler.js';
+import { sleep } from '../../util/sleep.js';
+import { artifactsPresent, resolveKey, whyRun } from '../decide.js';
+import type { GraphExecutor } from '../types.js';
+import { describeReason, error, type Reason } from '../reason.js';
+import type { NodeOutcome, RunContext, RunOptions } from '../types.js';
 import { readLedger, writeLedger, type Ledger } from './ledger.js';
-import { SlurmQueue, isFinal, type JobInfo, type Queue } from './queue.js';
-import { batchScript, jobName, sbatchArgs, settingsFor } from './settings.js';
+import { isFinal, type BatchSystem, type JobInfo } from './system.js';
 import { buildTask } from './task.js';
 
-export interface SlurmExecutorOptions {
+export interface BatchExecutorOptions {
   /** Submit and return: jobs stay recorded under the cache dir for `status` and a later `run`. */
   detach?: boolean;
-  queue?: Queue;
-  /** How often squeue is asked (default $MEDPIPE_SLURM_POLL_MS, else 10 s: login nodes are shared). */
+  /** How often the system is asked for states (default $MEDPIPE_SLURM_POLL_MS, else 10 s: login nodes are shared). */
   pollMs?: number;
   /** Ctrl-C while jobs are queued: resolve true to scancel them. */
   confirmCancel?(jobs: string[]): Promise<boolean>;
@@ -41,32 +41,30 @@ interface JobPlan {
 }
 type Plan = { type: 'final'; outcome: NodeOutcome } | JobPlan;
 
-// dist/src/run/slurm/driver.js -> the package root.
-const BIN = fileURLToPath(new URL('../../../../bin/pipeline.js', import.meta.url));
-
-
-const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.=,-]+/g, '_').slice(0, 150);
 const BLOCKING = new Set(['failed', 'skipped', 'interrupted', 'would-run']);
 
-export class SlurmExecutor implements GraphExecutor {
-  readonly name = 'slurm';
-  private readonly queue: Queue;
+/** Runs a whole selection as jobs of one batch system. */
+export class BatchExecutor implements GraphExecutor {
+  readonly name: string;
   private readonly pollMs: number;
 
-  constructor(private readonly opts: SlurmExecutorOptions = {}) {
-    this.queue = opts.queue ?? new SlurmQueue();
+  constructor(
+    private readonly system: BatchSystem,
+    private readonly opts: BatchExecutorOptions = {},
+  ) {
+    this.name = system.name.toLowerCase();
     this.pollMs = opts.pollMs ?? Number(process.env['MEDPIPE_SLURM_POLL_MS'] ?? 10_000);
   }
 
   async runGraph(rc: RunContext, selected: Set<string>, options: RunOptions): Promise<Map<string, NodeOutcome>> {
     const remote = options.remote;
-    if (!remote) throw new Error('the slurm executor needs a remote cache that every compute node can reach (--remote, $MEDPIPE_REMOTE or `remote:`)');
-    return new SlurmRun(rc, selected, options, remote, this.queue, this.pollMs, this.opts).run();
+    if (!remote) throw new Error(`the ${this.name} executor needs a remote cache that every compute node can reach (--remote, $MEDPIPE_REMOTE or \`remote:\`)`);
+    return new BatchRun(rc, selected, options, remote, this.system, this.pollMs, this.opts).run();
   }
 }
 
-/** One `pipeline run --executor slurm`. */
-class SlurmRun {
+/** One batch `pipeline run`. */
+class BatchRun {
   private readonly order: string[];
   private readonly plans = new Map<string, Promise<Plan>>();
   private readonly settled = new Map<string, Plan>();
@@ -82,13 +80,13 @@ class SlurmRun {
     selected: Set<string>,
     private readonly options: RunOptions,
     private readonly remote: RemoteCache,
-    private readonly queue: Queue,
+    private readonly system: BatchSystem,
     private readonly pollMs: number,
-    private readonly opts: SlurmExecutorOptions,
+    private readonly opts: BatchExecutorOptions,
   ) {
     this.order = rc.dag.order.filter((id) => selected.has(id));
     this.name = rc.pipeline.spec.name;
-    this.ledger = readLedger(rc.store.dir, this.name);
+    this.ledger = readLedger(rc.store.dir, system.ledgerDir, this.name);
   }
 
   private note(text: string): void {
@@ -98,7 +96,7 @@ class SlurmRun {
   private final(id: string, outcome: NodeOutcome): NodeOutcome {
     if (this.finals.has(id)) return this.finals.get(id)!;
     this.finals.set(id, outcome);
-    this.options.reporter.update(id, outcome.state, outcome.reason);
+    this.options.reporter.update(id, outcome.state, outcome.reason && describeReason(outcome.reason));
     return outcome;
   }
 
@@ -114,11 +112,11 @@ class SlurmRun {
       this.name,
       this.order.map((id) => ({ id, stage: this.rc.pipeline.nodes.get(id)!.stage })),
     );
-    // What SLURM knows of jobs submitted before, to reattach to the live ones. Entries of jobs
+    // What the system knows of jobs submitted before, to reattach to the live ones. Entries of jobs
     // that ended stay for `status` to show until a run like this one reports afresh.
     const recorded = Object.values(this.ledger).map((e) => e.job);
     try {
-      this.known = await this.queue.states(recorded);
+      this.known = await this.system.states(recorded);
       for (const [id, e] of Object.entries(this.ledger)) {
         const state = this.known.get(e.job)?.state;
         if (state !== 'PENDING' && state !== 'RUNNING') delete this.ledger[id];
@@ -135,10 +133,10 @@ class SlurmRun {
       await planned;
       for (const id of this.order) {
         const plan = this.settled.get(id)!;
-        if (plan.type === 'job') this.final(id, { state: 'would-run', ...(plan.key ? { key: plan.key } : {}), reason: `queued as SLURM job ${plan.job}`, log: relative(this.rc.store.dir, plan.log) });
+        if (plan.type === 'job') this.final(id, { state: 'would-run', ...(plan.key ? { key: plan.key } : {}), reason: { why: 'queued', system: this.system.name, job: plan.job }, log: relative(this.rc.store.dir, plan.log) });
       }
     } else await this.follow(planned);
-    writeLedger(this.rc.store.dir, this.name, this.ledger);
+    writeLedger(this.rc.store.dir, this.system.ledgerDir, this.name, this.ledger);
     await reporter.finish();
     return new Map(this.order.map((id) => [id, this.finals.get(id)!]));
   }
@@ -157,20 +155,20 @@ class SlurmRun {
     });
     if (blocked) {
       const up = (this.settled.get(blocked) as { outcome: NodeOutcome }).outcome;
-      return fin(up.state === 'would-run' ? { state: 'would-run', reason: `upstream ${blocked} is not done` } : { state: 'skipped', reason: `upstream ${blocked} did not finish` });
+      return fin(up.state === 'would-run' ? { state: 'would-run', reason: { why: 'upstream-not-done', upstream: blocked } } : { state: 'skipped', reason: { why: 'upstream-stopped', upstream: blocked } });
     }
     const queuedParents = parentPlans.filter((p): p is JobPlan => p.type === 'job');
     let key: string | undefined;
     let material: KeyMaterial | undefined;
-    let reason = 'upstream runs first';
+    let reason: Reason | string = 'upstream runs first';
     if (queuedParents.length === 0) {
       const manifests = new Map(parents.map((p, i) => [p, (parentPlans[i] as { outcome: NodeOutcome }).outcome.manifest!]));
       try {
         const resolved = await resolveKey(this.rc, pipeline.nodes.get(id)!, (p) => manifests.get(p)!);
         ({ key, material } = resolved);
-        reason = whyRun(this.rc, pipeline.nodes.get(id)!, material);
+        reason = whyRun(store, this.name, id, material);
       } catch (err) {
-        return fin({ state: 'failed', reason: (err as Error).message });
+        return fin({ state: 'failed', reason: error((err as Error).message) });
       }
       const cached = await this.cached(id, key);
       if (cached) {
@@ -183,8 +181,8 @@ class SlurmRun {
       const p = this.settled.get(n);
       return p?.type === 'final' ? p.outcome.key : p?.key;
     };
-    const logs = settingsFor(pipeline.spec.raw, pipeline.nodes.get(id)!.stage).logs ?? join(store.dir, 'slurm', 'logs');
-    const log = join(logs, this.name, `${safeName(id)}.%j.log`);
+    const node = pipeline.nodes.get(id)!;
+    const log = this.system.logTemplate({ cacheDir: store.dir, pipeline: this.name, raw: pipeline.spec.raw, node });
     const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, log }, dag, this.rc.registry, id, knownKey);
     const digest = digestJSON(task as unknown as JSONValue);
 
@@ -192,10 +190,10 @@ class SlurmRun {
     const state = entry && this.known.get(entry.job)?.state;
     if (entry && (state === 'PENDING' || state === 'RUNNING')) {
       if (entry.task === digest) {
-        this.show(id, state === 'RUNNING' ? 'running' : 'waiting', `reattached to SLURM job ${entry.job}`);
+        this.show(id, state === 'RUNNING' ? 'running' : 'waiting', `reattached to ${this.system.name} job ${entry.job}`);
         return { type: 'job', job: entry.job, ...(key && material ? { key, material } : {}), log: entry.log, submittedAt: Date.parse(entry.submitted) };
       }
-      this.note(`note: SLURM job ${entry.job} (${id}) was submitted for a different version of this node; it is left in the queue (scancel ${entry.job} stops it)`);
+      this.note(`note: ${this.system.name} job ${entry.job} (${id}) was submitted for a different version of this node; it is left in the queue (${this.system.stopHint(entry.job)} stops it)`);
     }
     if (key) {
       const waited = await this.waitForOtherRunner(id, key);
@@ -203,29 +201,18 @@ class SlurmRun {
     }
     if (this.options.signal.aborted) return fin({ state: 'interrupted', ...(key ? { key } : {}) });
 
-    const node = pipeline.nodes.get(id)!;
-    const settings = settingsFor(pipeline.spec.raw, node.stage);
-    const script = batchScript({
-      node: process.execPath,
-      bin: BIN,
-      task: JSON.stringify({ ...task }),
-      ...(settings.setup ? { setup: settings.setup } : {}),
-      ...(settings.cache ? { cache: settings.cache } : {}),
-      comment: `medpipe ${this.name} node ${id}`,
-    });
-    const args = sbatchArgs({ name: jobName(this.name, id), resources: node.resources, settings, after: queuedParents.map((p) => p.job), output: log });
     mkdirSync(dirname(log), { recursive: true });
     let job: string;
     try {
-      job = await this.queue.submit(args, script);
+      job = await this.system.submit({ pipeline: this.name, raw: pipeline.spec.raw, node, task: JSON.stringify({ ...task }), after: queuedParents.map((p) => p.job), log });
     } catch (err) {
-      return fin({ state: 'failed', ...(key ? { key } : {}), reason: (err as Error).message });
+      return fin({ state: 'failed', ...(key ? { key } : {}), reason: error((err as Error).message) });
     }
-    const jobLog = log.replace('%j', job);
+    const jobLog = this.system.logOf(log, job);
     const submitted = new Date();
     this.ledger[id] = { job, task: digest, ...(key ? { key } : {}), log: jobLog, submitted: submitted.toISOString() };
-    writeLedger(this.rc.store.dir, this.name, this.ledger);
-    this.show(id, 'waiting', `SLURM job ${job} submitted (${reason})`);
+    writeLedger(this.rc.store.dir, this.system.ledgerDir, this.name, this.ledger);
+    this.show(id, 'waiting', `${this.system.name} job ${job} submitted (${typeof reason === 'string' ? reason : describeReason(reason)})`);
     return { type: 'job', job, ...(key && material ? { key, material } : {}), log: jobLog, submittedAt: submitted.getTime() };
   }
 
@@ -235,12 +222,12 @@ class SlurmRun {
     const local = store.manifest(key);
     if (local && (await artifactsPresent(store, local))) {
       if (!(await this.remote.peek(key)) && (await this.remote.push(local)) === 'failed') {
-        return { state: 'failed', key, reason: `cached here but could not be pushed to ${this.remote.url}, where its SLURM jobs would read it` };
+        return { state: 'failed', key, reason: error(`cached here but could not be pushed to ${this.remote.url}, where its ${this.system.name} jobs would read it`) };
       }
       return { state: 'cached', key, manifest: local };
     }
     const onRemote = await this.remote.peek(key);
-    return onRemote ? { state: 'cached', key, manifest: onRemote, reason: `on remote ${this.remote.url}` } : undefined;
+    return onRemote ? { state: 'cached', key, manifest: onRemote, reason: { why: 'on-remote', url: this.remote.url } } : undefined;
   }
 
   /** A node another runner holds the remote lease of is waited for, never submitted twice. */
@@ -249,13 +236,13 @@ class SlurmRun {
       const holder = await this.remote.holder(key);
       if (!holder || !live(holder)) return undefined;
       const by = `computed by ${holder.host} pid ${holder.pid} (remote lease)`;
-      if (this.opts.detach) return { state: 'would-run', key, reason: `${by}: run again once it is done` };
+      if (this.opts.detach) return { state: 'would-run', key, reason: { why: 'leased-elsewhere', host: holder.host, pid: holder.pid } };
       if (!announced) this.show(id, 'waiting', by);
       announced = true;
       await sleep(Math.min(this.pollMs, 1000), this.options.signal);
       if (this.options.signal.aborted) return { state: 'interrupted', key };
       const done = await this.remote.peek(key);
-      if (done) return { state: 'cached', key, manifest: done, reason: 'computed by another run (remote)' };
+      if (done) return { state: 'cached', key, manifest: done, reason: { why: 'computed-elsewhere', via: 'lease' } };
     }
   }
 
@@ -282,7 +269,7 @@ class SlurmRun {
       }
       let states: Map<string, JobInfo>;
       try {
-        states = await this.queue.states(inFlight.map(([, p]) => p.job));
+        states = await this.system.states(inFlight.map(([, p]) => p.job));
       } catch (err) {
         this.note(`warning: ${(err as Error).message}`);
         continue;
@@ -294,7 +281,7 @@ class SlurmRun {
   }
 
   private async observe(id: string, plan: JobPlan, info: JobInfo | undefined): Promise<void> {
-    const tag = `SLURM job ${plan.job}`;
+    const tag = `${this.system.name} job ${plan.job}`;
     if (!info) {
       // Forgotten by squeue (MinJobAge) and no sacct: the remote says whether it delivered.
       const misses = (this.missing.get(id) ?? 0) + 1;
@@ -317,7 +304,7 @@ class SlurmRun {
       const parents = this.rc.dag.graph.inNeighbors(id);
       const notDone = parents.find((p) => !this.finals.get(p)?.manifest);
       if (notDone) {
-        this.final(id, { state: 'failed', reason: `${otherwise} (upstream ${notDone} has no result)`, log });
+        this.final(id, { state: 'failed', reason: error(`${otherwise} (upstream ${notDone} has no result)`), log });
         return;
       }
       const resolved = await resolveKey(this.rc, this.rc.pipeline.nodes.get(id)!, (p) => this.finals.get(p)!.manifest!);
@@ -327,12 +314,13 @@ class SlurmRun {
     const manifest: Manifest | undefined = this.rc.store.manifest(key) ?? (await this.remote.peek(key));
     delete this.ledger[id];
     if (!manifest) {
-      this.final(id, { state: 'failed', key, reason: otherwise, log });
+      this.final(id, { state: 'failed', key, reason: error(otherwise), log });
       return;
     }
     // A job that found the result already there (another runner) did not compute it.
     const fresh = Date.parse(manifest.provenance.started) >= plan.submittedAt - 5000;
-    this.final(id, fresh ? { state: 'ran', key, manifest, reason: `SLURM job ${plan.job}`, log } : { state: 'cached', key, manifest, reason: 'on the remote when its job started' });
+    const job = { system: this.system.name, job: plan.job };
+    this.final(id, fresh ? { state: 'ran', key, manifest, reason: { why: 'batch-job', ...job }, log } : { state: 'cached', key, manifest, reason: { why: 'found-by-job', ...job } });
   }
 
   /** A failed or cancelled job: its queued descendants are cancelled; other branches go on. */
@@ -340,17 +328,22 @@ class SlurmRun {
     delete this.ledger[id];
     const upstream = this.rc.dag.graph.inNeighbors(id).find((p) => ['failed', 'skipped'].includes(this.finals.get(p)?.state ?? ''));
     if (upstream) {
-      this.final(id, { state: 'skipped', reason: `upstream ${upstream} did not finish (SLURM job ${plan.job} ${info.raw})` });
+      this.final(id, { state: 'skipped', reason: { why: 'upstream-stopped', upstream, detail: `did not finish (${this.system.name} job ${plan.job} ${info.raw})` } });
       return;
     }
     const detail = [info.exitCode && info.exitCode !== '0:0' ? `exit ${info.exitCode}` : '', info.reason ?? ''].filter(Boolean).join(', ');
-    this.final(id, { state: 'failed', ...(plan.key ? { key: plan.key } : {}), reason: `SLURM job ${plan.job} ${info.raw}${detail ? ` (${detail})` : ''}`, log: relative(this.rc.store.dir, plan.log) });
+    this.final(id, {
+      state: 'failed',
+      ...(plan.key ? { key: plan.key } : {}),
+      reason: { why: 'batch-failed', system: this.system.name, job: plan.job, state: info.raw, ...(detail ? { detail } : {}) },
+      log: relative(this.rc.store.dir, plan.log),
+    });
     const below = descendantsOf(this.rc.dag.graph, id);
     const doomed = this.jobsInFlight().filter(([d]) => below.has(d));
-    await this.queue.cancel(doomed.map(([, p]) => p.job)).catch((err: unknown) => this.note(`warning: ${(err as Error).message}`));
+    await this.system.cancel(doomed.map(([, p]) => p.job)).catch((err: unknown) => this.note(`warning: ${(err as Error).message}`));
     for (const [d, p] of doomed) {
       delete this.ledger[d];
-      this.final(d, { state: 'skipped', reason: `upstream ${id} failed: SLURM job ${p.job} cancelled` });
+      this.final(d, { state: 'skipped', reason: { why: 'upstream-stopped', upstream: id, detail: `failed: ${this.system.name} job ${p.job} cancelled` } });
     }
   }
 
@@ -360,10 +353,10 @@ class SlurmRun {
     const inFlight = this.jobsInFlight();
     const ids = inFlight.map(([, p]) => p.job);
     const cancel = ids.length > 0 && this.opts.confirmCancel ? await this.opts.confirmCancel(ids) : false;
-    if (cancel) await this.queue.cancel(ids).catch((err: unknown) => this.note(`warning: ${(err as Error).message}`));
+    if (cancel) await this.system.cancel(ids).catch((err: unknown) => this.note(`warning: ${(err as Error).message}`));
     for (const [id, p] of inFlight) {
       if (cancel) delete this.ledger[id];
-      this.final(id, { state: 'interrupted', reason: cancel ? `SLURM job ${p.job} cancelled` : `SLURM job ${p.job} left in the queue (a later \`pipeline run\` reattaches; scancel ${p.job} stops it)` });
+      this.final(id, { state: 'interrupted', reason: { why: 'batch-interrupted', system: this.system.name, job: p.job, cancelled: cancel, stopHint: this.system.stopHint(p.job) } });
     }
     for (const id of this.order) if (!this.finals.has(id)) this.final(id, { state: 'interrupted' });
   }

@@ -1,6 +1,6 @@
 // Per-node sbatch options from the pipeline: a node's `resources:` (cpus, gpu, memory_gb) and
 // the `slurm:` blocks (pipeline-level default, then the stage's). Pure: tested without SLURM.
-import type { JSONObject, JSONValue, Resources } from '../../contract.js';
+import type { JSONObject, JSONValue, Resources } from '../../../contract.js';
 
 /** A `slurm:` block as written in YAML (schema: src/config/schema.ts). */
 export interface SlurmSettings {

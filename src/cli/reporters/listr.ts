@@ -1,5 +1,5 @@
 import { Listr, type ListrTaskWrapper, type ListrRendererFactory } from 'listr2';
-import type { NodeState, PlannedNode, Reporter } from './reporter.js';
+import type { NodeState, PlannedNode, Reporter } from '../../run/reporter.js';
 
 type Wrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>;
 

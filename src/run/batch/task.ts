@@ -1,9 +1,10 @@
-// What a SLURM job carries: enough of the pipeline to compute one node's key on the compute
+// What a batch job carries: enough of the pipeline to compute one node's key on the compute
 // node and run it. Plain JSON, embedded in the batch script.
 import type { NodeInstance } from '../../config/expand.js';
 import type { Dag } from '../../graph/dag.js';
 import type { Registry } from '../../registry.js';
 
+// The format name predates other batch systems; jobs queued by earlier versions still parse.
 export const TASK_FORMAT = 'medpipe-slurm-task/1';
 
 export interface TaskNode {
@@ -14,7 +15,7 @@ export interface TaskNode {
   key?: string;
 }
 
-export interface SlurmTask {
+export interface BatchTask {
   format: typeof TASK_FORMAT;
   pipeline: string;
   baseDir: string;
@@ -27,7 +28,7 @@ export interface SlurmTask {
    * a node queued behind another job gets its key only when that job's result is on the remote.
    */
   nodes: TaskNode[];
-  /** The SLURM log, which the stage's log lines go to (recorded in the manifest's provenance). */
+  /** The batch log, which the stage's log lines go to (recorded in the manifest's provenance). */
   log: string;
 }
 
@@ -37,7 +38,7 @@ export function buildTask(
   registry: Registry,
   target: string,
   knownKey: (id: string) => string | undefined,
-): SlurmTask {
+): BatchTask {
   const needed = new Set<string>();
   const visit = (id: string, isTarget: boolean) => {
     if (needed.has(id)) return;
@@ -56,9 +57,9 @@ export function buildTask(
   return { format: TASK_FORMAT, ...args, target, nodes };
 }
 
-export function parseTask(text: string): SlurmTask {
-  const task = JSON.parse(text) as Partial<SlurmTask>;
+export function parseTask(text: string): BatchTask {
+  const task = JSON.parse(text) as Partial<BatchTask>;
   if (task.format !== TASK_FORMAT) throw new Error(`not a medpipe SLURM task (expected format ${TASK_FORMAT}, got ${JSON.stringify(task.format)})`);
   if (!task.target || !Array.isArray(task.nodes) || !task.nodes.some((n) => n.node.id === task.target)) throw new Error('task has no target node');
-  return task as SlurmTask;
+  return task as BatchTask;
 }

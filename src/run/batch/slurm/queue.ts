@@ -2,18 +2,7 @@
 // they print. The parsers are pure; the commands are the only I/O.
 import { execFile, spawn } from 'node:child_process';
 import { userInfo } from 'node:os';
-
-export type JobState = 'PENDING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'UNKNOWN';
-
-export interface JobInfo {
-  id: string;
-  /** SLURM's own word (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...), kept for messages. */
-  raw: string;
-  state: JobState;
-  reason?: string;
-  nodes?: string;
-  exitCode?: string;
-}
+import type { JobInfo, JobState } from '../system.js';
 
 const ACTIVE = new Set(['PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED', 'RESV_DEL_HOLD']);
 
@@ -27,8 +16,6 @@ export function foldState(raw: string): JobState {
   if (['FAILED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'SPECIAL_EXIT'].includes(s)) return 'FAILED';
   return 'UNKNOWN';
 }
-
-export const isFinal = (s: JobState) => s === 'COMPLETED' || s === 'FAILED' || s === 'CANCELLED';
 
 /** `squeue -h -o '%i|%T|%r|%N'` lines. */
 export const SQUEUE_FORMAT = '%i|%T|%r|%N';

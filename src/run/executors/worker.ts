@@ -1,0 +1,101 @@
+// Entry of a persistent worker process (forked by the local executor): it runs the nodes it is
+// sent, one at a time, and stays for the next. While a node runs, the process's stdout and
+// stderr go to that node's log file; it talks to the parent over IPC.
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Store } from '../../store/store.js';
+import { executeJob } from '../execute.js';
+import type { Job, ParentMessage, WorkerMessage } from '../job.js';
+
+const send = (msg: WorkerMessage) => {
+  if (process.connected) process.send?.(msg);
+};
+const stamp = () => new Date().toISOString().slice(11, 19);
+
+let store: Store | undefined;
+let current: { abort: AbortController; logFd: number } | undefined;
+let leaving = false;
+
+function leave(): void {
+  void (store ? store.close() : Promise.resolve()).finally(() => process.exit(0));
+}
+
+const realWrite = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+
+/** Points this process's JS stdout/stderr at the node's log while it runs. */
+function redirect(fd: number | undefined): void {
+  for (const [stream, real] of [
+    [process.stdout, realWrite.out],
+    [process.stderr, realWrite.err],
+  ] as const) {
+    stream.write = (fd === undefined
+      ? real
+      : (chunk: string | Uint8Array, encodingOrCb?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void) => {
+          if (typeof chunk === "string") writeSync(fd, chunk);
+          else writeSync(fd, chunk);
+          const done = typeof encodingOrCb === 'function' ? encodingOrCb : cb;
+          done?.(null);
+          return true;
+        }) as typeof stream.write;
+  }
+}
+
+async function runJob(job: Job): Promise<void> {
+  const logFile = join(job.cacheDir, job.log);
+  mkdirSync(dirname(logFile), { recursive: true });
+  const logFd = openSync(logFile, 'a');
+  const abort = new AbortController();
+  current = { abort, logFd };
+  redirect(logFd);
+  send({ type: 'alive' });
+  const alive = setInterval(() => send({ type: 'alive' }), 1000);
+  let lastLogged = 0;
+  let result: WorkerMessage;
+  try {
+    console.log(`[${stamp()}] ${job.node.id} key ${job.key} (worker pid ${process.pid})`);
+    if (store?.dir !== job.cacheDir) {
+      await store?.close();
+      store = new Store(job.cacheDir);
+    }
+    await executeJob(job, store, {
+      signal: abort.signal,
+      progress(text) {
+        send({ type: 'progress', text });
+        if (Date.now() - lastLogged > 2000) {
+          lastLogged = Date.now();
+          console.log(`[${stamp()}] ${text}`);
+        }
+      },
+      log: (text) => console.log(`[${stamp()}] ${text}`),
+    });
+    console.log(`[${stamp()}] done`);
+    result = { type: 'done', key: job.key, rss: process.memoryUsage().rss };
+  } catch (err) {
+    console.error(`[${stamp()}] failed: ${(err as Error).stack ?? err}`);
+    result = { type: 'failed', error: (err as Error).message ?? String(err), rss: process.memoryUsage().rss };
+  } finally {
+    clearInterval(alive);
+    redirect(undefined);
+    closeSync(logFd);
+    current = undefined;
+  }
+  send(result);
+  if (leaving) leave();
+}
+
+process.on('message', (msg: ParentMessage) => {
+  if (msg.type === 'abort') current?.abort.abort();
+  else void runJob(msg.job);
+});
+process.on('SIGINT', () => current?.abort.abort());
+process.on('SIGTERM', () => current?.abort.abort());
+// The parent is gone or retired this worker: stop the node, if any, and leave.
+process.on('disconnect', () => {
+  leaving = true;
+  if (current) current.abort.abort();
+  else leave();
+});
+process.on('uncaughtException', (err) => {
+  if (current) writeSync(current.logFd, `[${stamp()}] uncaught: ${err.stack ?? err}\n`);
+  process.exit(70);
+});

@@ -1,0 +1,177 @@
+// One node's life, written once for every executor: decide (key, hit, reason), acquire (the
+// local lock, then the remote lease), execute (an Executor runs the prepared Job), publish
+// (commit is the worker's; here: remember the name, push to the remote).
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { NodeInstance } from '../config/expand.js';
+import type { RemoteCache } from '../remote/remote-cache.js';
+import type { Manifest } from '../store/artifacts.js';
+import { withLocalLock, withRemoteLease, defaultLockWaitMs } from './acquire.js';
+import { localHit, resolveKey, whyRun, type Resolved } from './decide.js';
+import type { Executor } from './executor.js';
+import { jobFor } from './job.js';
+import { error, type Reason } from './reason.js';
+import type { KeyContext, NodeOutcome } from './types.js';
+
+/** A node whose parents are done: everything its lifecycle needs to know about it. */
+export interface NodeToRun {
+  node: NodeInstance;
+  kindModule: string;
+  pipeline: string;
+  parents: Map<string, Manifest>;
+  /** Batch jobs: the key the node had where it was submitted; another key here is an error. */
+  submittedKey?: string;
+  /** The log, relative to the cache dir (default: the store's per-node log path). */
+  log?: string;
+  /** The stage kind wants a process of its own. */
+  isolate?: boolean;
+}
+
+export interface LifecycleOptions {
+  kc: KeyContext;
+  executor: Executor;
+  signal: AbortSignal;
+  remote?: RemoteCache;
+  /**
+   * A batch job's compute node, whose only channel is the remote: a local hit is pushed, and
+   * without the lease or a successful push the node fails.
+   */
+  remoteRequired?: boolean;
+  dryRun?: boolean;
+  /** With dryRun, download remote hits instead of only looking at their manifests. */
+  pullInDryRun?: boolean;
+  lockTtlMs?: number;
+  lockWaitMs?: number;
+  /** Waits for the resources the node needs (the scheduler's slots); returns their release. */
+  admit?(): Promise<() => void>;
+  /** The node's key, once known (a batch job logs it). */
+  onDecided?(key: string): void;
+  onState(state: 'waiting' | 'running', detail: Reason | string): void;
+  onProgress(text: string): void;
+}
+
+const short = (key: string) => key.slice(0, 12);
+
+export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promise<NodeOutcome> {
+  const { store } = o.kc;
+  const id = n.node.id;
+  // ---- decide ----
+  let resolved: Resolved;
+  try {
+    resolved = await resolveKey(o.kc, n.node, (p) => n.parents.get(p)!);
+  } catch (err) {
+    return { state: 'failed', reason: error((err as Error).message) };
+  }
+  const { key, material } = resolved;
+  o.onDecided?.(key);
+  if (n.submittedKey && n.submittedKey !== key) {
+    return {
+      state: 'failed',
+      key,
+      reason: error(`${id} has key ${short(key)} here but ${short(n.submittedKey)} where it was submitted: the code, a stage kind or an external file differs between the two machines`),
+    };
+  }
+  const remember = () => store.remember(n.pipeline, id, { key, material });
+  const found = async (manifest: Manifest, reason?: Reason): Promise<NodeOutcome> => {
+    await remember();
+    return { state: 'cached', key, manifest, ...(reason ? { reason } : {}) };
+  };
+
+  const local = await localHit(store, key);
+  if (local) {
+    if (o.remoteRequired && o.remote && (await o.remote.push(local)) === 'failed') {
+      return { state: 'failed', key, reason: error(`could not push ${id} to ${o.remote.url}`) };
+    }
+    return found(local);
+  }
+  if (o.remote) {
+    const peekOnly = o.dryRun && !o.pullInDryRun;
+    const pulled = peekOnly ? await o.remote.peek(key) : await o.remote.pull(key);
+    if (pulled) {
+      const reason: Reason = { why: 'on-remote', url: o.remote.url };
+      return peekOnly ? { state: 'cached', key, manifest: pulled, reason } : found(pulled, reason);
+    }
+  }
+  const reason = whyRun(store, n.pipeline, id, material);
+  if (o.dryRun) return { state: 'would-run', key, reason };
+  if (o.signal.aborted) return { state: 'interrupted', key };
+
+  // ---- acquire ----
+  // One owner per attempt: two instances of this run with the same key must not share a lock.
+  const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
+  const log = n.log ?? store.logPath(id, key);
+  try {
+    const locked = await withLocalLock(
+      {
+        store,
+        key,
+        node: id,
+        owner,
+        ttlMs: o.lockTtlMs ?? 30_000,
+        maxWaitMs: o.lockWaitMs ?? defaultLockWaitMs(),
+        signal: o.signal,
+        recheck: () => localHit(store, key),
+        onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid}` : 'waiting for lock'),
+      },
+      async (): Promise<NodeOutcome> => {
+        if (!o.remote) return execute();
+        const remote = o.remote;
+        const leased = await withRemoteLease(
+          {
+            remote,
+            key,
+            node: id,
+            owner,
+            signal: o.signal,
+            required: Boolean(o.remoteRequired),
+            onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
+          },
+          execute,
+        );
+        if (leased.held) return leased.value;
+        if ('interrupted' in leased) return { state: 'interrupted', key };
+        return found(leased.manifest, { why: 'computed-elsewhere', via: 'lease' });
+      },
+    );
+    if (locked.held) return locked.value;
+    if ('interrupted' in locked) return { state: 'interrupted', key };
+    return found(locked.manifest, { why: 'computed-elsewhere', via: 'lock' });
+  } catch (err) {
+    return { state: o.signal.aborted ? 'interrupted' : 'failed', key, reason: error((err as Error).message) };
+  }
+
+  // ---- execute, publish ----
+  async function execute(): Promise<NodeOutcome> {
+    const release = o.admit ? await o.admit() : undefined;
+    try {
+      o.onState('running', reason);
+      const job = jobFor({
+        node: n.node,
+        kindModule: n.kindModule,
+        key,
+        material,
+        parents: (p) => n.parents.get(p)!,
+        cacheDir: store.dir,
+        pipeline: n.pipeline,
+        baseDir: o.kc.pipeline.spec.baseDir,
+        log,
+        ...(o.remote ? { remote: o.remote.spec } : {}),
+        ...(n.isolate ? { isolate: true } : {}),
+      });
+      const result = await o.executor.run(job, o.onProgress, o.signal);
+      const manifest = store.manifest(key);
+      if (!result.ok || !manifest) {
+        const message = result.ok ? 'worker finished without publishing a result' : result.error;
+        return { state: !result.ok && result.interrupted ? 'interrupted' : 'failed', key, reason: error(message), log };
+      }
+      await remember();
+      // Before the lease goes, so whoever waits on it finds the result.
+      if (o.remote && (await o.remote.push(manifest)) === 'failed' && o.remoteRequired) {
+        return { state: 'failed', key, reason: error(`${id} ran but could not be pushed to ${o.remote.url}`), log };
+      }
+      return { state: 'ran', key, manifest, reason, log };
+    } finally {
+      release?.();
+    }
+  }
+}

@@ -1,0 +1,180 @@
+// The node lifecycle in one process, with a fake executor: what is decided (hit, reason),
+// what is held while a node runs (the local lock), what is published, and how waiting ends.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { JSONValue } from '../src/contract.js';
+import { openPipeline } from '../src/cli/session.js';
+import type { ExecResult, Executor } from '../src/run/executor.js';
+import type { Job } from '../src/run/job.js';
+import { describeReason } from '../src/run/reason.js';
+import { SILENT } from '../src/run/plan.js';
+import { runNodes } from '../src/run/scheduler.js';
+import type { NodeOutcome, RunOptions } from '../src/run/types.js';
+import type { Manifest } from '../src/store/artifacts.js';
+import { Store } from '../src/store/store.js';
+import { digestJSON } from '../src/util/hash.js';
+import { sandbox, TOY_MODULE } from './support/toy.js';
+
+/** Publishes what the toy `emit`/`add` kinds would, without running them; records each job. */
+class FakeExecutor implements Executor {
+  readonly name = 'fake';
+  readonly jobs: Job[] = [];
+  /** Per node id: fail with this message, or finish without committing. */
+  constructor(
+    private readonly store: Store,
+    private readonly behaviour: Record<string, 'fail' | 'no-commit' | ((job: Job) => Promise<void>)> = {},
+  ) {}
+
+  async run(job: Job): Promise<ExecResult> {
+    this.jobs.push(job);
+    const b = this.behaviour[job.node.id];
+    if (b === 'fail') return { ok: false, interrupted: false, error: `fake failure of ${job.node.id}` };
+    if (typeof b === 'function') await b(job);
+    if (b === 'no-commit') return { ok: true };
+    await this.store.commit(fakeManifest(job));
+    return { ok: true };
+  }
+}
+
+function fakeManifest(job: Job): Manifest {
+  const inputs = Object.values(job.inputs).flatMap((i) => i.entries.map((e) => (e.artifact.type === 'json' ? ((e.artifact.value as { value: number }).value) : 0)));
+  const value: JSONValue = { value: (job.node.params['value'] as number | undefined) ?? inputs.reduce((a, b) => a + b, 0) };
+  return {
+    key: job.key,
+    pipeline: job.pipeline,
+    node: job.node.id,
+    stage: job.node.stage,
+    kind: job.node.kind,
+    version: 1,
+    material: job.material,
+    outputs: { out: { type: 'json', digest: digestJSON(value), value } },
+    provenance: { started: new Date().toISOString(), duration_s: 0, host: 'test', pid: process.pid, log: job.log, versions: {}, reported: {} },
+  };
+}
+
+const PIPELINE = `
+name: life
+plugins: [$TOY]
+stages:
+  one: {uses: emit, with: {value: 1}}
+  two: {uses: emit, with: {value: 2}}
+  sum: {uses: add, inputs: {a: one.out, b: two.out}}
+`;
+
+async function setup() {
+  const box = sandbox();
+  const file = box.write('life.yaml', PIPELINE);
+  const opened = await openPipeline(file, [], { builtinKinds: [TOY_MODULE] });
+  const store = new Store(join(box.dir, 'cache'));
+  const rc = { ...opened, store };
+  const all = new Set(opened.dag.order);
+  const run = (executor: Executor, extra: Partial<RunOptions> = {}) =>
+    runNodes(rc, all, { capacity: { jobs: 2, cpus: 2, gpu: 0, memory_gb: 8 }, dryRun: false, signal: new AbortController().signal, executor, reporter: SILENT, ...extra });
+  return { box, store, rc, all, run };
+}
+
+const said = (o: NodeOutcome | undefined) => (o?.reason ? describeReason(o.reason) : undefined);
+
+test('decide, execute, publish: a miss runs once with its parents\' outputs; the next run is all hits', async () => {
+  const { store, run } = await setup();
+  const fake = new FakeExecutor(store);
+  const first = await run(fake);
+  assert.deepEqual([...first.values()].map((o) => o.state), ['ran', 'ran', 'ran']);
+  assert.deepEqual(first.get('one')!.reason, { why: 'never-run' });
+  const sumJob = fake.jobs.find((j) => j.node.id === 'sum')!;
+  assert.deepEqual(sumJob.inputs['a']!.entries.map((e) => e.artifact.type === 'json' && e.artifact.value), [{ value: 1 }]);
+  assert.deepEqual(first.get('sum')!.manifest!.outputs['out'], { type: 'json', digest: digestJSON({ value: 3 }), value: { value: 3 } });
+  // Nothing held once a node is done.
+  for (const j of fake.jobs) assert.equal(store.lockHolder(j.key), undefined);
+
+  const again = new FakeExecutor(store);
+  const second = await run(again);
+  assert.equal(again.jobs.length, 0);
+  assert.deepEqual([...second.values()].map((o) => o.state), ['cached', 'cached', 'cached']);
+  await store.close();
+});
+
+test('a failure is structured and stops only its descendants; a worker that publishes nothing fails saying so', async () => {
+  const { store, run } = await setup();
+  const out = await run(new FakeExecutor(store, { two: 'fail' }));
+  assert.equal(out.get('one')!.state, 'ran');
+  assert.equal(out.get('two')!.state, 'failed');
+  assert.deepEqual(out.get('two')!.reason, { why: 'error', message: 'fake failure of two' });
+  assert.equal(out.get('sum')!.state, 'skipped');
+  assert.deepEqual(out.get('sum')!.reason, { why: 'upstream-stopped', upstream: 'two' });
+  assert.equal(store.lockHolder(out.get('two')!.key!), undefined, 'the lock of a failed node is released');
+
+  const silent = await run(new FakeExecutor(store, { two: 'no-commit' }));
+  assert.equal(silent.get('two')!.state, 'failed');
+  assert.equal(said(silent.get('two')), 'worker finished without publishing a result');
+  await store.close();
+});
+
+test('dry run: keys where known, reasons as data (never run, changed, upstream will run)', async () => {
+  const { store, run, box } = await setup();
+  const dry = await run(new FakeExecutor(store), { dryRun: true });
+  assert.deepEqual([...dry.values()].map((o) => o.state), ['would-run', 'would-run', 'would-run']);
+  assert.deepEqual(dry.get('sum')!.reason, { why: 'upstream-will-run', upstream: 'one' });
+  await run(new FakeExecutor(store));
+  const file = box.write('life.yaml', PIPELINE.replace('value: 2', 'value: 5'));
+  const opened = await openPipeline(file, [], { builtinKinds: [TOY_MODULE] });
+  const changed = await runNodes({ ...opened, store }, new Set(opened.dag.order), {
+    capacity: { jobs: 1, cpus: 1, gpu: 0, memory_gb: 8 },
+    dryRun: true,
+    signal: new AbortController().signal,
+    executor: new FakeExecutor(store),
+    reporter: SILENT,
+  });
+  assert.equal(changed.get('one')!.state, 'cached');
+  const r = changed.get('two')!.reason!;
+  assert.equal(r.why, 'changed');
+  assert.match(describeReason(r), /params changed \(value: 2 -> 5\)/);
+  await store.close();
+});
+
+test('a node whose lock another live process holds: waited for, found when that one commits; bounded with a clear message', async () => {
+  const { store, run, rc } = await setup();
+  // Learn the keys, then hold `two`'s lock as another run of this host would.
+  const planned = await run(new FakeExecutor(store), { dryRun: true });
+  const key = planned.get('two')!.key!;
+  assert.ok(store.tryLock(key, 'two', 'someone-else', 60_000));
+  const fake = new FakeExecutor(store);
+  const waiting = run(fake, { lockWaitMs: 60_000 });
+  // The other run publishes; this one must take its result instead of computing it.
+  setTimeout(() => {
+    const other = new FakeExecutor(store);
+    void other.run({ ...fakeJobFor(rc, key, 'two') });
+  }, 400);
+  const out = await waiting;
+  assert.equal(out.get('two')!.state, 'cached');
+  assert.deepEqual(out.get('two')!.reason, { why: 'computed-elsewhere', via: 'lock' });
+  assert.equal(out.get('sum')!.state, 'ran');
+  assert.ok(!fake.jobs.some((j) => j.node.id === 'two'));
+  store.unlock(key, 'someone-else');
+
+  // A holder that never finishes: the wait ends after lockWaitMs, naming the holder and the knob.
+  await store.invalidate(key);
+  assert.ok(store.tryLock(key, 'two', 'someone-else', 60_000));
+  const t0 = Date.now();
+  const stuck = await run(new FakeExecutor(store), { lockWaitMs: 500 });
+  assert.ok(Date.now() - t0 < 10_000);
+  assert.equal(stuck.get('two')!.state, 'failed');
+  assert.match(said(stuck.get('two'))!, /gave up after \d+ s waiting for the local lock on two \(key [0-9a-f]{12}\): \S+ pid \d+ is still computing it.*MEDPIPE_LOCK_WAIT_S/);
+  assert.equal(stuck.get('sum')!.state, 'skipped');
+  await store.close();
+});
+
+function fakeJobFor(rc: { pipeline: { spec: { name: string } } }, key: string, node: string): Job {
+  return {
+    cacheDir: '',
+    pipeline: rc.pipeline.spec.name,
+    baseDir: '',
+    node: { id: node, stage: node, kind: 'emit', axes: {}, params: { value: 2 } },
+    kindModule: TOY_MODULE,
+    key,
+    material: { kind: 'emit', version: 1, params: { value: 2 }, inputs: {} },
+    inputs: {},
+    log: 'x.log',
+  };
+}
