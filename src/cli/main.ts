@@ -7,6 +7,7 @@ import { LineReporter } from '../run/line-reporter.js';
 import { ListrReporter } from '../run/listr-reporter.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
+import { packageVersions } from '../run/versions.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
 import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
 import { SlurmExecutor } from '../run/slurm/driver.js';
@@ -15,6 +16,7 @@ import { collectGarbage, listManifests, verifyStore } from '../store/maintenance
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
+import { existingCacheDir, wholeNumber } from './options.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -71,7 +73,7 @@ function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutc
 async function runCommand(file: string, targets: string[], flags: RunFlags, env: CliEnv, mode: 'run' | 'status'): Promise<number> {
   const opened = await openPipeline(file, flags.set, env);
   const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
-  const store = new Store(defaultCacheDir(flags.cache));
+  const store = new Store(mode === 'status' ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
   const remote = remoteFor(flags.remote, opened, store);
   const slurm = mode === 'run' && flags.executor === 'slurm';
   if (flags.detach && !slurm) throw new ConfigError('--detach needs --executor slurm', { file: '--detach', line: 0, col: 0 });
@@ -160,12 +162,13 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
 export function buildProgram(env: CliEnv, setExit: (code: number) => void): Command {
   const program = new Command('pipeline')
     .description('medpipe: declarative ML pipelines with content-hashed caching')
+    .version(`medpipe ${packageVersions()['medpipe']} (node ${process.versions.node})`, '-V, --version', 'print the medpipe version')
     .showHelpAfterError()
     .exitOverride();
 
   withSelection(withCommon(program.command('run <pipeline> [targets...]')))
     .description('run the pipeline (or the targets: node ids, stage names, globs) and their ancestors; cached nodes are skipped')
-    .option('-j, --jobs <n>', 'nodes run in parallel (default: number of cores)', (v) => parseInt(v, 10))
+    .option('-j, --jobs <n>', 'nodes run in parallel (default: number of cores)', wholeNumber(1))
     .option('--resources <k=v,...>', 'capacity of this machine: cpus, gpu, memory_gb')
     .option('-n, --dry-run', 'say what would run, and why, without running it')
     .option('--plain', 'plain line output even on a terminal')
@@ -200,7 +203,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (file: string, node: string, flags: Common & { output?: string }) => {
       const opened = await openPipeline(file, flags.set, env);
       if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       try {
         const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
         const o = outcomes.get(node)!;
@@ -252,7 +255,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--cache <dir>', 'local cache directory')
     .description('list cached results')
     .action(async (flags: { cache?: string }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       const rows = [['key', 'pipeline', 'node', 'finished', 'took']];
       for (const m of listManifests(store)) rows.push([m.key.slice(0, 12), m.pipeline, m.node, m.provenance.started.slice(0, 19), `${m.provenance.duration_s.toFixed(1)} s`]);
       process.stdout.write(table(rows) + `\n${rows.length - 1} result(s) in ${store.dir}\n`);
@@ -264,7 +267,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--keep', 'report broken entries without dropping them')
     .description('rehash every artifact; broken entries are dropped so their nodes rerun')
     .action(async (flags: { cache?: string; keep?: boolean }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       const { checked, problems } = await verifyStore(store, { drop: !flags.keep });
       for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
@@ -277,7 +280,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('-n, --dry-run', 'report what would be deleted')
     .description('delete everything the given pipelines do not reach (their cached results and resumable checkpoints stay)')
     .action(async (files: string[], flags: { cache?: string; dryRun?: boolean }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       try {
         const keep = new Set<string>();
         for (const file of files) {
@@ -304,7 +307,7 @@ export async function main(argv: string[], env: CliEnv): Promise<number> {
     return code;
   } catch (err) {
     const e = err as { code?: string; exitCode?: number };
-    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 2);
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     if (err instanceof ConfigError || err instanceof ConfigErrors) {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;

@@ -27,7 +27,9 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
     const axis = f.slice(0, eq);
     const spec = pipeline.spec.axes.get(axis);
     if (!spec) throw new ConfigError(`unknown axis "${axis}" (axes: ${[...pipeline.spec.axes.keys()].join(', ')})`, pos);
-    filters[axis] = f
+    // Repeating an axis widens it (`--only model=a --only model=b` is `model=a,b`), as the
+    // values after one `=` do; different axes narrow each other.
+    const values = f
       .slice(eq + 1)
       .split(',')
       .map((v) => {
@@ -35,6 +37,7 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
         if (value === undefined) throw new ConfigError(`unknown value "${v}" of axis ${axis} (values: ${spec.values.join(', ')})`, pos);
         return value;
       });
+    filters[axis] = [...(filters[axis] ?? []), ...values.filter((v) => !(filters[axis] ?? []).some((w) => String(w) === String(v)))];
   }
   return filters;
 }
@@ -101,5 +104,14 @@ export function selectNodes(pipeline: ExpandedPipeline, dag: Dag, selection: Sel
     intersect(ids);
   }
   if (!roots) return new Set(dag.order);
+  if (roots.length === 0) {
+    // Each part matched something, but no node satisfies them together: say which parts.
+    const parts = [
+      ...(selection.targets && selection.targets.length > 0 ? [`targets ${selection.targets.join(' ')}`] : []),
+      ...(selection.cell ? [`--cell ${selection.cell}`] : []),
+      ...(selection.only && selection.only.length > 0 ? [`--only ${selection.only.join(' --only ')}`] : []),
+    ];
+    throw new ConfigError(`no node matches all of ${parts.join('; ')} (each matches nodes on its own; together they contradict each other)`, { file: 'selection', line: 0, col: 0 });
+  }
   return ancestorsOf(dag.graph, roots);
 }
