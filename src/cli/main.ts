@@ -17,6 +17,8 @@ import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
 import { existingCacheDir, wholeNumber } from './options.js';
+import { compareCommand, type CompareFlags } from './compare.js';
+import { historyCommand } from './history.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -36,6 +38,7 @@ interface RunFlags extends Common {
   plain?: boolean;
   executor?: 'local' | 'slurm';
   detach?: boolean;
+  json?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -125,6 +128,10 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
         const j = byNode.get(row[0]!);
         if (j && row[1] === 'to run' && /^(PENDING|RUNNING|CONFIGURING|COMPLETING)/.test(j.state)) row[1] = `${j.state === 'PENDING' ? 'queued' : 'running'} (SLURM ${j.job})`;
       }
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ nodes: statusRows.slice(1).map(([node, state, why]) => ({ node, state, why, key: outcomes.get(node!)?.key ?? null })), slurm: jobs }, null, 2) + '\n');
+        return [...outcomes.values()].some((o) => o.state === 'failed') ? 1 : 0;
+      }
       process.stdout.write(table(statusRows) + '\n');
       if (jobs.length > 0) {
         const rows = [['node', 'SLURM job', 'state', 'detail', 'log'], ...jobs.map((j) => [j.node, j.job, j.state, j.detail, j.log])];
@@ -178,6 +185,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
 
   withSelection(withCommon(program.command('status <pipeline> [targets...]')))
     .description('per node: cached, or to run and why (never run, params changed, input changed, kind version bumped)')
+    .option('--json', 'machine-readable output: one {node, state, why, key} per node')
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
@@ -228,6 +236,24 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     });
 
   program
+    .command('compare <pipeline> [other]')
+    .description('two variants side by side: parameters that differ, then each table cell (median ± std, per-seed values) with its delta. A is <pipeline> with --set, B is [other] (default: the same file) with --against')
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override for variant A (repeatable)', collect, [])
+    .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
+    .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
+
+  program
+    .command('history <pipeline> <node>')
+    .description("the cached variants of a node: the parameters and inputs that differ between them, their metrics and dates; * marks what the pipeline resolves to now")
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, [])
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, node: string, flags: { set: string[]; cache?: string; json?: boolean }) => setExit(await historyCommand(file, node, flags, env, (t) => process.stdout.write(t))));
+
+  program
     .command('models')
     .description('the model architectures medpipe knows, with parameter counts')
     .action(() => {
@@ -254,8 +280,15 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .command('ls')
     .option('--cache <dir>', 'local cache directory')
     .description('list cached results')
-    .action(async (flags: { cache?: string }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (flags: { cache?: string; json?: boolean }) => {
       const store = new Store(existingCacheDir(flags.cache));
+      if (flags.json) {
+        const list = listManifests(store).map((m) => ({ key: m.key, pipeline: m.pipeline, node: m.node, stage: m.stage, kind: m.kind, started: m.provenance.started, duration_s: m.provenance.duration_s }));
+        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        await store.close();
+        return;
+      }
       const rows = [['key', 'pipeline', 'node', 'finished', 'took']];
       for (const m of listManifests(store)) rows.push([m.key.slice(0, 12), m.pipeline, m.node, m.provenance.started.slice(0, 19), `${m.provenance.duration_s.toFixed(1)} s`]);
       process.stdout.write(table(rows) + `\n${rows.length - 1} result(s) in ${store.dir}\n`);
