@@ -50,3 +50,25 @@ test('status --json and cache ls --json are machine-readable', async () => {
   assert.equal(ls.length, 7);
   assert.ok(ls.every((m) => /^[0-9a-f]{64}$/.test(m.key)));
 });
+
+test('cache rm drops the targets only (current variant, or every variant) and they rerun', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  await box.cli(['run', file, '--set', 'train.with.offset=12']);
+  const dry = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]', '-n']);
+  assert.match(dry.stdout, /would remove train\[model=deit,seed=1\]/);
+  const rm = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.match(rm.stdout, /1 result\(s\) removed/);
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /train\[model=deit,seed=1\]\s+to run\s+result missing from the cache/);
+  assert.match(status.stdout, /src\[seed=1\]\s+cached/, 'its ancestors stay');
+  const before = box.runs().length;
+  await box.cli(['run', file]);
+  assert.deepEqual(box.runs().slice(before), ['train[model=deit,seed=1]'], 'only the removed node reruns (its output is the same, so total stays cached)');
+  // The other variant was untouched; --all-variants drops it too.
+  assert.match((await box.cli(['status', file, '--set', 'train.with.offset=12'])).stdout, /train\[model=deit,seed=1\]\s+cached/);
+  const all = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]', '--all-variants']);
+  assert.match(all.stdout, /2 result\(s\) removed/);
+});

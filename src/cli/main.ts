@@ -19,6 +19,7 @@ import { modelsTable } from './models.js';
 import { existingCacheDir, wholeNumber } from './options.js';
 import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
+import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -276,6 +277,14 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
   withCommon(cache.command('pull <pipeline> [targets...]'))
     .description('download, verified, what the remote cache has of the pipeline (or the targets and their ancestors)')
     .action(async (file: string, targets: string[], flags: Common) => setExit(await cachePull(file, targets, flags, env)));
+  cache
+    .command('rm <pipeline> <targets...>')
+    .description("drop the cached results of the targets (node ids, stage names, globs; not their ancestors) so they rerun; the variant the pipeline resolves to now, or every variant")
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override a value, to name another variant (repeatable)', collect, [])
+    .option('--all-variants', 'every cached variant of those nodes, whatever their parameters')
+    .option('-n, --dry-run', 'list what would be removed')
+    .action(async (file: string, targets: string[], flags: RemoveFlags) => setExit(await cacheRemove(file, targets, flags, env, (t) => process.stdout.write(t))));
   cache
     .command('ls')
     .option('--cache <dir>', 'local cache directory')

@@ -73,26 +73,29 @@ export function cellNodes(pipeline: ExpandedPipeline, cell: string): string[] {
   return ids;
 }
 
+/** The nodes the targets name (node ids, stage names, globs), in pipeline order, without their ancestors. */
+export function targetNodes(pipeline: ExpandedPipeline, dag: Dag, targets: string[]): string[] {
+  const picked = new Set<string>();
+  for (const target of targets) {
+    const pos = { file: `target ${target}`, line: 0, col: 0 };
+    let ids: string[];
+    if (pipeline.nodes.has(target)) ids = [target];
+    else if (pipeline.byStage.has(target)) ids = pipeline.byStage.get(target)!;
+    else {
+      const re = globToRegExp(target);
+      ids = dag.order.filter((id) => re.test(id));
+    }
+    if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
+    ids.forEach((id) => picked.add(id));
+  }
+  return dag.order.filter((id) => picked.has(id));
+}
+
 /** The nodes a run touches: the targets and all their ancestors (everything when nothing is selected). */
 export function selectNodes(pipeline: ExpandedPipeline, dag: Dag, selection: Selection): Set<string> {
   let roots: string[] | undefined;
   const intersect = (ids: string[]) => (roots = roots ? roots.filter((id) => ids.includes(id)) : ids);
-  if (selection.targets && selection.targets.length > 0) {
-    const picked = new Set<string>();
-    for (const target of selection.targets) {
-      const pos = { file: `target ${target}`, line: 0, col: 0 };
-      let ids: string[];
-      if (pipeline.nodes.has(target)) ids = [target];
-      else if (pipeline.byStage.has(target)) ids = pipeline.byStage.get(target)!;
-      else {
-        const re = globToRegExp(target);
-        ids = dag.order.filter((id) => re.test(id));
-      }
-      if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
-      ids.forEach((id) => picked.add(id));
-    }
-    intersect([...picked]);
-  }
+  if (selection.targets && selection.targets.length > 0) intersect(targetNodes(pipeline, dag, selection.targets));
   if (selection.cell) intersect(cellNodes(pipeline, selection.cell));
   if (selection.only && selection.only.length > 0) {
     const filters = parseFilters(pipeline, selection.only);
