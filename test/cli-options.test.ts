@@ -50,3 +50,19 @@ test('repeating --only on one axis is a union; contradictory filters are an erro
   assert.equal(contradiction.code, 2, contradiction.stdout);
   assert.match(contradiction.stderr, /no node matches all of targets train\[model=deit,seed=1\]; --only seed=2/);
 });
+
+test('show prints a summary by default, the whole manifest with --full or --json', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  const summary = await box.cli(['show', file, 'total']);
+  assert.equal(summary.code, 0, summary.stderr);
+  assert.match(summary.stdout, /^total {2}\(stage total, kind collect v1, pipeline toy\)\nkey {7}[0-9a-f]{64}\n/);
+  assert.match(summary.stdout, /out\s+json\s+[0-9a-f]{12}\s+\{"sum":46,"n":4,/);
+  assert.doesNotMatch(summary.stdout, /"material"/);
+  assert.ok(summary.stdout.split('\n').length < 15);
+  for (const flag of ['--full', '--json']) {
+    const full = JSON.parse((await box.cli(['show', file, 'total', flag])).stdout) as { material: { kind: string } };
+    assert.equal(full.material.kind, 'collect');
+  }
+});

@@ -20,6 +20,7 @@ import { existingCacheDir, wholeNumber } from './options.js';
 import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
+import { manifestSummary } from './show.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -207,9 +208,11 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (task: string, flags: { cache?: string; remote?: string }) => setExit(await execCommand(task, flags)));
 
   withCommon(program.command('show <pipeline> <node>'))
-    .description("a node's cached manifest: outputs with digests, provenance, key material")
+    .description("a node's cached result: a summary of its outputs and provenance (--full for the whole manifest, -o NAME for one output)")
     .option('-o, --output <name>', 'print one output instead: a json value, or a file\'s bytes (e.g. -o html > report.html)')
-    .action(async (file: string, node: string, flags: Common & { output?: string }) => {
+    .option('--full', 'the whole manifest as JSON (outputs, provenance, key material)')
+    .option('--json', 'the same as --full')
+    .action(async (file: string, node: string, flags: Common & { output?: string; full?: boolean; json?: boolean }) => {
       const opened = await openPipeline(file, flags.set, env);
       if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
       const store = new Store(existingCacheDir(flags.cache));
@@ -223,12 +226,12 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
           else if (artifact.type === 'file') process.stdout.write(await readFile(await store.blobs.verified(artifact.digest, `${node} output ${flags.output}`)));
           else process.stdout.write(JSON.stringify({ type: 'records', count: artifact.count, meta: artifact.meta }, null, 2) + '\n');
         } else if (o.manifest) {
-          process.stdout.write(JSON.stringify(o.manifest, null, 2) + '\n');
+          process.stdout.write(flags.full || flags.json ? JSON.stringify(o.manifest, null, 2) + '\n' : manifestSummary(o.manifest, store.dir));
         } else {
           const last = store.lastKnown(opened.pipeline.spec.name, node);
           const lastManifest = last && store.manifest(last.key);
           process.stdout.write(`${node} is not cached: ${o.reason ?? o.state}\n`);
-          if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${JSON.stringify(lastManifest, null, 2)}\n`);
+          if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${flags.full || flags.json ? JSON.stringify(lastManifest, null, 2) + '\n' : manifestSummary(lastManifest, store.dir)}`);
           setExit(1);
         }
       } finally {
