@@ -72,3 +72,26 @@ test('cache rm drops the targets only (current variant, or every variant) and th
   const all = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]', '--all-variants']);
   assert.match(all.stdout, /2 result\(s\) removed/);
 });
+
+test('cache gc lists what would go by node, keeps recent variants, and asks before deleting', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  for (const base of ['1', '2', '3']) await box.cli(['run', file, '--set', `vars.base=${base}`]);
+  await box.cli(['run', file]);
+  // Four variants of each train node and of total; the current one plus two older ones are kept by default.
+  const dry = await box.cli(['cache', 'gc', file, '-n']);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /toy\s+train\[model=resnet,seed=1\]\s+[0-9a-f]{12}\s+older variant/);
+  assert.match(dry.stdout, /would delete 5 result\(s\)/);
+  const asked = await box.cli(['cache', 'gc', file]);
+  assert.equal(asked.code, 2, 'without a terminal and without --yes nothing is deleted');
+  assert.match(asked.stderr, /pass --yes/);
+  assert.match((await box.cli(['cache', 'ls'])).stdout, /22 result\(s\)/);
+  const gc = await box.cli(['cache', 'gc', file, '--yes']);
+  assert.match(gc.stdout, /deleted 5 result\(s\)/);
+  const before = box.runs().length;
+  await box.cli(['run', file, '--set', 'vars.base=3']);
+  assert.equal(box.runs().length, before, 'reverting to a recent variant is still a hit');
+  await box.cli(['run', file, '--set', 'vars.base=1']);
+  assert.equal(box.runs().length - before, 5, 'the oldest variant went');
+});

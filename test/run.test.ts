@@ -147,7 +147,7 @@ test('cache gc keeps what the pipeline reaches and deletes the rest', async () =
   await box.cli(['run', file]);
   const ls = await box.cli(['cache', 'ls']);
   assert.match(ls.stdout, /12 result\(s\)/, ls.stdout);
-  const gc = await box.cli(['cache', 'gc', file]);
+  const gc = await box.cli(['cache', 'gc', file, '--keep-variants', '0', '--yes']);
   assert.match(gc.stdout, /deleted 5 result\(s\)/, gc.stdout + gc.stderr);
   const again = await box.cli(['run', file]);
   assert.match(again.stdout, /7 cached/);

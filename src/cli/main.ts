@@ -12,7 +12,7 @@ import { runNodes, type NodeOutcome } from '../run/scheduler.js';
 import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
 import { SlurmExecutor } from '../run/slurm/driver.js';
 import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
-import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
+import { listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
@@ -21,6 +21,7 @@ import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { manifestSummary } from './show.js';
+import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -322,24 +323,11 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
   cache
     .command('gc <pipelines...>')
     .option('--cache <dir>', 'local cache directory')
-    .option('-n, --dry-run', 'report what would be deleted')
-    .description('delete everything the given pipelines do not reach (their cached results and resumable checkpoints stay)')
-    .action(async (files: string[], flags: { cache?: string; dryRun?: boolean }) => {
-      const store = new Store(existingCacheDir(flags.cache));
-      try {
-        const keep = new Set<string>();
-        for (const file of files) {
-          const opened = await openPipeline(file, [], env);
-          const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
-          for (const o of outcomes.values()) if (o.key) keep.add(o.key);
-        }
-        const r = await collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });
-        const verb = flags.dryRun ? 'would delete' : 'deleted';
-        process.stdout.write(`${verb} ${r.manifests} result(s), ${r.blobs} blob(s) (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.recordSets} record set(s), ${r.checkpoints} checkpoint dir(s)\n`);
-      } finally {
-        await store.close();
-      }
-    });
+    .option('-n, --dry-run', 'list what would be deleted, by node and variant')
+    .option('-y, --yes', 'delete without asking (needed when not on a terminal)')
+    .option('--keep-variants <n>', 'older variants kept per node of the given pipelines, besides the current one', wholeNumber(0), 2)
+    .description('delete everything the given pipelines do not reach (their current results, the newest older variants of their nodes, and resumable checkpoints stay); lists what goes and asks first')
+    .action(async (files: string[], flags: GcFlags) => setExit(await gcCommand(files, flags, env, (t) => process.stdout.write(t))));
   return program;
 }
 
