@@ -40,7 +40,7 @@ test('[slow] table1-demo: every cell filled, a no-op rerun, one changed cell rer
     }
   }
   const reportDigest = () => {
-    const show = runCli(['show', DEMO, 'report', ...SHORT, ...data], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
+    const show = runCli(['show', DEMO, 'report', '--json', ...SHORT, ...data], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
     return show.then((r) => (JSON.parse(r.stdout) as { outputs: { markdown: { digest: string } } }).outputs.markdown.digest);
   };
   const before = await reportDigest();

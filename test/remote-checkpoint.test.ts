@@ -35,7 +35,7 @@ test("machine B resumes from the checkpoint machine A's killed run left on the r
 
   const resumed = await b.cli(['run', b.write('p.yaml', RESUMABLE), '--remote', remote]);
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
-  const shown = await b.cli(['show', b.write('p.yaml', RESUMABLE), 'fit']);
+  const shown = await b.cli(['show', b.write('p.yaml', RESUMABLE), 'fit', '--json']);
   const manifest = JSON.parse(shown.stdout) as { key: string; outputs: { out: { value: { steps: number; resumedFrom: number } } } };
   assert.equal(manifest.key, keys[0]);
   assert.equal(manifest.outputs.out.value.steps, 8);
@@ -76,6 +76,6 @@ test('a node whose remote is down runs to the end, its log saying the checkpoint
   const file = box.write('p.yaml', RESUMABLE.replace(', crash_at: 4', ''));
   const r = await box.cli(['run', file, '--remote', 'http://127.0.0.1:1/cache']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  const key = (JSON.parse((await box.cli(['show', file, 'fit'])).stdout) as { key: string }).key;
+  const key = (JSON.parse((await box.cli(['show', file, 'fit', '--json'])).stdout) as { key: string }).key;
   assert.match(readFileSync(join(box.cache, 'logs', `fit.${key.slice(0, 12)}.log`), 'utf8'), /warning: could not upload checkpoint state/);
 });

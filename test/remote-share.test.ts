@@ -37,7 +37,7 @@ const targets: Target[] = [
 if (process.env['MEDPIPE_TEST_WEBDAV']) targets.push({ name: 'http (real nginx WebDAV)', url: async () => nginxUrl()! });
 
 async function manifestOf(box: Sandbox, file: string, node: string): Promise<{ key: string; outputs: Record<string, { digest: string }> }> {
-  const shown = await box.cli(['show', file, node]);
+  const shown = await box.cli(['show', file, node, '--json']);
   assert.equal(shown.code, 0, shown.stdout + shown.stderr);
   return JSON.parse(shown.stdout) as { key: string; outputs: Record<string, { digest: string }> };
 }
@@ -91,7 +91,7 @@ for (const target of targets) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stderr, /warning: remote entry for make \([0-9a-f]{12}\): output file has digest [0-9a-f]{12}…, expected [0-9a-f]{12}…/);
       assert.deepEqual(b.runs(), ['make'], 'make recomputed; read, whose inputs are unchanged, pulled');
-      const read = await b.cli(['show', b.write('p.yaml', BLOBS), 'read']);
+      const read = await b.cli(['show', b.write('p.yaml', BLOBS), 'read', '--json']);
       assert.match(read.stdout, /"text": "hello remote"/);
       // B's push repaired the blob the reader dropped: a third collaborator gets everything.
       const c = sandbox();
@@ -220,7 +220,7 @@ test('signed manifests: trusted with the team key; unsigned, wrongly signed or f
   const rf = await f.cli(['run', f.write('p.yaml', BLOBS)], { env: team });
   assert.match(rf.stderr, /ignoring remote entry [0-9a-f]{12}: bad signature/);
   assert.deepEqual(f.runs(), ['read']);
-  const shown = await f.cli(['show', f.write('p.yaml', BLOBS), 'read']);
+  const shown = await f.cli(['show', f.write('p.yaml', BLOBS), 'read', '--json']);
   assert.doesNotMatch(shown.stdout, /forged/);
 });
 

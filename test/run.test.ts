@@ -103,7 +103,7 @@ stages:
   );
   const r = await box.cli(['run', file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  const show = await box.cli(['show', file, 'read']);
+  const show = await box.cli(['show', file, 'read', '--json']);
   const manifest = JSON.parse(show.stdout) as { outputs: { out: { value: unknown } }; provenance: { versions: Record<string, string> } };
   assert.deepEqual(manifest.outputs.out.value, { text: 'hello', joined: 'hello', count: 5, meta: { count: 5 } });
   assert.ok(manifest.provenance.versions['medpipe']);
@@ -136,7 +136,7 @@ stages:
   assert.match(crashed.stdout, /worker exited with code 9/);
   const resumed = await box.cli(['run', file]);
   assert.equal(resumed.code, 0, resumed.stdout);
-  const show = JSON.parse((await box.cli(['show', file, 'long'])).stdout) as { outputs: { out: { value: { steps: number; resumedFrom: number } } } };
+  const show = JSON.parse((await box.cli(['show', file, 'long', '--json'])).stdout) as { outputs: { out: { value: { steps: number; resumedFrom: number } } } };
   assert.deepEqual(show.outputs.out.value, { steps: 10, resumedFrom: 6 });
 });
 
@@ -147,7 +147,7 @@ test('cache gc keeps what the pipeline reaches and deletes the rest', async () =
   await box.cli(['run', file]);
   const ls = await box.cli(['cache', 'ls']);
   assert.match(ls.stdout, /12 result\(s\)/, ls.stdout);
-  const gc = await box.cli(['cache', 'gc', file]);
+  const gc = await box.cli(['cache', 'gc', file, '--keep-variants', '0', '--yes']);
   assert.match(gc.stdout, /deleted 5 result\(s\)/, gc.stdout + gc.stderr);
   const again = await box.cli(['run', file]);
   assert.match(again.stdout, /7 cached/);

@@ -7,15 +7,22 @@ import { LineReporter } from './reporters/line.js';
 import { ListrReporter } from './reporters/listr.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
+import { packageVersions } from '../run/versions.js';
 import { runNodes, type NodeOutcome } from '../run/scheduler.js';
 import { SlurmExecutor } from '../run/batch/slurm/system.js';
 import { describeReason } from '../run/reason.js';
 import { cachePull, cachePush, remoteFor } from './cache-remote.js';
 import { confirmCancel, execCommand, recordedJobs } from './slurm.js';
-import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
+import { listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
+import { existingCacheDir, wholeNumber } from './options.js';
+import { compareCommand, type CompareFlags } from './compare.js';
+import { historyCommand } from './history.js';
+import { cacheRemove, type RemoveFlags } from './cache-rm.js';
+import { manifestSummary } from './show.js';
+import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
@@ -35,6 +42,7 @@ interface RunFlags extends Common {
   plain?: boolean;
   executor?: 'local' | 'slurm';
   detach?: boolean;
+  json?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -72,7 +80,7 @@ function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutc
 async function runCommand(file: string, targets: string[], flags: RunFlags, env: CliEnv, mode: 'run' | 'status'): Promise<number> {
   const opened = await openPipeline(file, flags.set, env);
   const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
-  const store = new Store(defaultCacheDir(flags.cache));
+  const store = new Store(mode === 'status' ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
   const remote = remoteFor(flags.remote, opened, store);
   const slurm = mode === 'run' && flags.executor === 'slurm';
   if (flags.detach && !slurm) throw new ConfigError('--detach needs --executor slurm', { file: '--detach', line: 0, col: 0 });
@@ -125,6 +133,10 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
         const j = byNode.get(row[0]!);
         if (j && row[1] === 'to run' && /^(PENDING|RUNNING|CONFIGURING|COMPLETING)/.test(j.state)) row[1] = `${j.state === 'PENDING' ? 'queued' : 'running'} (SLURM ${j.job})`;
       }
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ nodes: statusRows.slice(1).map(([node, state, why]) => ({ node, state, why, key: outcomes.get(node!)?.key ?? null })), slurm: jobs }, null, 2) + '\n');
+        return [...outcomes.values()].some((o) => o.state === 'failed') ? 1 : 0;
+      }
       process.stdout.write(table(statusRows) + '\n');
       if (jobs.length > 0) {
         const rows = [['node', 'SLURM job', 'state', 'detail', 'log'], ...jobs.map((j) => [j.node, j.job, j.state, j.detail, j.log])];
@@ -163,12 +175,13 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
 export function buildProgram(env: CliEnv, setExit: (code: number) => void): Command {
   const program = new Command('pipeline')
     .description('medpipe: declarative ML pipelines with content-hashed caching')
+    .version(`medpipe ${packageVersions()['medpipe']} (node ${process.versions.node})`, '-V, --version', 'print the medpipe version')
     .showHelpAfterError()
     .exitOverride();
 
   withSelection(withCommon(program.command('run <pipeline> [targets...]')))
     .description('run the pipeline (or the targets: node ids, stage names, globs) and their ancestors; cached nodes are skipped')
-    .option('-j, --jobs <n>', 'nodes run in parallel (default: number of cores)', (v) => parseInt(v, 10))
+    .option('-j, --jobs <n>', 'nodes run in parallel (default: number of cores)', wholeNumber(1))
     .option('--resources <k=v,...>', 'capacity of this machine: cpus, gpu, memory_gb')
     .option('-n, --dry-run', 'say what would run, and why, without running it')
     .option('--plain', 'plain line output even on a terminal')
@@ -178,6 +191,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
 
   withSelection(withCommon(program.command('status <pipeline> [targets...]')))
     .description('per node: cached, or to run and why (never run, params changed, input changed, kind version bumped)')
+    .option('--json', 'machine-readable output: one {node, state, why, key} per node')
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
@@ -198,12 +212,14 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (task: string, flags: { cache?: string; remote?: string }) => setExit(await execCommand(task, flags)));
 
   withCommon(program.command('show <pipeline> <node>'))
-    .description("a node's cached manifest: outputs with digests, provenance, key material")
+    .description("a node's cached result: a summary of its outputs and provenance (--full for the whole manifest, -o NAME for one output)")
     .option('-o, --output <name>', 'print one output instead: a json value, or a file\'s bytes (e.g. -o html > report.html)')
-    .action(async (file: string, node: string, flags: Common & { output?: string }) => {
+    .option('--full', 'the whole manifest as JSON (outputs, provenance, key material)')
+    .option('--json', 'the same as --full')
+    .action(async (file: string, node: string, flags: Common & { output?: string; full?: boolean; json?: boolean }) => {
       const opened = await openPipeline(file, flags.set, env);
       if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       try {
         const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
         const o = outcomes.get(node)!;
@@ -214,18 +230,36 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
           else if (artifact.type === 'file') process.stdout.write(await readFile(await store.blobs.verified(artifact.digest, `${node} output ${flags.output}`)));
           else process.stdout.write(JSON.stringify({ type: 'records', count: artifact.count, meta: artifact.meta }, null, 2) + '\n');
         } else if (o.manifest) {
-          process.stdout.write(JSON.stringify(o.manifest, null, 2) + '\n');
+          process.stdout.write(flags.full || flags.json ? JSON.stringify(o.manifest, null, 2) + '\n' : manifestSummary(o.manifest, store.dir));
         } else {
           const last = store.lastKnown(opened.pipeline.spec.name, node);
           const lastManifest = last && store.manifest(last.key);
           process.stdout.write(`${node} is not cached: ${o.reason ? describeReason(o.reason) : o.state}\n`);
-          if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${JSON.stringify(lastManifest, null, 2)}\n`);
+          if (lastManifest) process.stdout.write(`last result (key ${last.key.slice(0, 12)}):\n${flags.full || flags.json ? JSON.stringify(lastManifest, null, 2) + '\n' : manifestSummary(lastManifest, store.dir)}`);
           setExit(1);
         }
       } finally {
         await store.close();
       }
     });
+
+  program
+    .command('compare <pipeline> [other]')
+    .description('two variants side by side: parameters that differ, then each table cell (median ± std, per-seed values) with its delta. A is <pipeline> with --set, B is [other] (default: the same file) with --against')
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override for variant A (repeatable)', collect, [])
+    .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
+    .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
+
+  program
+    .command('history <pipeline> <node>')
+    .description("the cached variants of a node: the parameters and inputs that differ between them, their metrics and dates; * marks what the pipeline resolves to now")
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, [])
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, node: string, flags: { set: string[]; cache?: string; json?: boolean }) => setExit(await historyCommand(file, node, flags, env, (t) => process.stdout.write(t))));
 
   program
     .command('models')
@@ -251,11 +285,26 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .description('download, verified, what the remote cache has of the pipeline (or the targets and their ancestors)')
     .action(async (file: string, targets: string[], flags: Common) => setExit(await cachePull(file, targets, flags, env)));
   cache
+    .command('rm <pipeline> <targets...>')
+    .description("drop the cached results of the targets (node ids, stage names, globs; not their ancestors) so they rerun; the variant the pipeline resolves to now, or every variant")
+    .option('--cache <dir>', 'local cache directory')
+    .option('--set <path=value>', 'override a value, to name another variant (repeatable)', collect, [])
+    .option('--all-variants', 'every cached variant of those nodes, whatever their parameters')
+    .option('-n, --dry-run', 'list what would be removed')
+    .action(async (file: string, targets: string[], flags: RemoveFlags) => setExit(await cacheRemove(file, targets, flags, env, (t) => process.stdout.write(t))));
+  cache
     .command('ls')
     .option('--cache <dir>', 'local cache directory')
     .description('list cached results')
-    .action(async (flags: { cache?: string }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
+    .option('--json', 'machine-readable output')
+    .action(async (flags: { cache?: string; json?: boolean }) => {
+      const store = new Store(existingCacheDir(flags.cache));
+      if (flags.json) {
+        const list = listManifests(store).map((m) => ({ key: m.key, pipeline: m.pipeline, node: m.node, stage: m.stage, kind: m.kind, started: m.provenance.started, duration_s: m.provenance.duration_s }));
+        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        await store.close();
+        return;
+      }
       const rows = [['key', 'pipeline', 'node', 'finished', 'took']];
       for (const m of listManifests(store)) rows.push([m.key.slice(0, 12), m.pipeline, m.node, m.provenance.started.slice(0, 19), `${m.provenance.duration_s.toFixed(1)} s`]);
       process.stdout.write(table(rows) + `\n${rows.length - 1} result(s) in ${store.dir}\n`);
@@ -267,7 +316,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--keep', 'report broken entries without dropping them')
     .description('rehash every artifact; broken entries are dropped so their nodes rerun')
     .action(async (flags: { cache?: string; keep?: boolean }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
+      const store = new Store(existingCacheDir(flags.cache));
       const { checked, problems } = await verifyStore(store, { drop: !flags.keep });
       for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
@@ -277,24 +326,11 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
   cache
     .command('gc <pipelines...>')
     .option('--cache <dir>', 'local cache directory')
-    .option('-n, --dry-run', 'report what would be deleted')
-    .description('delete everything the given pipelines do not reach (their cached results and resumable checkpoints stay)')
-    .action(async (files: string[], flags: { cache?: string; dryRun?: boolean }) => {
-      const store = new Store(defaultCacheDir(flags.cache));
-      try {
-        const keep = new Set<string>();
-        for (const file of files) {
-          const opened = await openPipeline(file, [], env);
-          const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
-          for (const o of outcomes.values()) if (o.key) keep.add(o.key);
-        }
-        const r = await collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });
-        const verb = flags.dryRun ? 'would delete' : 'deleted';
-        process.stdout.write(`${verb} ${r.manifests} result(s), ${r.blobs} blob(s) (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.recordSets} record set(s), ${r.checkpoints} checkpoint dir(s)\n`);
-      } finally {
-        await store.close();
-      }
-    });
+    .option('-n, --dry-run', 'list what would be deleted, by node and variant')
+    .option('-y, --yes', 'delete without asking (needed when not on a terminal)')
+    .option('--keep-variants <n>', 'older variants kept per node of the given pipelines, besides the current one', wholeNumber(0), 2)
+    .description('delete everything the given pipelines do not reach (their current results, the newest older variants of their nodes, and resumable checkpoints stay); lists what goes and asks first')
+    .action(async (files: string[], flags: GcFlags) => setExit(await gcCommand(files, flags, env, (t) => process.stdout.write(t))));
   return program;
 }
 
@@ -307,7 +343,7 @@ export async function main(argv: string[], env: CliEnv): Promise<number> {
     return code;
   } catch (err) {
     const e = err as { code?: string; exitCode?: number };
-    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 2);
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     if (err instanceof ConfigError || err instanceof ConfigErrors) {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;

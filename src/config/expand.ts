@@ -93,7 +93,8 @@ export function findStageCycle(stages: Map<string, StageSpec>): string[] | undef
   return undefined;
 }
 
-function tableScope(spec: PipelineSpec): JSONValue {
+/** The table section as stages see it through `${table}`: the spec plus every axis's values and labels. */
+export function tableScope(spec: PipelineSpec): JSONValue {
   const table = spec.raw['table'];
   if (!table) return null;
   const axes: JSONObject = {};

@@ -27,7 +27,9 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
     const axis = f.slice(0, eq);
     const spec = pipeline.spec.axes.get(axis);
     if (!spec) throw new ConfigError(`unknown axis "${axis}" (axes: ${[...pipeline.spec.axes.keys()].join(', ')})`, pos);
-    filters[axis] = f
+    // Repeating an axis widens it (`--only model=a --only model=b` is `model=a,b`), as the
+    // values after one `=` do; different axes narrow each other.
+    const values = f
       .slice(eq + 1)
       .split(',')
       .map((v) => {
@@ -35,6 +37,7 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
         if (value === undefined) throw new ConfigError(`unknown value "${v}" of axis ${axis} (values: ${spec.values.join(', ')})`, pos);
         return value;
       });
+    filters[axis] = [...(filters[axis] ?? []), ...values.filter((v) => !(filters[axis] ?? []).some((w) => String(w) === String(v)))];
   }
   return filters;
 }
@@ -70,26 +73,29 @@ export function cellNodes(pipeline: ExpandedPipeline, cell: string): string[] {
   return ids;
 }
 
+/** The nodes the targets name (node ids, stage names, globs), in pipeline order, without their ancestors. */
+export function targetNodes(pipeline: ExpandedPipeline, dag: Dag, targets: string[]): string[] {
+  const picked = new Set<string>();
+  for (const target of targets) {
+    const pos = { file: `target ${target}`, line: 0, col: 0 };
+    let ids: string[];
+    if (pipeline.nodes.has(target)) ids = [target];
+    else if (pipeline.byStage.has(target)) ids = pipeline.byStage.get(target)!;
+    else {
+      const re = globToRegExp(target);
+      ids = dag.order.filter((id) => re.test(id));
+    }
+    if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
+    ids.forEach((id) => picked.add(id));
+  }
+  return dag.order.filter((id) => picked.has(id));
+}
+
 /** The nodes a run touches: the targets and all their ancestors (everything when nothing is selected). */
 export function selectNodes(pipeline: ExpandedPipeline, dag: Dag, selection: Selection): Set<string> {
   let roots: string[] | undefined;
   const intersect = (ids: string[]) => (roots = roots ? roots.filter((id) => ids.includes(id)) : ids);
-  if (selection.targets && selection.targets.length > 0) {
-    const picked = new Set<string>();
-    for (const target of selection.targets) {
-      const pos = { file: `target ${target}`, line: 0, col: 0 };
-      let ids: string[];
-      if (pipeline.nodes.has(target)) ids = [target];
-      else if (pipeline.byStage.has(target)) ids = pipeline.byStage.get(target)!;
-      else {
-        const re = globToRegExp(target);
-        ids = dag.order.filter((id) => re.test(id));
-      }
-      if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
-      ids.forEach((id) => picked.add(id));
-    }
-    intersect([...picked]);
-  }
+  if (selection.targets && selection.targets.length > 0) intersect(targetNodes(pipeline, dag, selection.targets));
   if (selection.cell) intersect(cellNodes(pipeline, selection.cell));
   if (selection.only && selection.only.length > 0) {
     const filters = parseFilters(pipeline, selection.only);
@@ -101,5 +107,14 @@ export function selectNodes(pipeline: ExpandedPipeline, dag: Dag, selection: Sel
     intersect(ids);
   }
   if (!roots) return new Set(dag.order);
+  if (roots.length === 0) {
+    // Each part matched something, but no node satisfies them together: say which parts.
+    const parts = [
+      ...(selection.targets && selection.targets.length > 0 ? [`targets ${selection.targets.join(' ')}`] : []),
+      ...(selection.cell ? [`--cell ${selection.cell}`] : []),
+      ...(selection.only && selection.only.length > 0 ? [`--only ${selection.only.join(' --only ')}`] : []),
+    ];
+    throw new ConfigError(`no node matches all of ${parts.join('; ')} (each matches nodes on its own; together they contradict each other)`, { file: 'selection', line: 0, col: 0 });
+  }
   return ancestorsOf(dag.graph, roots);
 }

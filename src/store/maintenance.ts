@@ -55,6 +55,8 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
 
 export interface GcReport {
   manifests: number;
+  /** The results deleted (or, in a dry run, that would be). */
+  dropped: Pick<Manifest, 'key' | 'pipeline' | 'node'>[];
   blobs: number;
   recordSets: number;
   checkpoints: number;
@@ -72,17 +74,19 @@ async function walkFiles(dir: string): Promise<string[]> {
 }
 
 /**
- * Deletes every manifest not in `keep` and everything no kept manifest points at: blobs,
+ * Deletes every manifest not in `keep` (and, when given, in `onlyDrop`) and everything no kept manifest points at: blobs,
  * record sets (including sets left by killed writers), checkpoints and logs of dropped keys.
  */
-export async function collectGarbage(store: Store, keep: Set<string>, options: { dryRun: boolean }): Promise<GcReport> {
-  const report: GcReport = { manifests: 0, blobs: 0, recordSets: 0, checkpoints: 0, bytes: 0 };
+export async function collectGarbage(store: Store, keep: Set<string>, options: { dryRun: boolean; onlyDrop?: Set<string> }): Promise<GcReport> {
+  const report: GcReport = { manifests: 0, dropped: [], blobs: 0, recordSets: 0, checkpoints: 0, bytes: 0 };
   const liveBlobs = new Set<string>();
   const liveSets = new Set<string>();
   const liveLogs = new Set<string>();
   for (const m of listManifests(store)) {
-    if (!keep.has(m.key)) {
+    // onlyDrop: what the user was shown and agreed to; anything committed since stays.
+    if (!keep.has(m.key) && (!options.onlyDrop || options.onlyDrop.has(m.key))) {
       report.manifests++;
+      report.dropped.push({ key: m.key, pipeline: m.pipeline, node: m.node });
       if (!options.dryRun) await store.invalidate(m.key);
       continue;
     }

@@ -56,7 +56,7 @@ export function sandbox(): Sandbox {
       return runCli(args, { cwd: dir, env: { MEDPIPE_CACHE: cache, TOY_RUN_LOG: runLog, ...options.env } });
     },
     async show(file, node) {
-      const r = await this.cli(['show', file, node]);
+      const r = await this.cli(['show', file, node, '--json']);
       if (r.code !== 0) throw new Error(`pipeline show ${node} exited ${r.code}:\n${r.stdout}${r.stderr}`);
       return JSON.parse(r.stdout) as ShownManifest;
     },

@@ -1,0 +1,73 @@
+import type { JSONObject, JSONValue } from '../contract.js';
+import { tableScope } from '../config/expand.js';
+import { buildTable, type Table, type TableLayout } from '../report/table.js';
+import type { NodeOutcome } from '../run/scheduler.js';
+import type { Manifest } from '../store/artifacts.js';
+import { canonicalJSON } from '../util/hash.js';
+import type { Opened } from './session.js';
+
+/** Leaf values of a JSON object by dotted path (arrays are leaves), canonical JSON text each. */
+export function flattenLeaves(value: JSONValue | undefined, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flattenLeaves(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (value !== undefined) out.set(prefix, canonicalJSON(value));
+  return out;
+}
+
+/** Numeric scalars of a manifest's json outputs (`metrics.value`, `metrics.kappa`, ...), for a one-line summary. */
+export function numericOutputs(manifest: Manifest, limit = 8): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, artifact] of Object.entries(manifest.outputs)) {
+    if (artifact.type !== 'json') continue;
+    for (const [path, text] of flattenLeaves(artifact.value, name)) {
+      if (Object.keys(out).length >= limit) return out;
+      const n = Number(text);
+      if (/^-?[\d.]+(e[-+]?\d+)?$/i.test(text) && Number.isFinite(n)) out[path] = n;
+    }
+  }
+  return out;
+}
+
+export interface ParamChange {
+  /** `stage.with.path` as a `--set` would name it. */
+  path: string;
+  a: string;
+  b: string;
+  /** How many node instances of the stage differ this way. */
+  nodes: number;
+}
+
+/** Parameters that differ between two expansions, per stage and parameter path, over the nodes both have. */
+export function paramChanges(a: Opened, b: Opened): ParamChange[] {
+  const changes = new Map<string, ParamChange>();
+  for (const [id, na] of a.pipeline.nodes) {
+    const nb = b.pipeline.nodes.get(id);
+    if (!nb) continue;
+    const pa = flattenLeaves(na.params as JSONObject);
+    const pb = flattenLeaves(nb.params as JSONObject);
+    for (const k of new Set([...pa.keys(), ...pb.keys()])) {
+      const va = pa.get(k) ?? '(unset)';
+      const vb = pb.get(k) ?? '(unset)';
+      if (va === vb) continue;
+      const path = `${na.stage}.with.${k}`;
+      const key = `${path}\u0000${va}\u0000${vb}`;
+      const c = changes.get(key) ?? { path, a: va, b: vb, nodes: 0 };
+      c.nodes++;
+      changes.set(key, c);
+    }
+  }
+  return [...changes.values()].sort((x, y) => x.path.localeCompare(y.path));
+}
+
+/** The pipeline's table from the cached results of its table stage (cells without results stay empty). */
+export function cachedTable(opened: Opened, outcomes: Map<string, NodeOutcome>): Table | undefined {
+  const spec = opened.pipeline.spec.table;
+  if (!spec) return undefined;
+  const layout = tableScope(opened.pipeline.spec) as unknown as TableLayout;
+  const [output] = spec.value.split('.');
+  const entries = (opened.pipeline.byStage.get(spec.stage) ?? []).flatMap((id) => {
+    const artifact = outcomes.get(id)?.manifest?.outputs[output!];
+    return artifact?.type === 'json' ? [{ axes: opened.pipeline.nodes.get(id)!.axes, value: artifact.value }] : [];
+  });
+  return buildTable(layout, entries, 'sample');
+}

@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, relative, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { init, parse } from 'es-module-lexer';
+import { digestJSON, sha256 } from '../util/hash.js';
+
+/** The code a stage kind runs: its module and every project file it imports, transitively. */
+export interface CodeDigest {
+  /** sha256 over the sorted (path, content digest) pairs; paths relative to the entry's folder. */
+  digest: string;
+  /** Those paths, sorted: what a changed digest can be traced to. */
+  files: string[];
+}
+
+function isLocal(specifier: string): boolean {
+  return specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/') || specifier.startsWith('file:');
+}
+
+function resolveLocal(from: string, specifier: string): string {
+  return specifier.startsWith('file:') ? fileURLToPath(specifier) : resolve(dirname(from), specifier);
+}
+
+/** Literal local specifiers of a module (static imports, re-exports, dynamic imports of a string). */
+async function localImports(file: string, source: string): Promise<string[]> {
+  await init;
+  let imports: ReturnType<typeof parse>[0];
+  try {
+    [imports] = parse(source, file);
+  } catch (err) {
+    throw new Error(`cannot read the imports of ${file}: ${(err as Error).message}`);
+  }
+  return imports.flatMap((i) => (i.n !== undefined && isLocal(i.n) ? [resolveLocal(file, i.n)] : []));
+}
+
+/**
+ * Digest of a module's local import closure. Packages (bare specifiers) are left out: their
+ * versions are recorded in provenance and pinned by the lockfile. Paths enter relative to the
+ * entry module, so two clones in different folders agree.
+ */
+export async function codeDigest(entryUrl: string): Promise<CodeDigest> {
+  const entry = fileURLToPath(entryUrl);
+  const base = dirname(entry);
+  const seen = new Map<string, string>();
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    let source: string;
+    try {
+      source = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read ${file}, imported by the code of a stage kind: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    seen.set(file, sha256(source));
+    for (const dep of await localImports(file, source)) if (!seen.has(dep)) queue.push(dep);
+  }
+  const pairs = [...seen].map(([file, digest]) => [relative(base, file).split(sep).join('/'), digest] as [string, string]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return { digest: digestJSON(pairs), files: pairs.map(([p]) => p) };
+}
+
+function exportsValue(mod: Record<string, unknown>, value: unknown): boolean {
+  return Object.values(mod).some((v) => v === value || (Array.isArray(v) && v.includes(value)));
+}
+
+/**
+ * The module that defines `value` among `entryUrl` and the modules it re-exports: for an index
+ * module (`export * from './finetune.js'`) that is the stage's own file, so a kind's code digest
+ * covers what that kind imports, not every kind of the index.
+ */
+export async function definingModule(entryUrl: string, value: unknown): Promise<string> {
+  let current = entryUrl;
+  for (;;) {
+    const file = fileURLToPath(current);
+    const children = await localImports(file, await readFile(file, 'utf8'));
+    let next: string | undefined;
+    for (const child of children) {
+      const url = pathToFileURL(child).href;
+      const mod = (await import(url).catch(() => undefined)) as Record<string, unknown> | undefined;
+      if (mod && exportsValue(mod, value)) {
+        next = url;
+        break;
+      }
+    }
+    if (!next || next === current) return current;
+    current = next;
+  }
+}

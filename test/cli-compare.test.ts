@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sandbox, TOY_PIPELINE } from './support/toy.js';
+
+// The toy's train stage computes src.value + offset; its table is train.out.value per model over seed.
+test('compare: the parameters that differ and every cell side by side with its delta and per-seed values', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.equal((await box.cli(['run', file, '--set', 'train.with.offset=12'])).code, 0);
+  const r = await box.cli(['compare', file, '--against', 'train.with.offset=12']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /train\.with\.offset\s+10 -> 12\s+\(4 nodes\)/);
+  assert.match(r.stdout, /ResNet50\s+11\.500 ± 0\.707 \[11\.000 12\.000\]\s+13\.500 ± 0\.707 \[13\.000 14\.000\]\s+\+2\.000/);
+
+  const json = JSON.parse((await box.cli(['compare', file, '--against', 'train.with.offset=12', '--json'])).stdout) as { cells: { address: string; delta: number; b: { values: { value: number }[] } }[] };
+  const deit = json.cells.find((c) => c.address === 'DeiT-S')!;
+  assert.equal(deit.delta, 2);
+  assert.deepEqual(deit.b.values.map((v) => v.value), [13, 14]);
+
+  const unrun = await box.cli(['compare', file, '--against', 'train.with.offset=99']);
+  assert.match(unrun.stdout, /\(no results\)/);
+  assert.match(unrun.stdout, /2 cell\(s\) lack results on one side/);
+});
+
+test('history: the cached variants of a node with the parameter that tells them apart and their outputs', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  await box.cli(['run', file, '--set', 'train.with.offset=12']);
+  const node = 'train[model=deit,seed=2]';
+  const r = await box.cli(['history', file, node, '--set', 'train.with.offset=12']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 cached variant\(s\)/);
+  assert.match(r.stdout, /params\.offset\s+out\.value/);
+  assert.match(r.stdout, /\n\*\s+[0-9a-f]{12}\s+\S+\s+\S+ s\s+12\s+14\n/, 'the current variant is starred and shows its value');
+  const json = JSON.parse((await box.cli(['history', file, node, '--json'])).stdout) as { current: boolean; differs: Record<string, string>; metrics: Record<string, number> }[];
+  assert.deepEqual(json.map((v) => [v.current, v.differs['params.offset'], v.metrics['out.value']]), [[true, '10', 12], [false, '12', 14]]);
+});
+
+test('status --json and cache ls --json are machine-readable', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const before = JSON.parse((await box.cli(['status', file, '--json'])).stdout) as { nodes: { node: string; state: string; why: string }[] };
+  assert.equal(before.nodes.length, 7);
+  const src = before.nodes.find((n) => n.node === 'src[seed=1]')!;
+  assert.deepEqual([src.state, src.why], ['to run', 'never run']);
+  await box.cli(['run', file]);
+  const ls = JSON.parse((await box.cli(['cache', 'ls', '--json'])).stdout) as { node: string; key: string }[];
+  assert.equal(ls.length, 7);
+  assert.ok(ls.every((m) => /^[0-9a-f]{64}$/.test(m.key)));
+});
+
+test('cache rm drops the targets only (current variant, or every variant) and they rerun', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  await box.cli(['run', file, '--set', 'train.with.offset=12']);
+  const dry = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]', '-n']);
+  assert.match(dry.stdout, /would remove train\[model=deit,seed=1\]/);
+  const rm = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.match(rm.stdout, /1 result\(s\) removed/);
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /train\[model=deit,seed=1\]\s+to run\s+result missing from the cache/);
+  assert.match(status.stdout, /src\[seed=1\]\s+cached/, 'its ancestors stay');
+  const before = box.runs().length;
+  await box.cli(['run', file]);
+  assert.deepEqual(box.runs().slice(before), ['train[model=deit,seed=1]'], 'only the removed node reruns (its output is the same, so total stays cached)');
+  // The other variant was untouched; --all-variants drops it too.
+  assert.match((await box.cli(['status', file, '--set', 'train.with.offset=12'])).stdout, /train\[model=deit,seed=1\]\s+cached/);
+  const all = await box.cli(['cache', 'rm', file, 'train[model=deit,seed=1]', '--all-variants']);
+  assert.match(all.stdout, /2 result\(s\) removed/);
+});
+
+test('cache gc lists what would go by node, keeps recent variants, and asks before deleting', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  for (const base of ['1', '2', '3']) await box.cli(['run', file, '--set', `vars.base=${base}`]);
+  await box.cli(['run', file]);
+  // Four variants of each train node and of total; the current one plus two older ones are kept by default.
+  const dry = await box.cli(['cache', 'gc', file, '-n']);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /toy\s+train\[model=resnet,seed=1\]\s+[0-9a-f]{12}\s+older variant/);
+  assert.match(dry.stdout, /would delete 5 result\(s\)/);
+  const asked = await box.cli(['cache', 'gc', file]);
+  assert.equal(asked.code, 2, 'without a terminal and without --yes nothing is deleted');
+  assert.match(asked.stderr, /pass --yes/);
+  assert.match((await box.cli(['cache', 'ls'])).stdout, /22 result\(s\)/);
+  const gc = await box.cli(['cache', 'gc', file, '--yes']);
+  assert.match(gc.stdout, /deleted 5 result\(s\)/);
+  const before = box.runs().length;
+  await box.cli(['run', file, '--set', 'vars.base=3']);
+  assert.equal(box.runs().length, before, 'reverting to a recent variant is still a hit');
+  await box.cli(['run', file, '--set', 'vars.base=1']);
+  assert.equal(box.runs().length - before, 5, 'the oldest variant went');
+});

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO, sandbox, TOY_PIPELINE } from './support/toy.js';
+
+test('--version prints the package version', async () => {
+  const box = sandbox();
+  const r = await box.cli(['--version']);
+  assert.equal(r.code, 0);
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(r.stdout.trim().split(' ')[1], pkg.version);
+});
+
+test('-j 0 and -j abc exit 2 naming the option instead of hanging', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  for (const bad of ['0', 'abc', '1.5', '-3']) {
+    const r = await box.cli(['run', file, '-j', bad]);
+    assert.equal(r.code, 2, `-j ${bad}: ${r.stderr}`);
+    assert.match(r.stderr, /-j, --jobs/);
+  }
+  assert.deepEqual(box.runs(), [], 'nothing ran');
+});
+
+test('a read-only verb on a mistyped --cache is an error and creates nothing', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const missing = join(box.dir, 'cahce');
+  for (const args of [['status', file], ['show', file, 'total'], ['cache', 'ls'], ['cache', 'verify'], ['cache', 'gc', file]]) {
+    const r = await box.cli([...args, '--cache', missing]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`no cache at ${missing.replace(/[/\\]/g, '.')}`));
+    assert.equal(existsSync(missing), false, `${args[0]} created the cache`);
+  }
+  // Running creates it, as it must.
+  const run = await box.cli(['run', file, '--cache', missing]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.equal((await box.cli(['status', file, '--cache', missing])).code, 0);
+});
+
+test('repeating --only on one axis is a union; contradictory filters are an error naming them', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const union = await box.cli(['run', file, '--only', 'model=resnet', '--only', 'model=deit', '--only', 'seed=1']);
+  assert.equal(union.code, 0, union.stderr);
+  assert.deepEqual(box.runs().filter((id) => id.startsWith('train')).sort(), ['train[model=deit,seed=1]', 'train[model=resnet,seed=1]']);
+
+  const contradiction = await box.cli(['status', file, 'train[model=deit,seed=1]', '--only', 'seed=2']);
+  assert.equal(contradiction.code, 2, contradiction.stdout);
+  assert.match(contradiction.stderr, /no node matches all of targets train\[model=deit,seed=1\]; --only seed=2/);
+});
+
+test('show prints a summary by default, the whole manifest with --full or --json', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  const summary = await box.cli(['show', file, 'total']);
+  assert.equal(summary.code, 0, summary.stderr);
+  assert.match(summary.stdout, /^total {2}\(stage total, kind collect v1, pipeline toy\)\nkey {7}[0-9a-f]{64}\n/);
+  assert.match(summary.stdout, /out\s+json\s+[0-9a-f]{12}\s+\{"sum":46,"n":4,/);
+  assert.doesNotMatch(summary.stdout, /"material"/);
+  assert.ok(summary.stdout.split('\n').length < 15);
+  for (const flag of ['--full', '--json']) {
+    const full = JSON.parse((await box.cli(['show', file, 'total', flag])).stdout) as { material: { kind: string } };
+    assert.equal(full.material.kind, 'collect');
+  }
+});
