@@ -10,6 +10,8 @@ export interface KeyMaterial {
   inputs: Record<string, string | { axes: JSONObject; digest: string }[]>;
   /** Digests of files outside the cache that the stage reads (raw data sets). */
   external?: JSONValue;
+  /** Digest of the kind's code, for kinds keyed by their code (plugins; every kind under --rerun-triggers code). */
+  code?: string;
 }
 
 export function keyMaterial(
@@ -17,6 +19,7 @@ export function keyMaterial(
   kind: { version: number; unkeyed?: string[] },
   inputDigest: (upstreamNode: string, output: string) => string,
   external: JSONValue | undefined,
+  code?: string,
 ): KeyMaterial {
   const inputs: KeyMaterial['inputs'] = {};
   for (const [name, input] of Object.entries(node.inputs)) {
@@ -30,6 +33,7 @@ export function keyMaterial(
   const params = Object.fromEntries(Object.entries(node.params).filter(([name]) => !kind.unkeyed?.includes(name)));
   const material: KeyMaterial = { kind: node.kind, version: kind.version, params, inputs };
   if (external !== undefined) material.external = external;
+  if (code !== undefined) material.code = code;
   return material;
 }
 
@@ -61,6 +65,8 @@ export function explainChange(previous: KeyMaterial, current: KeyMaterial): stri
     if (canonicalJSON(previous.inputs[name] ?? null) !== canonicalJSON(current.inputs[name] ?? null)) reasons.push(`input ${name} changed`);
   }
   if (canonicalJSON(previous.external ?? null) !== canonicalJSON(current.external ?? null)) reasons.push('external files changed');
+  if (previous.code !== undefined && current.code !== undefined && previous.code !== current.code) reasons.push(`code of kind ${current.kind} changed`);
+  else if ((previous.code === undefined) !== (current.code === undefined)) reasons.push(current.code === undefined ? 'no longer keyed by code' : 'now keyed by code (--rerun-triggers code)');
   if (reasons.length === 0) reasons.push('result missing from the cache');
   return reasons;
 }

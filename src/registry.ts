@@ -5,6 +5,8 @@ export interface KindEntry {
   kind: StageKind;
   /** Module URL the kind was loaded from: a worker process imports the same module to run it. */
   module: string;
+  /** One of medpipe's own kinds (keyed by `version`), not a plugin (keyed by its code). */
+  builtin?: boolean;
 }
 
 export type Registry = Map<string, KindEntry>;
@@ -28,7 +30,7 @@ export function moduleUrl(specifier: string): string {
 }
 
 /** Imports modules that export stage kinds (default, named, or arrays of kinds). Later modules may not redefine a kind. */
-export async function loadKinds(modules: string[], into: Registry = new Map(), options: { allowEmpty?: boolean } = {}): Promise<Registry> {
+export async function loadKinds(modules: string[], into: Registry = new Map(), options: { allowEmpty?: boolean; builtin?: boolean } = {}): Promise<Registry> {
   for (const specifier of modules) {
     const url = moduleUrl(specifier);
     let mod: Record<string, unknown>;
@@ -42,7 +44,7 @@ export async function loadKinds(modules: string[], into: Registry = new Map(), o
     for (const kind of kinds) {
       const existing = into.get(kind.kind);
       if (existing && existing.kind !== kind) throw new Error(`stage kind "${kind.kind}" from ${specifier} is already defined by ${existing.module}`);
-      into.set(kind.kind, { kind, module: url });
+      into.set(kind.kind, { kind, module: url, ...(options.builtin ? { builtin: true } : {}) });
     }
   }
   return into;

@@ -17,7 +17,7 @@ import { listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
-import { existingCacheDir, wholeNumber } from './options.js';
+import { codeTriggerOf, existingCacheDir, wholeNumber } from './options.js';
 import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
@@ -43,6 +43,7 @@ interface RunFlags extends Common {
   executor?: 'local' | 'slurm';
   detach?: boolean;
   json?: boolean;
+  rerunTriggers?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -56,6 +57,7 @@ function withCommon(cmd: Command): Command {
 
 function withSelection(cmd: Command): Command {
   return cmd
+    .option('--rerun-triggers <triggers>', 'what makes a cached result stale besides params, inputs and version: "code" also reruns built-in kinds whose code changed (plugins always are)')
     .option('--only <axis=value>', 'only nodes with this axis value, and their ancestors (repeatable)', collect, [])
     .option('--cell <labels>', 'one table cell by its row/column labels, e.g. "DeiT-S/ImageNet/APTOS2019"');
 }
@@ -118,7 +120,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
   try {
-    const outcomes = await runNodes({ ...opened, store }, selected, {
+    const outcomes = await runNodes({ ...opened, store, codeTrigger: codeTriggerOf(flags.rerunTriggers) }, selected, {
       capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
       dryRun,
       signal: abort.signal,

@@ -1,7 +1,17 @@
 import { existsSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
+import type { CodeTrigger } from '../code/kind-code.js';
 import { defaultCacheDir } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
+
+/** `--rerun-triggers`: the list may name code (and the triggers that always hold); anything else is a typo. */
+export function codeTriggerOf(flag: string | undefined): CodeTrigger {
+  const known = ['code', 'params', 'input', 'version'];
+  const parts = (flag ?? '').split(/[\s,]+/).filter(Boolean);
+  const bad = parts.filter((p) => !known.includes(p));
+  if (bad.length > 0) throw new ConfigError(`unknown rerun trigger(s) ${bad.join(', ')} (known: code; params, input and version always apply)`, { file: `--rerun-triggers ${flag}`, line: 0, col: 0 });
+  return parts.includes('code') ? 'all' : 'plugins';
+}
 
 /** A commander parser for a whole number >= min; commander names the option in its message and exits 2. */
 export function wholeNumber(min: number): (value: string) => number {

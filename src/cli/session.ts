@@ -20,7 +20,7 @@ export interface Opened {
 
 export async function openPipeline(file: string, sets: string[], env: CliEnv): Promise<Opened> {
   const spec = loadPipeline(file, { sets });
-  const registry = await loadKinds(env.builtinKinds, new Map(), { allowEmpty: true });
+  const registry = await loadKinds(env.builtinKinds, new Map(), { allowEmpty: true, builtin: true });
   await loadKinds(spec.plugins, registry);
   const pipeline = expandPipeline(spec, registry);
   return { pipeline, dag: buildDag(pipeline), registry };

@@ -5,6 +5,8 @@ import { stat } from 'node:fs/promises';
 import type { JSONValue } from '../contract.js';
 import type { NodeInstance } from '../config/expand.js';
 import { explainChange, keyMaterial, nodeKey, type KeyMaterial } from '../keys.js';
+import { kindCode, keyedByCode } from '../code/kind-code.js';
+import type { CodeDigest } from '../code/digest.js';
 import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
 import { fingerprintContext } from './context.js';
@@ -38,11 +40,15 @@ export async function localHit(store: Store, key: string): Promise<Manifest | un
 export interface Resolved {
   material: KeyMaterial;
   key: string;
+  /** The digest of the kind's code now, keyed or not: recorded in the result's provenance. */
+  code: CodeDigest;
 }
 
 /** Key of a node whose inputs are all known (parents finished or cached). */
 export async function resolveKey(kc: KeyContext, node: NodeInstance, parentManifest: (id: string) => Manifest): Promise<Resolved> {
-  const kind = kc.registry.get(node.kind)!.kind;
+  const entry = kc.registry.get(node.kind)!;
+  const kind = entry.kind;
+  const code = await kindCode(entry);
   let external: JSONValue | undefined;
   const fctx = fingerprintContext(kc.store, kc.pipeline.spec.baseDir);
   if (kind.check) {
@@ -59,8 +65,9 @@ export async function resolveKey(kc: KeyContext, node: NodeInstance, parentManif
       return artifact.digest;
     },
     external,
+    keyedByCode(entry, kc.codeTrigger ?? 'plugins') ? code.digest : undefined,
   );
-  return { material, key: nodeKey(material) };
+  return { material, key: nodeKey(material), code };
 }
 
 /** Why a node with this key material is not a hit: compared with the last key it had. */
@@ -68,6 +75,16 @@ export function whyRun(store: Store, pipeline: string, node: string, material: K
   const last = store.lastKnown(pipeline, node);
   if (!last) return { why: 'never-run' };
   return { why: 'changed', changes: explainChange(last.material, material) };
+}
+
+/**
+ * A hit whose kind is keyed by version while its code changed since the result was made: still
+ * a hit (that is the policy for built-in kinds), but `status` says so.
+ */
+export function codeDrift(manifest: Manifest, resolved: Resolved, kind: string): Reason | undefined {
+  const then = manifest.provenance.code?.digest;
+  if (!then || then === resolved.code.digest || resolved.material.code !== undefined) return undefined;
+  return { why: 'code-changed-unkeyed', kind };
 }
 
 const STOPPED = new Set<NodeOutcome['state']>(['failed', 'skipped', 'interrupted']);

@@ -53,6 +53,7 @@ async function runAndCommit(job: Job, store: Store, hooks: ContextHooks, kind: S
       log: job.log,
       versions: packageVersions(),
       reported: built.provenance,
+      ...(job.code ? { code: job.code } : {}),
     },
     ...(built.report.text !== undefined ? { report: built.report.text } : {}),
   };

@@ -18,6 +18,8 @@ export interface Job {
   kindModule: string;
   key: string;
   material: KeyMaterial;
+  /** The kind's code digest where the job was prepared, for the result's provenance. */
+  code?: { digest: string; files: number };
   inputs: Record<string, { many: boolean; entries: JobInputEntry[] }>;
   /** Relative to cacheDir. */
   log: string;
@@ -43,6 +45,7 @@ export function jobFor(args: {
   kindModule: string;
   key: string;
   material: KeyMaterial;
+  code?: { digest: string; files: number };
   parents: (id: string) => Manifest;
   cacheDir: string;
   pipeline: string;
@@ -60,6 +63,7 @@ export function jobFor(args: {
     kindModule: args.kindModule,
     key: args.key,
     material: args.material,
+    ...(args.code ? { code: args.code } : {}),
     inputs: Object.fromEntries(
       Object.entries(node.inputs).map(([name, input]) => [
         name,

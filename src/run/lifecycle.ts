@@ -7,7 +7,7 @@ import type { NodeInstance } from '../config/expand.js';
 import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
 import { withLocalLock, withRemoteLease, defaultLockWaitMs } from './acquire.js';
-import { localHit, resolveKey, whyRun, type Resolved } from './decide.js';
+import { codeDrift, localHit, resolveKey, whyRun, type Resolved } from './decide.js';
 import type { Executor } from './executor.js';
 import { jobFor } from './job.js';
 import { error, type Reason } from './reason.js';
@@ -62,7 +62,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   } catch (err) {
     return { state: 'failed', reason: error((err as Error).message) };
   }
-  const { key, material } = resolved;
+  const { key, material, code } = resolved;
   o.onDecided?.(key);
   if (n.submittedKey && n.submittedKey !== key) {
     return {
@@ -82,7 +82,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
     if (o.remoteRequired && o.remote && (await o.remote.push(local)) === 'failed') {
       return { state: 'failed', key, reason: error(`could not push ${id} to ${o.remote.url}`) };
     }
-    return found(local);
+    return found(local, codeDrift(local, resolved, n.node.kind));
   }
   if (o.remote) {
     const peekOnly = o.dryRun && !o.pullInDryRun;
@@ -150,6 +150,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         kindModule: n.kindModule,
         key,
         material,
+        code: { digest: code.digest, files: code.files.length },
         parents: (p) => n.parents.get(p)!,
         cacheDir: store.dir,
         pipeline: n.pipeline,

@@ -2,6 +2,7 @@
 // and every executor import these, and these import none of them.
 import type { ExpandedPipeline } from '../config/expand.js';
 import type { Dag } from '../graph/dag.js';
+import type { CodeTrigger } from '../code/kind-code.js';
 import type { Registry } from '../registry.js';
 import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
@@ -16,6 +17,8 @@ export interface RunContext {
   dag: Dag;
   registry: Registry;
   store: Store;
+  /** Which kinds are keyed by their code digest (default: plugins only). */
+  codeTrigger?: CodeTrigger;
 }
 
 /** What computing a key needs: a compute node running one batch task has no whole pipeline. */
@@ -23,6 +26,8 @@ export interface KeyContext {
   pipeline: { spec: { baseDir: string } };
   registry: Registry;
   store: Store;
+  /** Which kinds are keyed by their code digest (default: plugins only). */
+  codeTrigger?: CodeTrigger;
 }
 
 export interface RunOptions {

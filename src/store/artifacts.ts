@@ -16,6 +16,8 @@ export interface Provenance {
   versions: Record<string, string>;
   /** Engine, backend, threads and whatever else the stage reported. */
   reported: JSONObject;
+  /** Digest of the kind's code (its module and local imports) and how many files it covers. */
+  code?: { digest: string; files: number };
 }
 
 /** What a finished node leaves in the store: written once, atomically, addressed by its key. */

@@ -183,7 +183,7 @@ class BatchRun {
     };
     const node = pipeline.nodes.get(id)!;
     const log = this.system.logTemplate({ cacheDir: store.dir, pipeline: this.name, raw: pipeline.spec.raw, node });
-    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, log }, dag, this.rc.registry, id, knownKey);
+    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, log, ...(this.rc.codeTrigger ? { codeTrigger: this.rc.codeTrigger } : {}) }, dag, this.rc.registry, id, knownKey);
     const digest = digestJSON(task as unknown as JSONValue);
 
     const entry = this.ledger[id];

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute, relative } from 'node:path';
 import type { RemoteCache } from '../../remote/remote-cache.js';
-import { loadKinds } from '../../registry.js';
+import { loadKinds, type Registry } from '../../registry.js';
 import type { Manifest } from '../../store/artifacts.js';
 import type { Store } from '../../store/store.js';
 import { artifactsPresent, resolveKey } from '../decide.js';
@@ -25,8 +25,11 @@ export type TaskResult = { state: 'ran' | 'cached'; manifest: Manifest } | { sta
 const short = (key: string) => key.slice(0, 12);
 
 export async function execTask(task: BatchTask, store: Store, remote: RemoteCache, hooks: ExecHooks): Promise<TaskResult> {
-  const registry = await loadKinds([...new Set(task.nodes.map((n) => n.kindModule))]);
-  const kc: KeyContext = { pipeline: { spec: { baseDir: task.baseDir } }, registry, store };
+  const registry: Registry = new Map();
+  for (const module of new Set(task.nodes.map((n) => n.kindModule))) {
+    await loadKinds([module], registry, { builtin: task.nodes.some((n) => n.kindModule === module && n.builtin) });
+  }
+  const kc: KeyContext = { pipeline: { spec: { baseDir: task.baseDir } }, registry, store, ...(task.codeTrigger ? { codeTrigger: task.codeTrigger } : {}) };
   const target = task.nodes.find((n) => n.node.id === task.target)!;
   const parentIds = new Set(Object.values(target.node.inputs).flatMap((i) => i.upstream.map((u) => u.node)));
   const manifests = new Map<string, Manifest>();

@@ -2,6 +2,7 @@
 // node and run it. Plain JSON, embedded in the batch script.
 import type { NodeInstance } from '../../config/expand.js';
 import type { Dag } from '../../graph/dag.js';
+import type { CodeTrigger } from '../../code/kind-code.js';
 import type { Registry } from '../../registry.js';
 
 // The format name predates other batch systems; jobs queued by earlier versions still parse.
@@ -13,6 +14,8 @@ export interface TaskNode {
   kindModule: string;
   /** Known at submission when every input was already cached; otherwise computed on the node. */
   key?: string;
+  /** A built-in kind (keyed by version, not by its code), so the compute node keys it alike. */
+  builtin?: boolean;
 }
 
 export interface BatchTask {
@@ -30,10 +33,12 @@ export interface BatchTask {
   nodes: TaskNode[];
   /** The batch log, which the stage's log lines go to (recorded in the manifest's provenance). */
   log: string;
+  /** Which kinds are keyed by their code (the submitting run's --rerun-triggers). */
+  codeTrigger?: CodeTrigger;
 }
 
 export function buildTask(
-  args: { pipeline: string; baseDir: string; remote: string; log: string },
+  args: { pipeline: string; baseDir: string; remote: string; log: string; codeTrigger?: CodeTrigger },
   dag: Dag,
   registry: Registry,
   target: string,
@@ -52,7 +57,8 @@ export function buildTask(
     .map((id): TaskNode => {
       const node = dag.graph.getNodeAttribute(id, 'node');
       const key = knownKey(id);
-      return { node, kindModule: registry.get(node.kind)!.module, ...(key ? { key } : {}) };
+      const entry = registry.get(node.kind)!;
+      return { node, kindModule: entry.module, ...(key ? { key } : {}), ...(entry.builtin ? { builtin: true } : {}) };
     });
   return { format: TASK_FORMAT, ...args, target, nodes };
 }

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openPipeline } from '../src/cli/session.js';
+import { describeReason } from '../src/run/reason.js';
+import { planNodes } from '../src/run/plan.js';
+import { Store } from '../src/store/store.js';
+import { sandbox, type Sandbox } from './support/toy.js';
+
+// A plugin whose result comes from a helper module it imports: editing the helper is editing the kind.
+function writePlugin(box: Sandbox, factor: number): string {
+  mkdirSync(join(box.dir, 'lib'), { recursive: true });
+  writeFileSync(join(box.dir, 'lib', 'factor.js'), `export const factor = ${factor};\n`);
+  const file = join(box.dir, 'double.js');
+  writeFileSync(
+    file,
+    `import { appendFileSync } from 'node:fs';
+import { factor } from './lib/factor.js';
+export const double = {
+  kind: 'double', version: 1,
+  params: { type: 'object', properties: { x: { type: 'number' } } },
+  outputs: { out: 'json' },
+  async run(ctx) {
+    appendFileSync(process.env.TOY_RUN_LOG, ctx.node + '\\n');
+    ctx.outputs.json('out', { value: ctx.params.x * factor });
+  },
+};
+`,
+  );
+  return file;
+}
+
+const pipeline = (plugin: string) => `
+name: code
+plugins: [${plugin}]
+stages:
+  d:
+    uses: double
+    with: {x: 21}
+`;
+
+test('editing a plugin (or a module it imports) reruns its nodes, and status says why', async () => {
+  const box = sandbox();
+  const plugin = writePlugin(box, 2);
+  const file = box.write('p.yaml', pipeline(plugin));
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.deepEqual(box.runs(), ['d'], 'unchanged code: a hit');
+  const shown = await box.show(file, 'd');
+  assert.match((shown as unknown as { provenance: { code: { digest: string } } }).provenance.code.digest, /^[0-9a-f]{64}$/);
+
+  writePlugin(box, 3);
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /d\s+to run\s+code of kind double changed/);
+  await box.cli(['run', file]);
+  assert.deepEqual(box.runs(), ['d', 'd']);
+  assert.equal(((await box.show(file, 'd')).outputs['out'] as { value: { value: number } }).value.value, 63);
+});
+
+test('a built-in kind is keyed by version: a code change is reported, and --rerun-triggers code reruns it', async () => {
+  const box = sandbox();
+  const plugin = writePlugin(box, 2);
+  const file = box.write('p.yaml', pipeline(plugin).replace(/plugins: .*\n/, ''));
+  // The same module, registered as medpipe's own kinds are.
+  const env = { builtinKinds: [pathToFileURL(plugin).href] };
+  const { runNodes } = await import('../src/run/scheduler.js');
+  const { LocalExecutor } = await import('../src/run/executors/local.js');
+  const { SILENT } = await import('../src/run/plan.js');
+  const store = new Store(box.cache);
+  process.env['TOY_RUN_LOG'] = box.runLog;
+  try {
+    const opened = await openPipeline(file, [], env);
+    assert.equal(opened.registry.get('double')!.builtin, true);
+    const executor = new LocalExecutor();
+    const ran = await runNodes({ ...opened, store }, new Set(['d']), {
+      capacity: { jobs: 1, cpus: 1, gpu: 0, memory_gb: 1 },
+      dryRun: false,
+      signal: new AbortController().signal,
+      executor,
+      reporter: SILENT,
+    });
+    await executor.close?.();
+    assert.equal(ran.get('d')!.state, 'ran');
+
+    writePlugin(box, 3);
+    // A fresh process would see the new code; in this one, a fresh module URL does.
+    const reopened = await openPipeline(file, [], { builtinKinds: [`${pathToFileURL(plugin).href}?v=3`] });
+    const plan = (await planNodes({ ...reopened, store }, new Set(['d']))).get('d')!;
+    assert.equal(plan.state, 'cached');
+    assert.match(describeReason(plan.reason!), /code of kind double changed since this result .*--rerun-triggers code/);
+    const forced = (await planNodes({ ...reopened, store, codeTrigger: 'all' }, new Set(['d']))).get('d')!;
+    assert.equal(forced.state, 'would-run');
+    assert.match(describeReason(forced.reason!), /now keyed by code/);
+  } finally {
+    await store.close();
+  }
+});
