@@ -95,3 +95,20 @@ test('cache gc lists what would go by node, keeps recent variants, and asks befo
   await box.cli(['run', file, '--set', 'vars.base=1']);
   assert.equal(box.runs().length - before, 5, 'the oldest variant went');
 });
+
+test('run --force recomputes the targets only; --force-downstream also what depends on them', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  await box.cli(['run', file]);
+  const before = box.runs().length;
+  const status = await box.cli(['status', file, 'src[seed=1]', '--force']);
+  assert.match(status.stdout, /src\[seed=1\]\s+to run\s+forced \(--force\)/);
+  const forced = await box.cli(['run', file, 'src[seed=1]', '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.deepEqual(box.runs().slice(before), ['src[seed=1]']);
+  assert.match(forced.stdout, /1 ran/);
+  const down = await box.cli(['run', file, 'src[seed=1]', '--force-downstream']);
+  assert.equal(down.code, 0, down.stderr);
+  assert.deepEqual(box.runs().slice(before + 1).sort(), ['src[seed=1]', 'total', 'train[model=deit,seed=1]', 'train[model=resnet,seed=1]']);
+  assert.match((await box.cli(['run', file])).stdout, /7 cached/, 'the replaced results are hits again');
+});

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { cellNodes, selectNodes } from '../graph/select.js';
+import { ancestorsOf, descendantsOf } from '../graph/dag.js';
+import { cellNodes, selectNodes, targetNodes } from '../graph/select.js';
 import { renderDag, type DagFormat } from '../graph/render.js';
 import { LocalExecutor } from '../run/executors/local.js';
 import { LineReporter } from './reporters/line.js';
@@ -44,6 +45,8 @@ interface RunFlags extends Common {
   detach?: boolean;
   json?: boolean;
   rerunTriggers?: string;
+  force?: boolean;
+  forceDownstream?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -60,6 +63,15 @@ function withSelection(cmd: Command): Command {
     .option('--rerun-triggers <triggers>', 'what makes a cached result stale besides params, inputs and version: "code" also reruns built-in kinds whose code changed (plugins always are)')
     .option('--only <axis=value>', 'only nodes with this axis value, and their ancestors (repeatable)', collect, [])
     .option('--cell <labels>', 'one table cell by its row/column labels, e.g. "DeiT-S/ImageNet/APTOS2019"');
+}
+
+/** `--force`: the targets (every selected node without targets); `--force-downstream`: and what depends on them. */
+function forcedNodes(opened: Opened, selected: Set<string>, targets: string[], flags: RunFlags): Set<string> {
+  if (!flags.force && !flags.forceDownstream) return new Set();
+  const named = targets.length > 0 ? targetNodes(opened.pipeline, opened.dag, targets) : [...selected];
+  const forced = new Set(named);
+  if (flags.forceDownstream) for (const id of named) for (const d of descendantsOf(opened.dag.graph, id)) forced.add(d);
+  return forced;
 }
 
 /** Values of one table cell (one per `over` axis value), read from the table stage's json output. */
@@ -81,7 +93,10 @@ function cellValues(opened: Opened, cell: string, outcomes: Map<string, NodeOutc
 
 async function runCommand(file: string, targets: string[], flags: RunFlags, env: CliEnv, mode: 'run' | 'status'): Promise<number> {
   const opened = await openPipeline(file, flags.set, env);
-  const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
+  const chosen = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
+  const force = forcedNodes(opened, chosen, targets, flags);
+  // What depends on a forced node runs too, with whatever else it needs.
+  const selected = flags.forceDownstream ? new Set([...chosen, ...ancestorsOf(opened.dag.graph, force)]) : chosen;
   const store = new Store(mode === 'status' ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
   const remote = remoteFor(flags.remote, opened, store);
   const slurm = mode === 'run' && flags.executor === 'slurm';
@@ -89,6 +104,10 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   if (slurm && !remote) {
     await store.close();
     throw new ConfigError('--executor slurm needs a remote cache every compute node can reach: pass --remote URL, set $MEDPIPE_REMOTE, or add `remote:` to the pipeline', { file: '--executor', line: 0, col: 0 });
+  }
+  if (force.size > 0 && slurm) {
+    await store.close();
+    throw new ConfigError('--force runs on this machine only: it cannot be combined with --executor slurm', { file: '--force', line: 0, col: 0 });
   }
   const abort = new AbortController();
   let interrupts = 0;
@@ -127,6 +146,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       executor,
       reporter,
       ...(remote ? { remote } : {}),
+      ...(force.size > 0 ? { force } : {}),
     });
     if (mode === 'status') {
       const jobs = await recordedJobs(store.dir, opened.pipeline.spec.name);
@@ -189,11 +209,15 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--plain', 'plain line output even on a terminal')
     .addOption(new Option('--executor <name>', 'where nodes run: this machine, or SLURM jobs (needs a remote cache)').choices(['local', 'slurm']).default('local'))
     .option('--detach', 'with --executor slurm: submit every job and exit; `status` shows them, a later `run` reattaches')
+    .option('-f, --force', 'recompute the targets (every selected node when none is given) even when cached; the new result replaces the old once it succeeded')
+    .option('--force-downstream', 'like --force, and also everything that depends on the targets')
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'run')));
 
   withSelection(withCommon(program.command('status <pipeline> [targets...]')))
     .description('per node: cached, or to run and why (never run, params changed, input changed, kind version bumped)')
     .option('--json', 'machine-readable output: one {node, state, why, key} per node')
+    .option('-f, --force', 'show what `run --force` would recompute')
+    .option('--force-downstream', 'show what `run --force-downstream` would recompute')
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))

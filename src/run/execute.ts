@@ -57,7 +57,7 @@ async function runAndCommit(job: Job, store: Store, hooks: ContextHooks, kind: S
     },
     ...(built.report.text !== undefined ? { report: built.report.text } : {}),
   };
-  const committed = await store.commit(manifest);
+  const committed = job.replace ? await store.replace(manifest) : await store.commit(manifest);
   await store.dropCheckpoints(job.key);
   await mirror?.drop();
   return committed;

@@ -27,6 +27,8 @@ export interface Job {
   remote?: string;
   /** The stage kind asks for a process of its own (StageKind.isolate): no worker reuse. */
   isolate?: boolean;
+  /** A forced rerun: the new manifest replaces the one under this key (committed only once it succeeded). */
+  replace?: boolean;
 }
 
 export type WorkerMessage =
@@ -53,6 +55,7 @@ export function jobFor(args: {
   log: string;
   remote?: string;
   isolate?: boolean;
+  replace?: boolean;
 }): Job {
   const { node } = args;
   return {
@@ -73,5 +76,6 @@ export function jobFor(args: {
     log: args.log,
     ...(args.remote ? { remote: args.remote } : {}),
     ...(args.isolate ? { isolate: true } : {}),
+    ...(args.replace ? { replace: true } : {}),
   };
 }

@@ -25,6 +25,8 @@ export interface NodeToRun {
   log?: string;
   /** The stage kind wants a process of its own. */
   isolate?: boolean;
+  /** Recompute even when a result is cached (`run --force`); the new result replaces the old. */
+  force?: boolean;
 }
 
 export interface LifecycleOptions {
@@ -77,14 +79,14 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
     return { state: 'cached', key, manifest, ...(reason ? { reason } : {}) };
   };
 
-  const local = await localHit(store, key);
+  const local = n.force ? undefined : await localHit(store, key);
   if (local) {
     if (o.remoteRequired && o.remote && (await o.remote.push(local)) === 'failed') {
       return { state: 'failed', key, reason: error(`could not push ${id} to ${o.remote.url}`) };
     }
     return found(local, codeDrift(local, resolved, n.node.kind));
   }
-  if (o.remote) {
+  if (o.remote && !n.force) {
     const peekOnly = o.dryRun && !o.pullInDryRun;
     const pulled = peekOnly ? await o.remote.peek(key) : await o.remote.pull(key);
     if (pulled) {
@@ -92,7 +94,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       return peekOnly ? { state: 'cached', key, manifest: pulled, reason } : found(pulled, reason);
     }
   }
-  const reason = whyRun(store, n.pipeline, id, material);
+  const reason: Reason = n.force ? { why: 'forced' } : whyRun(store, n.pipeline, id, material);
   if (o.dryRun) return { state: 'would-run', key, reason };
   if (o.signal.aborted) return { state: 'interrupted', key };
 
@@ -110,7 +112,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ttlMs: o.lockTtlMs ?? 30_000,
         maxWaitMs: o.lockWaitMs ?? defaultLockWaitMs(),
         signal: o.signal,
-        recheck: () => localHit(store, key),
+        // A forced node is not satisfied by the result it is replacing.
+        recheck: n.force ? async () => undefined : () => localHit(store, key),
         onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid}` : 'waiting for lock'),
       },
       async (): Promise<NodeOutcome> => {
@@ -158,6 +161,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         log,
         ...(o.remote ? { remote: o.remote.spec } : {}),
         ...(n.isolate ? { isolate: true } : {}),
+        ...(n.force ? { replace: true } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
       const manifest = store.manifest(key);

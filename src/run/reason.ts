@@ -29,6 +29,8 @@ export type Reason =
   | { why: 'batch-failed'; system: string; job: string; state: string; detail?: string }
   /** Interrupted (batch): the job was cancelled, or left queued for a later run to reattach. */
   | { why: 'batch-interrupted'; system: string; job: string; cancelled: boolean; stopHint?: string }
+  /** Would run / ran: `run --force` named it (or an upstream of it, with --force-downstream). */
+  | { why: 'forced' }
   /** Cached, but the code of its (version-keyed) kind changed since the result was made. */
   | { why: 'code-changed-unkeyed'; kind: string }
   /** Failed: a check, the stage, the worker or the remote said what went wrong. */
@@ -66,6 +68,8 @@ export function describeReason(r: Reason): string {
       return r.cancelled
         ? `${r.system} job ${r.job} cancelled`
         : `${r.system} job ${r.job} left in the queue (a later \`pipeline run\` reattaches${r.stopHint ? `; ${r.stopHint} stops it` : ''})`;
+    case 'forced':
+      return 'forced (--force)';
     case 'code-changed-unkeyed':
       return `code of kind ${r.kind} changed since this result (kept: built-in kinds are keyed by version; \`--rerun-triggers code\` reruns it)`;
     case 'error':

@@ -33,7 +33,7 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
     const entry = registry.get(node.kind)!;
     const outcome = gated.ready
       ? await runNodeLifecycle(
-          { node, kindModule: entry.module, pipeline: pipeline.spec.name, parents: gated.manifests, ...(entry.kind.isolate ? { isolate: true } : {}) },
+          { node, kindModule: entry.module, pipeline: pipeline.spec.name, parents: gated.manifests, ...(entry.kind.isolate ? { isolate: true } : {}), ...(options.force?.has(id) ? { force: true } : {}) },
           {
             kc: rc,
             executor: isGraphExecutor(executor) ? refuse(executor.name) : executor,

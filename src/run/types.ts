@@ -44,6 +44,8 @@ export interface RunOptions {
   remote?: RemoteCache;
   /** With dryRun, download remote hits (`cache pull`) instead of only looking at their manifests. */
   pullInDryRun?: boolean;
+  /** Nodes recomputed even when cached (`run --force`). */
+  force?: Set<string>;
 }
 
 export type OutcomeState = Extract<NodeState, 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run' | 'interrupted'>;

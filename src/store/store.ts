@@ -72,6 +72,12 @@ export class Store {
     return this.manifests.get(manifest.key)!;
   }
 
+  /** A forced rerun's result: it takes the key's place (the old one stayed until this succeeded). */
+  async replace(manifest: Manifest): Promise<Manifest> {
+    await this.manifests.put(manifest.key, manifest);
+    return this.manifests.get(manifest.key)!;
+  }
+
   /** Drops a manifest whose artifacts turned out broken, so the node is recomputed. */
   async invalidate(key: string): Promise<void> {
     await this.manifests.remove(key);
