@@ -6,7 +6,7 @@ import type { ExpandedPipeline, NodeInstance } from '../config/expand.js';
 import type { Dag } from '../graph/dag.js';
 import { explainChange, keyMaterial, nodeKey, type KeyMaterial } from '../keys.js';
 import type { Registry } from '../registry.js';
-import { leaseOrWait } from '../remote/coordinate.js';
+import { expectedDurationMs, leaseOrWait } from '../remote/coordinate.js';
 import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
@@ -198,9 +198,11 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       }
       if (options.remote) {
         const remote = options.remote;
-        const waited = await leaseOrWait(remote, key, owner, signal, (holder) =>
-          reporter.update(id, 'waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
-        );
+        const expectedMs = expectedDurationMs(store, pipeline.spec.name, id);
+        const waited = await leaseOrWait(remote, key, owner, signal, {
+          ...(expectedMs !== undefined ? { expectedMs } : {}),
+          onWait: (holder) => reporter.update(id, 'waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
+        });
         if ('interrupted' in waited) return finish(id, { state: 'interrupted', key });
         if (!waited.compute) {
           await remember();
@@ -231,11 +233,12 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       };
       if (isGraphExecutor(executor)) throw new Error(`executor ${executor.name} cannot run single jobs`);
       const result = await executor.run(job, (text) => reporter.progress(id, text), signal);
-      const manifest = store.manifest(key);
-      if (result.ok && manifest) {
+      const computed = store.manifest(key);
+      if (result.ok && computed) {
         await remember();
-        // Before the lease goes, so whoever waits on it finds the result.
-        await options.remote?.push(manifest);
+        // Before the lease goes, so whoever waits on it finds the result; a push that finds another result first adopts it.
+        await options.remote?.push(computed);
+        const manifest = store.manifest(key) ?? computed;
         return finish(id, { state: 'ran', key, manifest, reason, log: job.log });
       }
       const error = result.ok ? 'worker finished without publishing a result' : result.error;

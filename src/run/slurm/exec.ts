@@ -53,9 +53,9 @@ export async function execTask(task: SlurmTask, store: Store, remote: RemoteCach
     return { state: 'cached', manifest: local };
   }
   const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
-  const waited = await leaseOrWait(remote, key, owner, hooks.signal, (holder) =>
-    hooks.log(`waiting: ${holder ? `${holder.host} pid ${holder.pid}` : 'another runner'} holds the lease`),
-  );
+  const waited = await leaseOrWait(remote, key, owner, hooks.signal, {
+    onWait: (holder) => hooks.log(`waiting: ${holder ? `${holder.host} pid ${holder.pid}` : 'another runner'} holds the lease`),
+  });
   if ('interrupted' in waited) return { state: 'interrupted' };
   if (!waited.compute) return { state: 'cached', manifest: waited.manifest };
   // Without a lease (remote unreachable) the result could not be pushed either: fail now.
