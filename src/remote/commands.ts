@@ -67,11 +67,12 @@ export async function cachePush(file: string | undefined, targets: string[], fla
       notLocal = outcomes.size - manifests.length;
     } else manifests = listManifests(store);
     remote = requireRemote(flags, opened, store);
-    const counts: Record<PushOutcome, number> = { pushed: 0, present: 0, repaired: 0, adopted: 0, failed: 0 };
+    const counts: Record<PushOutcome, number> = { pushed: 0, present: 0, repaired: 0, adopted: 0, orphaned: 0, failed: 0 };
     for (const m of manifests) counts[await remote.push(m, { repair: Boolean(flags.repair) })]++;
     const extra = [
       counts.repaired || flags.repair ? `, ${counts.repaired} broken remote entr${counts.repaired === 1 ? 'y' : 'ies'} repaired` : '',
       counts.adopted ? `, ${counts.adopted} differed from the remote's and were replaced locally by it (first committed wins)` : '',
+      counts.orphaned ? `, ${counts.orphaned} not pushed (built on a replaced result)` : '',
       counts.failed ? `, ${counts.failed} failed` : '',
     ].join('');
     process.stdout.write(`${counts.pushed} pushed, ${counts.present} already on ${remote.url}${extra}${notLocal ? ` (${notLocal} selected node(s) not cached locally)` : ''}\n`);

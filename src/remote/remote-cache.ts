@@ -28,9 +28,10 @@ export type LeaseOutcome = 'acquired' | 'held' | 'unavailable';
 /**
  * pushed: the entry is new; present: the same result was there; repaired: a broken entry (or
  * blob) was replaced by this one; adopted: another result was there first and now is the local
- * one too; failed: the remote could not be written (a warning says why).
+ * one too; orphaned: not pushed, built on a local result this process replaced by the remote's
+ * (nobody asks for its key any more); failed: the remote could not be written (a warning says why).
  */
-export type PushOutcome = 'pushed' | 'present' | 'repaired' | 'adopted' | 'failed';
+export type PushOutcome = 'pushed' | 'present' | 'repaired' | 'adopted' | 'orphaned' | 'failed';
 
 /** What ac/<key> holds as seen by a pusher whose own entry could not be created. */
 type Broken = { broken: string; stored: Stored | undefined; badSignature?: true };
@@ -56,6 +57,8 @@ export class RemoteCache {
   private announced = false;
   /** Blobs whose remote bytes were proven not to hash to their name (kept by servers without DELETE). */
   private readonly corruptBlobs = new Set<string>();
+  /** Digests of local results that adopt() replaced by the remote's. */
+  private readonly superseded = new Set<string>();
 
   constructor(
     readonly remote: RemoteStore,
@@ -276,6 +279,7 @@ export class RemoteCache {
     await this.store.invalidate(ours.key);
     const adopted = await this.store.commit(fetched);
     const differing = Object.keys({ ...ours.outputs, ...theirs.outputs }).filter((n) => ours.outputs[n]?.digest !== theirs.outputs[n]?.digest);
+    for (const n of differing) if (ours.outputs[n]) this.superseded.add(ours.outputs[n].digest);
     this.warn(
       `${ours.node} (${short(ours.key)}): this cache's result differs from the one already on ${this.url} (output ${differing.join(', ')}; the stage is not bit-reproducible?) — ` +
         `the remote's, committed first, stands and replaces the local one, so downstream nodes are keyed on it`,
@@ -292,6 +296,11 @@ export class RemoteCache {
    */
   async push(manifest: Manifest, options: { repair?: boolean } = {}): Promise<PushOutcome> {
     this.announce();
+    const inputs = Object.values(manifest.material.inputs).flatMap((i) => (typeof i === 'string' ? [i] : i.map((e) => e.digest)));
+    if (inputs.some((d) => this.superseded.has(d))) {
+      this.warn(`not pushing ${manifest.node} (${short(manifest.key)}): it was built on a local result replaced just now by the remote's; a run rebuilds it on that one`);
+      return 'orphaned';
+    }
     try {
       for (const [name, a] of Object.entries(manifest.outputs)) {
         if (a.type === 'json') continue;
