@@ -5,8 +5,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startDavServer, type TestServer } from './support/remote-servers.js';
+import { pathToFileURL } from 'node:url';
+import { startDavServer, startS3Server, type TestServer } from './support/remote-servers.js';
 import { sandbox } from './support/toy.js';
 
 const BLOBS = `
@@ -43,37 +43,53 @@ after(() => Promise.all(servers.map((s) => s.close())));
 
 const shared = () => mkdtempSync(join(tmpdir(), 'medpipe-shared-'));
 
-async function readRemote(remote: string, path: string): Promise<string> {
-  if (remote.startsWith('file:')) return readFileSync(join(fileURLToPath(remote), path), 'utf8');
-  return (await fetch(new URL(path, remote))).text();
+/** A remote, and the directory its objects are stored in (to tamper with them behind its back). */
+interface Target {
+  name: string;
+  open(): Promise<{ url: string; root: string; env?: Record<string, string> }>;
 }
-
-/** Overwrites a remote object behind the cache's back, as a faulty disk or an attacker would. */
-async function overwrite(remote: string, path: string, bytes: string): Promise<void> {
-  if (remote.startsWith('file:')) writeFileSync(join(fileURLToPath(remote), path), bytes);
-  else assert.ok((await fetch(new URL(path, remote), { method: 'PUT', body: bytes })).ok);
-}
-
-const targets: { name: string; url(): Promise<string> }[] = [
-  { name: 'file://', url: async () => pathToFileURL(shared()).href },
-  { name: 'http (in-process)', url: async () => (servers.push(await startDavServer()), servers.at(-1)!.url) },
+const targets: Target[] = [
+  {
+    name: 'file://',
+    async open() {
+      const root = shared();
+      return { url: pathToFileURL(root).href, root };
+    },
+  },
+  {
+    name: 'http (in-process, nginx semantics)',
+    async open() {
+      const server = await startDavServer();
+      servers.push(server);
+      return { url: server.url, root: server.root };
+    },
+  },
+  {
+    name: 's3 (in-process, conditional PUT)',
+    async open() {
+      const server = await startS3Server('lab');
+      servers.push(server);
+      return { url: 's3://lab/team', root: join(server.root, 'team'), env: { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', MEDPIPE_S3_ENDPOINT: server.url } };
+    },
+  },
 ];
 
 for (const target of targets) {
   describe(`repair over ${target.name}`, () => {
     test('a tampered entry is replaced by the runner that recomputes it: the remote then serves the good one', async () => {
-      const remote = await target.url();
+      const { url: remote, root, env = {} } = await target.open();
       const a = sandbox();
       const fileA = a.write('p.yaml', BLOBS);
-      assert.equal((await a.cli(['run', fileA, '--remote', remote])).code, 0);
+      assert.equal((await a.cli(['run', fileA, '--remote', remote], { env })).code, 0);
       const readKey = (await a.show(fileA, 'read')).key;
       // The entry's value changed, its digest not: write-once kept it there for good until now.
-      const entry = JSON.parse(await readRemote(remote, `ac/${readKey}`)) as { manifest: { outputs: { out: { value: { text: string } } } } };
+      const entryPath = join(root, 'ac', readKey);
+      const entry = JSON.parse(readFileSync(entryPath, 'utf8')) as { manifest: { outputs: { out: { value: { text: string } } } } };
       entry.manifest.outputs.out.value.text = 'planted';
-      await overwrite(remote, `ac/${readKey}`, JSON.stringify(entry));
+      writeFileSync(entryPath, JSON.stringify(entry));
 
       const b = sandbox();
-      const rb = await b.cli(['run', b.write('p.yaml', BLOBS), '--remote', remote]);
+      const rb = await b.cli(['run', b.write('p.yaml', BLOBS), '--remote', remote], { env });
       assert.equal(rb.code, 0, rb.stdout + rb.stderr);
       assert.match(rb.stderr, /remote entry for read \([0-9a-f]{12}\): output out has digest/);
       assert.match(rb.stderr, /replaced the broken remote entry for read \([0-9a-f]{12}: output out fails its digest\) with this cache's result/);
@@ -81,7 +97,7 @@ for (const target of targets) {
 
       const c = sandbox();
       const fileC = c.write('p.yaml', BLOBS);
-      const rc = await c.cli(['run', fileC, '--remote', remote]);
+      const rc = await c.cli(['run', fileC, '--remote', remote], { env });
       assert.equal(rc.code, 0, rc.stdout + rc.stderr);
       assert.deepEqual(c.runs(), [], 'everything from the remote');
       assert.doesNotMatch(rc.stderr, OTHER_WARNING);
