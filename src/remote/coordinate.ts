@@ -20,7 +20,7 @@ export interface WaitOptions {
 
 /**
  * How long one holder may keep a node before waiters take it as stale: its expected duration
- * (ours, else the one its lease states) plus the margin, never more than the remote's max wait.
+ * plus the margin, never more than the remote's max wait.
  */
 export function staleAfterMs(remote: Pick<RemoteCache, 'maxWaitMs' | 'waitMarginMs'>, expectedMs: number | undefined): { ms: number; why: string } {
   const s = (ms: number) => `${Math.round(ms / 1000)} s`;
@@ -29,11 +29,29 @@ export function staleAfterMs(remote: Pick<RemoteCache, 'maxWaitMs' | 'waitMargin
 }
 
 /**
+ * Whether a waiter that has watched `holder` since `since` should stop waiting on it, warning
+ * (once) when so. The age is the lease's stated one or our own wait, whichever is longer, so a
+ * lease rewritten to look fresh still ends.
+ */
+export function leaseIsStale(remote: Pick<RemoteCache, 'maxWaitMs' | 'waitMarginMs' | 'warn'>, key: string, holder: Lease, since: number, expectedMs: number | undefined): boolean {
+  // Both are estimates (a last run, maybe of other params): the longer errs towards waiting.
+  const estimates = [expectedMs, holder.expectedMs].filter((ms): ms is number => ms !== undefined);
+  const bound = staleAfterMs(remote, estimates.length > 0 ? Math.max(...estimates) : undefined);
+  const now = Date.now();
+  const claimedAge = holder.acquired > 0 && holder.acquired <= now ? now - holder.acquired : 0;
+  if (Math.max(claimedAge, now - since) <= bound.ms) return false;
+  remote.warn(
+    `remote lease on ${key.slice(0, 12)} held by ${describeHolder(holder)}${holder.acquired > 0 ? ` since ${new Date(holder.acquired).toISOString()}` : ''} ` +
+      `has outlived ${bound.why}: taking it as stale and computing the node here (if its result lands first, it is the one kept)`,
+  );
+  return true;
+}
+
+/**
  * Takes the node's remote lease, or waits for the runner holding it to publish the result.
  * An expired lease (its owner crashed) is taken over by tryAcquire. Waiting is bounded: a holder
- * that has had the lease longer than staleAfterMs (by its stated start or by our own wait,
- * whichever is longer, so a lease rewritten to look fresh still ends) is taken as stuck, said
- * so, and the node is computed here; if its result lands first, ours is replaced by it on push.
+ * that has had the lease longer than staleAfterMs (leaseIsStale) is taken as stuck, said so, and
+ * the node is computed here; if its result lands first, ours is replaced by it on push.
  */
 export async function leaseOrWait(remote: RemoteCache, key: string, owner: string, signal: AbortSignal, options: WaitOptions): Promise<LeaseWait> {
   let watching: { owner: string; since: number } | undefined;
@@ -54,18 +72,9 @@ export async function leaseOrWait(remote: RemoteCache, key: string, owner: strin
       watching = { owner: holder?.owner ?? '', since: Date.now() };
       options.onWait(holder);
     }
-    if (holder && staleOwner === undefined) {
-      const bound = staleAfterMs(remote, options.expectedMs ?? holder.expectedMs);
-      const claimedAge = holder.acquired > 0 && holder.acquired <= Date.now() ? Date.now() - holder.acquired : 0;
-      const age = Math.max(claimedAge, Date.now() - watching.since);
-      if (age > bound.ms) {
-        remote.warn(
-          `remote lease on ${key.slice(0, 12)} held by ${describeHolder(holder)}${holder.acquired > 0 ? ` since ${new Date(holder.acquired).toISOString()}` : ''} ` +
-            `has outlived ${bound.why}: taking it as stale and computing the node here (if its result lands first, it is the one kept)`,
-        );
-        staleOwner = holder.owner;
-        continue;
-      }
+    if (holder && staleOwner === undefined && leaseIsStale(remote, key, holder, watching.since, options.expectedMs)) {
+      staleOwner = holder.owner;
+      continue;
     }
     await sleep(POLL_MS, signal);
     if (signal.aborted) return { compute: false, interrupted: true };

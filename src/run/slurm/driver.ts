@@ -6,6 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JSONValue } from '../../contract.js';
 import { descendantsOf } from '../../graph/dag.js';
+import { expectedDurationMs, leaseIsStale } from '../../remote/coordinate.js';
 import { live } from '../../remote/leases.js';
 import type { RemoteCache } from '../../remote/remote-cache.js';
 import type { KeyMaterial } from '../../keys.js';
@@ -245,9 +246,11 @@ class SlurmRun {
 
   /** A node another runner holds the remote lease of is waited for, never submitted twice. */
   private async waitForOtherRunner(id: string, key: string): Promise<NodeOutcome | undefined> {
+    const since = Date.now();
     for (let announced = false; ; ) {
       const holder = await this.remote.holder(key);
       if (!holder || !live(holder)) return undefined;
+      if (leaseIsStale(this.remote, key, holder, since, expectedDurationMs(this.rc.store, this.name, id))) return undefined;
       const by = `computed by ${holder.host} pid ${holder.pid} (remote lease)`;
       if (this.opts.detach) return { state: 'would-run', key, reason: `${by}: run again once it is done` };
       if (!announced) this.show(id, 'waiting', by);
