@@ -106,7 +106,7 @@ for (const target of targets) {
   });
 }
 
-test('under a team key an unsigned entry is superseded by the signed recomputation', async () => {
+test('under a team key an unsigned entry is superseded by the signed recomputation; one signed with another key only by --repair', async () => {
   const remote = shared();
   const team = { MEDPIPE_CACHE_KEY: 'team secret' };
   const keyless = sandbox();
@@ -119,6 +119,23 @@ test('under a team key an unsigned entry is superseded by the signed recomputati
   const rc = await c.cli(['run', c.write('p.yaml', BLOBS), '--remote', remote], { env: team });
   assert.deepEqual(c.runs(), [], 'the signed entries are served now');
   assert.doesNotMatch(rc.stderr, /warning/);
+
+  // Signed with another key: maybe another team's, maybe a wrong local key. A run leaves it alone...
+  const other = { MEDPIPE_CACHE_KEY: 'another key' };
+  const d = sandbox();
+  const fileD = d.write('p.yaml', BLOBS);
+  const rd = await d.cli(['run', fileD, '--remote', remote], { env: other });
+  assert.equal(rd.code, 0, rd.stdout + rd.stderr);
+  assert.match(rd.stderr, /left the remote entry for make \([0-9a-f]{12}\) alone: bad signature[^\n]*cache push --repair/);
+  const e = sandbox();
+  assert.equal((await e.cli(['run', e.write('p.yaml', BLOBS), '--remote', remote], { env: team })).code, 0);
+  assert.deepEqual(e.runs(), [], "the team's entries survived");
+  // ...and `cache push --repair`, a deliberate act, replaces it.
+  const repaired = await d.cli(['cache', 'push', fileD, '--remote', remote, '--repair'], { env: other });
+  assert.match(repaired.stdout, /2 broken remote entries repaired/);
+  const f = sandbox();
+  await f.cli(['run', f.write('p.yaml', BLOBS), '--remote', remote], { env: other });
+  assert.deepEqual(f.runs(), [], 'now signed with the other key');
 });
 
 test('cache push --repair finds a corrupt blob and an unreadable entry, replaces both, and says so', async () => {
