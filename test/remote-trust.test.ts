@@ -181,3 +181,12 @@ test('a lease kept alive forever is waited for only so long, with a message nami
     clearInterval(heartbeat);
   }
 });
+
+test('a SLURM task submitted by a signing run is refused on a compute node without the team key', async () => {
+  const box = sandbox();
+  const task = { format: 'medpipe-slurm-task/1', pipeline: 'p', baseDir: box.dir, remote: shared(), signed: true, target: 'n', nodes: [{ node: { id: 'n' }, kindModule: 'x' }], log: 'l' };
+  const file = box.write('task.json', JSON.stringify(task));
+  const r = await box.cli(['exec', file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /task\.json \(submitted by a run with MEDPIPE_CACHE_KEY set\): remote_trust is signed but MEDPIPE_CACHE_KEY is not set/);
+});

@@ -186,7 +186,7 @@ class SlurmRun {
     };
     const logs = settingsFor(pipeline.spec.raw, pipeline.nodes.get(id)!.stage).logs ?? join(store.dir, 'slurm', 'logs');
     const log = join(logs, this.name, `${safeName(id)}.%j.log`);
-    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, log }, dag, this.rc.registry, id, knownKey);
+    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, ...(this.remote.signed ? { signed: true } : {}), log }, dag, this.rc.registry, id, knownKey);
     const digest = digestJSON(task as unknown as JSONValue);
 
     const entry = this.ledger[id];

@@ -20,6 +20,8 @@ export interface SlurmTask {
   baseDir: string;
   /** The remote cache, the only channel between the submit host and the compute nodes. */
   remote: string;
+  /** The submitting run signs with a team key: a compute node without one must not use the remote. */
+  signed?: boolean;
   target: string;
   /**
    * The target, its parents, and, up from every node whose key is not known yet, that node's
@@ -32,7 +34,7 @@ export interface SlurmTask {
 }
 
 export function buildTask(
-  args: { pipeline: string; baseDir: string; remote: string; log: string },
+  args: { pipeline: string; baseDir: string; remote: string; signed?: boolean; log: string },
   dag: Dag,
   registry: Registry,
   target: string,
