@@ -158,7 +158,6 @@ export class RemoteCache {
       if (actual !== a.digest) throw this.corrupt(manifest, name, a.digest, actual);
       return a;
     }
-    if ((a.type === 'file' || a.type === 'records') && !isDigest(a.digest)) throw this.corrupt(manifest, name, 'a sha256 digest', String(a.digest));
     if (a.type === 'file') {
       if (await this.store.blobs.has(a.digest)) return a;
       await this.download(manifest, name, a.digest, async (tmp) => {
