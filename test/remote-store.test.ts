@@ -73,31 +73,53 @@ for (const [name, make] of backends) {
       await assert.rejects(remote.getManifest('../../etc/passwd'), /not a sha256 digest/);
     });
 
+    const TTL = { ttlMs: 10_000 };
+
     test('a lease has one holder; renew, release, then another takes it', async () => {
       const k = key('lease');
-      assert.equal(await remote.tryAcquire(k, 'A', 10_000), true);
-      assert.equal(await remote.tryAcquire(k, 'B', 10_000), false);
-      assert.equal((await remote.holder(k))?.owner, 'A');
-      assert.equal(await remote.renew(k, 'A', 10_000), true);
-      assert.equal(await remote.renew(k, 'B', 10_000), false);
-      await remote.release(k, 'B');
-      assert.equal((await remote.holder(k))?.owner, 'A', 'only the owner releases');
-      await remote.release(k, 'A');
-      assert.equal(await remote.tryAcquire(k, 'B', 10_000), true);
+      assert.equal(await remote.tryAcquire(k, 'A', TTL), true);
+      assert.equal(await remote.tryAcquire(k, 'B', TTL), false);
+      assert.equal((await remote.holder(k, TTL))?.owner, 'A');
+      assert.equal(await remote.renew(k, 'A', TTL), true);
+      assert.equal(await remote.renew(k, 'B', TTL), false);
+      await remote.release(k, 'B', TTL);
+      assert.equal((await remote.holder(k, TTL))?.owner, 'A', 'only the owner releases');
+      await remote.release(k, 'A', TTL);
+      assert.equal(await remote.tryAcquire(k, 'B', TTL), true);
+    });
+
+    test('with a team key an unsigned, wrongly signed or far-future lease does not hold anyone up', async () => {
+      const k = key('signed');
+      const team = { ttlMs: 10_000, teamKey: 'team secret' };
+      assert.equal(await remote.tryAcquire(k, 'keyless', TTL), true);
+      assert.match((await remote.holder(k, team))?.problem ?? '', /unsigned/);
+      const ignored: string[] = [];
+      assert.equal(await remote.tryAcquire(k, 'A', team, { onIgnored: (l) => ignored.push(l.owner) }), true, 'an unsigned lease is taken over at once');
+      assert.deepEqual(ignored, ['keyless']);
+      assert.equal((await remote.holder(k, team))?.problem, undefined);
+      assert.equal(await remote.tryAcquire(k, 'B', team), false, 'a signed live lease holds');
+      assert.equal(await remote.tryAcquire(k, 'C', { ...team, teamKey: 'another key' }), true, 'under another key it is a forgery');
+      await remote.release(k, 'C', { ...team, teamKey: 'another key' });
+
+      // Without a key: a lease whose expiry is years ahead is what no renewal writes.
+      const far = key('far');
+      assert.equal(await remote.tryAcquire(far, 'ghost', { ttlMs: 10 * 365 * 86_400_000 }), true);
+      assert.match((await remote.holder(far, TTL))?.problem ?? '', /further ahead than a renewal/);
+      assert.equal(await remote.tryAcquire(far, 'A', TTL), true);
     });
 
     test('an expired lease is taken over', async () => {
       const k = key('expiring');
-      assert.equal(await remote.tryAcquire(k, 'crashed', 1), true);
+      assert.equal(await remote.tryAcquire(k, 'crashed', { ttlMs: 1 }), true);
       await new Promise((r) => setTimeout(r, 20));
-      assert.equal(await remote.tryAcquire(k, 'next', 10_000), true);
-      assert.equal((await remote.holder(k))?.owner, 'next');
-      assert.equal(await remote.renew(k, 'crashed', 10_000), false, 'the old owner has lost it');
+      assert.equal(await remote.tryAcquire(k, 'next', TTL), true);
+      assert.equal((await remote.holder(k, TTL))?.owner, 'next');
+      assert.equal(await remote.renew(k, 'crashed', TTL), false, 'the old owner has lost it');
     });
 
     test('of several runners racing for one lease exactly one wins', async () => {
       const k = key('race');
-      const won = await Promise.all(['r1', 'r2', 'r3', 'r4', 'r5'].map((o) => remote.tryAcquire(k, o, 10_000)));
+      const won = await Promise.all(['r1', 'r2', 'r3', 'r4', 'r5'].map((o) => remote.tryAcquire(k, o, TTL)));
       assert.equal(won.filter(Boolean).length, 1, `winners: ${won}`);
     });
 

@@ -33,6 +33,7 @@ interface Common {
   cache?: string;
   set: string[];
   remote?: string;
+  remoteTrust?: string;
 }
 interface RunFlags extends Common {
   only: string[];
@@ -55,7 +56,8 @@ function withCommon(cmd: Command): Command {
   return cmd
     .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
     .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, [])
-    .option('--remote <url>', 'shared cache: file:///dir, http(s)://host/prefix, s3://bucket/prefix, or none (default: $MEDPIPE_REMOTE, then the pipeline\'s remote:)');
+    .option('--remote <url>', 'shared cache: file:///dir, http(s)://host/prefix, s3://bucket/prefix, or none (default: $MEDPIPE_REMOTE, then the pipeline\'s remote:)')
+    .option('--remote-trust <mode>', "signed: use the remote only with a team key ($MEDPIPE_CACHE_KEY), trusting only what is signed; any: also unsigned when no key is set (default: the pipeline's remote_trust:, else any)");
 }
 
 function withSelection(cmd: Command): Command {
@@ -98,7 +100,13 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   // What depends on a forced node runs too, with whatever else it needs.
   const selected = flags.forceDownstream ? new Set([...chosen, ...ancestorsOf(opened.dag.graph, force)]) : chosen;
   const store = new Store(mode === 'status' ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
-  const remote = remoteFor(flags.remote, opened, store);
+  let remote: ReturnType<typeof remoteFor>;
+  try {
+    remote = remoteFor(flags, opened, store);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const slurm = mode === 'run' && flags.executor === 'slurm';
   if (flags.detach && !slurm) throw new ConfigError('--detach needs --executor slurm', { file: '--detach', line: 0, col: 0 });
   if (slurm && !remote) {
@@ -306,7 +314,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
   const cache = program.command('cache').description('inspect and maintain the local cache, share it through a remote');
   withCommon(cache.command('push [pipeline] [targets...]'))
     .description("upload local results to the remote cache: the pipeline's (or the targets') cached nodes, or with no pipeline every local result")
-    .action(async (file: string | undefined, targets: string[], flags: Common) => setExit(await cachePush(file, targets, flags, env)));
+    .option('--repair', "also download and hash the remote's entries for these results, replacing any that fail verification")
+    .action(async (file: string | undefined, targets: string[], flags: Common & { repair?: boolean }) => setExit(await cachePush(file, targets, flags, env)));
   withCommon(cache.command('pull <pipeline> [targets...]'))
     .description('download, verified, what the remote cache has of the pipeline (or the targets and their ancestors)')
     .action(async (file: string, targets: string[], flags: Common) => setExit(await cachePull(file, targets, flags, env)));

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline/promises';
 import { openRemote } from '../remote/open.js';
 import { RemoteCache } from '../remote/remote-cache.js';
 import { CACHE_KEY_ENV } from '../remote/sign.js';
+import { checkTrust } from '../remote/trust.js';
 import { execTask } from '../run/batch/exec.js';
 import { readLedger } from '../run/batch/ledger.js';
 import { SlurmQueue, type Queue } from '../run/batch/slurm/queue.js';
@@ -23,10 +24,13 @@ export function execCacheDir(flag: string | undefined): string {
 /** `pipeline exec <task.json | ->`: 0 done (ran or found), 1 failed, 130 interrupted. */
 export async function execCommand(source: string, flags: { cache?: string; remote?: string }): Promise<number> {
   const task = parseTask(source === '-' ? readFileSync(0, 'utf8') : readFileSync(source, 'utf8'));
+  const teamKey = process.env[CACHE_KEY_ENV] || undefined;
+  const backend = openRemote(flags.remote ?? task.remote);
+  checkTrust(task.signed ? 'signed' : 'any', teamKey, backend.url, `${source} (submitted by a run with ${CACHE_KEY_ENV} set)`);
   const store = new Store(execCacheDir(flags.cache));
   const say = (text: string) => process.stdout.write(`[${stamp()}] ${text}\n`);
-  const remote = new RemoteCache(openRemote(flags.remote ?? task.remote), store, {
-    ...(process.env[CACHE_KEY_ENV] ? { teamKey: process.env[CACHE_KEY_ENV] } : {}),
+  const remote = new RemoteCache(backend, store, {
+    ...(teamKey ? { teamKey } : {}),
     warn: (message) => say(`warning: ${message}`),
   });
   // scancel and a time limit send SIGTERM, then SIGKILL after KillWait: stop the stage cleanly.

@@ -89,6 +89,10 @@ export const pipelineSchema = {
     resources: { ...resources, description: 'Capacity of this machine (overridden by --resources).' },
     slurm: slurmPipeline,
     remote: { type: 'string', description: 'Shared cache: file:///dir (or a path relative to this file), http(s)://host/prefix, s3://bucket/prefix (overridden by --remote and $MEDPIPE_REMOTE).' },
+    remote_trust: {
+      enum: ['any', 'signed'],
+      description: 'signed: use the remote only with a team key ($MEDPIPE_CACHE_KEY) and trust only entries, checkpoints and leases signed with it; any (default): unsigned ones too when no key is set, with a warning (overridden by --remote-trust).',
+    },
     stages: {
       type: 'object',
       propertyNames: identifier,

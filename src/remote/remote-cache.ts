@@ -2,20 +2,42 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Artifact, Manifest } from '../store/artifacts.js';
+import { isDigest } from '../store/names.js';
 import type { Store } from '../store/store.js';
 import { digestJSON, sha256File } from '../util/hash.js';
+import type { Stored } from './backend.js';
 import { packRecordSet, unpackRecordSet } from './pack.js';
-import type { Lease, RemoteStore } from './remote-store.js';
-import { openManifest, sealManifest } from './sign.js';
+import { describeHolder } from './leases.js';
+import type { AcquireOptions, Lease, LeasePolicy, RemoteStore } from './remote-store.js';
+import { CACHE_KEY_ENV, openManifest, sealManifest } from './sign.js';
+import { unsignedWarning } from './trust.js';
 
 export interface RemoteCacheOptions {
   /** Team key: sign what is pushed, trust only what is signed with it. */
   teamKey?: string;
   warn(message: string): void;
   leaseTtlMs?: number;
+  /** The longest a runner waits on another's lease, whatever the lease says. */
+  maxWaitMs?: number;
+  /** How far past the node's expected duration a lease may go before it is taken as stale. */
+  waitMarginMs?: number;
 }
 
 export type LeaseOutcome = 'acquired' | 'held' | 'unavailable';
+
+/**
+ * pushed: the entry is new; present: the same result was there; repaired: a broken entry (or
+ * blob) was replaced by this one; adopted: another result was there first and now is the local
+ * one too; orphaned: not pushed, built on a local result this process replaced by the remote's
+ * (nobody asks for its key any more); failed: the remote could not be written (a warning says why).
+ */
+export type PushOutcome = 'pushed' | 'present' | 'repaired' | 'adopted' | 'orphaned' | 'failed';
+
+/** What ac/<key> holds as seen by a pusher whose own entry could not be created. */
+type Broken = { broken: string; stored: Stored | undefined; badSignature?: true };
+type Found = Broken | { good: Manifest; stored: Stored; repairedBlobs: boolean };
+
+const HOUR_MS = 3_600_000;
 
 /** A remote entry that must not be used; the node is treated as a miss. */
 class Untrusted extends Error {}
@@ -29,14 +51,39 @@ const short = (s: string) => s.slice(0, 12);
  */
 export class RemoteCache {
   readonly leaseTtlMs: number;
+  readonly maxWaitMs: number;
+  readonly waitMarginMs: number;
   private readonly warned = new Set<string>();
+  private announced = false;
+  /** Blobs whose remote bytes were proven not to hash to their name (kept by servers without DELETE). */
+  private readonly corruptBlobs = new Set<string>();
+  /** Digests of local results that adopt() replaced by the remote's. */
+  private readonly superseded = new Set<string>();
 
   constructor(
     readonly remote: RemoteStore,
     private readonly store: Store,
     private readonly options: RemoteCacheOptions,
   ) {
-    this.leaseTtlMs = options.leaseTtlMs ?? Number(process.env['MEDPIPE_REMOTE_LEASE_TTL_MS'] ?? 60_000);
+    const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+    this.leaseTtlMs = options.leaseTtlMs ?? env('MEDPIPE_REMOTE_LEASE_TTL_MS', 60_000);
+    this.maxWaitMs = options.maxWaitMs ?? env('MEDPIPE_REMOTE_MAX_WAIT_MS', 24 * HOUR_MS);
+    this.waitMarginMs = options.waitMarginMs ?? env('MEDPIPE_REMOTE_WAIT_MARGIN_MS', HOUR_MS / 6);
+  }
+
+  get signed(): boolean {
+    return Boolean(this.options.teamKey);
+  }
+
+  private get policy(): LeasePolicy {
+    return { ttlMs: this.leaseTtlMs, ...(this.options.teamKey ? { teamKey: this.options.teamKey } : {}) };
+  }
+
+  /** Once per run, when the remote is first used: what an unsigned remote lets anyone do. */
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    if (!this.options.teamKey) this.options.warn(unsignedWarning(this.url));
   }
 
   get url(): string {
@@ -48,7 +95,7 @@ export class RemoteCache {
     return this.remote.spec;
   }
 
-  private warn(message: string): void {
+  warn(message: string): void {
     // A dead remote would otherwise say so once per node.
     if (this.warned.has(message)) return;
     this.warned.add(message);
@@ -62,6 +109,7 @@ export class RemoteCache {
 
   /** The verified manifest alone (a dry run's "is it on the remote?"). */
   async peek(key: string): Promise<Manifest | undefined> {
+    this.announce();
     try {
       return await this.fetchManifest(key);
     } catch (err) {
@@ -71,15 +119,21 @@ export class RemoteCache {
 
   /** Manifest and every artifact it names, each verified against its digest, committed locally. */
   async pull(key: string): Promise<Manifest | undefined> {
+    this.announce();
     try {
       const manifest = await this.fetchManifest(key);
       if (!manifest) return undefined;
-      const outputs: Record<string, Artifact> = {};
-      for (const [name, artifact] of Object.entries(manifest.outputs)) outputs[name] = await this.fetchArtifact(manifest, name, artifact);
-      return await this.store.commit({ ...manifest, outputs });
+      return await this.store.commit(await this.fetchOutputs(manifest));
     } catch (err) {
       return err instanceof Untrusted ? undefined : this.unavailable(err);
     }
+  }
+
+  /** The manifest with every artifact fetched, verified and in the local store (not yet committed). */
+  private async fetchOutputs(manifest: Manifest): Promise<Manifest> {
+    const outputs: Record<string, Artifact> = {};
+    for (const [name, artifact] of Object.entries(manifest.outputs)) outputs[name] = await this.fetchArtifact(manifest, name, artifact);
+    return { ...manifest, outputs };
   }
 
   private async fetchManifest(key: string): Promise<Manifest | undefined> {
@@ -135,6 +189,7 @@ export class RemoteCache {
       const actual = (await sha256File(tmp)).digest;
       if (actual !== digest) {
         // Bytes that do not hash to their name are never right: drop them so a push can repair.
+        this.corruptBlobs.add(digest);
         await this.remote.dropBlob(digest).catch(() => undefined);
         throw this.corrupt(manifest, name, digest, actual);
       }
@@ -144,40 +199,145 @@ export class RemoteCache {
     }
   }
 
+  /** The digest the remote's bytes under cas/<digest> hash to; undefined when absent. */
+  private async remoteBlobDigest(digest: string): Promise<string | undefined> {
+    await mkdir(this.store.tmpDir, { recursive: true });
+    const tmp = join(this.store.tmpDir, `check-${randomUUID()}`);
+    try {
+      return (await this.remote.getBlob(digest, tmp)) ? (await sha256File(tmp)).digest : undefined;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Uploads one local output's bytes as cas/<digest>; `overwrite` for a blob proven corrupt there. */
+  private async upload(manifest: Manifest, name: string, a: Exclude<Artifact, { type: 'json' }>, overwrite: boolean): Promise<void> {
+    const put = (file: string, size: number) => (overwrite ? this.remote.replaceBlob(a.digest, file, size) : this.remote.putBlob(a.digest, file, size));
+    if (a.type === 'file') {
+      await put(await this.store.blobs.verified(a.digest, `${manifest.node} output ${name}`), a.size);
+      return;
+    }
+    await mkdir(this.store.tmpDir, { recursive: true });
+    const tmp = join(this.store.tmpDir, `push-${randomUUID()}`);
+    try {
+      const packed = await packRecordSet(this.store.records, a.set, a.meta, tmp);
+      if (packed.digest !== a.digest) throw new Error(`${manifest.node} output ${name}: local record set hashes to ${short(packed.digest)}…, expected ${short(a.digest)}… (run \`pipeline cache verify\`)`);
+      await put(tmp, packed.size);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Judges the entry already at ac/<key> when ours could not be created: broken (unreadable,
+   * unsigned under a key, failing a digest, missing a blob), or good. `deep` also downloads and
+   * hashes its blobs (`cache push --repair`), overwriting a corrupt one that ours shares.
+   */
+  private async inspect(ours: Manifest, deep: boolean): Promise<Found> {
+    const stored = await this.remote.readManifest(ours.key);
+    if (!stored) return { broken: 'gone', stored: undefined };
+    const opened = openManifest(stored.bytes, ours.key, this.options.teamKey);
+    if ('problem' in opened) return { broken: opened.problem, stored, ...(opened.badSignature ? { badSignature: true as const } : {}) };
+    let repairedBlobs = false;
+    for (const [name, a] of Object.entries(opened.manifest.outputs)) {
+      if (a.type === 'json') {
+        if (digestJSON(a.value) !== a.digest) return { broken: `output ${name} fails its digest`, stored };
+        continue;
+      }
+      if ((a.type !== 'file' && a.type !== 'records') || !isDigest(a.digest)) return { broken: `output ${name} is not a known artifact`, stored };
+      const mine = ours.outputs[name];
+      const shared = mine !== undefined && mine.type === a.type && mine.digest === a.digest;
+      if (!deep) {
+        // Ours was uploaded just now when it was missing; theirs must be there to be served.
+        if (!shared && !(await this.remote.hasBlob(a.digest))) return { broken: `blob of output ${name} missing`, stored };
+        continue;
+      }
+      if ((await this.remoteBlobDigest(a.digest)) === a.digest) continue;
+      if (!shared) return { broken: `blob of output ${name} missing or corrupt`, stored };
+      await this.upload(ours, name, mine as Exclude<Artifact, { type: 'json' }>, true);
+      this.warn(`replaced the corrupt remote blob ${short(a.digest)} of ${ours.node} output ${name}`);
+      repairedBlobs = true;
+    }
+    return { good: opened.manifest, stored, repairedBlobs };
+  }
+
+  /** Replaces a broken entry with ours, only while it is the broken one we read. */
+  private async supersede(ours: Manifest, sealed: Uint8Array, found: Broken): Promise<PushOutcome> {
+    const replaced = found.stored ? await this.remote.replaceManifest(ours.key, sealed, found.stored) : await this.remote.putManifest(ours.key, sealed);
+    if (!replaced) return 'present';
+    this.warn(`replaced the broken remote entry for ${ours.node} (${short(ours.key)}: ${found.broken}) with this cache's result`);
+    return 'repaired';
+  }
+
+  /**
+   * Another runner's result came first: it is the one everyone uses. The local result is
+   * swapped for it, so what this cache builds downstream is keyed on what the remote serves.
+   */
+  private async adopt(ours: Manifest, theirs: Manifest): Promise<Manifest> {
+    const fetched = await this.fetchOutputs(theirs);
+    await this.store.invalidate(ours.key);
+    const adopted = await this.store.commit(fetched);
+    const differing = Object.keys({ ...ours.outputs, ...theirs.outputs }).filter((n) => ours.outputs[n]?.digest !== theirs.outputs[n]?.digest);
+    for (const n of differing) if (ours.outputs[n]) this.superseded.add(ours.outputs[n].digest);
+    this.warn(
+      `${ours.node} (${short(ours.key)}): this cache's result differs from the one already on ${this.url} (output ${differing.join(', ')}; the stage is not bit-reproducible?) — ` +
+        `the remote's, committed first, stands and replaces the local one, so downstream nodes are keyed on it`,
+    );
+    return adopted;
+  }
+
   /**
    * Uploads a finished node: blobs first, the manifest last, so a reader never finds a manifest
    * whose blobs are missing. Blobs are re-checked even when the manifest is already there, which
-   * repairs one a reader dropped as corrupt.
+   * repairs one a reader dropped as corrupt. When an entry is already there, the first committed
+   * wins unless it is broken: a broken one is superseded by ours, a good one that differs is
+   * adopted here (`store.manifest(key)` is then the remote's).
    */
-  async push(manifest: Manifest): Promise<'pushed' | 'present' | 'failed'> {
+  async push(manifest: Manifest, options: { repair?: boolean } = {}): Promise<PushOutcome> {
+    this.announce();
+    const inputs = Object.values(manifest.material.inputs).flatMap((i) => (typeof i === 'string' ? [i] : i.map((e) => e.digest)));
+    if (inputs.some((d) => this.superseded.has(d))) {
+      this.warn(`not pushing ${manifest.node} (${short(manifest.key)}): it was built on a local result replaced just now by the remote's; a run rebuilds it on that one`);
+      return 'orphaned';
+    }
     try {
       for (const [name, a] of Object.entries(manifest.outputs)) {
-        if (a.type === 'json' || (await this.remote.hasBlob(a.digest))) continue;
-        if (a.type === 'file') {
-          const path = await this.store.blobs.verified(a.digest, `${manifest.node} output ${name}`);
-          await this.remote.putBlob(a.digest, path, a.size);
-          continue;
-        }
-        await mkdir(this.store.tmpDir, { recursive: true });
-        const tmp = join(this.store.tmpDir, `push-${randomUUID()}`);
-        try {
-          const packed = await packRecordSet(this.store.records, a.set, a.meta, tmp);
-          if (packed.digest !== a.digest) throw new Error(`${manifest.node} output ${name}: local record set hashes to ${short(packed.digest)}…, expected ${short(a.digest)}… (run \`pipeline cache verify\`)`);
-          await this.remote.putBlob(a.digest, tmp, packed.size);
-        } finally {
-          await rm(tmp, { force: true });
-        }
+        if (a.type === 'json') continue;
+        const corrupt = this.corruptBlobs.has(a.digest);
+        if (!corrupt && (await this.remote.hasBlob(a.digest))) continue;
+        await this.upload(manifest, name, a, corrupt);
+        this.corruptBlobs.delete(a.digest);
       }
-      return (await this.remote.putManifest(manifest.key, sealManifest(manifest, this.options.teamKey))) ? 'pushed' : 'present';
+      const sealed = sealManifest(manifest, this.options.teamKey);
+      if (await this.remote.putManifest(manifest.key, sealed)) return 'pushed';
+      const found = await this.inspect(manifest, Boolean(options.repair));
+      if ('broken' in found && found.badSignature && !options.repair) {
+        // Signed, but not with our key: maybe another team's good entry, maybe our key is wrong.
+        this.warn(`left the remote entry for ${manifest.node} (${short(manifest.key)}) alone: ${found.broken}; with the right ${CACHE_KEY_ENV}, \`pipeline cache push --repair\` replaces it`);
+        return 'present';
+      }
+      if ('broken' in found) return await this.supersede(manifest, sealed, found);
+      const same = Object.keys({ ...manifest.outputs, ...found.good.outputs }).every((n) => manifest.outputs[n]?.digest === found.good.outputs[n]?.digest);
+      if (same) return found.repairedBlobs ? 'repaired' : 'present';
+      try {
+        await this.adopt(manifest, found.good);
+        return 'adopted';
+      } catch (err) {
+        if (!(err instanceof Untrusted)) throw err;
+        // Its blobs failed verification on the way down: it was broken after all.
+        return await this.supersede(manifest, sealed, { broken: 'its blobs fail verification', stored: found.stored });
+      }
     } catch (err) {
       this.warn(`could not push ${manifest.node} (${short(manifest.key)}) to ${this.url}: ${(err as Error).message}`);
       return 'failed';
     }
   }
 
-  async lease(key: string, owner: string): Promise<LeaseOutcome> {
+  async lease(key: string, owner: string, options: Omit<AcquireOptions, 'onIgnored'> = {}): Promise<LeaseOutcome> {
+    this.announce();
+    const onIgnored = (l: Lease) => this.warn(`ignoring the remote lease on ${short(key)} held by ${describeHolder(l)}: ${l.problem}`);
     try {
-      return (await this.remote.tryAcquire(key, owner, this.leaseTtlMs)) ? 'acquired' : 'held';
+      return (await this.remote.tryAcquire(key, owner, this.policy, { ...options, onIgnored })) ? 'acquired' : 'held';
     } catch (err) {
       this.unavailable(err);
       return 'unavailable';
@@ -185,15 +345,15 @@ export class RemoteCache {
   }
 
   async holder(key: string): Promise<Lease | undefined> {
-    return this.remote.holder(key).catch(() => undefined);
+    return this.remote.holder(key, this.policy).catch(() => undefined);
   }
 
   async renew(key: string, owner: string): Promise<void> {
-    await this.remote.renew(key, owner, this.leaseTtlMs).catch((err: unknown) => this.unavailable(err));
+    await this.remote.renew(key, owner, this.policy).catch((err: unknown) => this.unavailable(err));
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await this.remote.release(key, owner).catch((err: unknown) => this.unavailable(err));
+    await this.remote.release(key, owner, this.policy).catch((err: unknown) => this.unavailable(err));
   }
 
   close(): Promise<void> {

@@ -29,7 +29,7 @@ export function sealManifest(manifest: Manifest, teamKey: string | undefined): U
  * result); with a team key it must carry a valid HMAC (an attacker who can write to the cache
  * cannot forge results without the key).
  */
-export function openManifest(bytes: Uint8Array, key: string, teamKey: string | undefined): { manifest: Manifest } | { problem: string } {
+export function openManifest(bytes: Uint8Array, key: string, teamKey: string | undefined): { manifest: Manifest } | { problem: string; badSignature?: true } {
   let envelope: Partial<Envelope>;
   try {
     envelope = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<Envelope>;
@@ -48,7 +48,7 @@ export function openManifest(bytes: Uint8Array, key: string, teamKey: string | u
     if (typeof envelope.hmac !== 'string') return { problem: `unsigned (${CACHE_KEY_ENV} is set, so only signed entries are trusted)` };
     const want = Buffer.from(hmac(teamKey, m), 'hex');
     const got = Buffer.from(envelope.hmac, 'hex');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) return { problem: 'bad signature (another team key, or a forged entry)' };
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return { problem: 'bad signature (another team key, or a forged entry)', badSignature: true };
   }
   return { manifest: m };
 }

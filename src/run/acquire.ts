@@ -81,12 +81,14 @@ export interface LeaseArgs {
   signal: AbortSignal;
   /** Without a lease (remote unreachable) the body still runs, unless the lease is required. */
   required: boolean;
+  /** How long this node usually takes (this cache's last run), to tell a stale lease from a live one. */
+  expectedMs?: number;
   onWait(holder: Lease | undefined): void;
 }
 
 /** The remote's per-key lease: one runner of every cache sharing the remote computes a key at a time. */
 export async function withRemoteLease<T>(a: LeaseArgs, body: () => Promise<T>): Promise<Held<T>> {
-  const waited = await leaseOrWait(a.remote, a.key, a.owner, a.signal, a.onWait);
+  const waited = await leaseOrWait(a.remote, a.key, a.owner, a.signal, { ...(a.expectedMs !== undefined ? { expectedMs: a.expectedMs } : {}), onWait: a.onWait });
   if ('interrupted' in waited) return { held: false, interrupted: true };
   if (!waited.compute) return { held: false, manifest: waited.manifest };
   if (!waited.leased) {

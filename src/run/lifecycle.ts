@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NodeInstance } from '../config/expand.js';
+import { expectedDurationMs } from '../remote/coordinate.js';
 import type { RemoteCache } from '../remote/remote-cache.js';
 import type { Manifest } from '../store/artifacts.js';
 import { withLocalLock, withRemoteLease, defaultLockWaitMs } from './acquire.js';
@@ -53,6 +54,7 @@ export interface LifecycleOptions {
 }
 
 const short = (key: string) => key.slice(0, 12);
+const withExpected = (ms: number | undefined) => (ms !== undefined ? { expectedMs: ms } : {});
 
 export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promise<NodeOutcome> {
   const { store } = o.kc;
@@ -127,6 +129,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
             owner,
             signal: o.signal,
             required: Boolean(o.remoteRequired),
+            ...withExpected(expectedDurationMs(store, n.pipeline, id)),
             onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
           },
           execute,
@@ -164,16 +167,18 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ...(n.force ? { replace: true } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
-      const manifest = store.manifest(key);
-      if (!result.ok || !manifest) {
+      const computed = store.manifest(key);
+      if (!result.ok || !computed) {
         const message = result.ok ? 'worker finished without publishing a result' : result.error;
         return { state: !result.ok && result.interrupted ? 'interrupted' : 'failed', key, reason: error(message), log };
       }
       await remember();
-      // Before the lease goes, so whoever waits on it finds the result.
-      if (o.remote && (await o.remote.push(manifest)) === 'failed' && o.remoteRequired) {
+      // Before the lease goes, so whoever waits on it finds the result; a push that finds
+      // another valid result there first adopts it (first committed wins), so read back.
+      if (o.remote && (await o.remote.push(computed)) === 'failed' && o.remoteRequired) {
         return { state: 'failed', key, reason: error(`${id} ran but could not be pushed to ${o.remote.url}`), log };
       }
+      const manifest = store.manifest(key) ?? computed;
       return { state: 'ran', key, manifest, reason, log };
     } finally {
       release?.();

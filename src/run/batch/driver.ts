@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import type { JSONValue } from '../../contract.js';
 import { descendantsOf } from '../../graph/dag.js';
+import { expectedDurationMs, leaseIsStale } from '../../remote/coordinate.js';
 import { live } from '../../remote/leases.js';
 import type { RemoteCache } from '../../remote/remote-cache.js';
 import type { KeyMaterial } from '../../keys.js';
@@ -183,7 +184,7 @@ class BatchRun {
     };
     const node = pipeline.nodes.get(id)!;
     const log = this.system.logTemplate({ cacheDir: store.dir, pipeline: this.name, raw: pipeline.spec.raw, node });
-    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, log, ...(this.rc.codeTrigger ? { codeTrigger: this.rc.codeTrigger } : {}) }, dag, this.rc.registry, id, knownKey);
+    const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, ...(this.remote.signed ? { signed: true } : {}), log, ...(this.rc.codeTrigger ? { codeTrigger: this.rc.codeTrigger } : {}) }, dag, this.rc.registry, id, knownKey);
     const digest = digestJSON(task as unknown as JSONValue);
 
     const entry = this.ledger[id];
@@ -232,9 +233,11 @@ class BatchRun {
 
   /** A node another runner holds the remote lease of is waited for, never submitted twice. */
   private async waitForOtherRunner(id: string, key: string): Promise<NodeOutcome | undefined> {
+    const since = Date.now();
     for (let announced = false; ; ) {
       const holder = await this.remote.holder(key);
       if (!holder || !live(holder)) return undefined;
+      if (leaseIsStale(this.remote, key, holder, since, expectedDurationMs(this.rc.store, this.name, id))) return undefined;
       const by = `computed by ${holder.host} pid ${holder.pid} (remote lease)`;
       if (this.opts.detach) return { state: 'would-run', key, reason: { why: 'leased-elsewhere', host: holder.host, pid: holder.pid } };
       if (!announced) this.show(id, 'waiting', by);

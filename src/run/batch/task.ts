@@ -24,6 +24,8 @@ export interface BatchTask {
   baseDir: string;
   /** The remote cache, the only channel between the submit host and the compute nodes. */
   remote: string;
+  /** The submitting run signs with a team key: a compute node without one must not use the remote. */
+  signed?: boolean;
   target: string;
   /**
    * The target, its parents, and, up from every node whose key is not known yet, that node's
@@ -38,7 +40,7 @@ export interface BatchTask {
 }
 
 export function buildTask(
-  args: { pipeline: string; baseDir: string; remote: string; log: string; codeTrigger?: CodeTrigger },
+  args: { pipeline: string; baseDir: string; remote: string; signed?: boolean; log: string; codeTrigger?: CodeTrigger },
   dag: Dag,
   registry: Registry,
   target: string,
