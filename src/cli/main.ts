@@ -6,6 +6,7 @@ import { renderDag, type DagFormat } from '../graph/render.js';
 import { LocalExecutor } from '../run/executors/local.js';
 import { LineReporter } from './reporters/line.js';
 import { ListrReporter } from './reporters/listr.js';
+import { stageDurations } from './reporters/progress.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
 import { packageVersions } from '../run/versions.js';
@@ -130,6 +131,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const dryRun = mode === 'status' || Boolean(flags.dryRun);
   const interactive = process.stdout.isTTY && !process.env['CI'] && !flags.plain && !dryRun;
   const statusRows: string[][] = [['node', 'state', 'why']];
+  const view = { expected: stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs };
   const reporter: Reporter =
     mode === 'status'
       ? {
@@ -142,8 +144,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
           async finish() {},
         }
       : interactive
-        ? new ListrReporter()
-        : new LineReporter();
+        ? new ListrReporter(view)
+        : new LineReporter(undefined, undefined, view);
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
   try {

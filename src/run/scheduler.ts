@@ -24,7 +24,9 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
     pipeline.spec.name,
     order.map((id) => ({ id, stage: pipeline.nodes.get(id)!.stage })),
   );
-  const say = (r: Reason | string | undefined) => (r === undefined || typeof r === 'string' ? r : describeReason(r));
+  // "ran (never run)" reads as a contradiction: a node that runs for the first time says so.
+  const say = (r: Reason | string | undefined, state?: string) =>
+    r === undefined || typeof r === 'string' ? r : r.why === 'never-run' && (state === 'running' || state === 'ran') ? 'first run' : describeReason(r);
 
   const dispatch = async (id: string): Promise<NodeOutcome> => {
     const node = pipeline.nodes.get(id)!;
@@ -44,12 +46,12 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
             ...(options.lockTtlMs ? { lockTtlMs: options.lockTtlMs } : {}),
             ...(options.lockWaitMs ? { lockWaitMs: options.lockWaitMs } : {}),
             admit: async () => slots.acquire(slots.needOf(node.resources, id), options.signal),
-            onState: (state, detail) => reporter.update(id, state, say(detail)),
+            onState: (state, detail) => reporter.update(id, state, say(detail, state)),
             onProgress: (text) => reporter.progress(id, text),
           },
         )
       : gated.outcome;
-    reporter.update(id, outcome.state, say(outcome.reason));
+    reporter.update(id, outcome.state, say(outcome.reason, outcome.state));
     return outcome;
   };
 

@@ -1,4 +1,6 @@
 import type { NodeState, PlannedNode, Reporter } from '../../run/reporter.js';
+import { RunProgress, stageLine } from './progress.js';
+import type { ViewOptions } from './listr.js';
 
 const SYMBOL: Partial<Record<NodeState, string>> = {
   running: '▶',
@@ -10,14 +12,21 @@ const SYMBOL: Partial<Record<NodeState, string>> = {
   interrupted: '■',
 };
 
-/** Plain timestamped lines, for CI logs and pipes: cached nodes are counted, not listed. */
+const ENDS = new Set<NodeState>(['ran', 'failed', 'skipped', 'interrupted']);
+
+/**
+ * Plain timestamped lines, for CI logs and pipes: cached nodes are counted, not listed; every
+ * node that ends carries the run's N/M, elapsed and ETA; the end lists each stage's outcomes.
+ */
 export class LineReporter implements Reporter {
   private cached = 0;
   private readonly lastProgress = new Map<string, number>();
+  private progressOf?: RunProgress;
 
   constructor(
     private readonly write: (line: string) => void = (l) => process.stdout.write(l + '\n'),
     private readonly progressEveryMs = 5000,
+    private readonly options: ViewOptions = {},
   ) {}
 
   private line(text: string): void {
@@ -25,16 +34,19 @@ export class LineReporter implements Reporter {
   }
 
   start(pipeline: string, nodes: PlannedNode[]): void {
+    this.progressOf = new RunProgress(nodes, this.options.expected ?? new Map(), this.options.jobs ?? 1);
     this.line(`${pipeline}: ${nodes.length} node(s) selected`);
   }
 
   update(id: string, state: NodeState, detail?: string): void {
+    this.progressOf?.update(id, state);
     if (state === 'cached' && !detail) {
       this.cached++;
       return;
     }
     const symbol = SYMBOL[state] ?? '·';
-    this.line(`${symbol} ${id} ${state}${detail ? ` (${detail})` : ''}`);
+    const where = ENDS.has(state) && this.progressOf ? `  [${this.progressOf.summary()}]` : '';
+    this.line(`${symbol} ${id} ${state}${detail ? ` (${detail})` : ''}${where}`);
   }
 
   progress(id: string, text: string): void {
@@ -46,5 +58,7 @@ export class LineReporter implements Reporter {
 
   async finish(): Promise<void> {
     if (this.cached > 0) this.line(`${this.cached} node(s) cached`);
+    const stages = this.progressOf?.stages() ?? [];
+    if (stages.some((c) => (c.counts['ran'] ?? 0) + (c.counts['failed'] ?? 0) > 0)) for (const c of stages) this.line(`  ${stageLine(c)}`);
   }
 }
