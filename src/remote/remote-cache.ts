@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Artifact, Manifest } from '../store/artifacts.js';
+import { isDigest } from '../store/names.js';
 import type { Store } from '../store/store.js';
 import { digestJSON, sha256File } from '../util/hash.js';
 import { packRecordSet, unpackRecordSet } from './pack.js';
@@ -99,6 +100,11 @@ export class RemoteCache {
   }
 
   private async fetchArtifact(manifest: Manifest, name: string, a: Artifact): Promise<Artifact> {
+    // Before the digest touches a local path (blobs.has): a hostile `../../file` would be looked up, then deleted by verify.
+    if (!isDigest(a.digest)) {
+      this.warn(`remote entry for ${manifest.node} (${short(String(manifest.key))}): output ${name} names ${JSON.stringify(String(a.digest)).slice(0, 40)}, not a sha256 digest — ignored, the node is recomputed`);
+      throw new Untrusted();
+    }
     if (a.type === 'json') {
       const actual = digestJSON(a.value);
       if (actual !== a.digest) throw this.corrupt(manifest, name, a.digest, actual);

@@ -3,6 +3,7 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
+import { assertDigest } from './names.js';
 
 /** Content-addressed files: cas/<2 hex>/<62 hex>, written by rename so a reader never sees half a blob. */
 export class BlobStore {
@@ -11,13 +12,16 @@ export class BlobStore {
     private readonly tmpDir: string,
   ) {}
 
+  /** Throws InvalidNameError for anything but a sha256 digest: a manifest may come from a remote. */
   pathOf(digest: string): string {
+    assertDigest(digest, 'blob digest');
     return join(this.dir, digest.slice(0, 2), digest.slice(2));
   }
 
   async has(digest: string): Promise<boolean> {
+    const path = this.pathOf(digest);
     try {
-      await stat(this.pathOf(digest));
+      await stat(path);
       return true;
     } catch {
       return false;

@@ -2,6 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestJSON, sha256File } from '../util/hash.js';
 import type { Manifest } from './artifacts.js';
+import { isDigest } from './names.js';
 import type { Store } from './store.js';
 
 export function listManifests(store: Store): Manifest[] {
@@ -26,7 +27,10 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
     let broken = false;
     for (const [output, a] of Object.entries(m.outputs)) {
       let problem: string | undefined;
-      if (a.type === 'json') {
+      if (!isDigest(a.digest)) {
+        // Never a path: a hostile `../../file` would otherwise be hashed, then removed as corrupt.
+        problem = `names ${JSON.stringify(String(a.digest)).slice(0, 40)}, not a sha256 digest (nothing outside the cache was touched)`;
+      } else if (a.type === 'json') {
         if (digestJSON(a.value) !== a.digest) problem = 'json value does not match its digest';
       } else if (a.type === 'file') {
         if (!blobOk.has(a.digest)) {

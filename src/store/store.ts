@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
+import { assertDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { sha256File } from '../util/hash.js';
 
@@ -67,6 +68,7 @@ export class Store {
 
   /** Publishes a finished node. Write-once: a manifest already there (a concurrent writer) wins. */
   async commit(manifest: Manifest): Promise<Manifest> {
+    assertManifestNames(manifest);
     await this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest));
     return this.manifests.get(manifest.key)!;
   }
@@ -95,6 +97,7 @@ export class Store {
   }
 
   checkpointDir(key: string): string {
+    assertDigest(key, 'node key');
     return join(this.dir, 'checkpoints', key);
   }
 
@@ -164,6 +167,12 @@ export class Store {
   lockHolder(key: string): LockRecord | undefined {
     return this.locks.get(key);
   }
+}
+
+/** Every name in a manifest that can become a path or an index key: its key and its output digests. */
+export function assertManifestNames(manifest: Manifest): void {
+  assertDigest(manifest.key, `key of ${manifest.node}`);
+  for (const [name, a] of Object.entries(manifest.outputs)) assertDigest(a.digest, `${manifest.node} output ${name}`);
 }
 
 export function processAlive(pid: number): boolean {

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { openRemote } from '../src/remote/open.js';
+import { sealManifest } from '../src/remote/sign.js';
+import type { Manifest } from '../src/store/artifacts.js';
+import { Store } from '../src/store/store.js';
+import { sandbox } from './support/toy.js';
+
+const BLOBS = `
+name: blobs
+plugins: [$TOY]
+stages:
+  make:
+    uses: blob
+    with: {text: hello}
+  read:
+    uses: readblob
+    inputs: {file: make.file, records: make.records}
+`;
+
+test('a digest that walks out of the cache (../../victim.txt) is never opened or deleted, from a remote or a local manifest', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  const first = await box.cli(['run', file]);
+  assert.equal(first.code, 0, first.stdout + first.stderr);
+  const honest = (await box.show(file, 'make')) as unknown as Manifest;
+
+  // cas/../../victim.txt from the cache directory: a file next to it.
+  const victim = join(box.dir, 'victim.txt');
+  writeFileSync(victim, 'precious');
+  const hostile: Manifest = { ...honest, outputs: { ...honest.outputs, file: { ...honest.outputs['file']!, digest: '../../victim.txt' } as Manifest['outputs'][string] } };
+
+  const remoteDir = join(box.dir, 'remote');
+  const remote = openRemote(pathToFileURL(remoteDir).href);
+  assert.equal(await remote.putManifest(honest.key, sealManifest(hostile, undefined)), true);
+  await remote.close();
+
+  const other = join(box.dir, 'other-cache');
+  const pulled = await box.cli(['run', file, '--remote', pathToFileURL(remoteDir).href], { env: { MEDPIPE_CACHE: other } });
+  assert.equal(pulled.code, 0, pulled.stdout + pulled.stderr);
+  assert.match(pulled.stdout + pulled.stderr, /output file names "\.\.\/\.\.\/victim\.txt", not a sha256 digest/);
+  assert.deepEqual(box.runs(), ['make', 'read', 'make', 'read'], 'the hostile entry is a miss: both nodes computed here');
+  const verifyOther = await box.cli(['cache', 'verify'], { env: { MEDPIPE_CACHE: other } });
+  assert.equal(verifyOther.code, 0, verifyOther.stdout);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious');
+
+  // The same manifest planted in the local index (an older medpipe pulled it): verify reports
+  // and drops it without hashing or removing the victim.
+  const store = new Store(box.cache);
+  await assert.rejects(store.commit({ ...hostile, key: 'f'.repeat(64) }), /not a sha256 digest/, 'commit refuses it');
+  await store.manifests.put(honest.key, hostile);
+  await store.close();
+  const verify = await box.cli(['cache', 'verify']);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /✖ make \([0-9a-f]{12}\) output file: names "\.\.\/\.\.\/victim\.txt", not a sha256 digest.* dropped/);
+  assert.ok(existsSync(victim));
+  assert.equal(readFileSync(victim, 'utf8'), 'precious');
+  const rerun = await box.cli(['run', file]);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious');
+});
