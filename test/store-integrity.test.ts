@@ -62,3 +62,21 @@ test('a digest that walks out of the cache (../../victim.txt) is never opened or
   assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
   assert.equal(readFileSync(victim, 'utf8'), 'precious');
 });
+
+test('BlobStore.put replaces a same-size blob that rotted, so a recomputed result is not born corrupt', async () => {
+  const box = sandbox();
+  const store = new Store(box.cache);
+  try {
+    const source = join(box.dir, 'a.bin');
+    writeFileSync(source, 'the right bytes');
+    const { digest } = await store.blobs.put(source, { move: false });
+    writeFileSync(store.blobs.pathOf(digest), 'the wrong bytes');
+    await assert.rejects(store.blobs.verified(digest, 'blob'), /corrupt cache entry/);
+    const again = await store.blobs.put(source, { move: true });
+    assert.equal(again.digest, digest);
+    assert.equal(readFileSync(await store.blobs.verified(digest, 'blob'), 'utf8'), 'the right bytes');
+    assert.equal(existsSync(source), false, 'a move consumes the source');
+  } finally {
+    await store.close();
+  }
+});

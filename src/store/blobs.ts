@@ -32,12 +32,8 @@ export class BlobStore {
   async put(source: string, options: { move: boolean }): Promise<{ digest: string; size: number }> {
     const { digest, size } = await sha256File(source);
     const target = this.pathOf(digest);
-    const existing = await stat(target).catch(() => undefined);
-    // Same name and size: the same bytes (verify catches the rest). Otherwise replace a damaged copy.
-    if (existing && existing.size === size) {
-      if (options.move) await rm(source, { force: true });
-      return { digest, size };
-    }
+    // Always replace: a blob already there under this name may have rotted (same size, other
+    // bytes), and these bytes were just hashed. The rename is atomic; readers keep their inode.
     await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
     const staging = join(this.tmpDir, `blob-${randomUUID()}`);
     await mkdir(this.tmpDir, { recursive: true });
