@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { openRemote } from '../src/remote/open.js';
+import { splitRecords } from '../src/remote/pack.js';
 import { sealManifest } from '../src/remote/sign.js';
 import type { Manifest } from '../src/store/artifacts.js';
 import { Store } from '../src/store/store.js';
+import { canonicalJSON } from '../src/util/hash.js';
 import { sandbox } from './support/toy.js';
 
 const BLOBS = `
@@ -79,4 +81,43 @@ test('BlobStore.put replaces a same-size blob that rotted, so a recomputed resul
   } finally {
     await store.close();
   }
+});
+
+function packed(records: Buffer[], meta: object): Buffer {
+  const parts: Buffer[] = [];
+  for (const r of records) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(r.length);
+    parts.push(len, r);
+  }
+  parts.push(Buffer.from(canonicalJSON(meta as never)));
+  return Buffer.concat(parts);
+}
+
+async function* inChunks(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+// A 32 MiB record in 1 KiB chunks: 32768 chunks. Re-concatenating the pending bytes per chunk
+// (the old unpacking) copies ~512 GiB here and cannot finish inside the timeout; one copy per
+// record takes milliseconds. The margin is orders of magnitude, so this is not a timing test.
+test('record-set unpacking is linear: a 32 MiB record in 1 KiB chunks round-trips', { timeout: 60_000 }, async () => {
+  const big = Buffer.alloc(32 * 2 ** 20);
+  for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) % 251;
+  const records = [Buffer.from('a'), Buffer.alloc(0), big, Buffer.from('tail record')];
+  const meta = { count: 4 };
+  const bytes = packed(records, meta);
+  const out: Buffer[] = [];
+  for await (const r of splitRecords(inChunks(bytes, 1024), records.length, meta, bytes.length)) out.push(r);
+  assert.equal(out.length, records.length);
+  for (let i = 0; i < records.length; i++) assert.ok(out[i]!.equals(records[i]!), `record ${i}`);
+
+  await assert.rejects(async () => {
+    for await (const _ of splitRecords(inChunks(bytes, 1024), records.length, { count: 5 }, bytes.length));
+  }, /meta does not match/);
+  const lying = packed([Buffer.from('x')], meta);
+  lying.writeUInt32LE(0xfffffff0, 0);
+  await assert.rejects(async () => {
+    for await (const _ of splitRecords(inChunks(lying, 7), 1, meta, lying.length));
+  }, /ends after 0 of 1 records \(record 0 claims 4294967280 bytes, past the end/);
 });
