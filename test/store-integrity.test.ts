@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -120,4 +120,40 @@ test('record-set unpacking is linear: a 32 MiB record in 1 KiB chunks round-trip
   await assert.rejects(async () => {
     for await (const _ of splitRecords(inChunks(lying, 7), 1, meta, lying.length));
   }, /ends after 0 of 1 records \(record 0 claims 4294967280 bytes, past the end/);
+});
+
+test('a disk or LMDB write failure names the cache and the cause, not "worker exited with code 1"', async () => {
+  const box = sandbox();
+  const store = new Store(box.cache);
+  try {
+    // What lmdb-js rejects with when the disk fills during a batch: strerror and the errno.
+    const records = (store.records as unknown as { records: { put: (...args: unknown[]) => Promise<boolean> } }).records;
+    const put = records.put.bind(records);
+    let calls = 0;
+    records.put = (...args: unknown[]) => (++calls === 3 ? Promise.reject(Object.assign(new Error('No space left on device'), { code: 28 })) : put(...args));
+    await assert.rejects(
+      store.records.write(
+        () => ({}),
+        async (w) => {
+          for (let i = 0; i < 600; i++) await w.append({ data: new Uint8Array([i % 256]), meta: {} });
+        },
+      ),
+      (err: Error) => {
+        assert.equal(err.message, `cache ${box.cache}: could not write a record set (256 records so far): No space left on device (the disk is full)`);
+        return true;
+      },
+    );
+    records.put = put;
+    assert.deepEqual(store.records.setIds(), [], 'the half-written set is dropped');
+  } finally {
+    await store.close();
+  }
+  // Through a run: the scratch directory cannot be made (a file where cache/tmp should be).
+  const file = box.write('p.yaml', BLOBS);
+  rmSync(join(box.cache, 'tmp'), { recursive: true, force: true });
+  writeFileSync(join(box.cache, 'tmp'), 'not a directory');
+  const r = await box.cli(['run', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout + r.stderr, new RegExp(`cache ${box.cache.replace(/[/.]/g, '\\$&')}: could not make a scratch directory: .*ENOTDIR`));
+  assert.doesNotMatch(r.stdout + r.stderr, /worker exited with code/);
 });

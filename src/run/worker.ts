@@ -43,6 +43,13 @@ process.on('message', (msg: ParentMessage) => {
   if (msg.type === 'abort') abort.abort();
   else void main(msg);
 });
+// A failure outside the awaited chain (an LMDB batch, a stream) still reaches the parent in words.
+const crash = (err: unknown) => {
+  console.error(`[${stamp()}] failed: ${(err as Error)?.stack ?? err}`);
+  sendThenExit({ type: 'failed', error: (err as Error)?.message ?? String(err) }, 1);
+};
+process.on('unhandledRejection', crash);
+process.on('uncaughtException', crash);
 process.on('SIGINT', () => abort.abort());
 process.on('SIGTERM', () => abort.abort());
 process.on('disconnect', () => abort.abort());

@@ -3,6 +3,7 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
+import { writingCache } from './errors.js';
 import { assertDigest } from './names.js';
 
 /** Content-addressed files: cas/<2 hex>/<62 hex>, written by rename so a reader never sees half a blob. */
@@ -34,18 +35,20 @@ export class BlobStore {
     const target = this.pathOf(digest);
     // Always replace: a blob already there under this name may have rotted (same size, other
     // bytes), and these bytes were just hashed. The rename is atomic; readers keep their inode.
-    await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
-    const staging = join(this.tmpDir, `blob-${randomUUID()}`);
-    await mkdir(this.tmpDir, { recursive: true });
-    if (options.move) {
-      try {
-        await rename(source, staging);
-      } catch {
-        await copyFile(source, staging);
-        await rm(source, { force: true });
-      }
-    } else await copyFile(source, staging);
-    await rename(staging, target);
+    await writingCache(this.dir, `store blob ${digest.slice(0, 12)}…`, async () => {
+      await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
+      const staging = join(this.tmpDir, `blob-${randomUUID()}`);
+      await mkdir(this.tmpDir, { recursive: true });
+      if (options.move) {
+        try {
+          await rename(source, staging);
+        } catch {
+          await copyFile(source, staging);
+          await rm(source, { force: true });
+        }
+      } else await copyFile(source, staging);
+      await rename(staging, target);
+    });
     return { digest, size };
   }
 

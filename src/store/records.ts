@@ -4,6 +4,7 @@ import { pack, unpack } from 'msgpackr';
 import type { DataRecord, JSONObject, RecordReader, RecordWriter } from '../contract.js';
 import { canonicalJSON } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
+import { CacheIOError, writingCache } from './errors.js';
 
 interface SetInfo {
   digest: string;
@@ -23,7 +24,10 @@ export class RecordSets {
   private readonly sets: Database<SetInfo, string>;
   private readonly byDigest: Database<string, string>;
 
-  constructor(root: RootDatabase) {
+  constructor(
+    root: RootDatabase,
+    private readonly cacheDir: string,
+  ) {
     this.records = root.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
     this.sets = root.openDB<SetInfo, string>({ name: 'recordsets', encoding: 'json' });
     this.byDigest = root.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
@@ -87,17 +91,27 @@ export class RecordSets {
     const hash = createHash('sha256');
     let count = 0;
     let pending: Promise<unknown> = Promise.resolve();
+    // Every put is watched: an unwatched one that fails (a full disk) would kill the process
+    // with an unhandled rejection and no word about the cache.
+    let failure: unknown;
+    const settle = async () => {
+      await pending;
+      if (failure !== undefined) {
+        await this.drop(set).catch(() => undefined);
+        throw new CacheIOError(this.cacheDir, `write a record set (${count} records so far)`, failure);
+      }
+    };
     const records = this.records;
     await fill(async (bytes) => {
       const len = Buffer.alloc(4);
       len.writeUInt32LE(bytes.length);
       hash.update(len).update(bytes);
-      pending = records.put([set, count], bytes);
+      pending = records.put([set, count], bytes).catch((err: unknown) => void (failure ??= err));
       count++;
       // Bound memory: let LMDB commit its batch every so often instead of queueing a data set.
-      if (count % 256 === 0) await pending;
+      if (count % 256 === 0) await settle();
     });
-    await pending;
+    await settle();
     // Every record must be on disk before the set can be named: a missing one would read as
     // corruption later, on another node. lmdb-js reads through a snapshot it renews only on
     // its next macrotask, so right after a commit a count can miss the last records (seen as
@@ -121,8 +135,10 @@ export class RecordSets {
       await this.drop(set, count);
       return { set: existing, digest, count, meta: setMeta };
     }
-    await this.sets.put(set, { digest, count, meta: setMeta });
-    await this.byDigest.put(digest, set);
+    await writingCache(this.cacheDir, 'name a record set', async () => {
+      await this.sets.put(set, { digest, count, meta: setMeta });
+      await this.byDigest.put(digest, set);
+    });
     return { set, digest, count, meta: setMeta };
   }
 

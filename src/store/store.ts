@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
+import { writingCache } from './errors.js';
 import { assertDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { sha256File } from '../util/hash.js';
@@ -55,7 +56,7 @@ export class Store {
     this.locks = this.root.openDB<LockRecord, string>({ name: 'locks', encoding: 'json' });
     this.fileHashes = this.root.openDB<FileHashRecord, string>({ name: 'filehashes', encoding: 'json' });
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
-    this.records = new RecordSets(this.root);
+    this.records = new RecordSets(this.root, dir);
   }
 
   async close(): Promise<void> {
@@ -69,7 +70,7 @@ export class Store {
   /** Publishes a finished node. Write-once: a manifest already there (a concurrent writer) wins. */
   async commit(manifest: Manifest): Promise<Manifest> {
     assertManifestNames(manifest);
-    await this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest));
+    await writingCache(this.dir, `commit the result of ${manifest.node}`, () => this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest)));
     return this.manifests.get(manifest.key)!;
   }
 
@@ -123,7 +124,7 @@ export class Store {
 
   async makeWorkdir(): Promise<string> {
     const dir = join(this.tmpDir, `work-${randomUUID()}`);
-    await mkdir(dir, { recursive: true });
+    await writingCache(this.dir, 'make a scratch directory', () => mkdir(dir, { recursive: true }));
     return dir;
   }
 
