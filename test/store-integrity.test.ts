@@ -157,3 +157,65 @@ test('a disk or LMDB write failure names the cache and the cause, not "worker ex
   assert.match(r.stdout + r.stderr, new RegExp(`cache ${box.cache.replace(/[/.]/g, '\\$&')}: could not make a scratch directory: .*ENOTDIR`));
   assert.doesNotMatch(r.stdout + r.stderr, /worker exited with code/);
 });
+
+test('a rotted record fails its reader; verify drops the set, its producer and every result read from it; the rerun does not re-adopt it', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const made = await box.show(file, 'make');
+  const set = (made.outputs['records'] as unknown as { set: string }).set;
+
+  // Record 2 ('l') silently becomes record 0 ('h'): valid msgpack, same length, other bytes.
+  const store = new Store(box.cache);
+  const records = (store.records as unknown as { records: { get(k: unknown): Buffer; put(k: unknown, v: Buffer): Promise<boolean> } }).records;
+  await records.put([set, 2], Buffer.from(records.get([set, 0])));
+  await store.close();
+
+  // A consumer that runs now (a new key: sleep_ms is keyed for readblob) fails, nothing is committed.
+  const fresh = await box.cli(['run', file, '--set', 'read.with.sleep_ms=1']);
+  assert.equal(fresh.code, 1, fresh.stdout);
+  assert.match(fresh.stdout + fresh.stderr, /record 2 does not match its checksum/);
+
+  const verify = await box.cli(['cache', 'verify']);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /✖ make \([0-9a-f]{12}\) output records: record set hashes to .* dropped/);
+  assert.match(verify.stdout, /✖ read \([0-9a-f]{12}\) output \(all\): computed from input records = output records of make, which is broken — dropped/);
+  assert.match(verify.stdout, /2 result\(s\) checked, 2 problem\(s\)/);
+
+  const rerun = await box.cli(['run', file]);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  const read = await box.show(file, 'read');
+  assert.deepEqual((read.outputs['out']!.value as { joined: string }).joined, 'hello');
+  assert.notEqual((((await box.show(file, 'make')).outputs['records']) as unknown as { set: string }).set, set, 'a fresh set, not the rotted one');
+  const clean = await box.cli(['cache', 'verify']);
+  assert.equal(clean.code, 0, clean.stdout);
+  assert.match(clean.stdout, /2 result\(s\) checked, 0 problem/);
+});
+
+test('writing a set identical to a rotted one replaces it; a set without checksums (older caches) is checked whole on open', async () => {
+  const box = sandbox();
+  const store = new Store(box.cache);
+  try {
+    const fill = async (w: { append(r: { data: Uint8Array; meta: object }): Promise<void> }) => {
+      for (const ch of 'abcd') await w.append({ data: new TextEncoder().encode(ch), meta: { ch } });
+    };
+    const first = await store.records.write(() => ({ n: 4 }), fill);
+    const inner = store.records as unknown as { records: { get(k: unknown): Buffer; put(k: unknown, v: Buffer): Promise<boolean> }; sums: { remove(k: string): Promise<boolean> } };
+    await inner.records.put([first.set, 1], Buffer.from(inner.records.get([first.set, 3])));
+    assert.throws(() => store.records.reader(first.set, 'input x').get(1), /input x \(record 1 does not match its checksum\)/);
+    assert.equal(store.records.findByDigest(first.digest), undefined, 'a rotted set is not found by its digest');
+
+    const second = await store.records.write(() => ({ n: 4 }), fill);
+    assert.equal(second.digest, first.digest);
+    assert.notEqual(second.set, first.set);
+    assert.equal(store.records.hasSet(first.set), false, 'the rotted set is dropped');
+    assert.equal(new TextDecoder().decode(store.records.reader(second.set, 'input x').get(1).data), 'b');
+
+    await inner.sums.remove(second.set);
+    assert.equal(new TextDecoder().decode(store.records.reader(second.set, 'input x').get(1).data), 'b', 'intact without sums');
+    await inner.records.put([second.set, 2], Buffer.from(inner.records.get([second.set, 0])));
+    assert.throws(() => store.records.reader(second.set, 'input x'), /corrupt cache entry: input x/);
+  } finally {
+    await store.close();
+  }
+});

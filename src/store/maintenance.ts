@@ -18,11 +18,31 @@ export interface VerifyProblem {
   problem: string;
 }
 
-/** Rehashes every artifact; a manifest with a broken artifact is dropped so the node is recomputed. */
+/** Every input digest a result was computed from, by input name (the key material says). */
+function consumedDigests(m: Manifest): [input: string, digest: string][] {
+  const out: [string, string][] = [];
+  for (const [name, input] of Object.entries(m.material?.inputs ?? {})) {
+    if (typeof input === 'string') out.push([name, input]);
+    else if (Array.isArray(input)) for (const e of input) out.push([name, e.digest]);
+  }
+  return out;
+}
+
+/**
+ * Rehashes every artifact; a manifest with a broken artifact is dropped so the node is
+ * recomputed, and so is every result computed from a broken artifact (its key names the
+ * input's digest, but the bytes it read were not those). Broken blobs and record sets are
+ * removed too, so a recomputed producer writes them afresh instead of adopting them.
+ */
 export async function verifyStore(store: Store, options: { drop: boolean }): Promise<{ checked: number; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
   const manifests = listManifests(store);
   const blobOk = new Map<string, string | undefined>();
+  const setOk = new Map<string, string | undefined>();
+  const dropped = new Set<string>();
+  /** Digest -> where it was found broken, for the consumers' message. */
+  const brokenDigests = new Map<string, string>();
+  const brokenSets = new Set<string>();
   for (const m of manifests) {
     let broken = false;
     for (const [output, a] of Object.entries(m.outputs)) {
@@ -44,15 +64,31 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
         }
         problem = blobOk.get(a.digest);
       } else {
-        const r = store.records.verify(a.set);
-        if (!r.ok) problem = r.actual === 'missing' ? 'record set missing' : `record set hashes to ${r.actual.slice(0, 12)}…`;
+        if (!setOk.has(a.set)) {
+          const r = store.records.verify(a.set);
+          setOk.set(a.set, r.ok ? undefined : r.actual === 'missing' ? 'record set missing' : r.actual.startsWith('record') ? `record set: ${r.actual}` : `record set hashes to ${r.actual.slice(0, 12)}…`);
+          if (!r.ok && r.actual !== 'missing') brokenSets.add(a.set);
+        }
+        problem = setOk.get(a.set);
       }
       if (problem) {
         broken = true;
+        if (isDigest(a.digest)) brokenDigests.set(a.digest, `output ${output} of ${m.node}`);
         problems.push({ key: m.key, node: m.node, output, problem });
       }
     }
-    if (broken && options.drop) await store.invalidate(m.key);
+    if (broken) dropped.add(m.key);
+  }
+  for (const m of manifests) {
+    if (dropped.has(m.key)) continue;
+    const input = consumedDigests(m).find(([, digest]) => brokenDigests.has(digest));
+    if (!input) continue;
+    dropped.add(m.key);
+    problems.push({ key: m.key, node: m.node, output: '(all)', problem: `computed from input ${input[0]} = ${brokenDigests.get(input[1])}, which is broken` });
+  }
+  if (options.drop) {
+    for (const key of dropped) await store.invalidate(key);
+    for (const set of brokenSets) await store.records.drop(set);
   }
   return { checked: manifests.length, problems };
 }
