@@ -7,9 +7,10 @@ import { openRemote } from '../src/remote/open.js';
 import { splitRecords } from '../src/remote/pack.js';
 import { sealManifest } from '../src/remote/sign.js';
 import type { Manifest } from '../src/store/artifacts.js';
+import { holdingCache } from '../src/store/cache-lock.js';
 import { Store } from '../src/store/store.js';
 import { canonicalJSON } from '../src/util/hash.js';
-import { sandbox } from './support/toy.js';
+import { sandbox, TOY_PIPELINE } from './support/toy.js';
 
 const BLOBS = `
 name: blobs
@@ -158,7 +159,7 @@ test('a disk or LMDB write failure names the cache and the cause, not "worker ex
   assert.doesNotMatch(r.stdout + r.stderr, /worker exited with code/);
 });
 
-test('a rotted record fails its reader; verify drops the set, its producer and every result read from it; the rerun does not re-adopt it', async () => {
+test('a rotted record fails its reader; verify drops the set and its producer, and the rerun does not re-adopt it', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', BLOBS);
   assert.equal((await box.cli(['run', file])).code, 0);
@@ -179,17 +180,48 @@ test('a rotted record fails its reader; verify drops the set, its producer and e
   const verify = await box.cli(['cache', 'verify']);
   assert.equal(verify.code, 1);
   assert.match(verify.stdout, /✖ make \([0-9a-f]{12}\) output records: record set hashes to .* dropped/);
-  assert.match(verify.stdout, /✖ read \([0-9a-f]{12}\) output \(all\): computed from input records = output records of make, which is broken — dropped/);
-  assert.match(verify.stdout, /2 result\(s\) checked, 2 problem\(s\)/);
+  assert.match(verify.stdout, /2 result\(s\) checked, 1 problem\(s\)/, 'read checked every record it read: its result stands');
 
-  const rerun = await box.cli(['run', file]);
+  const rerun = await box.cli(['run', file, '--set', 'read.with.sleep_ms=1']);
   assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
   const read = await box.show(file, 'read');
   assert.deepEqual((read.outputs['out']!.value as { joined: string }).joined, 'hello');
-  assert.notEqual((((await box.show(file, 'make')).outputs['records']) as unknown as { set: string }).set, set, 'a fresh set, not the rotted one');
+  assert.notEqual(((await box.show(file, 'make')).outputs['records'] as unknown as { set: string }).set, set, 'a fresh set, not the rotted one');
+  assert.deepEqual(box.runs(), ['make', 'read', 'read', 'make', 'read']);
   const clean = await box.cli(['cache', 'verify']);
   assert.equal(clean.code, 0, clean.stdout);
-  assert.match(clean.stdout, /2 result\(s\) checked, 0 problem/);
+  assert.match(clean.stdout, /3 result\(s\) checked, 0 problem/);
+});
+
+test('verify drops every result computed from a broken input that was read unchecked (a json value; a set from an older cache)', async () => {
+  const box = sandbox();
+  const json = box.write('j.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', json])).code, 0);
+  const src = await box.show(json, 'src[seed=1]');
+  const store = new Store(box.cache);
+  const m = store.manifest(src.key)!;
+  await store.manifests.put(src.key, { ...m, outputs: { out: { ...m.outputs['out']!, value: { value: 999 } } as Manifest['outputs'][string] } });
+  await store.close();
+  const verify = await box.cli(['cache', 'verify']);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /✖ src\[seed=1\] \([0-9a-f]{12}\) output out: json value does not match its digest — dropped/);
+  for (const model of ['resnet', 'deit']) assert.match(verify.stdout, new RegExp(`✖ train\\[model=${model},seed=1\\] \\([0-9a-f]{12}\\) output \\(all\\): computed from input a = output out of src\\[seed=1\\], which is broken — dropped`));
+  assert.match(verify.stdout, /7 result\(s\) checked, 3 problem\(s\)/, 'total read sound train outputs: kept');
+  assert.equal((await box.cli(['run', json])).code, 0);
+  assert.deepEqual(box.runs().slice(7).sort(), ['src[seed=1]', 'train[model=deit,seed=1]', 'train[model=resnet,seed=1]']);
+
+  // A record set as an older medpipe wrote it (no per-record checksums), then rotted.
+  const blobs = box.write('b.yaml', BLOBS);
+  assert.equal((await box.cli(['run', blobs])).code, 0);
+  const set = ((await box.show(blobs, 'make')).outputs['records'] as unknown as { set: string }).set;
+  const again = new Store(box.cache);
+  const inner = again.records as unknown as { records: { get(k: unknown): Buffer; put(k: unknown, v: Buffer): Promise<boolean> }; sums: { remove(k: string): Promise<boolean> } };
+  await inner.sums.remove(set);
+  await inner.records.put([set, 2], Buffer.from(inner.records.get([set, 0])));
+  await again.close();
+  const legacy = await box.cli(['cache', 'verify']);
+  assert.match(legacy.stdout, /✖ make .* output records: record set hashes to/);
+  assert.match(legacy.stdout, /✖ read \([0-9a-f]{12}\) output \(all\): computed from input records = output records of make, which is broken — dropped/);
 });
 
 test('writing a set identical to a rotted one replaces it; a set without checksums (older caches) is checked whole on open', async () => {
@@ -218,4 +250,40 @@ test('writing a set identical to a rotted one replaces it; a set without checksu
   } finally {
     await store.close();
   }
+});
+
+test('cache gc and a run exclude each other: gc refuses while a run goes, a run waits for gc', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS.replace('inputs: {file: make.file, records: make.records}', 'inputs: {file: make.file, records: make.records}\n    with: {sleep_ms: 4000}'));
+  const other = box.write('other.yaml', TOY_PIPELINE);
+  const running = box.cli(['run', file]);
+  // Until `read` has started: make's blob and set are committed, read is about to use them.
+  for (let i = 0; i < 600 && !box.runs().includes('read'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(box.runs().includes('read'), 'read started');
+  // gc of another pipeline reaches nothing of this run: without the lock it deletes make's outputs.
+  const gc = await box.cli(['cache', 'gc', other]);
+  assert.equal(gc.code, 1, gc.stdout + gc.stderr);
+  assert.match(gc.stderr, /cache .* is in use by `pipeline run .*p\.yaml` \(pid \d+ on .*\); gc deletes nothing while a run is going/);
+  const run = await running;
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /2 ran/);
+
+  // gc holds the cache (here: this process, as a slow gc would): a run waits, then goes.
+  const store = new Store(box.cache);
+  let release!: () => void;
+  const held = holdingCache(store, 'exclusive', 'pipeline cache gc', () => new Promise<void>((r) => (release = r)));
+  await new Promise((r) => setTimeout(r, 100));
+  const waiting = box.cli(['run', file, '--set', 'make.with.text=other']);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.deepEqual(box.runs(), ['make', 'read'], 'nothing runs while gc holds the cache');
+  release();
+  await held;
+  await store.close();
+  const after = await waiting;
+  assert.equal(after.code, 0, after.stdout + after.stderr);
+  assert.match(after.stderr, /waiting for `pipeline cache gc` \(pid \d+ on .*\) to finish with cache/);
+  assert.deepEqual(box.runs(), ['make', 'read', 'make', 'read']);
+  const gcAfter = await box.cli(['cache', 'gc', file]);
+  assert.equal(gcAfter.code, 0, gcAfter.stdout + gcAfter.stderr);
+  assert.match(gcAfter.stdout, /deleted 2 result\(s\)/);
 });

@@ -11,6 +11,7 @@ import { runNodes, type NodeOutcome } from '../run/scheduler.js';
 import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.js';
 import { SlurmExecutor } from '../run/slurm/driver.js';
 import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
@@ -108,14 +109,17 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
         : new LineReporter();
   const started = Date.now();
   try {
-    const outcomes = await runNodes({ ...opened, store }, selected, {
-      capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
-      dryRun,
-      signal: abort.signal,
-      executor: slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor(),
-      reporter,
-      ...(remote ? { remote } : {}),
-    });
+    const run = () =>
+      runNodes({ ...opened, store }, selected, {
+        capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
+        dryRun,
+        signal: abort.signal,
+        executor: slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor(),
+        reporter,
+        ...(remote ? { remote } : {}),
+      });
+    // A run holds the cache shared, so `cache gc` cannot delete what its running nodes write.
+    const outcomes = dryRun ? await run() : await holdingCache(store, 'shared', `pipeline run ${file}`, run, (m) => process.stderr.write(m));
     if (mode === 'status') {
       const jobs = await recordedJobs(store.dir, opened.pipeline.spec.name);
       const byNode = new Map(jobs.map((j) => [j.node, j]));
@@ -279,13 +283,15 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (files: string[], flags: { cache?: string; dryRun?: boolean }) => {
       const store = new Store(defaultCacheDir(flags.cache));
       try {
-        const keep = new Set<string>();
-        for (const file of files) {
-          const opened = await openPipeline(file, [], env);
-          const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
-          for (const o of outcomes.values()) if (o.key) keep.add(o.key);
-        }
-        const r = await collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });
+        const r = await holdingCache(store, 'exclusive', 'pipeline cache gc', async () => {
+          const keep = new Set<string>();
+          for (const file of files) {
+            const opened = await openPipeline(file, [], env);
+            const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
+            for (const o of outcomes.values()) if (o.key) keep.add(o.key);
+          }
+          return collectGarbage(store, keep, { dryRun: Boolean(flags.dryRun) });
+        });
         const verb = flags.dryRun ? 'would delete' : 'deleted';
         process.stdout.write(`${verb} ${r.manifests} result(s), ${r.blobs} blob(s) (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.recordSets} record set(s), ${r.checkpoints} checkpoint dir(s)\n`);
       } finally {

@@ -30,9 +30,12 @@ function consumedDigests(m: Manifest): [input: string, digest: string][] {
 
 /**
  * Rehashes every artifact; a manifest with a broken artifact is dropped so the node is
- * recomputed, and so is every result computed from a broken artifact (its key names the
- * input's digest, but the bytes it read were not those). Broken blobs and record sets are
- * removed too, so a recomputed producer writes them afresh instead of adopting them.
+ * recomputed, and so is every result that may have been computed from the broken bytes (its
+ * key names the input's digest, the bytes it read were not those): consumers of a json value
+ * (handed over unchecked) and of a record set without per-record checksums (written by an
+ * older medpipe, read unchecked). Consumers of a file, or of a set with checksums, checked
+ * each byte as they read it and keep their results. Broken blobs and record sets are removed
+ * too, so a recomputed producer writes them afresh instead of adopting them.
  */
 export async function verifyStore(store: Store, options: { drop: boolean }): Promise<{ checked: number; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
@@ -40,7 +43,7 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
   const blobOk = new Map<string, string | undefined>();
   const setOk = new Map<string, string | undefined>();
   const dropped = new Set<string>();
-  /** Digest -> where it was found broken, for the consumers' message. */
+  /** Digest whose consumers may have read broken bytes -> where it was found broken. */
   const brokenDigests = new Map<string, string>();
   const brokenSets = new Set<string>();
   for (const m of manifests) {
@@ -73,7 +76,8 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
       }
       if (problem) {
         broken = true;
-        if (isDigest(a.digest)) brokenDigests.set(a.digest, `output ${output} of ${m.node}`);
+        const readUnchecked = a.type === 'json' || (a.type === 'records' && !store.records.hasRecordSums(a.set));
+        if (isDigest(a.digest) && readUnchecked) brokenDigests.set(a.digest, `output ${output} of ${m.node}`);
         problems.push({ key: m.key, node: m.node, output, problem });
       }
     }

@@ -202,6 +202,13 @@ export class RecordSets {
     };
   }
 
+  /** Whether every read of this set is checked record by record (sets written since checksums). */
+  hasRecordSums(set: string): boolean {
+    const info = this.sets.get(set);
+    const sums = this.sums.getBinary(set);
+    return info !== undefined && sums !== undefined && sums.length === info.count * SUM_BYTES;
+  }
+
   hasSet(set: string): boolean {
     return this.sets.get(set) !== undefined;
   }
