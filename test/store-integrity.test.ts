@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -286,4 +286,69 @@ test('cache gc and a run exclude each other: gc refuses while a run goes, a run 
   const gcAfter = await box.cli(['cache', 'gc', file]);
   assert.equal(gcAfter.code, 0, gcAfter.stdout + gcAfter.stderr);
   assert.match(gcAfter.stdout, /deleted 2 result\(s\)/);
+});
+
+const damagedIndex = /cache index .*index\.lmdb is damaged: (.*)\. Run `pipeline cache repair --cache .*` to rebuild it/;
+
+async function assertRefusedOverDamage(box: ReturnType<typeof sandbox>, file: string, problem: RegExp): Promise<void> {
+  for (const args of [['status', file], ['run', file], ['cache', 'ls'], ['cache', 'verify']]) {
+    const r = await box.cli(args);
+    assert.equal(r.code, 1, `${args.join(' ')}: exits 1, no signal (SIGBUS before)\n${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, damagedIndex, args.join(' '));
+    assert.match(r.stderr.match(damagedIndex)![1]!, problem);
+    assert.doesNotMatch(r.stdout, /0 problem/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+}
+
+test('a truncated index.lmdb is refused at open with the file and the fix; cache repair rebuilds it and the next run completes', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const index = join(box.cache, 'index.lmdb');
+  truncateSync(index, statSync(index).size / 2);
+  await assertRefusedOverDamage(box, file, /^truncated: \d+ bytes, but its pages reach \d+$/);
+
+  const repair = await box.cli(['cache', 'repair']);
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.match(repair.stdout, /was damaged \(truncated: .*\); the damaged file is kept as .*index\.lmdb\.damaged-/);
+  assert.match(repair.stdout, /re-indexed \d result\(s\)/);
+  const run = await box.cli(['run', file]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.equal(((await box.show(file, 'read')).outputs['out']!.value as { joined: string }).joined, 'hello');
+  const verify = await box.cli(['cache', 'verify']);
+  assert.match(verify.stdout, /2 result\(s\) checked, 0 problem/);
+  assert.match((await box.cli(['cache', 'repair'])).stdout, /reads whole: nothing to repair/);
+});
+
+test('64 flipped bytes in index.lmdb: every command says the index is damaged (verify never "0 problems"); repair re-indexes every result from its manifest file', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const index = join(box.cache, 'index.lmdb');
+  const bytes = readFileSync(index);
+  const at = bytes.indexOf('"pipeline":"blobs"');
+  assert.ok(at > 0);
+  for (let i = 0; i < 64; i++) bytes[at + i] = bytes[at + i]! ^ 0x5a;
+  writeFileSync(index, bytes);
+  await assertRefusedOverDamage(box, file, /^an entry of its manifests table is not valid JSON$/);
+
+  const repair = await box.cli(['cache', 'repair']);
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.match(repair.stdout, /re-indexed 2 result\(s\) \(1 record set\(s\) salvaged from the damaged index\); 0 could not be verified/);
+  const run = await box.cli(['run', file]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /2 cached/);
+  assert.deepEqual(box.runs(), ['make', 'read'], 'nothing recomputed');
+  assert.match((await box.cli(['cache', 'verify'])).stdout, /2 result\(s\) checked, 0 problem/);
+
+  // The second meta page without its magic number (LMDB would say MDB_INVALID), then the first.
+  const again = readFileSync(index);
+  const magic = Buffer.from([0xde, 0xc0, 0xef, 0xbe]);
+  again.writeUInt32LE(0, again.indexOf(magic, again.indexOf(magic) + 4));
+  writeFileSync(index, again);
+  await assertRefusedOverDamage(box, file, /^a meta page lacks the LMDB magic number \(page 1\)$/);
+  again.writeUInt32LE(0, again.indexOf(magic));
+  writeFileSync(index, again);
+  await assertRefusedOverDamage(box, file, /^its first page is not an LMDB header$/);
 });

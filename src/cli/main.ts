@@ -13,6 +13,7 @@ import { SlurmExecutor } from '../run/slurm/driver.js';
 import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
 import { holdingCache } from '../store/cache-lock.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
+import { formatRepair, repairIndex } from '../store/repair.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
@@ -274,6 +275,13 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
       await store.close();
       setExit(problems.length > 0 ? 1 : 0);
+    });
+  cache
+    .command('repair')
+    .option('--cache <dir>', 'local cache directory')
+    .description('rebuild a damaged index from the results that still verify (no run may use the cache meanwhile)')
+    .action(async (flags: { cache?: string }) => {
+      process.stdout.write(formatRepair(await repairIndex(defaultCacheDir(flags.cache))));
     });
   cache
     .command('gc <pipelines...>')

@@ -35,7 +35,7 @@ export class CacheBusyError extends Error {
 }
 
 function holders(store: Store): Database<Holder, string> {
-  return store.root.openDB<Holder, string>({ name: 'cache-holders', encoding: 'json' });
+  return store.root.openDB<Holder, string>(store.jsonTable('cache-holders'));
 }
 
 function live(h: Holder, now: number): boolean {

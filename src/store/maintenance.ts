@@ -39,6 +39,8 @@ function consumedDigests(m: Manifest): [input: string, digest: string][] {
  */
 export async function verifyStore(store: Store, options: { drop: boolean }): Promise<{ checked: number; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
+  // An index that cannot be read whole is an error (IndexDamagedError), never "0 problems".
+  store.checkReadable();
   const manifests = listManifests(store);
   const blobOk = new Map<string, string | undefined>();
   const setOk = new Map<string, string | undefined>();
@@ -94,6 +96,8 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
     for (const key of dropped) await store.invalidate(key);
     for (const set of brokenSets) await store.records.drop(set);
   }
+  // Results from before manifests were kept as files get theirs, so `cache repair` can use them.
+  for (const m of manifests) if (!dropped.has(m.key) && isDigest(m.key)) await store.keepManifestFile(m);
   return { checked: manifests.length, problems };
 }
 

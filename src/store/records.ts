@@ -5,6 +5,7 @@ import type { DataRecord, JSONObject, RecordReader, RecordWriter } from '../cont
 import { canonicalJSON } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
 import { CacheIOError, writingCache } from './errors.js';
+import type { ReadableTable } from './index-file.js';
 
 interface SetInfo {
   digest: string;
@@ -35,9 +36,10 @@ export class RecordSets {
   constructor(
     root: RootDatabase,
     private readonly cacheDir: string,
+    jsonTable: (name: string) => { name: string; encoder: { encode(value: unknown): string; decode(bytes: Uint8Array, size?: unknown): unknown } },
   ) {
     this.records = root.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
-    this.sets = root.openDB<SetInfo, string>({ name: 'recordsets', encoding: 'json' });
+    this.sets = root.openDB<SetInfo, string>(jsonTable('recordsets'));
     this.byDigest = root.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
     this.sums = root.openDB<Buffer, string>({ name: 'record-sums', encoding: 'binary' });
   }
@@ -207,6 +209,16 @@ export class RecordSets {
     const info = this.sets.get(set);
     const sums = this.sums.getBinary(set);
     return info !== undefined && sums !== undefined && sums.length === info.count * SUM_BYTES;
+  }
+
+  /** The tables behind record sets, for a read-through check of the index. */
+  tables(): [string, ReadableTable][] {
+    return [
+      ['records', this.records],
+      ['recordsets', this.sets],
+      ['recordsets-by-digest', this.byDigest],
+      ['record-sums', this.sums],
+    ];
   }
 
   hasSet(set: string): boolean {
