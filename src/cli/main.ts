@@ -12,6 +12,7 @@ import { confirmCancel, execCommand, recordedJobs } from '../run/slurm/command.j
 import { SlurmExecutor } from '../run/slurm/driver.js';
 import { cachePull, cachePush, remoteFor } from '../remote/commands.js';
 import { holdingCache } from '../store/cache-lock.js';
+import { withIndexHint } from '../store/errors.js';
 import { collectGarbage, listManifests, verifyStore } from '../store/maintenance.js';
 import { formatRepair, repairIndex } from '../store/repair.js';
 import { defaultCacheDir, Store } from '../store/store.js';
@@ -323,7 +324,7 @@ export async function main(argv: string[], env: CliEnv): Promise<number> {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.stderr.write(`error: ${withIndexHint((err as Error).message)}\n`);
     return 1;
   }
 }

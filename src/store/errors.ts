@@ -41,3 +41,8 @@ export async function writingCache<T>(cacheDir: string, doing: string, write: ()
     throw new CacheIOError(cacheDir, doing, err);
   }
 }
+
+/** An LMDB failure that reached the top unwrapped (a read deep in planning) still says what to do. */
+export function withIndexHint(message: string): string {
+  return /MDB_/.test(message) && !/cache repair/.test(message) ? `${message} (the cache index may be damaged: run \`pipeline cache repair\`)` : message;
+}

@@ -41,7 +41,9 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
   const problems: VerifyProblem[] = [];
   // An index that cannot be read whole is an error (IndexDamagedError), never "0 problems".
   store.checkReadable();
-  const manifests = listManifests(store);
+  const storedKey = new Map<Manifest, string>();
+  for (const { key, value } of store.manifests.getRange()) storedKey.set(value, key);
+  const manifests = [...storedKey.keys()];
   const blobOk = new Map<string, string | undefined>();
   const setOk = new Map<string, string | undefined>();
   const dropped = new Set<string>();
@@ -50,6 +52,12 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
   const brokenSets = new Set<string>();
   for (const m of manifests) {
     let broken = false;
+    const storedAs = storedKey.get(m)!;
+    if (m.key !== storedAs) {
+      problems.push({ key: storedAs, node: m.node, output: '(all)', problem: `manifest names key ${JSON.stringify(String(m.key)).slice(0, 40)}, not the key it is stored under` });
+      dropped.add(storedAs);
+      continue;
+    }
     for (const [output, a] of Object.entries(m.outputs)) {
       let problem: string | undefined;
       if (!isDigest(a.digest)) {

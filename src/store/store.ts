@@ -8,7 +8,7 @@ import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
 import { writingCache } from './errors.js';
 import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
-import { assertDigest } from './names.js';
+import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { sha256File } from '../util/hash.js';
 
@@ -134,7 +134,7 @@ export class Store {
   async invalidate(key: string): Promise<void> {
     // The file first: a kill in between leaves an index entry without its file (verify writes
     // it back), never a file that `cache repair` would bring back.
-    await rm(this.manifestFile(key), { force: true });
+    if (isDigest(key)) await rm(this.manifestFile(key), { force: true });
     await this.manifests.remove(key);
   }
 
