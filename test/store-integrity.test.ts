@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,7 +11,7 @@ import type { Manifest } from '../src/store/artifacts.js';
 import { holdingCache } from '../src/store/cache-lock.js';
 import { Store } from '../src/store/store.js';
 import { canonicalJSON } from '../src/util/hash.js';
-import { sandbox, TOY_PIPELINE } from './support/toy.js';
+import { BIN, sandbox, TOY_PIPELINE } from './support/toy.js';
 
 const BLOBS = `
 name: blobs
@@ -254,7 +255,7 @@ test('writing a set identical to a rotted one replaces it; a set without checksu
 
 test('cache gc and a run exclude each other: gc refuses while a run goes, a run waits for gc', async () => {
   const box = sandbox();
-  const file = box.write('p.yaml', BLOBS.replace('inputs: {file: make.file, records: make.records}', 'inputs: {file: make.file, records: make.records}\n    with: {sleep_ms: 4000}'));
+  const file = box.write('p.yaml', BLOBS.replace('inputs: {file: make.file, records: make.records}', 'inputs: {file: make.file, records: make.records}\n    with: {sleep_ms: 12000}'));
   const other = box.write('other.yaml', TOY_PIPELINE);
   const running = box.cli(['run', file]);
   // Until `read` has started: make's blob and set are committed, read is about to use them.
@@ -273,15 +274,19 @@ test('cache gc and a run exclude each other: gc refuses while a run goes, a run 
   let release!: () => void;
   const held = holdingCache(store, 'exclusive', 'pipeline cache gc', () => new Promise<void>((r) => (release = r)));
   await new Promise((r) => setTimeout(r, 100));
-  const waiting = box.cli(['run', file, '--set', 'make.with.text=other']);
-  await new Promise((r) => setTimeout(r, 3000));
+  const child = spawn(process.execPath, [BIN, 'run', file, '--set', 'make.with.text=other'], { cwd: box.dir, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.resume();
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  for (let i = 0; i < 1200 && !stderr.includes('waiting for'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(stderr, /waiting for `pipeline cache gc` \(pid \d+ on .*\) to finish with cache/);
+  await new Promise((r) => setTimeout(r, 1000));
   assert.deepEqual(box.runs(), ['make', 'read'], 'nothing runs while gc holds the cache');
   release();
   await held;
   await store.close();
-  const after = await waiting;
-  assert.equal(after.code, 0, after.stdout + after.stderr);
-  assert.match(after.stderr, /waiting for `pipeline cache gc` \(pid \d+ on .*\) to finish with cache/);
+  assert.equal(await exited, 0, stderr);
   assert.deepEqual(box.runs(), ['make', 'read', 'make', 'read']);
   const gcAfter = await box.cli(['cache', 'gc', file]);
   assert.equal(gcAfter.code, 0, gcAfter.stdout + gcAfter.stderr);
