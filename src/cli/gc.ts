@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { planNodes } from '../run/plan.js';
 import { collectGarbage, listManifests, type GcReport } from '../store/maintenance.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
 import { existingCacheDir } from './options.js';
@@ -75,7 +76,8 @@ export async function gcCommand(files: string[], flags: GcFlags, env: CliEnv, wr
         return 1;
       }
     }
-    const done = await collectGarbage(store, keep, { dryRun: false, onlyDrop: new Set(plan.dropped.map((d) => d.key)) });
+    // Exclusive: a run holds the cache shared, and its running nodes' blobs are in no manifest yet.
+    const done = await holdingCache(store, 'exclusive', 'pipeline cache gc', () => collectGarbage(store, keep, { dryRun: false, onlyDrop: new Set(plan.dropped.map((d) => d.key)) }));
     write(`deleted ${sizes(done)}\n`);
     return 0;
   } finally {

@@ -16,6 +16,9 @@ import { describeReason } from '../run/reason.js';
 import { cachePull, cachePush, remoteFor } from './cache-remote.js';
 import { confirmCancel, execCommand, recordedJobs } from './slurm.js';
 import { listManifests, verifyStore } from '../store/maintenance.js';
+import { holdingCache } from '../store/cache-lock.js';
+import { withIndexHint } from '../store/errors.js';
+import { formatRepair, repairIndex } from '../store/repair.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
@@ -149,15 +152,18 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
   try {
-    const outcomes = await runNodes({ ...opened, store, codeTrigger: codeTriggerOf(flags.rerunTriggers) }, selected, {
-      capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
-      dryRun,
-      signal: abort.signal,
-      executor,
-      reporter,
-      ...(remote ? { remote } : {}),
-      ...(force.size > 0 ? { force } : {}),
-    });
+    const run = () =>
+      runNodes({ ...opened, store, codeTrigger: codeTriggerOf(flags.rerunTriggers) }, selected, {
+        capacity: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs),
+        dryRun,
+        signal: abort.signal,
+        executor,
+        reporter,
+        ...(remote ? { remote } : {}),
+        ...(force.size > 0 ? { force } : {}),
+      });
+    // A run holds the cache shared, so `cache gc` cannot delete what its running nodes write.
+    const outcomes = dryRun ? await run() : await holdingCache(store, 'shared', `pipeline run ${file}`, run, (m) => process.stderr.write(m));
     if (mode === 'status') {
       const jobs = await recordedJobs(store.dir, opened.pipeline.spec.name);
       const byNode = new Map(jobs.map((j) => [j.node, j]));
@@ -361,6 +367,13 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
       setExit(problems.length > 0 ? 1 : 0);
     });
   cache
+    .command('repair')
+    .option('--cache <dir>', 'local cache directory')
+    .description('rebuild a damaged index from the results that still verify (no run may use the cache meanwhile)')
+    .action(async (flags: { cache?: string }) => {
+      process.stdout.write(formatRepair(await repairIndex(defaultCacheDir(flags.cache))));
+    });
+  cache
     .command('gc <pipelines...>')
     .option('--cache <dir>', 'local cache directory')
     .option('-n, --dry-run', 'list what would be deleted, by node and variant')
@@ -385,7 +398,7 @@ export async function main(argv: string[], env: CliEnv): Promise<number> {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.stderr.write(`error: ${withIndexHint((err as Error).message)}\n`);
     return 1;
   }
 }

@@ -7,7 +7,7 @@ import { overlay, setAt } from './merge.js';
 import { pipelineSchema } from './schema.js';
 import type { AxisSpec, AxisValue, InputRef, PipelineSpec, StageSpec, TableSpec } from './types.js';
 import { compileSchema, validateAt } from './validate.js';
-import { childPointer, parseYaml, positionOf, type Located, type Pointer } from './yaml-source.js';
+import { childPointer, findNonFinite, nonFiniteProblem, parseYaml, positionOf, type Located, type Pointer } from './yaml-source.js';
 
 export interface LoadOptions {
   /** `--set path=value` overrides, applied after `extends:` in the order given. */
@@ -62,6 +62,8 @@ export function applySet(doc: Located, assignment: string): Located {
   } catch (err) {
     throw new ConfigError(`value is not valid YAML: ${(err as Error).message}`, pos);
   }
+  const nonFinite = findNonFinite(value);
+  if (nonFinite) throw new ConfigError(nonFiniteProblem(String(nonFinite.value)), pos, nonFinite.path || undefined);
   const segments = TOP_LEVEL.has(path[0]!) ? path : ['stages', ...path];
   if (segments[0] === 'stages') {
     const stages = (doc.value as JSONObject)['stages'] as JSONObject | undefined;

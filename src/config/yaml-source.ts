@@ -34,6 +34,23 @@ export function positionOf(positions: Map<Pointer, SourcePos>, pointer: Pointer)
   }
 }
 
+/** JSON has no infinity or NaN, and a key or a bound over them is meaningless: refused at load. */
+export function nonFiniteProblem(written: string): string {
+  return `${written} is not a finite number (.inf, .nan and numbers beyond a double, such as 1e400, are refused; quote it to mean a string)`;
+}
+
+/** Dotted path of the first non-finite number inside a value, '' for the value itself. */
+export function findNonFinite(value: unknown, path = ''): { path: string; value: number } | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path, value };
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const found = findNonFinite(v, path ? `${path}.${k}` : k);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 /** Parses YAML text, failing with file:line:col on syntax errors and duplicate keys. */
 export function parseYaml(text: string, file: string): Located {
   const lineCounter = new LineCounter();
@@ -67,6 +84,7 @@ export function parseYaml(text: string, file: string): Located {
     if (isSeq(n)) return n.items.map((item, i) => walk(item, childPointer(pointer, i)));
     if (isScalar(n)) {
       const v = n.value;
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new ConfigError(nonFiniteProblem(n.source ?? String(v)), n.range ? at(n.range[0]) : undefined, pointerSegments(pointer).join('.'));
       if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
       if (v instanceof Date) return v.toISOString();
       return String(v);

@@ -153,6 +153,11 @@ export class RemoteCache {
   }
 
   private async fetchArtifact(manifest: Manifest, name: string, a: Artifact): Promise<Artifact> {
+    // Before the digest touches a local path (blobs.has): a hostile `../../file` would be looked up, then deleted by verify.
+    if (!isDigest(a.digest)) {
+      this.warn(`remote entry for ${manifest.node} (${short(String(manifest.key))}): output ${name} names ${JSON.stringify(String(a.digest)).slice(0, 40)}, not a sha256 digest — ignored, the node is recomputed`);
+      throw new Untrusted();
+    }
     if (a.type === 'json') {
       const actual = digestJSON(a.value);
       if (actual !== a.digest) throw this.corrupt(manifest, name, a.digest, actual);

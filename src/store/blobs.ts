@@ -3,6 +3,8 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
+import { writingCache } from './errors.js';
+import { assertDigest } from './names.js';
 
 /** Content-addressed files: cas/<2 hex>/<62 hex>, written by rename so a reader never sees half a blob. */
 export class BlobStore {
@@ -11,13 +13,16 @@ export class BlobStore {
     private readonly tmpDir: string,
   ) {}
 
+  /** Throws InvalidNameError for anything but a sha256 digest: a manifest may come from a remote. */
   pathOf(digest: string): string {
+    assertDigest(digest, 'blob digest');
     return join(this.dir, digest.slice(0, 2), digest.slice(2));
   }
 
   async has(digest: string): Promise<boolean> {
+    const path = this.pathOf(digest);
     try {
-      await stat(this.pathOf(digest));
+      await stat(path);
       return true;
     } catch {
       return false;
@@ -28,24 +33,22 @@ export class BlobStore {
   async put(source: string, options: { move: boolean }): Promise<{ digest: string; size: number }> {
     const { digest, size } = await sha256File(source);
     const target = this.pathOf(digest);
-    const existing = await stat(target).catch(() => undefined);
-    // Same name and size: the same bytes (verify catches the rest). Otherwise replace a damaged copy.
-    if (existing && existing.size === size) {
-      if (options.move) await rm(source, { force: true });
-      return { digest, size };
-    }
-    await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
-    const staging = join(this.tmpDir, `blob-${randomUUID()}`);
-    await mkdir(this.tmpDir, { recursive: true });
-    if (options.move) {
-      try {
-        await rename(source, staging);
-      } catch {
-        await copyFile(source, staging);
-        await rm(source, { force: true });
-      }
-    } else await copyFile(source, staging);
-    await rename(staging, target);
+    // Always replace: a blob already there under this name may have rotted (same size, other
+    // bytes), and these bytes were just hashed. The rename is atomic; readers keep their inode.
+    await writingCache(this.dir, `store blob ${digest.slice(0, 12)}…`, async () => {
+      await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
+      const staging = join(this.tmpDir, `blob-${randomUUID()}`);
+      await mkdir(this.tmpDir, { recursive: true });
+      if (options.move) {
+        try {
+          await rename(source, staging);
+        } catch {
+          await copyFile(source, staging);
+          await rm(source, { force: true });
+        }
+      } else await copyFile(source, staging);
+      await rename(staging, target);
+    });
     return { digest, size };
   }
 

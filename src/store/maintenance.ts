@@ -2,6 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestJSON, sha256File } from '../util/hash.js';
 import type { Manifest } from './artifacts.js';
+import { isDigest } from './names.js';
 import type { Store } from './store.js';
 
 export function listManifests(store: Store): Manifest[] {
@@ -17,16 +18,52 @@ export interface VerifyProblem {
   problem: string;
 }
 
-/** Rehashes every artifact; a manifest with a broken artifact is dropped so the node is recomputed. */
+/** Every input digest a result was computed from, by input name (the key material says). */
+function consumedDigests(m: Manifest): [input: string, digest: string][] {
+  const out: [string, string][] = [];
+  for (const [name, input] of Object.entries(m.material?.inputs ?? {})) {
+    if (typeof input === 'string') out.push([name, input]);
+    else if (Array.isArray(input)) for (const e of input) out.push([name, e.digest]);
+  }
+  return out;
+}
+
+/**
+ * Rehashes every artifact; a manifest with a broken artifact is dropped so the node is
+ * recomputed, and so is every result that may have been computed from the broken bytes (its
+ * key names the input's digest, the bytes it read were not those): consumers of a json value
+ * (handed over unchecked) and of a record set without per-record checksums (written by an
+ * older medpipe, read unchecked). Consumers of a file, or of a set with checksums, checked
+ * each byte as they read it and keep their results. Broken blobs and record sets are removed
+ * too, so a recomputed producer writes them afresh instead of adopting them.
+ */
 export async function verifyStore(store: Store, options: { drop: boolean }): Promise<{ checked: number; problems: VerifyProblem[] }> {
   const problems: VerifyProblem[] = [];
-  const manifests = listManifests(store);
+  // An index that cannot be read whole is an error (IndexDamagedError), never "0 problems".
+  store.checkReadable();
+  const storedKey = new Map<Manifest, string>();
+  for (const { key, value } of store.manifests.getRange()) storedKey.set(value, key);
+  const manifests = [...storedKey.keys()];
   const blobOk = new Map<string, string | undefined>();
+  const setOk = new Map<string, string | undefined>();
+  const dropped = new Set<string>();
+  /** Digest whose consumers may have read broken bytes -> where it was found broken. */
+  const brokenDigests = new Map<string, string>();
+  const brokenSets = new Set<string>();
   for (const m of manifests) {
     let broken = false;
+    const storedAs = storedKey.get(m)!;
+    if (m.key !== storedAs) {
+      problems.push({ key: storedAs, node: m.node, output: '(all)', problem: `manifest names key ${JSON.stringify(String(m.key)).slice(0, 40)}, not the key it is stored under` });
+      dropped.add(storedAs);
+      continue;
+    }
     for (const [output, a] of Object.entries(m.outputs)) {
       let problem: string | undefined;
-      if (a.type === 'json') {
+      if (!isDigest(a.digest)) {
+        // Never a path: a hostile `../../file` would otherwise be hashed, then removed as corrupt.
+        problem = `names ${JSON.stringify(String(a.digest)).slice(0, 40)}, not a sha256 digest (nothing outside the cache was touched)`;
+      } else if (a.type === 'json') {
         if (digestJSON(a.value) !== a.digest) problem = 'json value does not match its digest';
       } else if (a.type === 'file') {
         if (!blobOk.has(a.digest)) {
@@ -40,16 +77,35 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
         }
         problem = blobOk.get(a.digest);
       } else {
-        const r = store.records.verify(a.set);
-        if (!r.ok) problem = r.actual === 'missing' ? 'record set missing' : `record set hashes to ${r.actual.slice(0, 12)}…`;
+        if (!setOk.has(a.set)) {
+          const r = store.records.verify(a.set);
+          setOk.set(a.set, r.ok ? undefined : r.actual === 'missing' ? 'record set missing' : r.actual.startsWith('record') ? `record set: ${r.actual}` : `record set hashes to ${r.actual.slice(0, 12)}…`);
+          if (!r.ok && r.actual !== 'missing') brokenSets.add(a.set);
+        }
+        problem = setOk.get(a.set);
       }
       if (problem) {
         broken = true;
+        const readUnchecked = a.type === 'json' || (a.type === 'records' && !store.records.hasRecordSums(a.set));
+        if (isDigest(a.digest) && readUnchecked) brokenDigests.set(a.digest, `output ${output} of ${m.node}`);
         problems.push({ key: m.key, node: m.node, output, problem });
       }
     }
-    if (broken && options.drop) await store.invalidate(m.key);
+    if (broken) dropped.add(m.key);
   }
+  for (const m of manifests) {
+    if (dropped.has(m.key)) continue;
+    const input = consumedDigests(m).find(([, digest]) => brokenDigests.has(digest));
+    if (!input) continue;
+    dropped.add(m.key);
+    problems.push({ key: m.key, node: m.node, output: '(all)', problem: `computed from input ${input[0]} = ${brokenDigests.get(input[1])}, which is broken` });
+  }
+  if (options.drop) {
+    for (const key of dropped) await store.invalidate(key);
+    for (const set of brokenSets) await store.records.drop(set);
+  }
+  // Results from before manifests were kept as files get theirs, so `cache repair` can use them.
+  for (const m of manifests) if (!dropped.has(m.key) && isDigest(m.key)) await store.keepManifestFile(m);
   return { checked: manifests.length, problems };
 }
 

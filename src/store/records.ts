@@ -4,6 +4,8 @@ import { pack, unpack } from 'msgpackr';
 import type { DataRecord, JSONObject, RecordReader, RecordWriter } from '../contract.js';
 import { canonicalJSON } from '../util/hash.js';
 import { CorruptArtifactError } from './artifacts.js';
+import { CacheIOError, writingCache } from './errors.js';
+import type { ReadableTable } from './index-file.js';
 
 interface SetInfo {
   digest: string;
@@ -13,20 +15,33 @@ interface SetInfo {
 
 type RecordKey = [string, number];
 
+const SUM_BYTES = 32;
+
 /**
  * Record sets in LMDB: one value per record under [set id, index]. A set is written under a
  * fresh id and only becomes reachable through the manifest that names it, so a killed writer
  * leaves unreachable records for `cache gc`, never a half set that reads as whole.
+ *
+ * Each set also keeps the sha256 of every record (one value, 32 bytes a record), and a reader
+ * checks a record against it before handing it to a stage: a record that rotted fails the
+ * consumer instead of becoming part of a result cached under a key that says otherwise.
  */
+const recordSum = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
 export class RecordSets {
   private readonly records: Database<Buffer, RecordKey>;
   private readonly sets: Database<SetInfo, string>;
   private readonly byDigest: Database<string, string>;
+  private readonly sums: Database<Buffer, string>;
 
-  constructor(root: RootDatabase) {
+  constructor(
+    root: RootDatabase,
+    private readonly cacheDir: string,
+    jsonTable: (name: string) => { name: string; encoder: { encode(value: unknown): string; decode(bytes: Uint8Array, size?: unknown): unknown } },
+  ) {
     this.records = root.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
-    this.sets = root.openDB<SetInfo, string>({ name: 'recordsets', encoding: 'json' });
+    this.sets = root.openDB<SetInfo, string>(jsonTable('recordsets'));
     this.byDigest = root.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
+    this.sums = root.openDB<Buffer, string>({ name: 'record-sums', encoding: 'binary' });
   }
 
   /** Streams records into a new set; returns where it lives and its content digest. */
@@ -72,10 +87,10 @@ export class RecordSets {
     }
   }
 
-  /** A stored set with this content digest, if any. */
+  /** A stored set with this content digest whose records still hash to it, if any. */
   findByDigest(digest: string): string | undefined {
     const set = this.byDigest.get(digest);
-    return set && this.sets.get(set) ? set : undefined;
+    return set && this.sets.get(set) && this.verify(set).ok ? set : undefined;
   }
 
   private async store(
@@ -85,19 +100,31 @@ export class RecordSets {
   ): Promise<{ set: string; digest: string; count: number; meta: JSONObject }> {
     const set = randomUUID();
     const hash = createHash('sha256');
+    const sums: Buffer[] = [];
     let count = 0;
     let pending: Promise<unknown> = Promise.resolve();
+    // Every put is watched: an unwatched one that fails (a full disk) would kill the process
+    // with an unhandled rejection and no word about the cache.
+    let failure: unknown;
+    const settle = async () => {
+      await pending;
+      if (failure !== undefined) {
+        await this.drop(set).catch(() => undefined);
+        throw new CacheIOError(this.cacheDir, `write a record set (${count} records so far)`, failure);
+      }
+    };
     const records = this.records;
     await fill(async (bytes) => {
       const len = Buffer.alloc(4);
       len.writeUInt32LE(bytes.length);
       hash.update(len).update(bytes);
-      pending = records.put([set, count], bytes);
+      sums.push(recordSum(bytes));
+      pending = records.put([set, count], bytes).catch((err: unknown) => void (failure ??= err));
       count++;
       // Bound memory: let LMDB commit its batch every so often instead of queueing a data set.
-      if (count % 256 === 0) await pending;
+      if (count % 256 === 0) await settle();
     });
-    await pending;
+    await settle();
     // Every record must be on disk before the set can be named: a missing one would read as
     // corruption later, on another node. lmdb-js reads through a snapshot it renews only on
     // its next macrotask, so right after a commit a count can miss the last records (seen as
@@ -118,11 +145,19 @@ export class RecordSets {
     }
     const existing = this.byDigest.get(digest);
     if (existing && this.sets.get(existing)) {
-      await this.drop(set, count);
-      return { set: existing, digest, count, meta: setMeta };
+      // Adopt an identical set only while it is intact: a recomputed producer must replace a
+      // set that rotted, not take it back by its digest.
+      if (this.verify(existing).ok) {
+        await this.drop(set, count);
+        return { set: existing, digest, count, meta: setMeta };
+      }
+      await this.drop(existing);
     }
-    await this.sets.put(set, { digest, count, meta: setMeta });
-    await this.byDigest.put(digest, set);
+    await writingCache(this.cacheDir, 'name a record set', async () => {
+      await this.sums.put(set, Buffer.concat(sums));
+      await this.sets.put(set, { digest, count, meta: setMeta });
+      await this.byDigest.put(digest, set);
+    });
     return { set, digest, count, meta: setMeta };
   }
 
@@ -141,10 +176,24 @@ export class RecordSets {
     const info = this.sets.get(set);
     if (!info) throw new CorruptArtifactError(`${what} (record set ${set} missing)`, set, 'none');
     const records = this.records;
+    const sums = this.sums.getBinary(set);
+    if (!sums || sums.length !== info.count * SUM_BYTES) {
+      // A set from before per-record sums (or whose sums are gone): check it whole, once.
+      const whole = this.verify(set);
+      if (!whole.ok) throw new CorruptArtifactError(`${what} (record set ${whole.actual.startsWith('record') ? whole.actual : 'content'})`, whole.expected, whole.actual);
+    }
+    const checked = sums && sums.length === info.count * SUM_BYTES ? new Uint8Array(info.count) : undefined;
     const get = (index: number): DataRecord => {
       if (!Number.isInteger(index) || index < 0 || index >= info.count) throw new RangeError(`${what}: record ${index} out of range 0..${info.count - 1}`);
       const bytes = records.get([set, index]);
       if (!bytes) throw new CorruptArtifactError(`${what} (record ${index} missing)`, info.digest, 'none');
+      // Once per record and reader: an epoch loop re-reads the same bytes, hashing them once is enough.
+      if (sums && checked && checked[index] === 0) {
+        const actual = recordSum(bytes);
+        const expected = sums.subarray(index * SUM_BYTES, (index + 1) * SUM_BYTES);
+        if (!actual.equals(expected)) throw new CorruptArtifactError(`${what} (record ${index} does not match its checksum)`, expected.toString('hex'), actual.toString('hex'));
+        checked[index] = 1;
+      }
       const { d, m } = unpack(bytes) as { d: Uint8Array; m: JSONObject };
       return { data: d, meta: m };
     };
@@ -158,6 +207,23 @@ export class RecordSets {
     };
   }
 
+  /** Whether every read of this set is checked record by record (sets written since checksums). */
+  hasRecordSums(set: string): boolean {
+    const info = this.sets.get(set);
+    const sums = this.sums.getBinary(set);
+    return info !== undefined && sums !== undefined && sums.length === info.count * SUM_BYTES;
+  }
+
+  /** The tables behind record sets, for a read-through check of the index. */
+  tables(): [string, ReadableTable][] {
+    return [
+      ['records', this.records],
+      ['recordsets', this.sets],
+      ['recordsets-by-digest', this.byDigest],
+      ['record-sums', this.sums],
+    ];
+  }
+
   hasSet(set: string): boolean {
     return this.sets.get(set) !== undefined;
   }
@@ -167,16 +233,23 @@ export class RecordSets {
     const info = this.sets.get(set);
     if (!info) return { ok: false, expected: 'set', actual: 'missing' };
     const hash = createHash('sha256');
+    const sums = this.sums.getBinary(set);
+    const withSums = sums !== undefined && sums.length === info.count * SUM_BYTES;
+    let badSum: number | undefined;
     for (let i = 0; i < info.count; i++) {
       const bytes = this.records.get([set, i]);
       if (!bytes) return { ok: false, expected: info.digest, actual: `record ${i} missing` };
       const len = Buffer.alloc(4);
       len.writeUInt32LE(bytes.length);
       hash.update(len).update(bytes);
+      if (withSums && badSum === undefined && !recordSum(bytes).equals(sums.subarray(i * SUM_BYTES, (i + 1) * SUM_BYTES))) badSum = i;
     }
     hash.update(canonicalJSON(info.meta));
     const actual = hash.digest('hex');
-    return { ok: actual === info.digest, expected: info.digest, actual };
+    if (actual !== info.digest) return { ok: false, expected: info.digest, actual };
+    // Intact records under a damaged checksum would fail every reader while verify said ok.
+    if (badSum !== undefined) return { ok: false, expected: info.digest, actual: `record ${badSum} checksum damaged` };
+    return { ok: true, expected: info.digest, actual };
   }
 
   /** Every stored set id, including ones no manifest names (left by a killed writer). */
@@ -184,6 +257,7 @@ export class RecordSets {
     const ids = new Set<string>();
     for (const key of this.records.getKeys()) ids.add((key as RecordKey)[0]);
     for (const key of this.sets.getKeys()) ids.add(key);
+    for (const key of this.sums.getKeys()) ids.add(key);
     return [...ids];
   }
 
@@ -195,5 +269,6 @@ export class RecordSets {
     const info = this.sets.get(set);
     if (info && this.byDigest.get(info.digest) === set) await this.byDigest.remove(info.digest);
     await this.sets.remove(set);
+    await this.sums.remove(set);
   }
 }

@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
+import { writingCache } from './errors.js';
+import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
+import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
@@ -43,19 +46,32 @@ export class Store {
   readonly blobs: BlobStore;
   readonly records: RecordSets;
   readonly tmpDir: string;
+  readonly indexFile: string;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
     this.tmpDir = join(dir, 'tmp');
     // A map far larger than any cache, so that LMDB never has to grow it while other
     // processes write (address space only: the file grows with what is stored).
-    this.root = open({ path: join(dir, 'index.lmdb'), maxDbs: 16, mapSize: 2 ** 40 });
-    this.manifests = this.root.openDB<Manifest, string>({ name: 'manifests', encoding: 'json' });
-    this.names = this.root.openDB<NameRecord, string>({ name: 'names', encoding: 'json' });
-    this.locks = this.root.openDB<LockRecord, string>({ name: 'locks', encoding: 'json' });
-    this.fileHashes = this.root.openDB<FileHashRecord, string>({ name: 'filehashes', encoding: 'json' });
+    this.indexFile = join(dir, 'index.lmdb');
+    // Checked before LMDB maps it: a truncated file would be a SIGBUS on first read.
+    checkIndexFile(this.indexFile);
+    try {
+      this.root = open({ path: this.indexFile, maxDbs: 16, mapSize: 2 ** 40 });
+      this.manifests = this.root.openDB<Manifest, string>(this.jsonTable('manifests'));
+      this.names = this.root.openDB<NameRecord, string>(this.jsonTable('names'));
+      this.locks = this.root.openDB<LockRecord, string>(this.jsonTable('locks'));
+      this.fileHashes = this.root.openDB<FileHashRecord, string>(this.jsonTable('filehashes'));
+      this.records = new RecordSets(this.root, dir, (name) => this.jsonTable(name));
+    } catch (err) {
+      throw err instanceof IndexDamagedError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
+    }
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
-    this.records = new RecordSets(this.root);
+  }
+
+  /** Options of a JSON table whose unreadable values say which index is damaged. */
+  jsonTable(name: string): { name: string; encoder: ReturnType<typeof jsonEncoder> } {
+    return { name, encoder: jsonEncoder(this.indexFile, name) };
   }
 
   async close(): Promise<void> {
@@ -68,8 +84,51 @@ export class Store {
 
   /** Publishes a finished node. Write-once: a manifest already there (a concurrent writer) wins. */
   async commit(manifest: Manifest): Promise<Manifest> {
-    await this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest));
-    return this.manifests.get(manifest.key)!;
+    assertManifestNames(manifest);
+    await writingCache(this.dir, `commit the result of ${manifest.node}`, () => this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest)));
+    const committed = this.manifests.get(manifest.key)!;
+    await this.keepManifestFile(committed);
+    return committed;
+  }
+
+  /**
+   * Every manifest is also a file, manifests/<2 hex>/<key>.json: self-checking (its key is the
+   * digest of its key material), so `cache repair` can re-index it when index.lmdb is lost.
+   */
+  manifestFile(key: string): string {
+    assertDigest(key, 'node key');
+    return join(this.dir, 'manifests', key.slice(0, 2), `${key}.json`);
+  }
+
+  async keepManifestFile(manifest: Manifest): Promise<void> {
+    const file = this.manifestFile(manifest.key);
+    if (await stat(file).catch(() => undefined)) return;
+    await writingCache(this.dir, `keep the manifest of ${manifest.node}`, async () => {
+      await mkdir(dirname(file), { recursive: true });
+      const staging = `${file}.${randomUUID()}`;
+      await writeFile(staging, JSON.stringify(manifest));
+      await rename(staging, file);
+    });
+  }
+
+  /** Every table of the index read through once; throws IndexDamagedError naming the first that fails. */
+  checkReadable(): number {
+    let entries = 0;
+    const tables: [string, ReadableTable][] = [
+      ['manifests', this.manifests],
+      ['names', this.names],
+      ['locks', this.locks],
+      ['filehashes', this.fileHashes],
+      ...this.records.tables(),
+    ];
+    for (const [name, table] of tables) {
+      try {
+        for (const entry of table.getRange()) if (entry.value !== undefined) entries++;
+      } catch (err) {
+        throw err instanceof IndexDamagedError ? err : new IndexDamagedError(this.indexFile, `its ${name} table cannot be read (${(err as Error).message})`);
+      }
+    }
+    return entries;
   }
 
   /** A forced rerun's result: it takes the key's place (the old one stayed until this succeeded). */
@@ -80,6 +139,9 @@ export class Store {
 
   /** Drops a manifest whose artifacts turned out broken, so the node is recomputed. */
   async invalidate(key: string): Promise<void> {
+    // The file first: a kill in between leaves an index entry without its file (verify writes
+    // it back), never a file that `cache repair` would bring back.
+    if (isDigest(key)) await rm(this.manifestFile(key), { force: true });
     await this.manifests.remove(key);
   }
 
@@ -102,6 +164,7 @@ export class Store {
   }
 
   checkpointDir(key: string): string {
+    assertDigest(key, 'node key');
     return join(this.dir, 'checkpoints', key);
   }
 
@@ -127,7 +190,7 @@ export class Store {
 
   async makeWorkdir(): Promise<string> {
     const dir = join(this.tmpDir, `work-${randomUUID()}`);
-    await mkdir(dir, { recursive: true });
+    await writingCache(this.dir, 'make a scratch directory', () => mkdir(dir, { recursive: true }));
     return dir;
   }
 
@@ -172,3 +235,10 @@ export class Store {
     return this.locks.get(key);
   }
 }
+
+/** Every name in a manifest that can become a path or an index key: its key and its output digests. */
+export function assertManifestNames(manifest: Manifest): void {
+  assertDigest(manifest.key, `key of ${manifest.node}`);
+  for (const [name, a] of Object.entries(manifest.outputs)) assertDigest(a.digest, `${manifest.node} output ${name}`);
+}
+

@@ -95,7 +95,15 @@ process.on('disconnect', () => {
   if (current) current.abort.abort();
   else leave();
 });
-process.on('uncaughtException', (err) => {
-  if (current) writeSync(current.logFd, `[${stamp()}] uncaught: ${err.stack ?? err}\n`);
-  process.exit(70);
-});
+// A failure outside the awaited chain (an LMDB batch, a stream) still reaches the parent in
+// words (the cache path and the cause), not as "worker exited with code 70".
+const crash = (err: unknown) => {
+  const e = err as Error | undefined;
+  if (current) writeSync(current.logFd, `[${stamp()}] uncaught: ${e?.stack ?? err}\n`);
+  const message: WorkerMessage = { type: 'failed', error: e?.message ?? String(err), rss: process.memoryUsage().rss };
+  if (!process.send || !process.connected) process.exit(70);
+  process.send(message, () => process.exit(70));
+  setTimeout(() => process.exit(70), 1000).unref();
+};
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);

@@ -1,0 +1,164 @@
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { nodeKey } from '../keys.js';
+import { digestJSON } from '../util/hash.js';
+import type { Artifact, Manifest } from './artifacts.js';
+import { IndexDamagedError, padIndexFile } from './index-file.js';
+import { assertManifestNames, Store } from './store.js';
+
+export interface RepairReport {
+  healthy: boolean;
+  indexFile: string;
+  /** Why the index was rebuilt, and where the damaged file now lies. */
+  damage?: { problem: string; keptAt: string };
+  reindexed: number;
+  salvagedSets: number;
+  skipped: { file: string; why: string }[];
+}
+
+/** A manifest file's key material must hash to its key, its name must be that key. */
+function checkedManifest(file: string, text: string): Manifest {
+  const m = JSON.parse(text) as Manifest;
+  if (basename(file) !== `${m.key}.json`) throw new Error(`file name does not match its key ${String(m.key).slice(0, 12)}…`);
+  assertManifestNames(m);
+  if (nodeKey(m.material) !== m.key) throw new Error('its key material does not hash to its key');
+  return m;
+}
+
+async function manifestFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(join(dir, 'manifests'), { withFileTypes: true, recursive: true }).catch(() => []);
+  return entries.filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => join(e.parentPath, e.name));
+}
+
+/** Record sets of the damaged index, read where they still can be; each is checked against its digest on import. */
+class Salvage {
+  private readonly records: Database<Buffer, [string, number]> | undefined;
+  private readonly byDigest: Database<string, string> | undefined;
+  private readonly imported = new Map<string, string>();
+  count = 0;
+
+  constructor(private readonly root: RootDatabase | undefined) {
+    const table = <T>(make: () => T | undefined): T | undefined => {
+      try {
+        return make();
+      } catch {
+        return undefined;
+      }
+    };
+    this.records = table(() => root?.openDB<Buffer, [string, number]>({ name: 'records', encoding: 'binary' }));
+    this.byDigest = table(() => root?.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' }));
+  }
+
+  /** The set's id in the damaged index: the manifest's, else the one its digest was stored under. */
+  private oldSet(a: Extract<Artifact, { type: 'records' }>): string {
+    if (a.count === 0 || this.records?.get([a.set, 0])) return a.set;
+    try {
+      return this.byDigest?.get(a.digest) ?? a.set;
+    } catch {
+      return a.set;
+    }
+  }
+
+  async recordSet(into: Store, a: Extract<Artifact, { type: 'records' }>): Promise<string> {
+    const known = this.imported.get(a.set) ?? into.records.findByDigest(a.digest);
+    if (known) return known;
+    const records = this.records;
+    if (!records) throw new Error('its record set lived in the damaged index, whose record table LMDB cannot open');
+    const from = this.oldSet(a);
+    async function* raw(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < a.count; i++) {
+        const bytes = records!.get([from, i]);
+        if (!bytes) throw new Error(`record ${i} of its record set is lost`);
+        yield Buffer.from(bytes);
+      }
+    }
+    const { set } = await into.records.importRaw(raw(), a.meta, a.digest);
+    this.imported.set(a.set, set);
+    this.count++;
+    return set;
+  }
+
+  async close(): Promise<void> {
+    await this.root?.close();
+  }
+}
+
+/**
+ * Rebuilds index.lmdb from the manifest files when it cannot be read: each manifest whose key,
+ * json values, blobs and record sets (salvaged from the damaged index, checked against their
+ * digests) all verify is indexed again; the rest are recomputed by the next run. The damaged
+ * file is moved aside, never deleted. Nothing runs against the cache meanwhile (no lock can be
+ * taken in an index that cannot be read).
+ */
+export async function repairIndex(dir: string): Promise<RepairReport> {
+  const indexFile = join(dir, 'index.lmdb');
+  const report: RepairReport = { healthy: false, indexFile, reindexed: 0, salvagedSets: 0, skipped: [] };
+  let problem: string;
+  try {
+    const store = new Store(dir);
+    try {
+      store.checkReadable();
+      // Healthy: make sure every manifest also has its file, for a repair later.
+      for (const { value } of store.manifests.getRange()) await store.keepManifestFile(value);
+    } finally {
+      await store.close();
+    }
+    return { ...report, healthy: true };
+  } catch (err) {
+    if (!(err instanceof IndexDamagedError)) throw err;
+    problem = err.problem;
+  }
+
+  const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  await rename(indexFile, keptAt);
+  await rm(`${indexFile}-lock`, { force: true });
+  report.damage = { problem, keptAt };
+  let old: RootDatabase | undefined;
+  if (padIndexFile(keptAt)) {
+    try {
+      old = open({ path: keptAt, readOnly: true, maxDbs: 16, mapSize: 2 ** 40 });
+    } catch {
+      old = undefined;
+    }
+  }
+  const salvage = new Salvage(old);
+  const store = new Store(dir);
+  try {
+    for (const file of await manifestFiles(dir)) {
+      try {
+        const m = checkedManifest(file, await readFile(file, 'utf8'));
+        const outputs: Record<string, Artifact> = {};
+        for (const [name, a] of Object.entries(m.outputs)) {
+          if (a.type === 'json') {
+            if (digestJSON(a.value) !== a.digest) throw new Error(`output ${name}: json value does not match its digest`);
+            outputs[name] = a;
+          } else if (a.type === 'file') {
+            await store.blobs.verified(a.digest, `output ${name}`);
+            outputs[name] = a;
+          } else outputs[name] = { ...a, set: await salvage.recordSet(store, a) };
+        }
+        await store.manifests.put(m.key, { ...m, outputs });
+        report.reindexed++;
+      } catch (err) {
+        report.skipped.push({ file, why: (err as Error).message });
+        await rm(file, { force: true });
+      }
+    }
+  } finally {
+    report.salvagedSets = salvage.count;
+    await salvage.close();
+    await store.close();
+  }
+  return report;
+}
+
+export function formatRepair(r: RepairReport): string {
+  if (r.healthy) return `cache index ${r.indexFile} reads whole: nothing to repair\n`;
+  const lines = [
+    `cache index ${r.indexFile} was damaged (${r.damage!.problem}); the damaged file is kept as ${r.damage!.keptAt}`,
+    `re-indexed ${r.reindexed} result(s) (${r.salvagedSets} record set(s) salvaged from the damaged index); ${r.skipped.length} could not be verified and will be recomputed by the next run`,
+    ...r.skipped.map((s) => `  ${basename(s.file, '.json').slice(0, 12)}: ${s.why}`),
+  ];
+  return lines.join('\n') + '\n';
+}
