@@ -1,3 +1,4 @@
+import { escapeXml as escapeHtml } from './html.js';
 import type { Cell, Table } from './table.js';
 
 const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
@@ -47,7 +48,6 @@ export function toCsv(table: Table): string {
   return lines.join('\n') + '\n';
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 export interface Figure {
   title: string;

@@ -1,0 +1,12 @@
+// Escaping for text and attribute values placed in HTML and SVG markup.
+
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+}
+
+/** A PNG as a data URI, so the page is one self-contained file. */
+export function pngDataUri(png: Uint8Array): string {
+  return `data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}`;
+}
