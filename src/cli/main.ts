@@ -18,6 +18,7 @@ import { modelsTable } from './models.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
+import { reportCommand, type ReportFlags } from './report.js';
 import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
 
 interface Common {
@@ -223,6 +224,14 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
         await store.close();
       }
     });
+
+  program
+    .command('report <pipeline>')
+    .description('one self-contained HTML report from the cache: table with per-seed values, Figure 1, learning curves, confusion matrices, provenance')
+    .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
+    .option('--set <path=value>', 'override a value, as given to `run` (repeatable)', collect, [])
+    .option('-o, --output <file>', 'where to write the HTML', 'report.html')
+    .action(async (file: string, flags: ReportFlags) => setExit(await reportCommand(file, flags, env, (s) => process.stdout.write(s))));
 
   program
     .command('models')

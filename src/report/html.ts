@@ -10,3 +10,8 @@ export function escapeXml(s: string): string {
 export function pngDataUri(png: Uint8Array): string {
   return `data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}`;
 }
+
+/** The id of a node's row in the report's provenance table, for links from the sections above. */
+export function anchorOf(node: string): string {
+  return `node-${node.replace(/[^A-Za-z0-9_-]+/g, '-')}`;
+}
