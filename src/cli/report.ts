@@ -194,12 +194,11 @@ function engineOf(m: Manifest): string | undefined {
   return `${String(e['backend'] ?? e['choice'] ?? '?')}${threads}`;
 }
 
-function nodesOf(g: Gatherer, file: string, sets: string[]): NodeSummary[] {
-  const setArgs = sets.flatMap((s) => ['--set', s]);
+function nodesOf(g: Gatherer, file: string): NodeSummary[] {
   return g.nodes().map((node) => {
     const o = g.outcomes.get(node.id);
     const m = o?.manifest;
-    const show = ['npx', 'pipeline', 'show', file, node.id, ...setArgs].map(shellQuote).join(' ');
+    const show = ['npx', 'pipeline', 'show', file, node.id].map(shellQuote).join(' ');
     const base: NodeSummary = { id: node.id, stage: node.stage, kind: node.kind, cached: Boolean(m), show };
     if (!m) return { ...base, reason: o?.reason ?? o?.state ?? 'not planned' };
     const engine = engineOf(m);
@@ -219,7 +218,7 @@ export async function buildReport(file: string, flags: Omit<ReportFlags, 'output
     const model: ReportModel = {
       title: spec.table?.title ?? description ?? spec.name,
       ...(description ? { description } : {}),
-      pipeline: { name: spec.name, file: resolve(file), overrides: flags.set },
+      pipeline: { name: spec.name, file: resolve(file), overrides: flags.set.map((s) => `--set ${shellQuote(s)}`) },
       software: { medpipe: packageVersions()['medpipe'] ?? '?', commit: commitOf(REPO), node: process.versions.node, generated: new Date().toISOString().slice(0, 19).replace('T', ' ') + ' UTC', cache: store.dir },
       ...(table ? { table } : {}),
       digits,
@@ -227,7 +226,7 @@ export async function buildReport(file: string, flags: Omit<ReportFlags, 'output
       minPanel: MIN_PANEL,
       curves: curvesOf(g),
       confusions: confusionsOf(g),
-      nodes: nodesOf(g, file, flags.set),
+      nodes: nodesOf(g, file),
     };
     return { html: reportHtml(model), model };
   } finally {

@@ -18,7 +18,7 @@ export function colorBar(name: ColormapName, width = 320): string {
   return `<svg class="colorbar" width="${width}" height="32" viewBox="0 0 ${width} 32" font-family="sans-serif" font-size="11" role="img" aria-label="${escapeXml(name)} colour bar">${bars.join('')}${ticks}</svg>`;
 }
 
-function gridTable(figures: SaliencyFigure[]): string {
+function gridTable(figures: SaliencyFigure[], minPanel: number): string {
   const top = figures.map((f) => `<th colspan="${f.columns.length}" class="dataset">${escapeXml(f.title)}</th>`).join('');
   const second = figures.flatMap((f) => f.columns.map((c) => `<th class="image">${escapeXml(c.caption)}</th>`)).join('');
   const rows = figures[0]!.rows
@@ -26,7 +26,7 @@ function gridTable(figures: SaliencyFigure[]): string {
       const cells = figures.flatMap((f) =>
         f.panels[r]!.map((p, c) => {
           const alt = `${f.title}, ${f.columns[c]!.id}: ${name}`;
-          return `<td><img class="panel" src="${pngDataUri(p.png)}" width="${p.width}" height="${p.height}" alt="${escapeXml(alt)}" title="${escapeXml(`${alt} (${f.node})`)}"></td>`;
+          return `<td><img class="panel" src="${pngDataUri(p.png)}" width="${p.width}" height="${p.height}" data-min-size="${minPanel}" alt="${escapeXml(alt)}" title="${escapeXml(`${alt} (${f.node})`)}"></td>`;
         }),
       );
       return `<tr><th class="rowname">${escapeXml(name)}</th>${cells.join('')}</tr>`;
@@ -49,7 +49,7 @@ export function figure1Section(figures: SaliencyFigure[], minPanel: number): str
   for (const f of figures) groups.set(JSON.stringify(f.rows), [...(groups.get(JSON.stringify(f.rows)) ?? []), f]);
   const colormaps = [...new Set(figures.map((f) => f.colormap))];
   const bars = colormaps.map((c) => `<div class="colorbar-row">${colorBar(c)}<span class="note"> ${escapeXml(c)}: map value after min-max scaling per image (0 = lowest, 1 = highest), blended over the image</span></div>`).join('');
-  return `${[...groups.values()].map(gridTable).join('\n')}
+  return `${[...groups.values()].map((list) => gridTable(list, minPanel)).join('\n')}
 ${bars}
 <p class="note">Each panel is enlarged by a whole factor with nearest-neighbour sampling to at least ${minPanel} px, so every map cell stays a sharp block. Column headings: the image id, its true class and each model's prediction.</p>`;
 }

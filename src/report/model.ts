@@ -15,7 +15,7 @@ export interface NodeSummary {
   duration_s?: number;
   /** Backend and threads the stage reported, e.g. "wasm, 2 threads". */
   engine?: string;
-  /** The command that prints the node's manifest. */
+  /** The command that prints the node's manifest, without the overrides (they are listed once). */
   show: string;
 }
 

@@ -8,7 +8,7 @@ const seconds = (s: number | undefined) => (s === undefined ? '' : s >= 100 ? `$
 export function provenanceSection(model: ReportModel): string {
   const p = model.pipeline;
   const s = model.software;
-  const overrides = p.overrides.length ? `<ul>${p.overrides.map((o) => `<li><code>--set ${escapeXml(o)}</code></li>`).join('')}</ul>` : 'none (the file as written)';
+  const overrides = p.overrides.length ? `<code class="cmd">${escapeXml(p.overrides.join(' '))}</code>` : 'none (the file as written)';
   const cached = model.nodes.filter((n) => n.cached);
   const total = cached.reduce((a, n) => a + (n.duration_s ?? 0), 0);
   const rows = model.nodes
@@ -25,13 +25,13 @@ export function provenanceSection(model: ReportModel): string {
 <dt>report written</dt><dd>${escapeXml(s.generated)}</dd>
 <dt>nodes</dt><dd>${cached.length} of ${model.nodes.length} cached; their runs took ${seconds(total)} in all</dd>
 </dl>
-<table class="nodes"><thead><tr><th>node</th><th>kind</th><th>state</th><th>engine</th><th>took</th><th>started (UTC)</th><th>key</th><th>manifest</th></tr></thead><tbody>
+<table class="nodes"><thead><tr><th>node</th><th>kind</th><th>state</th><th>engine</th><th>took</th><th>started (UTC)</th><th>key</th><th>manifest${p.overrides.length ? ' (add the overrides above)' : ''}</th></tr></thead><tbody>
 ${rows}
 </tbody></table>`;
 }
 
 export const PROVENANCE_STYLE = `
-dl.provenance{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dl.provenance dt{font-weight:600}dl.provenance dd{margin:0}dl.provenance ul{margin:0;padding-left:1.2em}
+dl.provenance{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dl.provenance dt{font-weight:600}dl.provenance dd{margin:0}dl.provenance code.cmd{white-space:pre-wrap;word-break:break-all}
 table.nodes{font-size:12px}table.nodes td.num{text-align:right}table.nodes code.cmd{white-space:pre-wrap;word-break:break-all}
 table.nodes tr:target{background:#fff4c2}
 `;
