@@ -17,7 +17,8 @@ const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
 /** The flags this machine's closed network needs (no background connections to fail). */
 const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-const dir = mkdtempSync(join(tmpdir(), 'medpipe-report-'));
+// $MEDPIPE_REPORT_WORKDIR keeps the demo's data and cache between runs (a rerun is cached).
+const dir = process.env['MEDPIPE_REPORT_WORKDIR'] ?? mkdtempSync(join(tmpdir(), 'medpipe-report-'));
 const SETS = [
   'axes.seed=[1, 2]',
   'axes.dataset={aptos2019: APTOS2019}',

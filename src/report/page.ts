@@ -20,6 +20,7 @@ export function reportHtml(model: ReportModel): string {
     ['confusion', 'Confusion matrices (test set)', confusionSection(model.confusions)],
     ['provenance', 'Provenance', provenanceSection(model)],
   ];
+  const section = ([id, title, body]: [string, string, string]) => `<section id="${id}"><h2>${escapeXml(title)}</h2>\n${body}\n</section>`;
   const toc = sections.map(([id, title]) => `<a href="#${id}">${escapeXml(title)}</a>`).join(' · ');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -28,7 +29,8 @@ export function reportHtml(model: ReportModel): string {
 <h1>${escapeXml(model.title)}</h1>
 <p class="note">${escapeXml(model.pipeline.name)}${model.description ? ` — ${escapeXml(model.description)}` : ''}; ${model.pipeline.overrides.length} override(s); written ${escapeXml(model.software.generated)}</p>
 <nav class="note">${toc}</nav>
-${sections.map(([id, title, body]) => `<section id="${id}"><h2>${escapeXml(title)}</h2>\n${body}\n</section>`).join('\n')}
+<div class="top">${sections.slice(0, 2).map(section).join('\n')}</div>
+${sections.slice(2).map(section).join('\n')}
 </body></html>
 `;
 }

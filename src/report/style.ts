@@ -10,5 +10,6 @@ table.results td .seeds{font-size:12px;color:#444;white-space:nowrap}
 svg.dots{display:block;margin-top:2px}
 .note{color:#555;font-size:12px}
 code{font:12px ui-monospace,"DejaVu Sans Mono",monospace;background:#f4f4f4;padding:0 .25em}
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}figure,.chart-cell,.confusion,table.fig1{break-inside:avoid}}
+.top{display:flex;flex-wrap:wrap;gap:0 3em;align-items:flex-start}.top>section{flex:0 1 auto;min-width:0}.top>section#results{flex:0 1 36em}.top>section#figure-1{flex:1 1 24em}
+@media print{.chart-row svg{width:32%;height:auto}body{margin:0;max-width:none}h2{break-after:avoid}figure,.chart-cell,.confusion,table.fig1{break-inside:avoid}}
 `;
