@@ -33,7 +33,8 @@ export const CYCLE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8
 
 const f = (v: number) => Number(v.toFixed(1)).toString();
 
-function valueScale(values: number[], range: [number, number]): ScaleLinear<number, number> {
+/** A linear scale over the values; `nice` rounds the domain out to tick values (not for x: epochs start at 1). */
+function valueScale(values: number[], range: [number, number], nice = true): ScaleLinear<number, number> {
   let lo = values.length ? Math.min(...values) : 0;
   let hi = values.length ? Math.max(...values) : 1;
   if (lo === hi) {
@@ -41,7 +42,8 @@ function valueScale(values: number[], range: [number, number]): ScaleLinear<numb
     lo -= pad;
     hi += pad;
   }
-  return scaleLinear().domain([lo, hi]).range(range).nice(5);
+  const scale = scaleLinear().domain([lo, hi]).range(range);
+  return nice ? scale.nice(5) : scale;
 }
 
 /** Legend entries laid out left to right, wrapping; about 6.2 px per character at 11 px. */
@@ -72,7 +74,7 @@ export function lineChart(title: string, xLabel: string, x: number[], series: Se
   const xsOf = (s: Series) => s.x ?? x;
   const finite = (list: Series[]) => list.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
   const allX = series.flatMap((s) => xsOf(s).filter((_, j) => s.values[j] !== null && Number.isFinite(s.values[j]!)));
-  const xScale = valueScale(allX.length ? allX : x, [m.l, width - m.r]);
+  const xScale = valueScale(allX.length ? allX : x, [m.l, width - m.r], false);
   const left = valueScale(finite(series.filter((s) => !s.right)), [plotBottom, m.t]);
   const right = valueScale(finite(series.filter((s) => s.right)), [plotBottom, m.t]);
   const color = (s: Series, i: number) => s.color ?? CYCLE[i % CYCLE.length]!;
