@@ -78,9 +78,11 @@ class Gatherer {
     return this.spec.table?.over;
   }
 
-  /** Labels of a node's axes but the table's `over` axis, in the pipeline's axis order. */
+  /** Labels of a node's axes but the table's `over` axis: the table's rows, its columns, then the rest. */
   cellTitle(axes: Coords): string {
-    const parts = [...this.spec.axes.keys()].filter((a) => a !== this.over && a in axes).map((a) => this.label(a, axes[a]!));
+    const t = this.spec.table;
+    const order = [...new Set([...(t?.rows ?? []), ...(t?.columns ?? []), ...this.spec.axes.keys()])];
+    const parts = order.filter((a) => a !== this.over && a in axes).map((a) => this.label(a, axes[a]!));
     return parts.join(' / ');
   }
 
