@@ -48,7 +48,7 @@ export function figure1Section(figures: SaliencyFigure[], minPanel: number): str
   const groups = new Map<string, SaliencyFigure[]>();
   for (const f of figures) groups.set(JSON.stringify(f.rows), [...(groups.get(JSON.stringify(f.rows)) ?? []), f]);
   const colormaps = [...new Set(figures.map((f) => f.colormap))];
-  const bars = colormaps.map((c) => `<div class="colorbar-row">${colorBar(c)}<span class="note"> ${escapeXml(c)}: map value after min-max scaling per image (0 = lowest, 1 = highest), blended over the image</span></div>`).join('');
+  const bars = colormaps.map((c) => `<div class="colorbar-row">${colorBar(c)}<div class="note">${escapeXml(c)}: map value after min-max scaling per image (0 = lowest, 1 = highest), blended over the image</div></div>`).join('');
   return `${[...groups.values()].map((list) => gridTable(list, minPanel)).join('\n')}
 ${bars}
 <p class="note">Each panel is enlarged by a whole factor with nearest-neighbour sampling to at least ${minPanel} px, so every map cell stays a sharp block. Column headings: the image id, its true class and each model's prediction.</p>`;
