@@ -13,6 +13,16 @@ export interface GridLayout {
   height: number;
 }
 
+/** A saliency summary's `layout`, checked (it comes from a cached JSON output). */
+export function gridLayoutOf(v: unknown): GridLayout | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const names = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string');
+  const count = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+  if (!names(o['rows']) || !names(o['columns']) || !count(o['cell']) || !count(o['gap']) || !count(o['width']) || !count(o['height']) || o['cell'] === 0) return undefined;
+  return { rows: o['rows'], columns: o['columns'], cell: o['cell'], gap: o['gap'], width: o['width'], height: o['height'] };
+}
+
 /** The smallest whole factor that makes `cell` at least `min` pixels. */
 export function enlargement(cell: number, min: number): number {
   return Math.max(1, Math.ceil(min / cell));
