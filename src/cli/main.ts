@@ -18,7 +18,7 @@ import { modelsTable } from './models.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
-import { reportCommand, type ReportFlags } from './report.js';
+import type { ReportFlags } from './report.js';
 import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
 
 interface Common {
@@ -231,7 +231,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
     .option('--set <path=value>', 'override a value, as given to `run` (repeatable)', collect, [])
     .option('-o, --output <file>', 'where to write the HTML', 'report.html')
-    .action(async (file: string, flags: ReportFlags) => setExit(await reportCommand(file, flags, env, (s) => process.stdout.write(s))));
+    // Loaded on use: the report's imports (sharp, d3) stay out of every other verb's start-up.
+    .action(async (file: string, flags: ReportFlags) => setExit(await (await import('./report.js')).reportCommand(file, flags, env, (s) => process.stdout.write(s))));
 
   program
     .command('models')
