@@ -12,8 +12,9 @@ interface AggregateParams {
 
 export default defineStage<AggregateParams>({
   kind: 'aggregate',
-  // 2: the table is reported for `pipeline run` to print.
-  version: 2,
+  // 2: the table is reported for `pipeline run` to print. 3: the HTML shows each value of a
+  // cell as text and dots (they were a tooltip).
+  version: 3,
   description: "The pipeline's table: one cell per row x column, median ± std over the `over` axis, with reference values",
   params: {
     type: 'object',

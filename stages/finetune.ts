@@ -175,8 +175,8 @@ export default defineStage<FinetuneParams>({
     const epochs = result.curves.map((c) => c.epoch);
     const svg = lineChart(`${ctx.node}`, 'epoch', epochs, [
       { name: 'train loss', values: result.curves.map((c) => c.train_loss) },
-      { name: `val ${p.metric}`, values: result.curves.map((c) => c.val_metric), right: true },
-    ]);
+      { name: `val ${p.metric}`, values: result.curves.map((c) => c.val_metric), right: true, ...(result.bestEpoch > 0 ? { marker: result.bestEpoch } : {}) },
+    ], { integerX: true, ...(result.bestEpoch > 0 ? { note: `dashed line: best epoch ${result.bestEpoch} (the kept checkpoint)` } : {}) });
     await writeFile(join(ctx.workdir, 'curves.svg'), svg);
     await ctx.outputs.file('curves_svg', 'curves.svg');
   },

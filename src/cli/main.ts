@@ -31,6 +31,7 @@ import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
+import type { ReportFlags } from './report.js';
 import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
 
 interface Common {
@@ -302,6 +303,15 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--set <path=value>', 'override a value, e.g. finetune.with.epochs=2 (repeatable)', collect, [])
     .option('--json', 'machine-readable output')
     .action(async (file: string, node: string, flags: { set: string[]; cache?: string; json?: boolean }) => setExit(await historyCommand(file, node, flags, env, (t) => process.stdout.write(t))));
+
+  program
+    .command('report <pipeline>')
+    .description('one self-contained HTML report from the cache: table with per-seed values, Figure 1, learning curves, confusion matrices, provenance')
+    .option('--cache <dir>', 'local cache directory (default: $MEDPIPE_CACHE or ./cache)')
+    .option('--set <path=value>', 'override a value, as given to `run` (repeatable)', collect, [])
+    .option('-o, --output <file>', 'where to write the HTML', 'report.html')
+    // Loaded on use: the report's imports (sharp, d3) stay out of every other verb's start-up.
+    .action(async (file: string, flags: ReportFlags) => setExit(await (await import('./report.js')).reportCommand(file, flags, env, (s) => process.stdout.write(s))));
 
   program
     .command('models')

@@ -1,33 +1,14 @@
-import type { Cell, Table } from './table.js';
+import { escapeXml as escapeHtml } from './html.js';
+import { cellText, fmt, footnote } from './cell-text.js';
+import { cellAt, type Table } from './table.js';
+import { PAGE_STYLE } from './style.js';
+import { tableHtml } from './table-html.js';
 
-const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
-
-function cellOf(table: Table, row: string[], column: string[]): Cell {
-  const address = [...row, ...column].join('/');
-  return table.cells.find((c) => c.address === address)!;
-}
-
-/** "0.893 ± 0.004", with "(3/5)" where seeds are missing and the reference beside it. */
-export function cellText(cell: Cell, digits: number): string {
-  if (cell.median === null) return `n/a (0/${cell.expected})`;
-  let text = `${fmt(cell.median, digits)} ± ${fmt(cell.std, digits)}`;
-  if (cell.values.length < cell.expected) text += ` (${cell.values.length}/${cell.expected})`;
-  if (cell.reference !== undefined) {
-    const d = cell.median - cell.reference;
-    text += ` [ref ${fmt(cell.reference, digits)}, Δ ${d >= 0 ? '+' : ''}${d.toFixed(digits)}]`;
-  }
-  return text;
-}
-
-export function footnote(table: Table): string {
-  const stdName = table.std === 'sample' ? 'sample standard deviation (ddof=1)' : 'population standard deviation (ddof=0)';
-  return `Each cell: median ± ${stdName} over ${table.over}; (k/n) marks a cell with k of the n values asked for; [ref, Δ] the reference value and the difference.`;
-}
 
 export function toMarkdown(table: Table, digits = 3): string {
   const header = [...table.rowAxes, ...table.columns.map((c) => c.join(' / ') || 'value')];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const row of table.rows) lines.push(`| ${[...row, ...table.columns.map((c) => cellText(cellOf(table, row, c), digits))].join(' | ')} |`);
+  for (const row of table.rows) lines.push(`| ${[...row, ...table.columns.map((c) => cellText(cellAt(table, row, c), digits))].join(' | ')} |`);
   return `${table.title ? `### ${table.title}\n\n` : ''}${lines.join('\n')}\n\n${footnote(table)}\n`;
 }
 
@@ -47,7 +28,6 @@ export function toCsv(table: Table): string {
   return lines.join('\n') + '\n';
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 export interface Figure {
   title: string;
@@ -105,39 +85,23 @@ function figureSection(figures: Figure[]): string {
     .join('\n');
 }
 
+/** The aggregate stage's page: the table and the figures it was given (`pipeline report` draws the full report). */
 export function toHtml(table: Table, figures: Figure[], digits = 3, provenance = ''): string {
-  const head = [...table.rowAxes, ...table.columns.map((c) => c.join(' / ') || 'value')].map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const body = table.rows
-    .map((row) => {
-      const cells = table.columns.map((c) => {
-        const cell = cellOf(table, row, c);
-        const seeds = cell.values.map((v) => `${table.over} ${v.over}: ${v.value.toFixed(4)}`).join('\n');
-        return `<td title="${escapeHtml(seeds)}">${escapeHtml(cellText(cell, digits))}</td>`;
-      });
-      return `<tr>${row.map((r) => `<th>${escapeHtml(r)}</th>`).join('')}${cells.join('')}</tr>`;
-    })
-    .join('\n');
   const figs = figureSection(figures);
   // Table and figures side by side on a wide screen, stacked on a narrow one.
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(table.title ?? 'medpipe table')}</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:.35em .7em;text-align:left}
-thead th{background:#eee}td{font-variant-numeric:tabular-nums}
+${PAGE_STYLE}
 .layout{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.layout>section{flex:1 1 30em;min-width:0}
 .figure-row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
-figure{margin:0;flex:0 1 auto;max-width:100%}img{max-width:100%;image-rendering:pixelated}
+figure{margin:0;flex:0 1 auto;max-width:100%}figure img{max-width:100%;image-rendering:pixelated}
 figcaption{text-align:center;font-size:13px}
-.note{color:#555;font-size:12px}
 </style></head><body>
 <h1>${escapeHtml(table.title ?? 'Results')}</h1>
 <div class="layout">
 <section class="results">
-<table><thead><tr>${head}</tr></thead><tbody>
-${body}
-</tbody></table>
-<p class="note">${escapeHtml(footnote(table))}</p>
+${tableHtml(table, digits)}
 </section>
 ${figs ? `<section class="figures"><h2>Figures</h2>\n${figs}\n</section>` : ''}
 </div>

@@ -61,6 +61,14 @@ export function std(xs: number[], kind: StdKind): number | null {
   return Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - ddof));
 }
 
+/** The cell at a row and column of labels. */
+export function cellAt(table: Table, row: string[], column: string[]): Cell {
+  const address = [...row, ...column].join('/');
+  const cell = table.cells.find((c) => c.address === address);
+  if (!cell) throw new Error(`table has no cell ${address}`);
+  return cell;
+}
+
 function product(lists: AxisLabel[][]): AxisLabel[][] {
   return lists.reduce<AxisLabel[][]>((acc, list) => acc.flatMap((prefix) => list.map((x) => [...prefix, x])), [[]]);
 }

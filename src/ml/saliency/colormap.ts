@@ -1,7 +1,10 @@
 // Colour maps and overlays for saliency panels, on plain arrays. jet is what
 // pytorch-grad-cam's show_cam_on_image uses (cv2.COLORMAP_JET); viridis is what DINO's
-// attention images get (plt.imsave's default). viridis and inferno are matplotlib's maps,
-// linear between nine of their anchor colours (within a few levels of the 256-entry tables).
+// attention images get (plt.imsave's default). Every map is matplotlib's 256-entry table,
+// looked up as matplotlib does (index floor(t * 256), clamped): viridis and inferno are
+// d3-scale-chromatic's copies of those tables; jet and gray are sampled from matplotlib's
+// segment data the way its LinearSegmentedColormap builds its table.
+import { interpolateInferno, interpolateViridis } from 'd3-scale-chromatic';
 
 export const COLORMAPS = ['jet', 'viridis', 'inferno', 'gray'] as const;
 export type ColormapName = (typeof COLORMAPS)[number];
@@ -14,11 +17,7 @@ const JET: [Segments, Segments, Segments] = [
   [[0, 0], [0.125, 0], [0.375, 1], [0.64, 1], [0.91, 0], [1, 0]],
   [[0, 0.5], [0.11, 1], [0.34, 1], [0.65, 0], [1, 0]],
 ];
-
-const ANCHORS: Record<'viridis' | 'inferno', [number, number, number][]> = {
-  viridis: [[68, 1, 84], [71, 45, 123], [59, 82, 139], [44, 114, 142], [33, 145, 140], [40, 174, 128], [94, 201, 98], [173, 220, 48], [253, 231, 37]],
-  inferno: [[0, 0, 4], [31, 12, 72], [85, 15, 109], [136, 34, 106], [186, 54, 85], [227, 89, 51], [249, 142, 9], [249, 203, 53], [252, 255, 164]],
-};
+const GRAY: Segments = [[0, 0], [1, 1]];
 
 function piecewise(segments: Segments, v: number): number {
   for (let i = 1; i < segments.length; i++) {
@@ -31,16 +30,35 @@ function piecewise(segments: Segments, v: number): number {
   return segments[segments.length - 1][1];
 }
 
-/** The colour of v in [0, 1] (clamped), as 0..255 RGB. */
+const N = 256;
+
+function table(color: (t: number) => [number, number, number]): [number, number, number][] {
+  return Array.from({ length: N }, (_, i) => color(i));
+}
+
+/** d3-scale-chromatic's "#rrggbb". */
+function hex(color: string): [number, number, number] {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  if (!m) throw new Error(`colormap: unexpected colour ${color}`);
+  return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)];
+}
+
+/** Each map as 256 RGB entries in 0..255 (floats where matplotlib's table has them). */
+const TABLES: Record<ColormapName, [number, number, number][]> = {
+  jet: table((i) => JET.map((s) => piecewise(s, i / (N - 1)) * 255) as [number, number, number]),
+  gray: table((i) => {
+    const g = piecewise(GRAY, i / (N - 1)) * 255;
+    return [g, g, g];
+  }),
+  // d3's ramp indexes its table by floor(t * 256): the entry's centre gives back entry i.
+  viridis: table((i) => hex(interpolateViridis((i + 0.5) / N))),
+  inferno: table((i) => hex(interpolateInferno((i + 0.5) / N))),
+};
+
+/** The colour of v in [0, 1] (clamped; NaN is 0), as 0..255 RGB: matplotlib's cmap(v) * 255. */
 export function colorOf(name: ColormapName, v: number): [number, number, number] {
   const t = Number.isFinite(v) ? Math.min(1, Math.max(0, v)) : 0;
-  if (name === 'gray') return [t * 255, t * 255, t * 255];
-  if (name === 'jet') return [piecewise(JET[0], t) * 255, piecewise(JET[1], t) * 255, piecewise(JET[2], t) * 255];
-  const a = ANCHORS[name];
-  const f = t * (a.length - 1);
-  const i = Math.min(a.length - 2, Math.floor(f));
-  const w = f - i;
-  return [0, 1, 2].map((c) => a[i][c] + (a[i + 1][c] - a[i][c]) * w) as [number, number, number];
+  return TABLES[name][Math.min(N - 1, Math.floor(t * N))]!;
 }
 
 /** Min-max scaling to [0, 1], as pytorch-grad-cam's scale_cam_image; a flat map becomes 0. */
