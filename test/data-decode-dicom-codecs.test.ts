@@ -74,6 +74,15 @@ describe('checked-in fixtures (made by dcmtk 3.6.7 / gdcm 3.0.21)', () => {
     }
   });
 
+  test('multiframe: first reaches the decoder through the preprocess options', async () => {
+    const file = path.join(FIXTURES, 'multiframe-rle-16.dcm');
+    const options = { size: 8, channels: 1 as const };
+    await assert.rejects(decodeBytes(await fs.readFile(file), 'm.dcm', options), /m\.dcm: multi-frame DICOM \(3 frames\) is refused/);
+    const first = await decodeBytes(await fs.readFile(file), 'm.dcm', { ...options, multiframe: 'first' });
+    const again = await decodeBytes(await fs.readFile(path.join(FIXTURES, 'multiframe-jpeg-ls-16.dcm')), 'l.dcm', { ...options, multiframe: 'first' });
+    assert.deepEqual(first, again);
+  });
+
   test('a truncated or corrupted compressed frame is a DecodeError naming the file and the syntax', async () => {
     const bytes = await fs.readFile(path.join(FIXTURES, 'jpeg-ls-16.dcm'));
     const broken = new Uint8Array(bytes);
