@@ -3,10 +3,12 @@
 // Debian's decoder makes of the same file. Twice: on the checked-in fixtures (always), and on
 // files the installed tools make now (skipped, saying so, where the tools are absent).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import type { Samples } from '../src/data/codecs/frame.js';
 import { decodeBytes, DecodeError } from '../src/data/decode.js';
@@ -72,6 +74,21 @@ describe('checked-in fixtures (made by dcmtk 3.6.7 / gdcm 3.0.21)', () => {
     for (const name of ['jpeg-ls-16', 'j2k-lossless-16', 'jpeg-lossless-sv1-16', 'rle-16', 'deflated-16']) {
       assert.deepEqual(await decodeBytes(await fs.readFile(path.join(FIXTURES, `${name}.dcm`)), `${name}.dcm`, options), original, name);
     }
+  });
+
+  test('a codec is loaded only when a file needs it, and only that one', async () => {
+    const hooks = new URL('./support/log-codec-loads.js', import.meta.url).href;
+    const decode = new URL('../src/data/decode.js', import.meta.url).href;
+    const loads = async (files: string[]): Promise<string[]> => {
+      const script = `const { decodeBytes } = await import(${JSON.stringify(decode)}); const fs = await import('node:fs');
+        for (const f of ${JSON.stringify(files.map((f) => path.join(FIXTURES, f)))}) await decodeBytes(fs.readFileSync(f), f, { size: 8, channels: 1 });`;
+      const register = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
+      const { stderr } = await promisify(execFile)(process.execPath, ['--import', register, '--input-type=module', '-e', script]);
+      return [...new Set(stderr.split('\n').filter((l) => l.startsWith('loaded ')).map((l) => /@cornerstonejs\/([^/]+)\//.exec(l)?.[1] ?? l))].sort();
+    };
+    assert.deepEqual(await loads(['original-16.dcm', 'deflated-16.dcm', 'rle-16.dcm']), []);
+    assert.deepEqual(await loads(['jpeg-ls-16.dcm']), ['codec-charls']);
+    assert.deepEqual(await loads(['j2k-lossless-16.dcm', 'jpeg-lossless-sv1-16.dcm']), ['codec-openjpeg', 'jpeg-lossless-decoder-js']);
   });
 
   test('multiframe: first reaches the decoder through the preprocess options', async () => {
