@@ -17,7 +17,7 @@ import { firstPart } from '../src/data/dicomweb/multipart.js';
 import { dicomweb } from '../src/data/importers/dicomweb.js';
 import { Rng } from '../src/data/rng.js';
 import { drawMammogram, toUint16 } from '../src/data/synthetic/mammo.js';
-import { fakeFingerprintContext } from './support/fake-stage-context.js';
+import { fakeFingerprintContext, runStage } from './support/fake-stage-context.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/dicom/', import.meta.url));
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'medpipe-dicomweb-'));
@@ -80,6 +80,14 @@ describe('against Orthanc + DICOMweb plugin', { skip: orthanc ? false : 'MEDPIPE
     assert.deepEqual(second.items, first.items);
     assert.ok(statSync(path.join(root, gone)).isFile());
     assert.equal(statSync(path.join(root, kept)).mtimeMs, before, 'what was there is not fetched again');
+
+    // As a pipeline has it: preprocess with format dicomweb, root relative to the pipeline file.
+    const run = await runStage(preprocess, { format: 'dicomweb', root: 'pacs', options, size: 16, channels: 1, kernel: 'lanczos3', windowing: 'auto', on_error: 'fail', concurrency: 2 }, tmp);
+    const recs = run.records.get('records')!;
+    assert.equal(recs.count, 6);
+    assert.deepEqual(recs.meta['classes'], ['L', 'R']);
+    assert.deepEqual(recs.meta['class_counts'], { L: 3, R: 3 });
+    assert.deepEqual([...recs.iterate()].map((r) => r.meta['id']), first.items.map((i) => i.id));
   });
 
   test('a JPEG-LS instance comes as stored, decodes bit-identical; labels from a CSV keyed by SOPInstanceUID', async () => {
