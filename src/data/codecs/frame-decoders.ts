@@ -2,7 +2,7 @@
 // Each codec (a WebAssembly build for the cornerstone viewers, or cornerstone's JPEG-lossless
 // decoder) is imported, and its module compiled, only the first time a file needs it, so a run
 // over PNGs or uncompressed DICOM never loads one. RLE is decoded here: PS3.5 Annex G is a
-// PackBits variant of thirty lines, and no maintained package ships it on its own.
+// PackBits variant of a few dozen lines, and no maintained package ships it on its own.
 import { CodecError, type FrameSpec, type Samples } from './frame.js';
 import { decodeRle } from './rle.js';
 
@@ -77,11 +77,11 @@ function samplesOf(bytes: Uint8Array, bitsPerSample: number, spec: FrameSpec): S
 }
 
 async function decodeJpegBaseline(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
-  const codec = await libjpegTurbo();
-  // libjpeg-turbo's 8-bit build: a 12-bit (Process 4) stream fails here with its own message.
+  // libjpeg-turbo's 8-bit build would fail on a 12-bit (Process 4) stream with a vaguer message.
   if (jpegPrecision(frame) > 8) {
     throw new CodecError(`12-bit JPEG Extended (Process 4) is not supported (libjpeg-turbo is built for 8-bit samples); convert the file, e.g. with dcmdjpeg`);
   }
+  const codec = await libjpegTurbo();
   return runDecoder('libjpeg-turbo', new codec.JPEGDecoder(), frame, spec);
 }
 
