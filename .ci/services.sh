@@ -9,6 +9,9 @@
 # S3: no S3-compatible server is packaged in Debian 12 (no minio/garage; radosgw needs a Ceph
 # cluster), so the S3 backend is tested against the in-process server in test/remote-s3.test.ts.
 #
+# Orthanc (Debian's orthanc + orthanc-dicomweb) for the dicomweb importer: prints
+# `export MEDPIPE_TEST_ORTHANC=http://127.0.0.1:<port>`.
+#
 # SLURM: a one-machine cluster from Debian's slurm-wlm (slurmctld + slurmd on loopback, munge
 # auth, no cgroups, no accounting daemon) for test/slurm-*.test.ts; prints
 # `export MEDPIPE_TEST_SLURM=1` once `sinfo` shows the node idle. Either service failing is a
@@ -197,4 +200,57 @@ elif (start_slurm); then
   echo "export MEDPIPE_TEST_SLURM=1"
 else
   log "warning: SLURM did not start; the SLURM tests will skip"
+fi
+
+# ---- Orthanc with its DICOMweb plugin, on loopback (the dicomweb importer's tests) ----------
+# Empty at start: the tests upload their own synthetic mammograms (REST POST /instances).
+orthanc_port="${MEDPIPE_ORTHANC_PORT:-18042}"
+orthanc_dir="${MEDPIPE_ORTHANC_DIR:-/tmp/medpipe-orthanc}"
+orthanc_plugin=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+
+orthanc_answers() { curl -sf -o /dev/null "http://127.0.0.1:$orthanc_port/dicom-web/studies" 2>/dev/null; }
+
+start_orthanc() {
+  if ! command -v Orthanc >/dev/null 2>&1 || [ ! -e "$orthanc_plugin" ]; then
+    log "installing orthanc and orthanc-dicomweb"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    # Its postinst asks invoke-rc.d to start the system service; without systemd that is
+    # refused (harmless): a private instance is started below.
+    apt-get install -y -qq --no-install-recommends orthanc orthanc-dicomweb curl >&2
+  fi
+  mkdir -p "$orthanc_dir/db"
+  # RemoteAccessAllowed false: Orthanc answers loopback clients only. No DICOM (C-STORE) port.
+  cat >"$orthanc_dir/orthanc.json" <<CONF
+{
+  "Name": "medpipe-test",
+  "StorageDirectory": "$orthanc_dir/db",
+  "IndexDirectory": "$orthanc_dir/db",
+  "HttpPort": $orthanc_port,
+  "DicomServerEnabled": false,
+  "RemoteAccessAllowed": false,
+  "AuthenticationEnabled": false,
+  "Plugins": ["$orthanc_plugin"],
+  "DicomWeb": { "Enable": true, "Root": "/dicom-web/" }
+}
+CONF
+  [ -f "$orthanc_dir/orthanc.pid" ] && kill "$(cat "$orthanc_dir/orthanc.pid")" 2>/dev/null || true
+  nohup Orthanc "$orthanc_dir/orthanc.json" >"$orthanc_dir/orthanc.log" 2>&1 &
+  echo $! >"$orthanc_dir/orthanc.pid"
+  for _ in $(seq 1 100); do
+    orthanc_answers && return 0
+    sleep 0.1
+  done
+  log "Orthanc did not answer on 127.0.0.1:$orthanc_port (see $orthanc_dir/orthanc.log)"
+  return 1
+}
+
+if orthanc_answers; then
+  log "Orthanc DICOMweb already up on 127.0.0.1:$orthanc_port"
+  echo "export MEDPIPE_TEST_ORTHANC=http://127.0.0.1:$orthanc_port"
+elif (start_orthanc); then
+  log "Orthanc DICOMweb on 127.0.0.1:$orthanc_port"
+  echo "export MEDPIPE_TEST_ORTHANC=http://127.0.0.1:$orthanc_port"
+else
+  log "warning: Orthanc did not start; the DICOMweb tests against it will skip"
 fi

@@ -1,7 +1,7 @@
 // init: a model's starting weights as a medpipe checkpoint (safetensors, PyTorch names and
 // layouts). Sources: `random` (seeded torchvision / timm init), `file:<path>` (torchvision
 // resnet50 / timm deit_small_patch16_224 naming, or a medpipe checkpoint), `hf:<owner>/
-// <repo>/<file>` (downloaded once into the download cache) and `node` (the `weights` input,
+// <repo>[@rev]/<file>` (the Hugging Face hub cache, downloaded into it when missing) and `node` (the `weights` input,
 // e.g. the output of DINO or the supervised proxy pretraining). The head is sized for the
 // task; a 1-channel model takes the first input-channel slice of a pretrained stem.
 // The checkpoint is computed in plain JS, so its bytes do not depend on the backend; the
@@ -138,6 +138,11 @@ export default defineStage<InitParams>({
       check: { backend: engine.backend, logits_shape: check.shape, finite: check.finite },
     };
     if (loaded.file?.url) value.url = loaded.file.url;
+    // The commit an hf: revision resolved to: what `main` meant when these weights were taken.
+    if (loaded.file?.commit) {
+      value.source_commit = loaded.file.commit;
+      ctx.provenance({ hf_commit: loaded.file.commit });
+    }
     ctx.outputs.json('info', value as JSONValue);
   },
 });

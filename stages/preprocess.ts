@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { defineStage, type FingerprintContext, type JSONObject, type StageContext } from '../src/contract.js';
 import { DecodeError, RESIZE_KERNELS, type Channels, type DicomWindowing, type ResizeKernel } from '../src/data/decode.js';
+import { MULTI_FRAME_MODES, type MultiFrame } from '../src/data/dicom-pixels.js';
 import { importFingerprint } from '../src/data/fingerprint.js';
 import { FORMATS, importerFor, type ImportItem, type ImportOptions, type Problem } from '../src/data/importers/index.js';
 import { orderedMap } from '../src/data/ordered-pool.js';
@@ -23,6 +24,8 @@ export interface PreprocessParams {
   channels: Channels;
   kernel: ResizeKernel;
   windowing: DicomWindowing;
+  /** DICOM with several frames: refused (absent) or its first frame ('first'). */
+  multiframe?: MultiFrame;
   on_error: 'fail' | 'skip';
   /** Images decoded at once; 0 = one per CPU. Results do not depend on it. */
   concurrency: number;
@@ -54,6 +57,8 @@ export default defineStage<PreprocessParams>({
       channels: { enum: [1, 3], default: DEFAULTS.channels },
       kernel: { enum: RESIZE_KERNELS, default: DEFAULTS.kernel },
       windowing: { enum: ['auto', 'minmax'], default: DEFAULTS.windowing, description: 'DICOM: file window if present (auto) or min-max' },
+      // No schema default: a default would enter every preprocess key and recompute all caches.
+      multiframe: { enum: MULTI_FRAME_MODES, description: 'DICOM with several frames: refuse (when absent) or use the first' },
       on_error: { enum: ['fail', 'skip'], default: DEFAULTS.on_error },
       concurrency: { type: 'integer', minimum: 0, default: DEFAULTS.concurrency, description: '0 = one per CPU' },
     },
@@ -131,6 +136,7 @@ export default defineStage<PreprocessParams>({
             channels: params.channels,
             kernel: params.kernel,
             windowing: params.windowing,
+            ...(params.multiframe === undefined ? {} : { multiframe: params.multiframe }),
           });
         let done = 0;
         for await (const r of orderedMap(imported.items, decode, { concurrency, signal: ctx.signal })) {

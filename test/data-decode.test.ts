@@ -1,4 +1,4 @@
-// Decoding: DICOM through every uncompressed transfer syntax, MONOCHROME1, rescale, windowing,
+// Decoding: DICOM through every uncompressed transfer syntax (compressed ones: data-decode-dicom-codecs.test.ts), MONOCHROME1, rescale, windowing,
 // signed pixels; PNG/JPEG through sharp; and each kind of bad file with its error.
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -58,7 +58,7 @@ test('rescale slope/intercept then the VOI window are applied', async () => {
   // Modality values -1000, 1000, 0, -500, 500, -2, 2; window [-500.5, 499.5].
   assert.deepEqual([...g.data.slice(0, 7)], [0, 255, 128, 0, 255, 127, 128]);
   // 'minmax' ignores the window: -1000 -> 0 ... 1000 -> 255 over the whole image.
-  const mm = await dicomToGray(writeDicom(image({ pixels, bitsStored: 16, rescaleSlope: 2, rescaleIntercept: -1000, windowCenter: 0, windowWidth: 1001 })), 'w.dcm', 'minmax');
+  const mm = await dicomToGray(writeDicom(image({ pixels, bitsStored: 16, rescaleSlope: 2, rescaleIntercept: -1000, windowCenter: 0, windowWidth: 1001 })), 'w.dcm', { windowing: 'minmax' });
   assert.deepEqual([...mm.data.slice(0, 3)], [0, 255, 128]);
 });
 
@@ -75,17 +75,20 @@ test('signed pixels are sign-extended from BitsStored; 8-bit pixels work', async
   assert.equal(e.data[W * H - 1], 255);
 });
 
-test('compressed transfer syntaxes are refused naming the file, the UID and its name', async () => {
-  const bytes = writeDicom(image(), { transferSyntax: '1.2.840.10008.1.2.4.90' });
-  const file = path.join(tmp, 'j2k.dcm');
+test('syntaxes it cannot decode are refused naming the file, the UID and its name; corrupt codec data names its syntax', async () => {
+  const bytes = writeDicom(image(), { transferSyntax: '1.2.840.10008.1.2.4.100' });
+  const file = path.join(tmp, 'mpeg2.dcm');
   await fs.writeFile(file, bytes);
-  await assert.rejects(decodeFile(file, 'cases/j2k.dcm', { size: 8, channels: 1 }), (e: unknown) => {
+  await assert.rejects(decodeFile(file, 'cases/mpeg2.dcm', { size: 8, channels: 1 }), (e: unknown) => {
     assert.ok(e instanceof DecodeError);
-    assert.equal(e.file, 'cases/j2k.dcm');
-    assert.match(e.message, /^cases\/j2k\.dcm: unsupported DICOM transfer syntax 1\.2\.840\.10008\.1\.2\.4\.90 \(JPEG 2000 Image Compression \(Lossless Only\)\)/);
+    assert.equal(e.file, 'cases/mpeg2.dcm');
+    assert.match(e.message, /^cases\/mpeg2\.dcm: unsupported DICOM transfer syntax 1\.2\.840\.10008\.1\.2\.4\.100 \(MPEG2 Main Profile \/ Main Level\)/);
+    assert.match(e.message, /1\.2\.840\.10008\.1\.2\.4\.90 JPEG 2000 Image Compression \(Lossless Only\)/);
     return true;
   });
   await assert.rejects(dicomToGray(writeDicom(image(), { transferSyntax: '1.2.3.999' }), 'u.dcm'), /1\.2\.3\.999 \(unknown transfer syntax\)/);
+  // Raw pixels in a JPEG 2000 fragment: the codec fails, and the error says where and which syntax.
+  await assert.rejects(dicomToGray(writeDicom(image(), { transferSyntax: '1.2.840.10008.1.2.4.90' }), 'j.dcm'), /^DecodeError: j\.dcm: JPEG 2000 Image Compression \(Lossless Only\): OpenJPEG could not decode/);
 });
 
 test('bad DICOM files: truncated pixel data, truncated header, not DICOM at all', async () => {

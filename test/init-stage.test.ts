@@ -72,7 +72,7 @@ test('file: torchvision-named weights into a 1-channel binary model; fingerprint
   assert.deepEqual(await init.fingerprint!({ ...params, source: 'hf:a/b/c.safetensors', sha256: 'AB'.repeat(32) }, fp), { hf: 'a/b/c.safetensors', sha256: 'ab'.repeat(32) });
 });
 
-test('hf: downloads through $HF_ENDPOINT into $MEDPIPE_DOWNLOADS; node: takes another stage\'s weights', async () => {
+test('hf: downloads through $HF_ENDPOINT into the hub cache ($HF_HUB_CACHE), recording the commit; node: takes another stage\'s weights', async () => {
   const vit = modelSpec('vit_demo', { imageSize: 32 });
   const path = join(base, 'vit.safetensors');
   await writeSafetensorsFile(path, new Map([...initState(vit, 3)].map(([k, t]) => [k, fromFloat32(t.data, t.shape)])));
@@ -80,21 +80,22 @@ test('hf: downloads through $HF_ENDPOINT into $MEDPIPE_DOWNLOADS; node: takes an
   let hits = 0;
   const server = createServer((req, res) => {
     hits++;
-    if (req.url === '/me/vit-demo/resolve/main/model.safetensors') res.writeHead(200, { 'content-length': body.length }).end(body);
+    if (req.url === '/me/vit-demo/resolve/main/model.safetensors') res.writeHead(200, { 'content-length': body.length, 'x-repo-commit': 'a'.repeat(40) }).end(body);
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   process.env.HF_ENDPOINT = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  process.env.MEDPIPE_DOWNLOADS = join(base, 'downloads');
+  process.env.HF_HUB_CACHE = join(base, 'hub');
   try {
     const params = { model: 'vit_demo', num_classes: 5, image_size: 48, source: 'hf:me/vit-demo/model.safetensors' };
     const a = await runInit(params);
     const b = await runInit(params);
     assert.equal(hits, 1, 'downloaded once');
+    assert.equal(a.info.source_commit, 'a'.repeat(40));
     assert.ok(a.bytes.equals(b.bytes));
     assert.match((a.info.notes as string[]).join('\n'), /pos_embed: resampled from a 4x4 to a 6x6 patch grid/);
     assert.deepEqual(a.info.skipped, ['head.weight', 'head.bias']);
-    await assert.rejects(runInit({ ...params, source: 'hf:me/other/model.safetensors' }), /could not download http:\/\/127.0.0.1:\d+\/me\/other\/resolve\/main\/model.safetensors: HTTP 404.*put it at .*downloads\/hf\/me\/other\/main\/model.safetensors/);
+    await assert.rejects(runInit({ ...params, source: 'hf:me/other/model.safetensors' }), /could not download http:\/\/127.0.0.1:\d+\/me\/other\/resolve\/main\/model.safetensors: HTTP 404.*put the file at .*hub\/models--me--other\/snapshots\/<commit>\/model.safetensors/);
 
     // node: the checkpoint above as another stage's output, into a binary task.
     const n = await runInit({ model: 'vit_demo', num_classes: 1, image_size: 48, source: 'node' }, { files: { weights: a.file } });
@@ -106,7 +107,7 @@ test('hf: downloads through $HF_ENDPOINT into $MEDPIPE_DOWNLOADS; node: takes an
     await assert.rejects(runInit({ model: 'vit_demo', image_size: 48 }, { files: { weights: a.file } }), /a weights input is connected but source is 'random'/);
   } finally {
     delete process.env.HF_ENDPOINT;
-    delete process.env.MEDPIPE_DOWNLOADS;
+    delete process.env.HF_HUB_CACHE;
     server.close();
   }
 });

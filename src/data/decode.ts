@@ -1,11 +1,12 @@
 // Decoding one image file to size x size uint8 pixels (HWC, 1 or 3 channels), as the paper
 // does: resized without keeping the aspect ratio. PNG/JPEG go through sharp; DICOM through
-// dicom-parser (uncompressed monochrome), windowed to 8 bits, then through sharp for resizing.
+// dicom-pixels.ts (monochrome, uncompressed or compressed), windowed to 8 bits, then sharp.
 // Every failure is a DecodeError naming the file, so a run can list all bad files at once.
 import { promises as fs } from 'node:fs';
-import type * as DicomParser from 'dicom-parser';
 import type { Sharp } from 'sharp';
-import { EXPLICIT_VR_BIG_ENDIAN, SUPPORTED_SYNTAXES, syntaxName } from './dicom-syntax.js';
+import type { Samples } from './codecs/frame.js';
+import { DecodeError, messageOf } from './decode-error.js';
+import { readDicomPixels, type MultiFrame } from './dicom-pixels.js';
 
 export type Channels = 1 | 3;
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
@@ -18,29 +19,13 @@ export interface DecodeOptions {
   channels: Channels;
   kernel?: ResizeKernel;
   windowing?: DicomWindowing;
+  /** DICOM with several frames: refused (default) or its first frame. */
+  multiframe?: MultiFrame;
 }
 
-export class DecodeError extends Error {
-  constructor(
-    readonly file: string,
-    readonly reason: string,
-  ) {
-    super(`${file}: ${reason}`);
-    this.name = 'DecodeError';
-  }
-}
+export type DicomReadOptions = Pick<DecodeOptions, 'windowing' | 'multiframe'>;
 
-type DicomParserModule = typeof DicomParser;
-let dicomParserModule: Promise<DicomParserModule> | undefined;
-
-/** dicom-parser ships a UMD bundle: under ESM its API sits on the default export. */
-export function loadDicomParser(): Promise<DicomParserModule> {
-  dicomParserModule ??= import('dicom-parser').then((m) => {
-    const mod = m as unknown as { default?: DicomParserModule } & DicomParserModule;
-    return mod.default ?? mod;
-  });
-  return dicomParserModule;
-}
+export { DecodeError };
 
 type SharpFactory = (typeof import('sharp'))['default'];
 let sharpModule: Promise<SharpFactory> | undefined;
@@ -67,62 +52,19 @@ export interface GrayImage {
  * sign-extended for PixelRepresentation 1), Modality LUT (rescale slope/intercept), then the
  * VOI linear window (PS3.3 C.11.2.1.2) or min-max, then MONOCHROME1 inverted.
  */
-export async function dicomToGray(bytes: Uint8Array, file: string, windowing: DicomWindowing = 'auto'): Promise<GrayImage> {
-  const dp = await loadDicomParser();
-  let syntax: string | undefined;
-  try {
-    syntax = dp.readPart10Header(bytes).string('x00020010');
-  } catch (e) {
-    throw new DecodeError(file, `not a DICOM Part-10 file: ${messageOf(e)}`);
-  }
-  if (syntax === undefined) throw new DecodeError(file, 'DICOM file meta lacks the Transfer Syntax UID (0002,0010)');
-  syntax = syntax.replace(/\0/g, '').trim();
-  if (!SUPPORTED_SYNTAXES.has(syntax)) {
-    throw new DecodeError(
-      file,
-      `unsupported DICOM transfer syntax ${syntax} (${syntaxName(syntax)}); only uncompressed syntaxes ` +
-        `(${[...SUPPORTED_SYNTAXES].map((s) => `${s} ${syntaxName(s)}`).join(', ')}) are read — convert the file, e.g. with dcmdjpeg/gdcmconv --raw`,
-    );
-  }
-  let ds: DicomParser.DataSet;
-  try {
-    ds = dp.parseDicom(bytes);
-  } catch (e) {
-    throw new DecodeError(file, `truncated or corrupt DICOM: ${messageOf(e)}`);
-  }
-  const rows = ds.uint16('x00280010');
-  const cols = ds.uint16('x00280011');
-  const bitsAllocated = ds.uint16('x00280100');
-  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
-  const signed = (ds.uint16('x00280103') ?? 0) === 1;
-  const samples = ds.uint16('x00280002') ?? 1;
-  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase();
-  const pixel = ds.elements['x7fe00010'];
-  if (!rows || !cols || !bitsAllocated || !bitsStored) {
-    throw new DecodeError(file, 'DICOM lacks Rows/Columns/BitsAllocated (not an image?)');
-  }
-  if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')) {
-    throw new DecodeError(file, `only monochrome DICOM is supported, got ${photometric} with ${samples} samples per pixel`);
-  }
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) {
-    throw new DecodeError(file, `only 8- or 16-bit DICOM pixels are supported, got BitsAllocated ${bitsAllocated}`);
-  }
-  if (!pixel) throw new DecodeError(file, 'DICOM has no Pixel Data (7FE0,0010)');
-  const n = rows * cols;
-  const bytesPer = bitsAllocated / 8;
-  const available = Math.min(pixel.length, bytes.length - pixel.dataOffset);
-  if (available < n * bytesPer) {
-    throw new DecodeError(file, `truncated DICOM pixel data: ${Math.max(0, available)} bytes, expected ${n * bytesPer} for ${cols}x${rows}x${bitsAllocated}-bit`);
-  }
+export async function dicomToGray(bytes: Uint8Array, file: string, options: DicomReadOptions = {}): Promise<GrayImage> {
+  const px = await readDicomPixels(bytes, file, options.multiframe);
+  const ds = px.dataSet;
+  const n = px.rows * px.columns;
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
-  const values = storedValues(bytes, pixel.dataOffset, n, bitsAllocated, bitsStored, signed, syntax === EXPLICIT_VR_BIG_ENDIAN);
+  const values = storedValues(px.samples, px.bitsStored, px.signed);
   for (let i = 0; i < n; i++) values[i] = values[i] * slope + intercept;
 
   const centre = ds.floatString('x00281050', 0);
   const width = ds.floatString('x00281051', 0);
   const out = new Uint8Array(n);
-  if (windowing === 'auto' && centre !== undefined && width !== undefined && width >= 1) {
+  if ((options.windowing ?? 'auto') === 'auto' && centre !== undefined && width !== undefined && width >= 1) {
     const lo = centre - 0.5 - (width - 1) / 2;
     const hi = centre - 0.5 + (width - 1) / 2;
     for (let i = 0; i < n; i++) {
@@ -139,37 +81,22 @@ export async function dicomToGray(bytes: Uint8Array, file: string, windowing: Di
     const scale = max > min ? 255 / (max - min) : 0;
     for (let i = 0; i < n; i++) out[i] = Math.round((values[i] - min) * scale);
   }
-  if (photometric === 'MONOCHROME1') for (let i = 0; i < n; i++) out[i] = 255 - out[i];
-  return { width: cols, height: rows, data: out };
+  if (px.photometric === 'MONOCHROME1') for (let i = 0; i < n; i++) out[i] = 255 - out[i];
+  return { width: px.columns, height: px.rows, data: out };
 }
 
-function storedValues(
-  bytes: Uint8Array,
-  offset: number,
-  n: number,
-  bitsAllocated: number,
-  bitsStored: number,
-  signed: boolean,
-  bigEndian: boolean,
-): Float32Array {
+/** Stored values masked to BitsStored and, for signed pixels, sign-extended from its top bit. */
+export function storedValues(samples: Samples, bitsStored: number, signed: boolean): Float32Array {
+  const n = samples.length;
   const values = new Float32Array(n);
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
   const signBit = 2 ** (bitsStored - 1);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, n * (bitsAllocated / 8));
   for (let i = 0; i < n; i++) {
-    let v = bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, !bigEndian);
-    v &= mask;
+    let v = samples[i] & mask;
     if (signed && v >= signBit) v -= 2 * signBit;
     values[i] = v;
   }
   return values;
-}
-
-function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  // dicom-parser throws { exception: string, dataSet } rather than Errors.
-  if (typeof e === 'object' && e !== null && 'exception' in e) return String((e as { exception: unknown }).exception);
-  return String(e);
 }
 
 /** Resizes (aspect not kept) and fixes the channel count; sharp does the work off the JS thread. */
@@ -201,7 +128,7 @@ export async function decodeBytes(bytes: Uint8Array, file: string, options: Deco
   const sharp = await loadSharp();
   try {
     if (isDicom(file, bytes)) {
-      const gray = await dicomToGray(bytes, file, options.windowing);
+      const gray = await dicomToGray(bytes, file, options);
       return await finish(sharp(gray.data, { raw: { width: gray.width, height: gray.height, channels: 1 } }), file, options);
     }
     // failOn 'warning' makes libjpeg/libpng's "premature end of data" an error: a truncated

@@ -14,6 +14,8 @@ export interface DicomImage {
   bitsStored?: number;
   pixelRepresentation?: 0 | 1;
   photometric?: 'MONOCHROME1' | 'MONOCHROME2';
+  /** Number of Frames; the pixels then hold that many frames, one after another. */
+  frames?: number;
   /** Stored values, row-major; Uint8Array for 8-bit, Uint16Array/Int16Array for 16-bit. */
   pixels: Uint8Array | Uint16Array | Int16Array;
   windowCenter?: number;
@@ -121,8 +123,8 @@ function writeElement(w: ByteWriter, el: Element, explicit: boolean, littleEndia
 }
 
 function pixelBytes(image: DicomImage, littleEndian: boolean): Uint8Array {
-  const n = image.rows * image.columns;
-  if (image.pixels.length !== n) throw new Error(`writeDicom: ${image.pixels.length} pixels for ${image.columns}x${image.rows}`);
+  const n = image.rows * image.columns * (image.frames ?? 1);
+  if (image.pixels.length !== n) throw new Error(`writeDicom: ${image.pixels.length} pixels for ${image.frames ?? 1} frames of ${image.columns}x${image.rows}`);
   if (image.bitsAllocated === 8) return new Uint8Array(image.pixels);
   const out = new Uint8Array(n * 2);
   const view = new DataView(out.buffer);
@@ -147,6 +149,7 @@ function datasetElements(image: DicomImage): Element[] {
     { tag: 0x00280102, vr: 'US', value: [(image.bitsStored ?? image.bitsAllocated) - 1] },
     { tag: 0x00280103, vr: 'US', value: [image.pixelRepresentation ?? 0] },
   ];
+  if (image.frames !== undefined) els.push({ tag: 0x00280008, vr: 'IS', value: String(image.frames) });
   if (image.seriesDescription !== undefined) els.push({ tag: 0x0008103e, vr: 'LO', value: image.seriesDescription });
   if (image.viewPosition !== undefined) els.push({ tag: 0x00185101, vr: 'CS', value: image.viewPosition });
   if (image.laterality !== undefined) els.push({ tag: 0x00200062, vr: 'CS', value: image.laterality });

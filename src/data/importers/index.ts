@@ -4,6 +4,7 @@ import { cbisDdsm } from './cbis-ddsm.js';
 import { cbisDdsmJpeg } from './cbis-ddsm-jpeg.js';
 import { csvList } from './csv-list.js';
 import { ddsmRaw } from './ddsm-raw.js';
+import { dicomweb } from './dicomweb.js';
 import { imagefolder } from './imagefolder.js';
 import { isic2019 } from './isic2019.js';
 import type { Importer } from './types.js';
@@ -16,6 +17,7 @@ export const IMPORTERS: Readonly<Record<string, Importer>> = {
   'ddsm-raw': ddsmRaw,
   imagefolder,
   csv: csvList,
+  dicomweb,
 };
 
 export const FORMATS = Object.keys(IMPORTERS);

@@ -1,5 +1,5 @@
 // Where an init's weights come from: `random` (seeded), `file:<path>` (relative to the
-// pipeline file), `hf:<owner>/<repo>/<file>` (downloaded once), or `node` (the weights
+// pipeline file), `hf:<owner>/<repo>[@rev]/<file>` (the Hugging Face cache, else downloaded into it), or `node` (the weights
 // input, produced by another stage). All end as a complete state dict for the model.
 
 import { isAbsolute, resolve } from 'node:path';
@@ -39,7 +39,7 @@ export interface LoadOptions {
 
 export interface LoadedWeights extends MappedWeights {
   /** The file read, if any, and its digest. */
-  file?: { path: string; sha256: string; url?: string; fetched?: boolean };
+  file?: { path: string; sha256: string; url?: string; fetched?: boolean; commit?: string };
 }
 
 export async function loadSource(spec: ModelSpec, source: string, opts: LoadOptions): Promise<LoadedWeights> {
@@ -49,11 +49,11 @@ export async function loadSource(spec: ModelSpec, source: string, opts: LoadOpti
   }
   let path: string;
   let digest: string;
-  let extra: { url?: string; fetched?: boolean } = {};
+  let extra: { url?: string; fetched?: boolean; commit?: string } = {};
   if (src.kind === 'hf') {
     const got = await fetchHf(src.source, { ...opts.download, sha256: opts.sha256 });
     ({ path, sha256: digest } = got);
-    extra = { url: got.url, fetched: got.fetched };
+    extra = { url: got.url, fetched: got.fetched, commit: got.commit };
   } else {
     if (src.kind === 'node') {
       if (opts.nodeFile === undefined) throw new Error(`source 'node' needs the weights input (the output of another stage)`);

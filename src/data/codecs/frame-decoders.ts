@@ -1,0 +1,131 @@
+// Decoders for one encapsulated DICOM frame, one per family of compressed transfer syntaxes.
+// Each codec (a WebAssembly build for the cornerstone viewers, or cornerstone's JPEG-lossless
+// decoder) is imported, and its module compiled, only the first time a file needs it, so a run
+// over PNGs or uncompressed DICOM never loads one. RLE is decoded here: PS3.5 Annex G is a
+// PackBits variant of a few dozen lines, and no maintained package ships it on its own.
+import { CodecError, type FrameSpec, type Samples } from './frame.js';
+import { decodeRle } from './rle.js';
+
+export type CodecFamily = 'jpeg-baseline' | 'jpeg-lossless' | 'jpeg-ls' | 'jpeg-2000' | 'rle';
+
+type Decode = (frame: Uint8Array, spec: FrameSpec) => Promise<Samples>;
+
+const DECODERS: Readonly<Record<CodecFamily, Decode>> = {
+  'jpeg-baseline': decodeJpegBaseline,
+  'jpeg-lossless': decodeJpegLossless,
+  'jpeg-ls': decodeJpegLs,
+  'jpeg-2000': decodeJpeg2000,
+  rle: async (frame, spec) => decodeRle(frame, spec),
+};
+
+export function decodeFrame(family: CodecFamily, frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
+  return DECODERS[family](frame, spec);
+}
+
+type Factory<M> = (module?: EmscriptenModuleOptions) => Promise<M>;
+
+/** OpenJPEG prints its progress ("[INFO] Main header has been correctly decoded") to stdout. */
+const QUIET: EmscriptenModuleOptions = { print: () => {}, printErr: () => {} };
+
+function lazy<M>(load: () => Promise<{ default: Factory<M> }>): () => Promise<M> {
+  let instance: Promise<M> | undefined;
+  return () => (instance ??= load().then((m) => m.default(QUIET)));
+}
+
+const libjpegTurbo = lazy(() => import('@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs'));
+const charls = lazy(() => import('@cornerstonejs/codec-charls/decodewasmjs'));
+const openjpeg = lazy(() => import('@cornerstonejs/codec-openjpeg/decodewasmjs'));
+
+/** Runs one embind decoder and copies its output out of the WebAssembly heap before freeing it. */
+function runDecoder(codec: string, decoder: CornerstoneDecoder, frame: Uint8Array, spec: FrameSpec): Samples {
+  try {
+    decoder.getEncodedBuffer(frame.length).set(frame);
+    try {
+      decoder.decode();
+    } catch (e) {
+      // Emscripten surfaces a C++ exception as a bare pointer; its text is not recoverable.
+      throw new CodecError(`${codec} could not decode the frame (corrupt or unsupported data${typeof e === 'number' ? '' : `: ${String(e)}`})`);
+    }
+    const info = decoder.getFrameInfo();
+    // OpenJPEG reports a stream it cannot read by decoding nothing rather than by throwing.
+    if (info.componentCount === 0 || info.width === 0) throw new CodecError(`${codec} could not decode the frame (corrupt or unsupported data)`);
+    if (info.componentCount !== 1) throw new CodecError(`${codec} decoded ${info.componentCount} components; only monochrome is supported`);
+    checkSize(codec, info.width, info.height, spec);
+    const decoded = decoder.getDecodedBuffer();
+    return samplesOf(new Uint8Array(decoded), info.bitsPerSample, spec);
+  } finally {
+    decoder.delete();
+  }
+}
+
+function checkSize(codec: string, width: number, height: number, spec: FrameSpec): void {
+  if (width !== spec.columns || height !== spec.rows) {
+    throw new CodecError(`${codec} decoded a ${width}x${height} frame, but the data set says ${spec.columns}x${spec.rows}`);
+  }
+}
+
+/** Codec output bytes (8-bit, or 16-bit little-endian as WebAssembly writes them) as samples. */
+function samplesOf(bytes: Uint8Array, bitsPerSample: number, spec: FrameSpec): Samples {
+  const n = spec.rows * spec.columns;
+  if (bitsPerSample > spec.bitsAllocated) throw new CodecError(`decoded ${bitsPerSample}-bit samples, but BitsAllocated is ${spec.bitsAllocated}`);
+  if (bitsPerSample <= 8) {
+    if (bytes.length < n) throw new CodecError(`decoded ${bytes.length} bytes for ${n} pixels`);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, n);
+  }
+  if (bytes.length < 2 * n) throw new CodecError(`decoded ${bytes.length} bytes for ${n} 16-bit pixels`);
+  return spec.signed ? new Int16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+async function decodeJpegBaseline(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
+  // libjpeg-turbo's 8-bit build would fail on a 12-bit (Process 4) stream with a vaguer message.
+  if (jpegPrecision(frame) > 8) {
+    throw new CodecError(`12-bit JPEG Extended (Process 4) is not supported (libjpeg-turbo is built for 8-bit samples); convert the file, e.g. with dcmdjpeg`);
+  }
+  const codec = await libjpegTurbo();
+  return runDecoder('libjpeg-turbo', new codec.JPEGDecoder(), frame, spec);
+}
+
+async function decodeJpegLs(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
+  const codec = await charls();
+  return runDecoder('CharLS', new codec.JpegLSDecoder(), frame, spec);
+}
+
+async function decodeJpeg2000(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
+  const codec = await openjpeg();
+  return runDecoder('OpenJPEG', new codec.J2KDecoder(), frame, spec);
+}
+
+type LosslessModule = typeof import('@cornerstonejs/jpeg-lossless-decoder-js');
+let lossless: Promise<LosslessModule> | undefined;
+
+async function decodeJpegLossless(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
+  lossless ??= import('@cornerstonejs/jpeg-lossless-decoder-js');
+  const { Decoder } = await lossless;
+  const decoder = new Decoder();
+  const bytesPer = spec.bitsAllocated <= 8 ? 1 : 2;
+  let out: Uint8Array | Uint16Array;
+  try {
+    // A copy that owns its buffer: the frame may be a view into the whole file.
+    const copy = new Uint8Array(frame);
+    out = decoder.decode(copy.buffer, 0, copy.length, bytesPer);
+  } catch (e) {
+    throw new CodecError(`JPEG lossless decoder failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (decoder.numComp !== 1) throw new CodecError(`JPEG lossless decoded ${decoder.numComp} components; only monochrome is supported`);
+  checkSize('JPEG lossless', decoder.xDim, decoder.yDim, spec);
+  const n = spec.rows * spec.columns;
+  if (out.length < n) throw new CodecError(`JPEG lossless decoded ${out.length} samples for ${n} pixels (truncated stream?)`);
+  if (out instanceof Uint16Array && spec.signed) return new Int16Array(out.buffer, out.byteOffset, n);
+  return out.subarray(0, n);
+}
+
+/** The sample precision in the first SOF marker, or 0 when there is none. */
+export function jpegPrecision(frame: Uint8Array): number {
+  for (let i = 2; i + 4 < frame.length; ) {
+    if (frame[i] !== 0xff) return 0;
+    const marker = frame[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return frame[i + 4];
+    i += 2 + ((frame[i + 2] << 8) | frame[i + 3]);
+  }
+  return 0;
+}
