@@ -104,7 +104,7 @@ export class RemoteCache {
       if (actual !== a.digest) throw this.corrupt(manifest, name, a.digest, actual);
       return a;
     }
-    if (a.type === 'file') {
+    if (a.type === 'file' || a.type === 'dir') {
       if (await this.store.blobs.has(a.digest)) return a;
       await this.download(manifest, name, a.digest, async (tmp) => {
         await this.store.blobs.put(tmp, { move: true });
@@ -153,7 +153,7 @@ export class RemoteCache {
     try {
       for (const [name, a] of Object.entries(manifest.outputs)) {
         if (a.type === 'json' || (await this.remote.hasBlob(a.digest))) continue;
-        if (a.type === 'file') {
+        if (a.type === 'file' || a.type === 'dir') {
           const path = await this.store.blobs.verified(a.digest, `${manifest.node} output ${name}`);
           await this.remote.putBlob(a.digest, path, a.size);
           continue;

@@ -159,7 +159,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ...(n.isolate ? { isolate: true } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
-      const manifest = store.manifest(key);
+      const manifest = store.committedManifest(key);
       if (!result.ok || !manifest) {
         const message = result.ok ? 'worker finished without publishing a result' : result.error;
         return { state: !result.ok && result.interrupted ? 'interrupted' : 'failed', key, reason: error(message), log };

@@ -7,6 +7,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
 import { RecordSets } from './records.js';
+import { TreeStore } from './trees.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
 
@@ -42,6 +43,7 @@ export class Store {
   readonly fileHashes: Database<FileHashRecord, string>;
   readonly blobs: BlobStore;
   readonly records: RecordSets;
+  readonly trees: TreeStore;
   readonly tmpDir: string;
 
   constructor(readonly dir: string) {
@@ -56,6 +58,7 @@ export class Store {
     this.fileHashes = this.root.openDB<FileHashRecord, string>({ name: 'filehashes', encoding: 'json' });
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
     this.records = new RecordSets(this.root);
+    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir);
   }
 
   async close(): Promise<void> {
@@ -63,6 +66,15 @@ export class Store {
   }
 
   manifest(key: string): Manifest | undefined {
+    return this.manifests.get(key);
+  }
+
+  /**
+   * The manifest another process has just committed: lmdb-js renews this process's read
+   * snapshot a macrotask late, so a plain read right after that process said "done" can miss it.
+   */
+  committedManifest(key: string): Manifest | undefined {
+    this.root.resetReadTxn();
     return this.manifests.get(key);
   }
 
@@ -136,29 +148,32 @@ export class Store {
     return digest;
   }
 
+  // Lock changes are asynchronous transactions: each is atomic, and the many of one event
+  // turn (a scheduler dispatching nodes) commit together instead of one sync commit apiece.
+
   /** Takes the node's lock if free, expired, or held by a dead process on this host. */
-  tryLock(key: string, node: string, owner: string, ttlMs: number): boolean {
-    return this.root.transactionSync(() => {
+  tryLock(key: string, node: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.root.transaction(() => {
       const current = this.locks.get(key);
       const now = Date.now();
       if (current && current.owner !== owner && current.expires > now && !(current.host === hostname() && !processAlive(current.pid))) return false;
-      this.locks.putSync(key, { owner, host: hostname(), pid: process.pid, node, expires: now + ttlMs });
+      void this.locks.put(key, { owner, host: hostname(), pid: process.pid, node, expires: now + ttlMs });
       return true;
     });
   }
 
-  renewLock(key: string, owner: string, ttlMs: number): boolean {
-    return this.root.transactionSync(() => {
+  renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.root.transaction(() => {
       const current = this.locks.get(key);
       if (!current || current.owner !== owner) return false;
-      this.locks.putSync(key, { ...current, expires: Date.now() + ttlMs });
+      void this.locks.put(key, { ...current, expires: Date.now() + ttlMs });
       return true;
     });
   }
 
-  unlock(key: string, owner: string): void {
-    this.root.transactionSync(() => {
-      if (this.locks.get(key)?.owner === owner) this.locks.removeSync(key);
+  unlock(key: string, owner: string): Promise<void> {
+    return this.root.transaction(() => {
+      if (this.locks.get(key)?.owner === owner) void this.locks.remove(key);
     });
   }
 
