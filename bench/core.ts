@@ -2,8 +2,8 @@
 // store throughput. Printed, never asserted.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expandPipeline } from '../src/config/expand.js';
@@ -40,10 +40,41 @@ stages:
 `;
 }
 
-function cli(args: string[], cwd: string, cache: string): { seconds: number; code: number | null; out: string } {
+function cli(args: string[], cwd: string, cache: string, env: Record<string, string> = {}): { seconds: number; code: number | null; out: string } {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: cache }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: cache, ...env }, encoding: 'utf8' });
   return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, code: r.status, out: r.stdout + r.stderr };
+}
+
+/**
+ * The same DAG as thousandNodePipeline for Snakemake (10 sources, 990 jobs reading their
+ * source), one `sh` job each, --cores = this machine's: the per-job cost Snakemake pays.
+ */
+function snakemakeCold(dir: string): { seconds: number; version: string } | undefined {
+  const version = spawnSync('snakemake', ['--version'], { encoding: 'utf8' });
+  if (version.status !== 0) return undefined;
+  const work = dir;
+  mkdirSync(work, { recursive: true });
+  writeFileSync(
+    join(work, 'Snakefile'),
+    `A = range(10)
+B = range(11)
+C = range(9)
+rule all:
+    input: expand("work/{a}_{b}_{c}.json", a=A, b=B, c=C)
+rule src:
+    output: "src/{a}.json"
+    shell: "echo '{{\\"value\\": {wildcards.a}}}' > {output}"
+rule work:
+    input: "src/{a}.json"
+    output: "work/{a}_{b}_{c}.json"
+    shell: "cat {input} > {output}"
+`,
+  );
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('snakemake', ['--cores', String(cpus().length), '--quiet'], { cwd: work, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`snakemake failed:\n${r.stdout}${r.stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, version: version.stdout.trim() };
 }
 
 export async function benchCore(log: (line: string) => void): Promise<void> {
@@ -65,9 +96,28 @@ export async function benchCore(log: (line: string) => void): Promise<void> {
   }
   log(`planning (load + expand + validate + DAG) of 1,000 nodes: median ${fmt(summary(plans).median)} (min ${fmt(summary(plans).min)}, n=${plans.length})`);
 
-  const cold = cli(['run', file, '--plain'], dir, cache);
-  if (cold.code !== 0) throw new Error(`cold run failed:\n${cold.out}`);
-  log(`cold run of 1,000 toy nodes (one worker process each, --jobs = cores): ${fmt(cold.seconds)} = ${fmt(cold.seconds / 1000)} per node`);
+  // Cold runs alternate with Snakemake's, each on a fresh cache, so both see the same load.
+  const colds: number[] = [];
+  const snakes: number[] = [];
+  let snakeVersion: string | undefined;
+  for (let i = 0; i < 3; i++) {
+    const c = i === 0 ? cache : join(dir, `cache-cold-${i}`);
+    const cold = cli(['run', file, '--plain'], dir, c);
+    if (cold.code !== 0) throw new Error(`cold run failed:\n${cold.out.slice(-3000)}`);
+    colds.push(cold.seconds);
+    const snake = snakemakeCold(join(dir, `snakemake-${i}`));
+    if (snake) {
+      snakes.push(snake.seconds);
+      snakeVersion = snake.version;
+    }
+  }
+  const cs = summary(colds);
+  log(`cold run of 1,000 toy nodes (persistent workers, --jobs = cores): median ${fmt(cs.median)} = ${fmt(cs.median / 1000)} per node (min ${fmt(cs.min)}, max ${fmt(cs.max)}, n=${cs.n})`);
+  if (snakes.length === 0) log('  snakemake: not installed (apt-get install snakemake), no side-by-side');
+  else {
+    const ss = summary(snakes);
+    log(`  snakemake ${snakeVersion}, 1,000 shell jobs of the same shape, --cores = cores: median ${fmt(ss.median)} = ${fmt(ss.median / 1000)} per job (min ${fmt(ss.min)}, max ${fmt(ss.max)}); medpipe/snakemake ${(cs.median / ss.median).toFixed(2)}x`);
+  }
   const noops: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = cli(['run', file], dir, cache);

@@ -6,7 +6,7 @@ export type JSONObject = { [key: string]: JSONValue };
 /** A JSON Schema (draft 2020-12 subset that ajv understands). */
 export type JSONSchema = { [key: string]: unknown };
 
-export type ArtifactType = 'json' | 'file' | 'records';
+export type ArtifactType = 'json' | 'file' | 'dir' | 'records';
 
 /** Resources one node of a kind holds while it runs; the scheduler never oversubscribes them. */
 export interface Resources {
@@ -96,6 +96,8 @@ export interface StageInputs {
   /** For `many` inputs: every gathered upstream instance. */
   jsonList<T = JSONValue>(name: string): InputEntry<T>[];
   fileList(name: string): Promise<InputEntry<string>[]>;
+  /** A directory input, unpacked read-only; the path stays valid while the node runs. */
+  dir(name: string): Promise<string>;
 }
 
 export interface StageOutputs {
@@ -103,6 +105,8 @@ export interface StageOutputs {
   /** Takes ownership of a file written in ctx.workdir (moved into the store on commit). */
   file(name: string, path: string, options?: { filename?: string }): Promise<void>;
   records(name: string, meta: () => JSONObject, fill: (writer: RecordWriter) => Promise<void>): Promise<void>;
+  /** Takes ownership of a directory written in ctx.workdir: its tree of files is the output. */
+  dir(name: string, path: string): Promise<void>;
 }
 
 export interface Checkpoints {

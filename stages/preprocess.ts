@@ -12,7 +12,6 @@ import { orderedMap } from '../src/data/ordered-pool.js';
 import { problemJson, problemsMessage } from '../src/data/problems.js';
 import { ChannelStats } from '../src/data/stats.js';
 import { exists } from '../src/data/files.js';
-import type { SyntheticSource } from '../src/data/synthetic/materialize.js';
 
 export interface PreprocessParams {
   format: string;
@@ -65,7 +64,7 @@ export default defineStage<PreprocessParams>({
   },
   unkeyed: ['concurrency'],
   inputs: {
-    source: { type: 'json', optional: true, description: 'a synthesize output ({dest, files}) naming the data-set root' },
+    source: { type: 'dir', optional: true, description: 'the data-set folder as a directory output (synthesize)' },
   },
   outputs: { records: 'records', problems: 'json' },
 
@@ -172,13 +171,7 @@ export default defineStage<PreprocessParams>({
 async function resolveRoot(ctx: StageContext<PreprocessParams>, params: PreprocessParams): Promise<string> {
   if (ctx.inputs.has('source')) {
     if (params.root !== undefined) throw new Error('preprocess: give either `root` or a `source` input, not both');
-    const source = ctx.inputs.json<SyntheticSource>('source');
-    if (typeof source.dest !== 'string') throw new Error('preprocess: the source input has no string `dest`');
-    const root = path.resolve(ctx.baseDir, source.dest);
-    // The directory lives outside the cache: make sure it holds exactly what the key says.
-    const { ensureDataset } = await import('../src/data/synthetic/materialize.js');
-    if ((await ensureDataset(root, source)) === 'regenerated') ctx.log(`regenerated the synthetic data set in ${source.dest}`);
-    return root;
+    return ctx.inputs.dir('source');
   }
   const root = rootOf(params, ctx.baseDir);
   if (root === undefined) throw new Error('preprocess: `root` is required when there is no `source` input');

@@ -23,9 +23,7 @@ const ran = (stdout: string) => [...stdout.matchAll(/✔ (\S+) ran/g)].map((m) =
 test('[slow] table1-demo: every cell filled, a no-op rerun, one changed cell reruns exactly its nodes', { timeout: 900_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'medpipe-e2e-'));
   const cache = join(dir, 'cache');
-  // The synthetic data go to the test's own directory, not the repository's data/.
-  const data = ['--set', `synthesize.with.dest=${dir}/data/\${dataset}`, '--set', `synthesize_proxy.with.dest=${dir}/data/natural`];
-  const cli = (...args: string[]) => runCli(['run', DEMO, '--plain', ...SHORT, ...data, ...args], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
+  const cli = (...args: string[]) => runCli(['run', DEMO, '--plain', ...SHORT, ...args], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
 
   const cold = await cli();
   assert.equal(cold.code, 0, cold.stdout.slice(-3000) + cold.stderr);
@@ -40,7 +38,7 @@ test('[slow] table1-demo: every cell filled, a no-op rerun, one changed cell rer
     }
   }
   const reportDigest = () => {
-    const show = runCli(['show', DEMO, 'report', '--json', ...SHORT, ...data], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
+    const show = runCli(['show', DEMO, 'report', '--json', ...SHORT], { cwd: REPO, env: { MEDPIPE_CACHE: cache } });
     return show.then((r) => (JSON.parse(r.stdout) as { outputs: { markdown: { digest: string } } }).outputs.markdown.digest);
   };
   const before = await reportDigest();

@@ -138,7 +138,7 @@ test('a node whose lock another live process holds: waited for, found when that 
   // Learn the keys, then hold `two`'s lock as another run of this host would.
   const planned = await run(new FakeExecutor(store), { dryRun: true });
   const key = planned.get('two')!.key!;
-  assert.ok(store.tryLock(key, 'two', 'someone-else', 60_000));
+  assert.ok(await store.tryLock(key, 'two', 'someone-else', 60_000));
   const fake = new FakeExecutor(store);
   const waiting = run(fake, { lockWaitMs: 60_000 });
   // The other run publishes; this one must take its result instead of computing it.
@@ -151,11 +151,11 @@ test('a node whose lock another live process holds: waited for, found when that 
   assert.deepEqual(out.get('two')!.reason, { why: 'computed-elsewhere', via: 'lock' });
   assert.equal(out.get('sum')!.state, 'ran');
   assert.ok(!fake.jobs.some((j) => j.node.id === 'two'));
-  store.unlock(key, 'someone-else');
+  await store.unlock(key, 'someone-else');
 
   // A holder that never finishes: the wait ends after lockWaitMs, naming the holder and the knob.
   await store.invalidate(key);
-  assert.ok(store.tryLock(key, 'two', 'someone-else', 60_000));
+  assert.ok(await store.tryLock(key, 'two', 'someone-else', 60_000));
   const t0 = Date.now();
   const stuck = await run(new FakeExecutor(store), { lockWaitMs: 500 });
   assert.ok(Date.now() - t0 < 10_000);

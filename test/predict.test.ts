@@ -23,7 +23,9 @@ test('predict reproduces evaluate on the same images, as CSV and JSON, and names
   const run = await box.cli(['run', file]);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const { ids, probs } = (await box.show(file, 'evaluate')).outputs['predictions']!.value as { ids: string[]; probs: number[][] };
-  const images = ids.slice(0, 3).map((id) => `data/aptos/train_images/${id}.png`);
+  // The synthesized data set is a directory output: `show -o` gives its read-only folder.
+  const dataset = (await box.cli(['show', file, 'synthesize', '-o', 'dataset'])).stdout.trim();
+  const images = ids.slice(0, 3).map((id) => `${dataset}/train_images/${id}.png`);
 
   const csv = await box.cli(['predict', '-w', `${file}:finetune`, ...images]);
   assert.equal(csv.code, 0, csv.stdout + csv.stderr);

@@ -271,6 +271,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
           if (!artifact) throw new ConfigError(`${node} has no output "${flags.output}" (outputs: ${Object.keys(o.manifest.outputs).join(', ')})`, { file: `--output ${flags.output}`, line: 0, col: 0 });
           if (artifact.type === 'json') process.stdout.write(JSON.stringify(artifact.value, null, 2) + '\n');
           else if (artifact.type === 'file') process.stdout.write(await readFile(await store.blobs.verified(artifact.digest, `${node} output ${flags.output}`)));
+          else if (artifact.type === 'dir') process.stdout.write(`${await store.trees.materialize(artifact.digest, `${node} output ${flags.output}`)}\n`);
           else process.stdout.write(JSON.stringify({ type: 'records', count: artifact.count, meta: artifact.meta }, null, 2) + '\n');
         } else if (o.manifest) {
           process.stdout.write(flags.full || flags.json ? JSON.stringify(o.manifest, null, 2) + '\n' : manifestSummary(o.manifest, store.dir));

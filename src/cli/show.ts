@@ -10,6 +10,7 @@ function oneLine(value: JSONValue, width: number): string {
 function describeArtifact(a: Artifact): string {
   if (a.type === 'json') return oneLine(a.value, 100);
   if (a.type === 'file') return `${a.filename}, ${a.size.toLocaleString('en')} bytes`;
+  if (a.type === 'dir') return `a tree of ${a.files.toLocaleString('en')} files, ${a.size.toLocaleString('en')} bytes`;
   return `${a.count.toLocaleString('en')} records`;
 }
 

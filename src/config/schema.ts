@@ -18,7 +18,7 @@ const resources = {
     memory_gb: { type: 'number', minimum: 0 },
   },
 };
-// sbatch options for `pipeline run --executor slurm` (src/run/slurm/settings.ts reads them).
+// sbatch options for `pipeline run --executor slurm` (src/run/batch/slurm/settings.ts reads them).
 const slurmProperties = {
   partition: { type: 'string', description: 'sbatch --partition' },
   account: { type: 'string', description: 'sbatch --account' },

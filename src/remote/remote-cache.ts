@@ -163,7 +163,7 @@ export class RemoteCache {
       if (actual !== a.digest) throw this.corrupt(manifest, name, a.digest, actual);
       return a;
     }
-    if (a.type === 'file') {
+    if (a.type === 'file' || a.type === 'dir') {
       if (await this.store.blobs.has(a.digest)) return a;
       await this.download(manifest, name, a.digest, async (tmp) => {
         await this.store.blobs.put(tmp, { move: true });
@@ -218,7 +218,7 @@ export class RemoteCache {
   /** Uploads one local output's bytes as cas/<digest>; `overwrite` for a blob proven corrupt there. */
   private async upload(manifest: Manifest, name: string, a: Exclude<Artifact, { type: 'json' }>, overwrite: boolean): Promise<void> {
     const put = (file: string, size: number) => (overwrite ? this.remote.replaceBlob(a.digest, file, size) : this.remote.putBlob(a.digest, file, size));
-    if (a.type === 'file') {
+    if (a.type === 'file' || a.type === 'dir') {
       await put(await this.store.blobs.verified(a.digest, `${manifest.node} output ${name}`), a.size);
       return;
     }
@@ -249,7 +249,7 @@ export class RemoteCache {
         if (digestJSON(a.value) !== a.digest) return { broken: `output ${name} fails its digest`, stored };
         continue;
       }
-      if ((a.type !== 'file' && a.type !== 'records') || !isDigest(a.digest)) return { broken: `output ${name} is not a known artifact`, stored };
+      if ((a.type !== 'file' && a.type !== 'dir' && a.type !== 'records') || !isDigest(a.digest)) return { broken: `output ${name} is not a known artifact`, stored };
       const mine = ours.outputs[name];
       const shared = mine !== undefined && mine.type === a.type && mine.digest === a.digest;
       if (!deep) {

@@ -51,7 +51,7 @@ export interface LocalLockArgs {
 /** The cache's per-key LMDB lock: one process of this cache computes a key at a time. */
 export async function withLocalLock<T>(a: LocalLockArgs, body: () => Promise<T>): Promise<Held<T>> {
   const started = Date.now();
-  for (let announced = false; !a.store.tryLock(a.key, a.node, a.owner, a.ttlMs); ) {
+  for (let announced = false; !(await a.store.tryLock(a.key, a.node, a.owner, a.ttlMs)); ) {
     const found = await a.recheck();
     if (found) return { held: false, manifest: found };
     if (!announced) {
@@ -62,14 +62,14 @@ export async function withLocalLock<T>(a: LocalLockArgs, body: () => Promise<T>)
     await sleep(LOCK_POLL_MS, a.signal);
     if (a.signal.aborted) return { held: false, interrupted: true };
   }
-  const heartbeat = setInterval(() => a.store.renewLock(a.key, a.owner, a.ttlMs), a.ttlMs / 3);
+  const heartbeat = setInterval(() => void a.store.renewLock(a.key, a.owner, a.ttlMs), a.ttlMs / 3);
   try {
     const found = await a.recheck();
     if (found) return { held: false, manifest: found };
     return { held: true, value: await body() };
   } finally {
     clearInterval(heartbeat);
-    a.store.unlock(a.key, a.owner);
+    await a.store.unlock(a.key, a.owner);
   }
 }
 

@@ -101,6 +101,10 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
         return reader;
       },
       jsonList: <T = JSONValue>(name: string) => entriesOf(name, 'json').map((e): InputEntry<T> => ({ axes: e.axes, node: e.node, value: jsonValue(e) as T })),
+      dir(name) {
+        const e = single(name, 'dir');
+        return store.trees.materialize(e.artifact.digest, describe(job, name, e));
+      },
       fileList: async (name) => Promise.all(entriesOf(name, 'file').map(async (e) => ({ axes: e.axes, node: e.node, value: await filePath(name, e) }))),
     },
     outputs: {
@@ -112,6 +116,11 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
         claim(name, 'file');
         const { digest, size } = await store.blobs.put(resolve(workdir, path), { move: true });
         produced.set(name, { type: 'file', digest, size, filename: options?.filename ?? basename(path) });
+      },
+      async dir(name, path) {
+        claim(name, 'dir');
+        const { digest, size, files } = await store.trees.put(resolve(workdir, path));
+        produced.set(name, { type: 'dir', digest, size, files });
       },
       async records(name, meta, fill) {
         claim(name, 'records');

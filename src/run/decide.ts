@@ -16,7 +16,7 @@ import type { KeyContext, NodeOutcome } from './types.js';
 /** A manifest is a hit only while everything it points at is still in the store. */
 export async function artifactsPresent(store: Store, manifest: Manifest): Promise<boolean> {
   for (const a of Object.values(manifest.outputs)) {
-    if (a.type === 'file') {
+    if (a.type === 'file' || a.type === 'dir') {
       try {
         const st = await stat(store.blobs.pathOf(a.digest));
         if (st.size !== a.size) return false;

@@ -167,7 +167,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ...(n.force ? { replace: true } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
-      const computed = store.manifest(key);
+      const computed = store.committedManifest(key);
       if (!result.ok || !computed) {
         const message = result.ok ? 'worker finished without publishing a result' : result.error;
         return { state: !result.ok && result.interrupted ? 'interrupted' : 'failed', key, reason: error(message), log };

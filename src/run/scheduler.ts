@@ -1,5 +1,6 @@
 // The local scheduler: a node is dispatched once its parents are done and the resources it
 // needs are free. What happens to one node is the lifecycle's (lifecycle.ts).
+import { setMaxListeners } from 'node:events';
 import { gate } from './decide.js';
 import { isGraphExecutor } from './types.js';
 import { runNodeLifecycle } from './lifecycle.js';
@@ -18,6 +19,8 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
   const { dag, pipeline, registry } = rc;
   const { reporter } = options;
   const slots = new Slots(options.capacity);
+  // Every node waiting for a lock or a slot listens to the one signal.
+  setMaxListeners(0, options.signal);
   const outcomes = new Map<string, Promise<NodeOutcome>>();
   const order = dag.order.filter((id) => selected.has(id));
   reporter.start(

@@ -4,6 +4,8 @@ import type { KeyMaterial } from '../keys.js';
 export type Artifact =
   | { type: 'json'; digest: string; value: JSONValue }
   | { type: 'file'; digest: string; size: number; filename: string }
+  /** A tree of files, stored as one tar blob (store/trees.ts). */
+  | { type: 'dir'; digest: string; size: number; files: number }
   | { type: 'records'; digest: string; count: number; set: string; meta: JSONObject };
 
 export interface Provenance {

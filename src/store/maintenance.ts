@@ -4,6 +4,7 @@ import { digestJSON, sha256File } from '../util/hash.js';
 import type { Manifest } from './artifacts.js';
 import { isDigest } from './names.js';
 import type { Store } from './store.js';
+import { removeTree } from './trees.js';
 
 export function listManifests(store: Store): Manifest[] {
   const out: Manifest[] = [];
@@ -65,7 +66,7 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
         problem = `names ${JSON.stringify(String(a.digest)).slice(0, 40)}, not a sha256 digest (nothing outside the cache was touched)`;
       } else if (a.type === 'json') {
         if (digestJSON(a.value) !== a.digest) problem = 'json value does not match its digest';
-      } else if (a.type === 'file') {
+      } else if (a.type === 'file' || a.type === 'dir') {
         if (!blobOk.has(a.digest)) {
           try {
             const { digest } = await sha256File(store.blobs.pathOf(a.digest));
@@ -76,6 +77,8 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
           }
         }
         problem = blobOk.get(a.digest);
+        // An unpacked tree is a copy made on demand: dropping it means the next reader unpacks the checked blob afresh.
+        if (a.type === 'dir' && options.drop) await removeTree(store.trees.pathOf(a.digest));
       } else {
         if (!setOk.has(a.set)) {
           const r = store.records.verify(a.set);
@@ -138,6 +141,7 @@ export async function collectGarbage(store: Store, keep: Set<string>, options: {
   const liveBlobs = new Set<string>();
   const liveSets = new Set<string>();
   const liveLogs = new Set<string>();
+  const liveTrees = new Set<string>();
   for (const m of listManifests(store)) {
     // onlyDrop: what the user was shown and agreed to; anything committed since stays.
     if (!keep.has(m.key) && (!options.onlyDrop || options.onlyDrop.has(m.key))) {
@@ -148,7 +152,8 @@ export async function collectGarbage(store: Store, keep: Set<string>, options: {
     }
     liveLogs.add(m.provenance.log);
     for (const a of Object.values(m.outputs)) {
-      if (a.type === 'file') liveBlobs.add(a.digest);
+      if (a.type === 'file' || a.type === 'dir') liveBlobs.add(a.digest);
+      if (a.type === 'dir') liveTrees.add(a.digest);
       if (a.type === 'records') liveSets.add(a.set);
     }
   }
@@ -159,6 +164,7 @@ export async function collectGarbage(store: Store, keep: Set<string>, options: {
     report.bytes += (await stat(path)).size;
     if (!options.dryRun) await rm(path, { force: true });
   }
+  if (!options.dryRun) await store.trees.prune(liveTrees);
   for (const set of store.records.setIds()) {
     if (liveSets.has(set)) continue;
     report.recordSets++;

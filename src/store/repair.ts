@@ -133,7 +133,7 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
           if (a.type === 'json') {
             if (digestJSON(a.value) !== a.digest) throw new Error(`output ${name}: json value does not match its digest`);
             outputs[name] = a;
-          } else if (a.type === 'file') {
+          } else if (a.type === 'file' || a.type === 'dir') {
             await store.blobs.verified(a.digest, `output ${name}`);
             outputs[name] = a;
           } else outputs[name] = { ...a, set: await salvage.recordSet(store, a) };

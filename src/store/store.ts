@@ -10,6 +10,7 @@ import { writingCache } from './errors.js';
 import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
 import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
+import { TreeStore } from './trees.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
 
@@ -45,6 +46,7 @@ export class Store {
   readonly fileHashes: Database<FileHashRecord, string>;
   readonly blobs: BlobStore;
   readonly records: RecordSets;
+  readonly trees: TreeStore;
   readonly tmpDir: string;
   readonly indexFile: string;
 
@@ -67,6 +69,7 @@ export class Store {
       throw err instanceof IndexDamagedError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
     }
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
+    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir);
   }
 
   /** Options of a JSON table whose unreadable values say which index is damaged. */
@@ -79,6 +82,15 @@ export class Store {
   }
 
   manifest(key: string): Manifest | undefined {
+    return this.manifests.get(key);
+  }
+
+  /**
+   * The manifest another process has just committed: lmdb-js renews this process's read
+   * snapshot a macrotask late, so a plain read right after that process said "done" can miss it.
+   */
+  committedManifest(key: string): Manifest | undefined {
+    this.root.resetReadTxn();
     return this.manifests.get(key);
   }
 
@@ -205,29 +217,32 @@ export class Store {
     return digest;
   }
 
+  // Lock changes are asynchronous transactions: each is atomic, and the many of one event
+  // turn (a scheduler dispatching nodes) commit together instead of one sync commit apiece.
+
   /** Takes the node's lock if free, expired, or held by a dead process on this host. */
-  tryLock(key: string, node: string, owner: string, ttlMs: number): boolean {
-    return this.root.transactionSync(() => {
+  tryLock(key: string, node: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.root.transaction(() => {
       const current = this.locks.get(key);
       const now = Date.now();
       if (current && current.owner !== owner && current.expires > now && !(current.host === hostname() && !processAlive(current.pid))) return false;
-      this.locks.putSync(key, { owner, host: hostname(), pid: process.pid, node, expires: now + ttlMs });
+      void this.locks.put(key, { owner, host: hostname(), pid: process.pid, node, expires: now + ttlMs });
       return true;
     });
   }
 
-  renewLock(key: string, owner: string, ttlMs: number): boolean {
-    return this.root.transactionSync(() => {
+  renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.root.transaction(() => {
       const current = this.locks.get(key);
       if (!current || current.owner !== owner) return false;
-      this.locks.putSync(key, { ...current, expires: Date.now() + ttlMs });
+      void this.locks.put(key, { ...current, expires: Date.now() + ttlMs });
       return true;
     });
   }
 
-  unlock(key: string, owner: string): void {
-    this.root.transactionSync(() => {
-      if (this.locks.get(key)?.owner === owner) this.locks.removeSync(key);
+  unlock(key: string, owner: string): Promise<void> {
+    return this.root.transaction(() => {
+      if (this.locks.get(key)?.owner === owner) void this.locks.remove(key);
     });
   }
 

@@ -41,6 +41,7 @@ export interface FakeInputs {
   json?: Record<string, JSONValue>;
   records?: Record<string, RecordReader>;
   files?: Record<string, string>;
+  dirs?: Record<string, string>;
 }
 
 export interface FakeRun<P> {
@@ -48,6 +49,7 @@ export interface FakeRun<P> {
   json: Map<string, JSONValue>;
   records: Map<string, MemoryRecords>;
   files: Map<string, string>;
+  dirs: Map<string, string>;
   progress: string[];
   logs: string[];
   provenance: JSONObject;
@@ -75,6 +77,7 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
   const json = new Map<string, JSONValue>();
   const records = new Map<string, MemoryRecords>();
   const files = new Map<string, string>();
+  const dirs = new Map<string, string>();
   const progress: string[] = [];
   const logs: string[] = [];
   const provenance: JSONObject = {};
@@ -92,12 +95,13 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
     workdir,
     signal: new AbortController().signal,
     inputs: {
-      has: (name) => name in (inputs.json ?? {}) || name in (inputs.records ?? {}) || name in (inputs.files ?? {}),
+      has: (name) => name in (inputs.json ?? {}) || name in (inputs.records ?? {}) || name in (inputs.files ?? {}) || name in (inputs.dirs ?? {}),
       json: <T>(name: string) => (inputs.json?.[name] ?? missing('json', name)) as T,
       file: async (name) => inputs.files?.[name] ?? missing('file', name),
       records: (name) => inputs.records?.[name] ?? missing('records', name),
       jsonList: <T>(name: string): InputEntry<T>[] => [{ axes: {}, node: 'upstream', value: (inputs.json?.[name] ?? missing('json', name)) as T }],
       fileList: async (name) => [{ axes: {}, node: 'upstream', value: inputs.files?.[name] ?? missing('file', name) }],
+      dir: async (name) => inputs.dirs?.[name] ?? missing('dir', name),
     },
     outputs: {
       json: (name, value) => {
@@ -105,6 +109,12 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
       },
       file: async (name, p) => {
         files.set(name, p);
+      },
+      dir: async (name, p) => {
+        // Kept after the workdir goes, as the store would keep it.
+        const kept = await fs.mkdtemp(path.join(os.tmpdir(), 'medpipe-dir-'));
+        await fs.cp(path.resolve(workdir, p), kept, { recursive: true });
+        dirs.set(name, kept);
       },
       records: async (name, meta, fill) => {
         const list: DataRecord[] = [];
@@ -132,7 +142,7 @@ export async function fakeContext<P>(params: P, baseDir: string, inputs: FakeInp
     provenance: (info) => Object.assign(provenance, info),
     report: (text) => reports.push(text),
   };
-  return { ctx, json, records, files, progress, logs, provenance, reports };
+  return { ctx, json, records, files, dirs, progress, logs, provenance, reports };
 }
 
 /** Runs a stage kind's run() in a fake context and returns what it produced. */

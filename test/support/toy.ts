@@ -73,7 +73,7 @@ name: ${name}
 stages:
   synthesize:
     uses: synthesize
-    with: {dataset: aptos2019, dest: data/aptos, count: ${options.count}, size: 40, seed: ${options.seed}}
+    with: {dataset: aptos2019, count: ${options.count}, size: 40, seed: ${options.seed}}
   preprocess:
     uses: preprocess
     inputs: {source: synthesize.dataset}

@@ -57,6 +57,8 @@ async function runJob(job: Job): Promise<void> {
       await store?.close();
       store = new Store(job.cacheDir);
     }
+    // A reused worker must see what other processes committed since its last node.
+    store.root.resetReadTxn();
     await executeJob(job, store, {
       signal: abort.signal,
       progress(text) {
