@@ -2,6 +2,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gpuEnv } from '../engine/gpus.js';
 import type { Job, ParentMessage, WorkerMessage } from './job.js';
 import type { NodeOutcome, RunContext, RunOptions } from './scheduler.js';
 
@@ -39,7 +40,8 @@ export class LocalExecutor implements Executor {
     mkdirSync(dirname(logFile), { recursive: true });
     const fd = openSync(logFile, 'a');
     return new Promise((resolve) => {
-      const child = fork(WORKER, [], { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [...process.execArgv, '--enable-source-maps'] });
+      const env = { ...process.env, ...gpuEnv(job.gpus ?? [], process.env) };
+      const child = fork(WORKER, [], { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [...process.execArgv, '--enable-source-maps'], env });
       closeSync(fd);
       let error: string | undefined;
       let done = false;

@@ -23,6 +23,8 @@ export interface Job {
   log: string;
   /** The remote cache (as openRemote takes it), where checkpoints are mirrored for a resume elsewhere. */
   remote?: string;
+  /** GPU slots this node holds (--resources gpu=N): the worker's MEDPIPE_GPUS / CUDA_VISIBLE_DEVICES. */
+  gpus?: number[];
 }
 
 export type WorkerMessage =

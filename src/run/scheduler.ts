@@ -15,7 +15,7 @@ import { isGraphExecutor, type Executor, type GraphExecutor } from './executor.j
 import type { Job } from './job.js';
 import type { NodeState, Reporter } from './reporter.js';
 import type { Capacity } from './slots.js';
-import { Slots } from './slots.js';
+import { Slots, type Release } from './slots.js';
 import { sleep } from '../util/sleep.js';
 
 export interface RunContext {
@@ -187,7 +187,7 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
       if (signal.aborted) return finish(id, { state: 'interrupted', key });
     }
     const heartbeat = setInterval(() => store.renewLock(key, owner, ttl), ttl / 3);
-    let release: (() => void) | undefined;
+    let release: Release | undefined;
     let remoteHeartbeat: NodeJS.Timeout | undefined;
     let leased = false;
     try {
@@ -228,6 +228,7 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
         ),
         log: store.logPath(id, key),
         ...(options.remote ? { remote: options.remote.spec } : {}),
+        ...(release.gpus.length > 0 ? { gpus: release.gpus } : {}),
       };
       if (isGraphExecutor(executor)) throw new Error(`executor ${executor.name} cannot run single jobs`);
       const result = await executor.run(job, (text) => reporter.progress(id, text), signal);

@@ -1,0 +1,223 @@
+// WGSL kernels medpipe registers on tfjs-backend-webgpu 4.22 where its own are slow on the
+// training hot path:
+//
+// - Conv2DBackpropFilter: tfjs runs one thread per filter weight, each looping serially over
+//   batch x height x width (802,816 iterations per thread for ResNet50's stem at batch 64,
+//   224 px, with only 9,408 threads). Here it is a GEMM, dW[M = KH*KW*CI, N = CO] =
+//   im2col(x)^T [M, K = B*OH*OW] . dy [K, N], in 64 x 64 tiles staged through workgroup
+//   memory (each thread 4 x 4 outputs), with K split across workgroups (split-K) so that a
+//   small filter still fills the GPU; a second pass adds the slices in a fixed order, so the
+//   result is the same on every run.
+//
+// Each kernel falls back to tfjs's own for what it does not cover (NCHW, dilations).
+
+import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
+
+type Tf = typeof import('@tensorflow/tfjs');
+type Pad = 'valid' | 'same' | number | BackendUtil.ExplicitPadding;
+
+/** The slice of tfjs-webgpu's backend and program interfaces these kernels use. */
+interface UniformEntry {
+  type: 'int32' | 'float32' | 'uint32';
+  data: number[];
+}
+interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  uniforms: string;
+  workgroupSize: [number, number, number];
+  size?: boolean;
+  getUserCode(): string;
+}
+interface WebGPUBackendLike {
+  runWebGPUProgram(p: Program, inputs: TensorInfo[], dtype: 'float32', uniforms: UniformEntry[]): TensorInfo;
+  disposeData(dataId: object): void;
+  device: { limits: Record<string, number> };
+}
+
+const BACKEND = 'webgpu';
+export const CONV_FILTER_TILE = 64;
+const TK = 16;
+
+/** Split-K plan for an [M x N] result over K: enough workgroups to fill a large GPU, each
+ *  slice at least 16 K-tiles long, the partial sums within a quarter of the binding limit. */
+export function splitK(M: number, N: number, K: number, maxBindingBytes: number): { slices: number; chunk: number } {
+  const tiles = Math.ceil(M / CONV_FILTER_TILE) * Math.ceil(N / CONV_FILTER_TILE);
+  const byFill = Math.ceil(1024 / tiles);
+  const byLength = Math.max(1, Math.floor(K / (16 * TK)));
+  const byMemory = Math.max(1, Math.floor(maxBindingBytes / 4 / (M * N * 4)));
+  const want = Math.max(1, Math.min(byFill, byLength, byMemory, 4096));
+  const chunk = Math.ceil(Math.ceil(K / want) / TK) * TK;
+  return { slices: Math.ceil(K / chunk), chunk };
+}
+
+function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number): Program {
+  return {
+    outputShape,
+    // The K loop's trip count is baked in (uniform control flow around the barriers).
+    shaderKey: `medpipeConvFilterGemm_${tilesPerSlice}`,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch,
+    variableNames: ['x', 'dy'],
+    uniforms: 'M : i32, N : i32, K : i32, chunk : i32, CI : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,',
+    workgroupSize: [256, 1, 1],
+    getUserCode: () => `
+      var<workgroup> As : array<f32, ${TK * 64}>;
+      var<workgroup> Bs : array<f32, ${TK * 64}>;
+
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let tx = tid % 16;
+        let ty = tid / 16;
+        let m0 = i32(workgroupId.x) * 64;
+        let n0 = i32(workgroupId.y) * 64;
+        let kBegin = i32(workgroupId.z) * uniforms.chunk;
+        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
+        var acc : array<f32, 16>;
+        for (var t = 0; t < ${tilesPerSlice}; t++) {
+          let k0 = kBegin + t * ${TK};
+          for (var i = 0; i < ${(TK * 64) / 256}; i++) {
+            let e = tid + i * 256;
+            let kk = e / 64;
+            let mm = e % 64;
+            let k = k0 + kk;
+            let m = m0 + mm;
+            var a = 0.0;
+            if (k < kEnd && m < uniforms.M) {
+              let ci = m % uniforms.CI;
+              let r = m / uniforms.CI;
+              let kw = r % uniforms.KW;
+              let kh = r / uniforms.KW;
+              let ow = k % uniforms.OW;
+              let q = k / uniforms.OW;
+              let oh = q % uniforms.OH;
+              let b = q / uniforms.OH;
+              let ih = oh * uniforms.sh - uniforms.pt + kh;
+              let iw = ow * uniforms.sw - uniforms.pl + kw;
+              if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
+                a = x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
+              }
+            }
+            As[e] = a;
+            let n = n0 + mm;
+            var bv = 0.0;
+            if (k < kEnd && n < uniforms.N) {
+              bv = dy[k * uniforms.N + n];
+            }
+            Bs[e] = bv;
+          }
+          workgroupBarrier();
+          for (var kk = 0; kk < ${TK}; kk++) {
+            let a0 = As[kk * 64 + ty * 4];
+            let a1 = As[kk * 64 + ty * 4 + 1];
+            let a2 = As[kk * 64 + ty * 4 + 2];
+            let a3 = As[kk * 64 + ty * 4 + 3];
+            let bq = vec4<f32>(Bs[kk * 64 + tx * 4], Bs[kk * 64 + tx * 4 + 1], Bs[kk * 64 + tx * 4 + 2], Bs[kk * 64 + tx * 4 + 3]);
+            for (var j = 0; j < 4; j++) {
+              acc[j] = acc[j] + a0 * bq[j];
+              acc[4 + j] = acc[4 + j] + a1 * bq[j];
+              acc[8 + j] = acc[8 + j] + a2 * bq[j];
+              acc[12 + j] = acc[12 + j] + a3 * bq[j];
+            }
+          }
+          workgroupBarrier();
+        }
+        let base = i32(workgroupId.z) * uniforms.M * uniforms.N;
+        for (var i = 0; i < 4; i++) {
+          let m = m0 + ty * 4 + i;
+          for (var j = 0; j < 4; j++) {
+            let n = n0 + tx * 4 + j;
+            if (m < uniforms.M && n < uniforms.N) {
+              result[base + m * uniforms.N + n] = acc[i * 4 + j];
+            }
+          }
+        }
+      }
+    `,
+  };
+}
+
+function sliceSum(outputShape: number[]): Program {
+  const size = outputShape.reduce((a, b) => a * b, 1);
+  return {
+    outputShape,
+    shaderKey: 'medpipeSliceSum',
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    variableNames: ['partial'],
+    uniforms: 'slices : i32,',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0.0;
+          for (var z = 0; z < uniforms.slices; z++) {
+            s = s + partial[z * uniforms.size + index];
+          }
+          setOutputAtIndex(index, s);
+        }
+      }
+    `,
+  };
+}
+
+interface KernelArgs {
+  inputs: NamedTensorInfoMap;
+  backend: object;
+  attrs?: NamedAttrMap;
+}
+
+function conv2DBackpropFilter(tf: Tf, original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+    const a = args.attrs as unknown as { strides: number | [number, number]; pad: Pad; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+    if (a.dataFormat === 'NCHW' || x.dtype !== 'float32') return original(args as Parameters<KernelFunc>[0]);
+    const be = args.backend as WebGPUBackendLike;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
+    const M = info.filterHeight * info.filterWidth * info.inChannels;
+    const N = info.outChannels;
+    const K = info.batchSize * info.outHeight * info.outWidth;
+    const { slices, chunk } = splitK(M, N, K, be.device.limits.maxStorageBufferBindingSize ?? 128 << 20);
+    const dispatch: [number, number, number] = [Math.ceil(M / 64), Math.ceil(N / 64), slices];
+    const uniforms: UniformEntry[] = [M, N, K, chunk, info.inChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
+      info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
+    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK);
+    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', uniforms);
+    if (slices === 1) return out;
+    const summed = be.runWebGPUProgram(sliceSum([...a.filterShape]), [out], 'float32', [{ type: 'int32', data: [slices] }]);
+    be.disposeData(out.dataId);
+    return summed;
+  }) as unknown as KernelFunc;
+}
+
+const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
+const originals = new Map<string, KernelConfig>();
+
+/** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
+export function registerWebGPUKernels(tf: Tf): string[] {
+  const mine: [string, (original: KernelFunc) => KernelFunc][] = [['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)]];
+  for (const [name, make] of mine) {
+    const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
+    if (current === undefined || current[REGISTERED]) continue;
+    originals.set(name, current);
+    tf.unregisterKernel(name, BACKEND);
+    const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(current.kernelFunc), [REGISTERED]: true };
+    tf.registerKernel(config);
+  }
+  return mine.map(([n]) => n);
+}
+
+/** Puts tfjs-webgpu's own kernels back (tests compare both). */
+export function unregisterWebGPUKernels(tf: Tf): void {
+  for (const k of tf.getKernelsForBackend(BACKEND)) {
+    const c = k as KernelConfig & { [REGISTERED]?: true };
+    const original = originals.get(k.kernelName);
+    if (!c[REGISTERED] || original === undefined) continue;
+    tf.unregisterKernel(k.kernelName, BACKEND);
+    tf.registerKernel(original);
+  }
+}
