@@ -122,7 +122,7 @@ test('PCI display controllers are listed in bus order; requested limits are the 
 test('provenance of a webgpu engine names the adapter, the limits and the GPU slot', () => {
   const p = engineProvenance({
     choice: 'webgpu', backend: 'webgpu', threads: 1, versions: { node: '20' }, details: { webgpuKernels: 'Conv2DBackpropFilter' }, skipped: [],
-    webgpu: { adapter: { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100', driver: 'NVIDIA 560', software: false, gpuIndex: 1, selectedBy: 'name' }, limits: { maxBufferSize: 1 }, features: [], syncReads: true },
+    webgpu: { adapter: { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100', driver: 'NVIDIA 560', software: false, gpuIndex: 1, selectedBy: 'name' }, limits: { maxBufferSize: 1 }, features: [], kernels: ['Conv2DBackpropFilter'], syncReads: true },
   }, [1]);
   assert.deepEqual(p.gpus, [1]);
   assert.deepEqual(p.adapter, { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100', driver: 'NVIDIA 560', software: false, gpuIndex: 1, selectedBy: 'name' });

@@ -143,7 +143,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<EngineInfo
         // Asked for by name (alone): a software adapter will do; in an order, hardware only.
         webgpu = await tryWebGPU(opts, order.length === 1);
         backend = 'webgpu';
-        details.webgpuKernels = 'Conv2DBackpropFilter';
+        details.webgpuKernels = webgpu.kernels.join(',') || 'none';
       } else if (choice === 'node-gpu' || choice === 'node') backend = await tryNode(choice);
       else if (choice === 'wasm') backend = await tryWasm(opts, details);
       else {

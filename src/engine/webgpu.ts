@@ -61,6 +61,8 @@ export interface WebGPUStart {
   /** The limits requested from the device (and granted: requestDevice fails otherwise). */
   limits: Record<string, number>;
   features: string[];
+  /** medpipe's WGSL kernels registered over tfjs-webgpu's. */
+  kernels: string[];
   /** Whether tfjs dataSync works (needs the native addon's event-loop pump). */
   syncReads: boolean;
 }
@@ -254,9 +256,10 @@ export async function startWebGPU(tf: Tf, opts: WebGPUOptions): Promise<WebGPUSt
     installSyncRead(tf, be as unknown as SyncReadable);
     return be;
   }, 0);
+  // MEDPIPE_WEBGPU_KERNELS=0 keeps tfjs-webgpu's own kernels (to compare both).
   const { registerWebGPUKernels } = await import('./webgpu-kernels.js');
-  registerWebGPUKernels(tf);
-  const start: WebGPUStart = { adapter: facts, limits, features, syncReads: activeNative()?.pumpEvents !== undefined };
+  const kernels = process.env.MEDPIPE_WEBGPU_KERNELS === '0' ? [] : registerWebGPUKernels(tf);
+  const start: WebGPUStart = { adapter: facts, limits, features, kernels, syncReads: activeNative()?.pumpEvents !== undefined };
   started = { start, device };
   return start;
 }
