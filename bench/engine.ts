@@ -245,7 +245,8 @@ async function child(label: string, steps: number, profile: boolean, backend: st
     return;
   }
   const what = a ? `adapter ${a.device} (${a.vendor} ${a.architecture}, ${a.driver})` : `threads ${info.threads}, native ${String(info.details.native ?? 'n/a')}`;
-  const measured = measure(m, steps, profile);
+  // On webgpu the host-side kernel timer would see only dispatch times: profiled below instead.
+  const measured = measure(m, steps, profile && info.backend !== 'webgpu');
   if (profile && info.backend === 'webgpu') {
     // GPU time per kernel (timestamp queries) rather than the host's dispatch time.
     const t = makeTrainer(m);
