@@ -9,6 +9,10 @@
 //   small filter still fills the GPU; a second pass adds the slices in a fixed order, so the
 //   result is the same on every run.
 //
+// - AddN: tfjs binds every input at once; above maxStorageBuffersPerShaderStage - 1 inputs
+//   (7 or 15 on most devices; a global gradient norm adds one per parameter tensor) the
+//   pipeline is invalid and its whole command buffer is dropped. Summed in groups here.
+//
 // Each kernel falls back to tfjs's own for what it does not cover (NCHW, dilations).
 
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
@@ -194,12 +198,38 @@ function conv2DBackpropFilter(tf: Tf, original: KernelFunc): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** AddN in groups that fit the device's storage-buffer bindings (one is the output). */
+function addN(original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const be = args.backend as WebGPUBackendLike;
+    const group = Math.max(2, (be.device.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+    let xs = Object.values(args.inputs) as TensorInfo[];
+    const made: TensorInfo[] = [];
+    while (xs.length > group) {
+      const next: TensorInfo[] = [];
+      for (let i = 0; i < xs.length; i += group) {
+        const part = xs.slice(i, i + group);
+        if (part.length === 1) next.push(part[0]!);
+        else {
+          const sum = original({ ...args, inputs: part as unknown as NamedTensorInfoMap } as Parameters<KernelFunc>[0]) as TensorInfo;
+          made.push(sum);
+          next.push(sum);
+        }
+      }
+      xs = next;
+    }
+    const out = original({ ...args, inputs: xs as unknown as NamedTensorInfoMap } as Parameters<KernelFunc>[0]) as TensorInfo;
+    for (const t of made) be.disposeData(t.dataId);
+    return out;
+  }) as unknown as KernelFunc;
+}
+
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
 /** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
 export function registerWebGPUKernels(tf: Tf): string[] {
-  const mine: [string, (original: KernelFunc) => KernelFunc][] = [['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)]];
+  const mine: [string, (original: KernelFunc) => KernelFunc][] = [['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)], ['AddN', addN]];
   for (const [name, make] of mine) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
     if (current === undefined || current[REGISTERED]) continue;

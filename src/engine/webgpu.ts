@@ -32,6 +32,7 @@ interface GpuAdapter {
 export interface GpuDevice {
   limits: Record<string, number>;
   lost: Promise<{ reason: string; message: string }>;
+  onuncapturederror: ((ev: { error?: { message?: string } }) => void) | null;
   destroy(): void;
 }
 interface Gpu {
@@ -202,6 +203,12 @@ function installNavigator(gpu: Gpu, globals: Record<string, unknown>): void {
 }
 
 let started: { start: WebGPUStart; device: GpuDevice } | undefined;
+let deviceError: string | undefined;
+
+/** Throws once the device has reported an error (sticky: later results are not trusted). */
+export function failIfDeviceError(): void {
+  if (deviceError !== undefined) throw new Error(`WebGPU device error, results since are invalid: ${deviceError}`);
+}
 
 /** The device this process computes on, once started (for tests and the bench). */
 export function webgpuDevice(): GpuDevice | undefined {
@@ -243,8 +250,13 @@ export async function startWebGPU(tf: Tf, opts: WebGPUOptions): Promise<WebGPUSt
   const features = ['timestamp-query'].filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits: limits, requiredFeatures: features });
   void device.lost.then((l) => {
-    if (l.reason !== 'destroyed') console.error(`medpipe: WebGPU device lost (${l.reason}): ${l.message}`);
+    if (l.reason !== 'destroyed') deviceError ??= `device lost (${l.reason}): ${l.message}`;
   });
+  // A validation error drops the whole command buffer it was in: every result since is
+  // wrong. tfjs never looks; reads check this and throw.
+  device.onuncapturederror = (ev) => {
+    deviceError ??= (ev.error?.message ?? 'unknown error').split('\n')[0]!;
+  };
   installNavigator(gpu, dawn.globals);
   const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
   // The package registers a factory of its own that picks Dawn's default adapter with its own
@@ -278,6 +290,7 @@ interface SyncReadable {
   commandEncoder: { copyBufferToBuffer(a: unknown, ao: number, b: unknown, bo: number, n: number): void };
   convertAndCacheOnCPU(id: object, data: unknown): unknown;
   readSync(id: object): unknown;
+  read(id: object): Promise<unknown>;
 }
 interface StagingBuffer {
   mapState: string;
@@ -293,9 +306,16 @@ interface StagingBuffer {
  */
 function installSyncRead(tf: Tf, be: SyncReadable): void {
   const original = be.readSync.bind(be);
+  const asyncRead = be.read.bind(be);
+  be.read = async (dataId: object) => {
+    const v = await asyncRead(dataId);
+    failIfDeviceError();
+    return v;
+  };
   const globals = globalThis as unknown as { GPUBufferUsage: Record<string, number>; GPUMapMode: Record<string, number> };
   be.readSync = (dataId: object) => {
     const d = be.tensorMap.get(dataId);
+    failIfDeviceError();
     if (d === undefined || d.values != null || d.resource === undefined || d.dtype === 'complex64' || d.dtype === 'string') return original(dataId);
     const pump = activeNative()?.pumpEvents;
     if (pump === undefined) {
@@ -315,6 +335,7 @@ function installSyncRead(tf: Tf, be: SyncReadable): void {
     const bytes = staging.getMappedRange().slice(0);
     staging.unmap();
     be.bufferManager.releaseBuffer(staging);
+    failIfDeviceError();
     const values = tf.util.convertBackendValuesAndArrayBuffer(bytes, d.dtype as 'float32');
     return be.convertAndCacheOnCPU(dataId, values);
   };
