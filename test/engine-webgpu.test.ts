@@ -11,6 +11,8 @@ import { registerWebGPUKernels, splitK, unregisterWebGPUKernels } from '../src/e
 import { on, Random, relErr, same, z4, type Pad, type T } from './support/backend-compare.js';
 import { makeTrainer, type BenchModel } from '../bench/engine.js';
 import { spawnSync } from 'node:child_process';
+import { gelu as fusedGelu } from '../src/engine/fused-ops.js';
+import { gelu } from '../src/ml/models/layers.js';
 import { fileURLToPath } from 'node:url';
 
 const rng = new Random(4242);
@@ -101,6 +103,20 @@ gpuTest('AddN over more inputs than the device binds at once (a global gradient 
     same(`addN of ${n}`, inputs, (...xs) => tf.addN(xs), 1e-5, 'webgpu');
     same(`grad of the norm of ${n}`, inputs, (...xs) => tf.grads((...ys: T[]) => tf.sqrt(tf.addN(ys.map((y) => tf.sum(tf.square(y))))))(xs), 1e-5, 'webgpu');
   }
+});
+
+gpuTest('fused GELU (WGSL, one pass each way) matches the composed form on cpu, values and gradients', () => {
+  for (let i = 0; i < 6; i++) {
+    const shape = [int(1, 70), int(1, 33)];
+    const x = F(shape, () => (rng.rand() * 2 - 1) * 6);
+    same(`gelu ${shape}`, [x], (a) => gelu(a as tf.Tensor2D), 1e-5, 'webgpu');
+    same(`gelu grad ${shape}`, [x, F(shape)], (a, w) => tf.grad((b: T) => tf.sum(tf.mul(gelu(b as tf.Tensor2D), w)))(a), 1e-5, 'webgpu');
+  }
+  // The fused kernel is what ran: on cpu the fused form is absent, on webgpu present.
+  tf.setBackend('webgpu');
+  const probe = tf.tidy(() => fusedGelu(tf, tf.ones([2, 2])) !== undefined);
+  tf.setBackend('cpu');
+  assert.equal(probe, true);
 });
 
 gpuTest("a device error (tfjs's own AddN over 40 inputs) makes reads throw instead of returning stale data", () => {

@@ -13,9 +13,15 @@
 //   (7 or 15 on most devices; a global gradient norm adds one per parameter tensor) the
 //   pipeline is invalid and its whole command buffer is dropped. Summed in groups here.
 //
+// - MedpipeGelu / MedpipeGeluGrad (src/engine/fused-ops.ts): exact GELU and its gradient as
+//   one pass each, where tfjs composes ~5 and ~10 element-wise dispatches. erf is the
+//   Abramowitz-Stegun 7.1.26 form tfjs's own erf kernels use (|error| < 1.5e-7).
+//
 // Each kernel falls back to tfjs's own for what it does not cover (NCHW, dilations).
 
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
+
+import { GELU, GELU_GRAD } from './wasm-kernels.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Pad = 'valid' | 'same' | number | BackendUtil.ExplicitPadding;
@@ -224,18 +230,82 @@ function addN(original: KernelFunc): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+const ERF_WGSL = `
+      fn erfAS(v : f32) -> f32 {
+        let a = abs(v);
+        let t = 1.0 / (1.0 + 0.3275911 * a);
+        let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        let r = 1.0 - poly * exp(-a * a);
+        return select(r, -r, v < 0.0);
+      }`;
+
+function elementwise(key: string, names: string[], shape: number[], body: string): Program {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    outputShape: shape,
+    shaderKey: key,
+    dispatchLayout: { x: shape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    variableNames: names,
+    uniforms: '',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      ${ERF_WGSL}
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }
+    `,
+  };
+}
+
+function gelu(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    return be.runWebGPUProgram(elementwise('medpipeGelu', ['x'], x.shape, `
+          let v = x[index];
+          setOutputAtIndex(index, 0.5 * v * (1.0 + erfAS(v * 0.7071067811865476)));`), [x], 'float32', []);
+  }) as unknown as KernelFunc;
+}
+
+function geluGrad(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    return be.runWebGPUProgram(elementwise('medpipeGeluGrad', ['dy', 'x'], x.shape, `
+          let v = x[index];
+          let cdf = 0.5 * (1.0 + erfAS(v * 0.7071067811865476));
+          let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
+          setOutputAtIndex(index, dy[index] * (cdf + v * pdf));`), [dy, x], 'float32', []);
+  }) as unknown as KernelFunc;
+}
+
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
 /** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
 export function registerWebGPUKernels(tf: Tf): string[] {
-  const mine: [string, (original: KernelFunc) => KernelFunc][] = [['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)], ['AddN', addN]];
+  const mine: [string, (original: KernelFunc) => KernelFunc][] = [
+    ['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)],
+    ['AddN', addN],
+    [GELU, gelu],
+    [GELU_GRAD, geluGrad],
+  ];
   for (const [name, make] of mine) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
-    if (current === undefined || current[REGISTERED]) continue;
-    originals.set(name, current);
-    tf.unregisterKernel(name, BACKEND);
-    const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(current.kernelFunc), [REGISTERED]: true };
+    if (current?.[REGISTERED]) continue;
+    // Kernels of medpipe's own (fused ops) have no tfjs original to wrap or restore.
+    if (current !== undefined) {
+      originals.set(name, current);
+      tf.unregisterKernel(name, BACKEND);
+    }
+    const fallback: KernelFunc = current?.kernelFunc ?? (() => {
+      throw new Error(`${name}: no webgpu kernel to fall back to`);
+    });
+    const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(fallback), [REGISTERED]: true };
     tf.registerKernel(config);
   }
   return mine.map(([n]) => n);
@@ -245,9 +315,9 @@ export function registerWebGPUKernels(tf: Tf): string[] {
 export function unregisterWebGPUKernels(tf: Tf): void {
   for (const k of tf.getKernelsForBackend(BACKEND)) {
     const c = k as KernelConfig & { [REGISTERED]?: true };
-    const original = originals.get(k.kernelName);
-    if (!c[REGISTERED] || original === undefined) continue;
+    if (!c[REGISTERED]) continue;
     tf.unregisterKernel(k.kernelName, BACKEND);
-    tf.registerKernel(original);
+    const original = originals.get(k.kernelName);
+    if (original !== undefined) tf.registerKernel(original);
   }
 }
