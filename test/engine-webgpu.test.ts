@@ -11,7 +11,7 @@ import { registerWebGPUKernels, splitK, unregisterWebGPUKernels } from '../src/e
 import { on, Random, relErr, same, z4, type Pad, type T } from './support/backend-compare.js';
 import { makeTrainer, type BenchModel } from '../bench/engine.js';
 import { spawnSync } from 'node:child_process';
-import { gelu as fusedGelu } from '../src/engine/fused-ops.js';
+import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../src/engine/fused-ops.js';
 import { gelu } from '../src/ml/models/layers.js';
 import { fileURLToPath } from 'node:url';
 
@@ -117,6 +117,31 @@ gpuTest('fused GELU (WGSL, one pass each way) matches the composed form on cpu, 
   const probe = tf.tidy(() => fusedGelu(tf, tf.ones([2, 2])) !== undefined);
   tf.setBackend('cpu');
   assert.equal(probe, true);
+});
+
+/** nn.LayerNorm: the fused kernel where there is one (webgpu), the composed form elsewhere (cpu). */
+function layerNormEither(x: T, g: T, b: T, eps: number): T {
+  const fused = fusedLayerNorm(tf, x, g, b, eps);
+  if (fused) return fused;
+  const { mean, variance } = tf.moments(x, x.rank - 1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), g), b);
+}
+
+gpuTest('fused LayerNorm (WGSL, a workgroup per row) matches the composed form on cpu, values and gradients', () => {
+  for (let i = 0; i < 6; i++) {
+    const D = pick([1, 7, 64, 65, 192, 384]);
+    const shape = [int(1, 90), D];
+    const eps = pick([1e-5, 1e-6]);
+    // An offset mean per row, as activations have: the two-pass variance must not cancel.
+    const x = F(shape, () => rng.rand() * 4 + 3);
+    same(`layerNorm ${shape}`, [x, F([D]), F([D])], (a, g, b) => layerNormEither(a, g, b, eps), 1e-4, 'webgpu');
+    same(`layerNorm grads ${shape}`, [x, F([D]), F([D]), F(shape)], (a, g, b, w) =>
+      tf.grads((p: T, q: T, r: T) => tf.sum(tf.mul(layerNormEither(p, q, r, eps), w)))([a, g, b]), 1e-4, 'webgpu');
+  }
+  // More rows than one dispatch dimension takes (the 2-D grid's tail).
+  const tall = [32_800, 3];
+  same('layerNorm grads, 32,800 rows', [F(tall), F([3]), F([3]), F(tall)], (a, g, b, w) =>
+    tf.grads((p: T, q: T, r: T) => tf.sum(tf.mul(layerNormEither(p, q, r, 1e-6), w)))([a, g, b]), 1e-4, 'webgpu');
 });
 
 gpuTest("a device error (tfjs's own AddN over 40 inputs) makes reads throw instead of returning stale data", () => {

@@ -4,7 +4,7 @@
 // GELU ~5 and ~10; each op a full pass over the activations and a dispatch with its own
 // fixed cost. Callers fall back to the composed form (the same function, within float32
 // rounding) when these return undefined: other backends, including tfjs-node(-gpu), keep
-// their own kernels. On webgpu, GELU is fused (WGSL); BatchNorm and LayerNorm are composed.
+// their own kernels. On webgpu, GELU and LayerNorm are fused (WGSL); BatchNorm is composed.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { activeNative } from './native.js';

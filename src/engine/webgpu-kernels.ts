@@ -16,12 +16,15 @@
 // - MedpipeGelu / MedpipeGeluGrad (src/engine/fused-ops.ts): exact GELU and its gradient as
 //   one pass each, where tfjs composes ~5 and ~10 element-wise dispatches. erf is the
 //   Abramowitz-Stegun 7.1.26 form tfjs's own erf kernels use (|error| < 1.5e-7).
+// - MedpipeLayerNorm / MedpipeLayerNormGrad: LayerNorm over the last axis, one workgroup
+//   per row (two-pass mean and variance in workgroup memory); the gradient's row terms the
+//   same way, its scale/offset sums over rows in 64-row slices added in a fixed order.
 //
 // Each kernel falls back to tfjs's own for what it does not cover (NCHW, dilations).
 
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
 
-import { GELU, GELU_GRAD } from './wasm-kernels.js';
+import { GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Pad = 'valid' | 'same' | number | BackendUtil.ExplicitPadding;
@@ -283,6 +286,142 @@ function geluGrad(): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** Rows per dispatch column: workgroup ids stay under the per-dimension limit (65535). */
+const ROWS_X = 32768;
+
+/** One 64-thread workgroup per row of [rows x D]; `body` runs after `sum(v)` helpers exist.
+ *  Out-of-range workgroups (the 2-D dispatch's tail) compute row rows-1 and write nothing,
+ *  so every barrier stays in uniform control flow. */
+function perRow(key: string, names: string[], outputShape: number[], rows: number, body: string): Program {
+  return {
+    outputShape,
+    shaderKey: key,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.min(rows, ROWS_X), Math.ceil(rows / ROWS_X), 1],
+    variableNames: names,
+    uniforms: 'rows : i32, D : i32, eps : f32,',
+    workgroupSize: [64, 1, 1],
+    getUserCode: () => `
+      var<workgroup> red : array<f32, 64>;
+      fn sum64(v : f32) -> f32 {
+        let t = i32(localIndex);
+        red[t] = v;
+        workgroupBarrier();
+        for (var s = 32; s > 0; s = s >> 1) {
+          if (t < s) {
+            red[t] = red[t] + red[t + s];
+          }
+          workgroupBarrier();
+        }
+        let r = red[0];
+        workgroupBarrier();
+        return r;
+      }
+      fn main(index : i32) {
+        let t = i32(localIndex);
+        let wanted = i32(workgroupId.y) * ${ROWS_X} + i32(workgroupId.x);
+        let live = wanted < uniforms.rows;
+        let row = min(wanted, uniforms.rows - 1);
+        let D = uniforms.D;
+        let base = row * D;
+        ${body}
+      }
+    `,
+  };
+}
+
+function layerNormKernel(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    const eps = (args.attrs as { epsilon: number }).epsilon;
+    const D = x.shape[x.shape.length - 1]!;
+    const rows = x.shape.reduce((a, b) => a * b, 1) / D;
+    const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [eps] }];
+    // Mean and 1/sqrt(var + eps) per row first (two outputs), then y from them.
+    const stat = (which: 'mean' | 'rstd') => be.runWebGPUProgram(perRow(`medpipeLnStat_${which}`, ['x'], [rows], rows, `
+        var s = 0.0;
+        for (var i = t; i < D; i += 64) { s += x[base + i]; }
+        let mean = sum64(s) / f32(D);
+        var q = 0.0;
+        for (var i = t; i < D; i += 64) { let d = x[base + i] - mean; q += d * d; }
+        let rstd = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
+        if (live && t == 0) { result[row] = ${which === 'mean' ? 'mean' : 'rstd'}; }`), [x], 'float32', uniforms);
+    const mean = stat('mean');
+    const rstd = stat('rstd');
+    const y = be.runWebGPUProgram(perRow('medpipeLnApply', ['x', 'mean', 'rstd', 'scale', 'offset'], x.shape, rows, `
+        let m = mean[row];
+        let r = rstd[row];
+        if (live) {
+          for (var i = t; i < D; i += 64) { result[base + i] = (x[base + i] - m) * r * scale[i] + offset[i]; }
+        }`), [x, mean, rstd, scale, offset], 'float32', uniforms);
+    return [y, mean, rstd];
+  }) as unknown as KernelFunc;
+}
+
+function layerNormGrad(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, x, mean, rstd, scale } = args.inputs as Record<'dy' | 'x' | 'mean' | 'rstd' | 'scale', TensorInfo>;
+    const be = args.backend as WebGPUBackendLike;
+    const D = x.shape[x.shape.length - 1]!;
+    const rows = x.shape.reduce((a, b) => a * b, 1) / D;
+    const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [0] }];
+    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * scale.
+    const dx = be.runWebGPUProgram(perRow('medpipeLnGradX', ['dy', 'x', 'mean', 'rstd', 'scale'], x.shape, rows, `
+        let m = mean[row];
+        let r = rstd[row];
+        var sg = 0.0;
+        var sgx = 0.0;
+        for (var i = t; i < D; i += 64) {
+          let g = dy[base + i] * scale[i];
+          sg += g;
+          sgx += g * (x[base + i] - m) * r;
+        }
+        let mg = sum64(sg) / f32(D);
+        let mgx = sum64(sgx) / f32(D);
+        if (live) {
+          for (var i = t; i < D; i += 64) {
+            let xhat = (x[base + i] - m) * r;
+            result[base + i] = r * (dy[base + i] * scale[i] - mg - xhat * mgx);
+          }
+        }`), [dy, x, mean, rstd, scale], 'float32', uniforms);
+    // dscale = sum over rows of dy * xhat, doffset = sum of dy: 64-row slices, then their sum.
+    const slices = Math.ceil(rows / 64);
+    const columns = (withXhat: boolean): TensorInfo => {
+      const partial = be.runWebGPUProgram({
+        outputShape: [slices, D],
+        shaderKey: `medpipeLnGradCols_${withXhat}`,
+        dispatchLayout: { x: [0, 1] },
+        dispatch: [Math.ceil((slices * D) / 64), 1, 1],
+        // Every binding must be used (layout 'auto' drops unused ones): doffset reads dy only.
+        variableNames: withXhat ? ['dy', 'x', 'mean', 'rstd'] : ['dy'],
+        uniforms: 'rows : i32, D : i32,',
+        workgroupSize: [64, 1, 1],
+        size: true,
+        getUserCode: () => `
+          fn main(index : i32) {
+            if (index < uniforms.size) {
+              let c = index % uniforms.D;
+              let s = index / uniforms.D;
+              let end = min(s * 64 + 64, uniforms.rows);
+              var acc = 0.0;
+              for (var r = s * 64; r < end; r++) {
+                let v = dy[r * uniforms.D + c];
+                ${withXhat ? 'acc += v * (x[r * uniforms.D + c] - mean[r]) * rstd[r];' : 'acc += v;'}
+              }
+              setOutputAtIndex(index, acc);
+            }
+          }
+        `,
+      }, withXhat ? [dy, x, mean, rstd] : [dy], 'float32', [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }]);
+      const out = be.runWebGPUProgram(sliceSum([D]), [partial], 'float32', [{ type: 'int32', data: [slices] }]);
+      be.disposeData(partial.dataId);
+      return out;
+    };
+    return [dx, columns(true), columns(false)];
+  }) as unknown as KernelFunc;
+}
+
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
@@ -293,6 +432,8 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     ['AddN', addN],
     [GELU, gelu],
     [GELU_GRAD, geluGrad],
+    [LN, layerNormKernel],
+    [LN_GRAD, layerNormGrad],
   ];
   for (const [name, make] of mine) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
