@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend, parseBackendChoice } from '../src/engine/backend.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
@@ -205,10 +205,17 @@ interface ChildResult {
   error?: string;
 }
 
+export interface ChildOptions {
+  /** A backend to ask for by name (default: medpipe's automatic choice). */
+  backend?: string;
+  /** Effective batch (and micro-batch) instead of the model's. */
+  batch?: number;
+}
+
 /** One model in a fresh process: a wasm heap abort cannot take the other rows with it. */
-function measureInChild(label: string, steps: number, profile: boolean): ChildResult {
+export function measureInChild(label: string, steps: number, profile: boolean, opts: ChildOptions = {}): ChildResult {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, [self, '--child', label, String(steps), profile ? '1' : '0'], {
+  const r = spawnSync(process.execPath, [self, '--child', label, String(steps), profile ? '1' : '0', opts.backend ?? 'auto', String(opts.batch ?? 0)], {
     encoding: 'utf8', maxBuffer: 1 << 24, env: process.env,
   });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
@@ -219,12 +226,58 @@ function measureInChild(label: string, steps: number, profile: boolean): ChildRe
   return JSON.parse(line) as ChildResult;
 }
 
-async function child(label: string, steps: number, profile: boolean): Promise<void> {
-  const m = BENCH_MODELS.find((b) => b.label === label);
-  if (!m) throw new Error(`unknown bench model ${label}`);
-  const info = await initBackend();
-  const measured = measure(m, steps, profile);
-  console.log(JSON.stringify({ info: `backend ${info.backend}, threads ${info.threads}, native ${String(info.details.native ?? 'n/a')}`, measured }));
+async function child(label: string, steps: number, profile: boolean, backend: string, batch: number): Promise<void> {
+  const base = BENCH_MODELS.find((b) => b.label === label);
+  if (!base) throw new Error(`unknown bench model ${label}`);
+  const m = batch > 0 ? { ...base, batch, micro: batch } : base;
+  let info;
+  try {
+    info = await initBackend(backend === 'auto' ? {} : { prefer: parseBackendChoice(backend) });
+  } catch (e) {
+    console.log(JSON.stringify({ error: (e as Error).message.replace(/^no tfjs backend could start: [^:]+: /, '') }));
+    return;
+  }
+  const a = info.webgpu?.adapter;
+  // A software adapter (lavapipe) is orders of magnitude slower than the CPU engine: benched
+  // only when asked for.
+  if (a?.software && process.env.MEDPIPE_BENCH_WEBGPU !== '1') {
+    console.log(JSON.stringify({ error: `only a software adapter (${a.device}); MEDPIPE_BENCH_WEBGPU=1 benches it anyway` }));
+    return;
+  }
+  const what = a ? `adapter ${a.device} (${a.vendor} ${a.architecture}, ${a.driver})` : `threads ${info.threads}, native ${String(info.details.native ?? 'n/a')}`;
+  // On webgpu the host-side kernel timer would see only dispatch times: profiled below instead.
+  const measured = measure(m, steps, profile && info.backend !== 'webgpu');
+  if (profile && info.backend === 'webgpu') {
+    // GPU time per kernel (timestamp queries) rather than the host's dispatch time.
+    const t = makeTrainer(m);
+    try {
+      t.step();
+      const p = await profileGpuStep(() => t.step());
+      measured.profile = p.kernels;
+      measured.profileTotalMs = p.wallMs;
+    } finally {
+      t.dispose();
+    }
+  }
+  console.log(JSON.stringify({ info: `backend ${info.backend}, ${what}`, measured }));
+}
+
+/** One call of `f` under tf.profile: each kernel's GPU time (webgpu timestamp queries), by name. */
+export async function profileGpuStep(f: () => void): Promise<{ kernels: KernelTime[]; wallMs: number }> {
+  const t0 = performance.now();
+  const info = await tf.profile(() => {
+    f();
+  });
+  const wallMs = performance.now() - t0;
+  const by = new Map<string, KernelTime>();
+  for (const k of info.kernels) {
+    const ms = await k.kernelTimeMs;
+    const e = by.get(k.name) ?? { name: k.name, ms: 0, calls: 0 };
+    e.ms += typeof ms === 'number' ? ms : 0;
+    e.calls++;
+    by.set(k.name, e);
+  }
+  return { kernels: [...by.values()].sort((a, b) => b.ms - a.ms), wallMs };
 }
 
 export async function benchEngine(log: (line: string) => void, only: string[] = []): Promise<void> {
@@ -233,6 +286,8 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
   log('images/s, batch 8 (micro-batch), medians; torch and medpipe measured back to back per model (noisy machine)');
   log('model           batch(micro)  train img/s [runs]        infer img/s | torch train  infer | ratio train  infer');
   let printedInfo = false;
+  // Set once the webgpu engine is found missing (or only a software adapter): no more rows.
+  let webgpuWhy: string | undefined;
   for (const m of models) {
     const steps = override > 0 ? override : m.steps;
     // PyTorch first, then ours, per model: both see the same machine load.
@@ -254,6 +309,18 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
     log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${runs(r.trainRuns)}]`.padEnd(58) +
       `${f2(r.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
       `${ref ? ratioT.toFixed(2).padStart(5) : '    -'}x ${ref ? ratioI.toFixed(2).padStart(5) : '    -'}x`);
+    if (webgpuWhy === undefined) {
+      const g = measureInChild(m.label, steps, false, { backend: 'webgpu' });
+      if (g.measured) {
+        const w = g.measured;
+        log(`${(m.label + ' webgpu').padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(w.train).padStart(6)} [${runs(w.trainRuns)}]`.padEnd(58) +
+          `${f2(w.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
+          `${ref ? (w.train / ref.train).toFixed(2).padStart(5) : '    -'}x ${ref ? (w.infer / ref.infer).toFixed(2).padStart(5) : '    -'}x  (${g.info ?? ''}; torch on the CPU)`);
+      } else {
+        webgpuWhy = g.error ?? 'no result';
+        log(`webgpu rows: none (${webgpuWhy})`);
+      }
+    }
     const below = !ref || ratioT < 0.5 || ratioI < 0.5 || process.env.MEDPIPE_BENCH_PROFILE === '1';
     if (below && process.env.MEDPIPE_BENCH_PROFILE !== '0') {
       const p = measureInChild(m.label, 0, true).measured;
@@ -270,6 +337,6 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
-  if (args[0] === '--child') await child(args[1], Number(args[2]), args[3] === '1');
+  if (args[0] === '--child') await child(args[1], Number(args[2]), args[3] === '1', args[4] ?? 'auto', Number(args[5] ?? 0));
   else await benchEngine((l) => console.log(l), args);
 }

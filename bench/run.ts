@@ -4,6 +4,7 @@ import { cpus } from 'node:os';
 import { benchCore } from './core.js';
 import { benchData } from './data.js';
 import { benchEngine } from './engine.js';
+import { benchGpu } from './gpu.js';
 import { benchRemote } from './remote.js';
 
 const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
@@ -11,6 +12,7 @@ const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
   ['data', benchData],
   ['remote cache', benchRemote],
   ['engine: training and inference vs PyTorch', benchEngine],
+  ['gpu: medpipe webgpu vs PyTorch fp32 / AMP on the same GPU', benchGpu],
 ];
 
 const only = process.argv.slice(2);

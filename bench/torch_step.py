@@ -6,8 +6,13 @@ CPU with torch.set_num_threads(2) unless MEDPIPE_TORCH_THREADS says otherwise.
 Models are written out here (no torchvision/timm needed) with the same architecture as
 torchvision's resnet50 / timm's deit_small_patch16_224 and medpipe's demo models.
 
-usage: torch_step.py [--steps N] label:batch ...   labels as in bench/engine.ts
-prints one JSON line per model: {"label", "train", "infer"} in images/s (medians).
+usage: torch_step.py [--steps N] [--device cpu|cuda] [--precision fp32|amp] label:batch ...
+labels as in bench/engine.ts; prints one JSON line per model: {"label", "train", "infer"} in
+images/s (medians).
+
+On cuda (bench/gpu.ts): fp32 has TF32 off (the like-for-like anchor for medpipe's fp32
+WebGPU kernels); amp is torch.autocast float16 with a GradScaler (what users run). Timings
+end with torch.cuda.synchronize(); cudnn.benchmark is on, as in a tuned training script.
 """
 import json
 import os
@@ -134,56 +139,101 @@ MODELS = {
 }
 
 
-def bench(label, batch, steps):
+def bench(label, batch, steps, device='cpu', precision='fp32'):
     make, px = MODELS[label]
     torch.manual_seed(0)
-    model = make()
+    model = make().to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    x = torch.randn(batch, 3, px, px)
-    y = torch.arange(batch) % NUM_CLASSES
+    x = torch.randn(batch, 3, px, px, device=device)
+    y = torch.arange(batch, device=device) % NUM_CLASSES
+    cuda = device == 'cuda'
+    amp = precision == 'amp'
+    scaler = torch.cuda.amp.GradScaler() if amp else None
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
+        if amp:
+            with torch.autocast('cuda', dtype=torch.float16):
+                loss = F.cross_entropy(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    def infer():
+        if amp:
+            with torch.autocast('cuda', dtype=torch.float16):
+                model(x)
+        else:
+            model(x)
 
     model.train()
-    step()
+    for _ in range(3 if cuda else 1):
+        step()
+    sync()
     train = []
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
+        sync()
         train.append(batch / (time.perf_counter() - t0))
     model.eval()
-    infer = []
+    infer_runs = []
     with torch.no_grad():
-        model(x)
+        infer()
+        sync()
         for _ in range(max(3, steps)):
             t0 = time.perf_counter()
-            model(x)
-            infer.append(batch / (time.perf_counter() - t0))
-    return {'label': label, 'train': statistics.median(train), 'infer': statistics.median(infer),
-            'trainRuns': train, 'threads': torch.get_num_threads(), 'torch': torch.__version__}
+            infer()
+            sync()
+            infer_runs.append(batch / (time.perf_counter() - t0))
+    out = {'label': label, 'train': statistics.median(train), 'infer': statistics.median(infer_runs),
+           'trainRuns': train, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
+           'device': device, 'precision': precision}
+    if cuda:
+        out['gpu'] = torch.cuda.get_device_name(0)
+    return out
 
 
 def main(argv):
     torch.set_num_threads(int(os.environ.get('MEDPIPE_TORCH_THREADS', '2')))
     steps = 3
+    device = 'cpu'
+    precision = 'fp32'
     jobs = []
     i = 0
     while i < len(argv):
-        if argv[i] == '--steps':
-            steps = int(argv[i + 1])
+        if argv[i] in ('--steps', '--device', '--precision'):
+            if argv[i] == '--steps':
+                steps = int(argv[i + 1])
+            elif argv[i] == '--device':
+                device = argv[i + 1]
+            else:
+                precision = argv[i + 1]
             i += 2
             continue
         label, _, batch = argv[i].partition(':')
         jobs.append((label, int(batch or 8)))
         i += 1
+    if device == 'cuda':
+        if not torch.cuda.is_available():
+            print(json.dumps({'error': 'torch.cuda.is_available() is False'}))
+            return
+        # fp32 means fp32: no TF32 tensor-core matmuls or convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     for label, batch in jobs:
         if label not in MODELS:
             print(json.dumps({'label': label, 'error': 'unknown model'}))
             continue
-        print(json.dumps(bench(label, batch, steps)), flush=True)
+        print(json.dumps(bench(label, batch, steps, device, precision)), flush=True)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@
 //   computed by one thread with a summation order that does not depend on the partition,
 //   so results are bit-identical run to run and for any thread count.
 #include <node_api.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1346,6 +1347,20 @@ napi_value Info(napi_env env, napi_callback_info) {
   return obj;
 }
 
+// One non-blocking turn of Node's event loop, so that a synchronous read on the WebGPU
+// backend (tfjs dataSync) can wait for Dawn's buffer mapping, which completes only through
+// callbacks the loop runs. Returns whether the loop has more work.
+napi_value PumpEvents(napi_env env, napi_callback_info) {
+  uv_loop_t* loop = nullptr;
+  napi_value out;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    napi_throw_error(env, nullptr, "pumpEvents: no event loop");
+    return nullptr;
+  }
+  napi_get_boolean(env, uv_run(loop, UV_RUN_NOWAIT) != 0, &out);
+  return out;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -1362,6 +1377,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"pumpEvents", nullptr, PumpEvents, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -322,6 +322,14 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     });
 
   program
+    .command('engines')
+    .description('every compute backend (CUDA, WebGPU, tfjs-node, wasm, cpu): available on this machine or not, and why; which one auto picks')
+    .action(async () => {
+      const { probeEngines, enginesTable } = await import('../engine/engines.js');
+      process.stdout.write(enginesTable(await probeEngines()));
+    });
+
+  program
     .command('predict <images...>')
     .description('class probabilities for new images, prepared as the model was trained (CSV or JSON on stdout)')
     .requiredOption('-w, --weights <file|pipeline.yaml:node>', 'a finetune/pretrain checkpoint file, or the node whose weights to use')

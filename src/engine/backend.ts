@@ -1,13 +1,16 @@
-// Chooses the tfjs backend at start. Order: tfjs-node-gpu (CUDA), tfjs-node, wasm, cpu.
-// tfjs-node(-gpu) are optional: their install downloads libtensorflow, which fails offline,
-// so they are imported by name at run time and their absence is normal, not an error.
+// Chooses the tfjs backend at start. Order: tfjs-node-gpu (CUDA), WebGPU on a hardware
+// adapter (Dawn, ./webgpu.ts), tfjs-node, wasm, cpu. A software WebGPU adapter (lavapipe) is
+// used only when webgpu is asked for by name. tfjs-node(-gpu) are optional: their install
+// downloads libtensorflow, which fails offline, so they are imported by name at run time and
+// their absence is normal, not an error; so is the optional `webgpu` package.
 // Nothing heavy is imported at module load: planning code may import this file cheaply.
 
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
+import type { WebGPUStart } from './webgpu.js';
 
-export const BACKEND_ORDER = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export const BACKEND_ORDER = ['node-gpu', 'webgpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_ORDER)[number];
 
 export interface EngineInfo {
@@ -22,6 +25,8 @@ export interface EngineInfo {
   versions: Record<string, string>;
   /** Backend-specific facts worth recording (wasm SIMD, custom kernels). */
   details: Record<string, string | number | boolean>;
+  /** On webgpu: the adapter and the device limits requested (provenance). */
+  webgpu?: WebGPUStart;
   /** Choices tried before this one, and why each failed. */
   skipped: { choice: BackendChoice; reason: string }[];
 }
@@ -33,6 +38,8 @@ export interface BackendOptions {
   threads?: number;
   /** Register medpipe's wasm kernels (training needs them). Default true. */
   wasmKernels?: boolean;
+  /** The GPU this process was given (scheduler slot): adapter index for webgpu. */
+  gpuIndex?: number;
 }
 
 const PACKAGES: Record<'node-gpu' | 'node', string> = {
@@ -92,6 +99,14 @@ async function tryWasm(opts: BackendOptions, details: EngineInfo['details']): Pr
   return 'wasm';
 }
 
+async function tryWebGPU(opts: BackendOptions, asked: boolean): Promise<WebGPUStart> {
+  const tf = await import('@tensorflow/tfjs');
+  const { startWebGPU } = await import('./webgpu.js');
+  const start = await startWebGPU(tf, { allowSoftware: asked, ...(opts.gpuIndex !== undefined ? { gpuIndex: opts.gpuIndex } : {}) });
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend failed to initialise');
+  return start;
+}
+
 async function threadsOf(choice: BackendChoice): Promise<number> {
   if (choice === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -100,8 +115,9 @@ async function threadsOf(choice: BackendChoice): Promise<number> {
     const nat = loadNative();
     return nat !== undefined ? Math.max(nat.info().threads, wasm.getThreadsCount()) : wasm.getThreadsCount();
   }
-  // libtensorflow sizes its thread pools to the machine; the cpu backend is plain JS.
-  return choice === 'cpu' ? 1 : availableParallelism();
+  // libtensorflow sizes its thread pools to the machine; the cpu backend is plain JS; on
+  // webgpu one host thread drives the device.
+  return choice === 'cpu' || choice === 'webgpu' ? 1 : availableParallelism();
 }
 
 function describe(e: unknown): string {
@@ -122,7 +138,13 @@ export async function initBackend(opts: BackendOptions = {}): Promise<EngineInfo
   for (const choice of order) {
     try {
       let backend: string;
-      if (choice === 'node-gpu' || choice === 'node') backend = await tryNode(choice);
+      let webgpu: WebGPUStart | undefined;
+      if (choice === 'webgpu') {
+        // Asked for by name (alone): a software adapter will do; in an order, hardware only.
+        webgpu = await tryWebGPU(opts, order.length === 1);
+        backend = 'webgpu';
+        details.webgpuKernels = webgpu.kernels.join(',') || 'none';
+      } else if (choice === 'node-gpu' || choice === 'node') backend = await tryNode(choice);
       else if (choice === 'wasm') backend = await tryWasm(opts, details);
       else {
         const tf = await import('@tensorflow/tfjs');
@@ -133,10 +155,12 @@ export async function initBackend(opts: BackendOptions = {}): Promise<EngineInfo
       await tf.ready();
       const versions: Record<string, string> = { node: process.versions.node };
       for (const [k, v] of Object.entries(tf.version)) versions[k] = v;
-      const extra = choice === 'wasm' ? '@tensorflow/tfjs-backend-wasm' : choice === 'cpu' ? undefined : PACKAGES[choice];
-      const ev = extra === undefined ? undefined : packageVersion(extra);
-      if (extra !== undefined && ev !== undefined) versions[extra.replace('@tensorflow/', '')] = ev;
-      return { choice, backend, threads: await threadsOf(choice), versions, details, skipped };
+      const extras = choice === 'wasm' ? ['@tensorflow/tfjs-backend-wasm'] : choice === 'webgpu' ? ['@tensorflow/tfjs-backend-webgpu', 'webgpu'] : choice === 'cpu' ? [] : [PACKAGES[choice]];
+      for (const extra of extras) {
+        const ev = packageVersion(extra);
+        if (ev !== undefined) versions[extra.replace('@tensorflow/', '')] = ev;
+      }
+      return { choice, backend, threads: await threadsOf(choice), versions, details, skipped, ...(webgpu ? { webgpu } : {}) };
     } catch (e) {
       skipped.push({ choice, reason: describe(e) });
     }

@@ -4,7 +4,7 @@
 // GELU ~5 and ~10; each op a full pass over the activations and a dispatch with its own
 // fixed cost. Callers fall back to the composed form (the same function, within float32
 // rounding) when these return undefined: other backends, including tfjs-node(-gpu), keep
-// their own kernels.
+// their own kernels. On webgpu, GELU and LayerNorm are fused (WGSL); BatchNorm is composed.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { activeNative } from './native.js';
@@ -14,7 +14,10 @@ type Tf = typeof tfTypes;
 type Tensor = tfTypes.Tensor;
 
 function fusedAvailable(tf: Tf, kernel: string): boolean {
-  return tf.getBackend() === 'wasm' && activeNative() !== undefined && tf.getKernel(kernel, 'wasm') !== undefined;
+  const backend = tf.getBackend();
+  // On webgpu, those medpipe registered in WGSL (src/engine/webgpu-kernels.ts).
+  if (backend === 'webgpu') return tf.getKernel(kernel, 'webgpu') !== undefined;
+  return backend === 'wasm' && activeNative() !== undefined && tf.getKernel(kernel, 'wasm') !== undefined;
 }
 
 type Saved = (tensors: Tensor[]) => void;

@@ -41,6 +41,9 @@ export interface NativeAddon {
   adam(heap: ArrayBufferLike, entries: Float64Array, scalars: Float64Array): void;
   setThreads(n: number): void;
   info(): { isa: string; threads: number };
+  /** One non-blocking turn of Node's event loop (synchronous WebGPU reads wait with it);
+   *  absent from an addon built before it existed. */
+  pumpEvents?(): boolean;
 }
 
 let cached: { addon?: NativeAddon; reason: string } | undefined;

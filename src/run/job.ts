@@ -29,6 +29,8 @@ export interface Job {
   isolate?: boolean;
   /** A forced rerun: the new manifest replaces the one under this key (committed only once it succeeded). */
   replace?: boolean;
+  /** GPU slots this node holds (--resources gpu=N): the worker's MEDPIPE_GPUS / CUDA_VISIBLE_DEVICES. */
+  gpus?: number[];
 }
 
 export type WorkerMessage =
@@ -56,6 +58,7 @@ export function jobFor(args: {
   remote?: string;
   isolate?: boolean;
   replace?: boolean;
+  gpus?: number[];
 }): Job {
   const { node } = args;
   return {
@@ -77,5 +80,6 @@ export function jobFor(args: {
     ...(args.remote ? { remote: args.remote } : {}),
     ...(args.isolate ? { isolate: true } : {}),
     ...(args.replace ? { replace: true } : {}),
+    ...(args.gpus ? { gpus: args.gpus } : {}),
   };
 }

@@ -46,7 +46,7 @@ export interface LifecycleOptions {
   lockTtlMs?: number;
   lockWaitMs?: number;
   /** Waits for the resources the node needs (the scheduler's slots); returns their release. */
-  admit?(): Promise<() => void>;
+  admit?(): Promise<(() => void) & { gpus?: number[] }>;
   /** The node's key, once known (a batch job logs it). */
   onDecided?(key: string): void;
   onState(state: 'waiting' | 'running', detail: Reason | string): void;
@@ -165,6 +165,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ...(o.remote ? { remote: o.remote.spec } : {}),
         ...(n.isolate ? { isolate: true } : {}),
         ...(n.force ? { replace: true } : {}),
+        ...(release?.gpus && release.gpus.length > 0 ? { gpus: release.gpus } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
       const computed = store.committedManifest(key);

@@ -9,13 +9,21 @@ export interface Capacity {
 
 type Need = Capacity;
 
+/** Gives back what a node held; `gpus` are the GPU slots (0..gpu-1) it was given. */
+export type Release = (() => void) & { gpus: number[] };
+
+/** Capacities above this are "unbounded" (planning), not real GPUs with indices. */
+const MAX_GPU_SLOTS = 4096;
+
 /** Counting semaphore over several resources: a node starts only when all of its needs fit. */
 export class Slots {
   private free: Capacity;
-  private readonly waiting: { need: Need; resolve: (release: () => void) => void }[] = [];
+  private readonly freeGpus: number[];
+  private readonly waiting: { need: Need; resolve: (release: Release) => void }[] = [];
 
   constructor(readonly capacity: Capacity) {
     this.free = { ...capacity };
+    this.freeGpus = capacity.gpu <= MAX_GPU_SLOTS ? Array.from({ length: capacity.gpu }, (_, i) => i) : [];
   }
 
   /** What a node holds: cpus and memory are capped at the machine's capacity, GPUs are not. */
@@ -36,15 +44,20 @@ export class Slots {
     return (Object.keys(need) as (keyof Capacity)[]).every((k) => need[k] <= this.free[k] + 1e-9);
   }
 
-  private take(need: Need): () => void {
+  private take(need: Need): Release {
     for (const k of Object.keys(need) as (keyof Capacity)[]) this.free[k] -= need[k];
+    // Lowest free indices first; none when the capacity is unbounded.
+    this.freeGpus.sort((a, b) => a - b);
+    const gpus = this.freeGpus.splice(0, Math.min(need.gpu, this.freeGpus.length));
     let released = false;
-    return () => {
+    const release = () => {
       if (released) return;
       released = true;
       for (const k of Object.keys(need) as (keyof Capacity)[]) this.free[k] += need[k];
+      this.freeGpus.push(...gpus);
       this.drain();
     };
+    return Object.assign(release, { gpus });
   }
 
   private drain(): void {
@@ -57,9 +70,9 @@ export class Slots {
     }
   }
 
-  async acquire(need: Need, signal: AbortSignal): Promise<() => void> {
+  async acquire(need: Need, signal: AbortSignal): Promise<Release> {
     if (this.fits(need) && this.waiting.length === 0) return this.take(need);
-    return new Promise<() => void>((resolve, reject) => {
+    return new Promise<Release>((resolve, reject) => {
       const onAbort = () => {
         const i = this.waiting.indexOf(entry);
         if (i >= 0) this.waiting.splice(i, 1);
@@ -67,7 +80,7 @@ export class Slots {
       };
       const entry = {
         need,
-        resolve: (release: () => void) => {
+        resolve: (release: Release) => {
           signal.removeEventListener('abort', onAbort);
           resolve(release);
         },

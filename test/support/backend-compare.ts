@@ -46,7 +46,7 @@ export class Random {
 }
 
 /** Runs `fn` on a backend over fresh tensors built from plain arrays; returns plain arrays. */
-export function on(backend: 'cpu' | 'wasm', inputs: In[], fn: (...xs: T[]) => T | T[]): Float32Array[] {
+export function on(backend: 'cpu' | 'wasm' | 'webgpu', inputs: In[], fn: (...xs: T[]) => T | T[]): Float32Array[] {
   tf.setBackend(backend);
   return tf.tidy(() => {
     const xs = inputs.map((i) => tf.tensor(i.data, i.shape, i.data instanceof Int32Array ? 'int32' : 'float32'));
@@ -67,10 +67,10 @@ export function relErr(a: Float32Array, b: Float32Array, what = ''): number {
   return num / den;
 }
 
-/** `fn` on wasm agrees with the cpu backend within `tol` (relErr), output by output. */
-export function same(what: string, inputs: In[], fn: (...xs: T[]) => T | T[], tol = 1e-4): void {
+/** `fn` on `backend` (default wasm) agrees with the cpu backend within `tol` (relErr), output by output. */
+export function same(what: string, inputs: In[], fn: (...xs: T[]) => T | T[], tol = 1e-4, backend: 'wasm' | 'webgpu' = 'wasm'): void {
   const want = on('cpu', inputs, fn);
-  const got = on('wasm', inputs, fn);
+  const got = on(backend, inputs, fn);
   want.forEach((w, i) => {
     const e = relErr(got[i]!, w, what);
     assert.ok(e <= tol, `${what} output ${i}: rel. error ${e.toExponential(2)}`);

@@ -3,6 +3,7 @@
 // (tfjs, the native kernels) are paid once per worker instead of once per node. CPU-bound
 // stages still run in parallel, each worker with its own heap, and a crash or kill -9 of one
 // takes nothing else with it.
+import { gpuEnv } from '../../engine/gpus.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,6 +29,8 @@ const envNumber = (name: string): number | undefined => {
 
 interface Worker {
   child: ChildProcess;
+  /** The GPU slots its environment names (MEDPIPE_GPUS): a worker serves only nodes holding the same ones. */
+  gpus: string;
   /** Exit code or signal, once it is gone. */
   exited?: string;
   onExit?(how: string): void;
@@ -50,15 +53,17 @@ export class LocalExecutor implements Executor {
     this.graceMs = opts.abortGraceMs ?? 10_000;
   }
 
-  private spawn(cacheDir: string): Worker {
+  private spawn(cacheDir: string, gpus: readonly number[]): Worker {
     // What the worker prints outside a node's JS streams (the runtime's own messages) goes here.
     const raw = join(cacheDir, 'logs', 'workers.log');
     mkdirSync(dirname(raw), { recursive: true });
     const fd = openSync(raw, 'a');
-    const child = fork(WORKER, [], { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [...process.execArgv, '--enable-source-maps'] });
+    // GPU placement is fixed at start-up (tfjs-node-gpu reads CUDA_VISIBLE_DEVICES once).
+    const env = { ...process.env, ...gpuEnv(gpus, process.env) };
+    const child = fork(WORKER, [], { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [...process.execArgv, '--enable-source-maps'], env });
     closeSync(fd);
     this.started++;
-    const w: Worker = { child };
+    const w: Worker = { child, gpus: gpus.join(',') };
     this.all.add(w);
     child.on('message', (msg: WorkerMessage) => w.onMessage?.(msg));
     child.on('error', () => {});
@@ -81,8 +86,10 @@ export class LocalExecutor implements Executor {
     this.idle.push(w);
   }
 
-  private take(cacheDir: string, fresh: boolean): Worker {
-    const w = (!fresh && this.idle.pop()) || this.spawn(cacheDir);
+  private take(cacheDir: string, fresh: boolean, gpus: readonly number[]): Worker {
+    let i = -1;
+    if (!fresh) for (let k = this.idle.length - 1; k >= 0 && i < 0; k--) if (this.idle[k]!.gpus === gpus.join(',')) i = k;
+    const w = i >= 0 ? this.idle.splice(i, 1)[0]! : this.spawn(cacheDir, gpus);
     w.child.ref();
     (w.child.channel as { ref?(): void } | undefined)?.ref?.();
     return w;
@@ -95,7 +102,7 @@ export class LocalExecutor implements Executor {
   }
 
   run(job: Job, onProgress: (text: string) => void, signal: AbortSignal): Promise<ExecResult> {
-    const w = this.take(job.cacheDir, Boolean(job.isolate));
+    const w = this.take(job.cacheDir, Boolean(job.isolate), job.gpus ?? []);
     return new Promise((resolve) => {
       let error: string | undefined;
       let settled = false;

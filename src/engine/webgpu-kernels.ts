@@ -1,0 +1,464 @@
+// WGSL kernels medpipe registers on tfjs-backend-webgpu 4.22 where its own are slow on the
+// training hot path:
+//
+// - Conv2DBackpropFilter: tfjs runs one thread per filter weight, each looping serially over
+//   batch x height x width (802,816 iterations per thread for ResNet50's stem at batch 64,
+//   224 px, with only 9,408 threads). Here it is a GEMM, dW[M = KH*KW*CI, N = CO] =
+//   im2col(x)^T [M, K = B*OH*OW] . dy [K, N], in 64 x 64 tiles staged through workgroup
+//   memory (each thread 4 x 4 outputs), with K split across workgroups (split-K) so that a
+//   small filter still fills the GPU; a second pass adds the slices in a fixed order, so the
+//   result is the same on every run.
+//
+// - AddN: tfjs binds every input at once; above maxStorageBuffersPerShaderStage - 1 inputs
+//   (7 or 15 on most devices; a global gradient norm adds one per parameter tensor) the
+//   pipeline is invalid and its whole command buffer is dropped. Summed in groups here.
+//
+// - MedpipeGelu / MedpipeGeluGrad (src/engine/fused-ops.ts): exact GELU and its gradient as
+//   one pass each, where tfjs composes ~5 and ~10 element-wise dispatches. erf is the
+//   Abramowitz-Stegun 7.1.26 form tfjs's own erf kernels use (|error| < 1.5e-7).
+// - MedpipeLayerNorm / MedpipeLayerNormGrad: LayerNorm over the last axis, one workgroup
+//   per row (two-pass mean and variance in workgroup memory); the gradient's row terms the
+//   same way, its scale/offset sums over rows in 64-row slices added in a fixed order.
+//
+// Each kernel falls back to tfjs's own for what it does not cover (NCHW, dilations).
+
+import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
+
+import { GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
+
+type Tf = typeof import('@tensorflow/tfjs');
+type Pad = 'valid' | 'same' | number | BackendUtil.ExplicitPadding;
+
+/** The slice of tfjs-webgpu's backend and program interfaces these kernels use. */
+interface UniformEntry {
+  type: 'int32' | 'float32' | 'uint32';
+  data: number[];
+}
+interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  uniforms: string;
+  workgroupSize: [number, number, number];
+  size?: boolean;
+  getUserCode(): string;
+}
+interface WebGPUBackendLike {
+  runWebGPUProgram(p: Program, inputs: TensorInfo[], dtype: 'float32', uniforms: UniformEntry[]): TensorInfo;
+  disposeData(dataId: object): void;
+  device: { limits: Record<string, number> };
+}
+
+const BACKEND = 'webgpu';
+export const CONV_FILTER_TILE = 64;
+const TK = 16;
+
+/** Split-K plan for an [M x N] result over K: enough workgroups to fill a large GPU, each
+ *  slice at least 16 K-tiles long, the partial sums within a quarter of the binding limit. */
+export function splitK(M: number, N: number, K: number, maxBindingBytes: number): { slices: number; chunk: number } {
+  const tiles = Math.ceil(M / CONV_FILTER_TILE) * Math.ceil(N / CONV_FILTER_TILE);
+  const byFill = Math.ceil(1024 / tiles);
+  const byLength = Math.max(1, Math.floor(K / (16 * TK)));
+  const byMemory = Math.max(1, Math.floor(maxBindingBytes / 4 / (M * N * 4)));
+  const want = Math.max(1, Math.min(byFill, byLength, byMemory, 4096));
+  const chunk = Math.ceil(Math.ceil(K / want) / TK) * TK;
+  return { slices: Math.ceil(K / chunk), chunk };
+}
+
+function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number): Program {
+  return {
+    outputShape,
+    // The K loop's trip count is baked in (uniform control flow around the barriers).
+    shaderKey: `medpipeConvFilterGemm_${tilesPerSlice}`,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch,
+    variableNames: ['x', 'dy'],
+    uniforms: 'M : i32, N : i32, K : i32, chunk : i32, CI : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,',
+    workgroupSize: [256, 1, 1],
+    getUserCode: () => `
+      var<workgroup> As : array<f32, ${TK * 64}>;
+      var<workgroup> Bs : array<f32, ${TK * 64}>;
+
+      fn main(index : i32) {
+        let tid = i32(localIndex);
+        let tx = tid % 16;
+        let ty = tid / 16;
+        let m0 = i32(workgroupId.x) * 64;
+        let n0 = i32(workgroupId.y) * 64;
+        let kBegin = i32(workgroupId.z) * uniforms.chunk;
+        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
+        var acc : array<f32, 16>;
+        for (var t = 0; t < ${tilesPerSlice}; t++) {
+          let k0 = kBegin + t * ${TK};
+          for (var i = 0; i < ${(TK * 64) / 256}; i++) {
+            let e = tid + i * 256;
+            let kk = e / 64;
+            let mm = e % 64;
+            let k = k0 + kk;
+            let m = m0 + mm;
+            var a = 0.0;
+            if (k < kEnd && m < uniforms.M) {
+              let ci = m % uniforms.CI;
+              let r = m / uniforms.CI;
+              let kw = r % uniforms.KW;
+              let kh = r / uniforms.KW;
+              let ow = k % uniforms.OW;
+              let q = k / uniforms.OW;
+              let oh = q % uniforms.OH;
+              let b = q / uniforms.OH;
+              let ih = oh * uniforms.sh - uniforms.pt + kh;
+              let iw = ow * uniforms.sw - uniforms.pl + kw;
+              if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
+                a = x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
+              }
+            }
+            As[e] = a;
+            let n = n0 + mm;
+            var bv = 0.0;
+            if (k < kEnd && n < uniforms.N) {
+              bv = dy[k * uniforms.N + n];
+            }
+            Bs[e] = bv;
+          }
+          workgroupBarrier();
+          for (var kk = 0; kk < ${TK}; kk++) {
+            let a0 = As[kk * 64 + ty * 4];
+            let a1 = As[kk * 64 + ty * 4 + 1];
+            let a2 = As[kk * 64 + ty * 4 + 2];
+            let a3 = As[kk * 64 + ty * 4 + 3];
+            let bq = vec4<f32>(Bs[kk * 64 + tx * 4], Bs[kk * 64 + tx * 4 + 1], Bs[kk * 64 + tx * 4 + 2], Bs[kk * 64 + tx * 4 + 3]);
+            for (var j = 0; j < 4; j++) {
+              acc[j] = acc[j] + a0 * bq[j];
+              acc[4 + j] = acc[4 + j] + a1 * bq[j];
+              acc[8 + j] = acc[8 + j] + a2 * bq[j];
+              acc[12 + j] = acc[12 + j] + a3 * bq[j];
+            }
+          }
+          workgroupBarrier();
+        }
+        let base = i32(workgroupId.z) * uniforms.M * uniforms.N;
+        for (var i = 0; i < 4; i++) {
+          let m = m0 + ty * 4 + i;
+          for (var j = 0; j < 4; j++) {
+            let n = n0 + tx * 4 + j;
+            if (m < uniforms.M && n < uniforms.N) {
+              result[base + m * uniforms.N + n] = acc[i * 4 + j];
+            }
+          }
+        }
+      }
+    `,
+  };
+}
+
+function sliceSum(outputShape: number[]): Program {
+  const size = outputShape.reduce((a, b) => a * b, 1);
+  return {
+    outputShape,
+    shaderKey: 'medpipeSliceSum',
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    variableNames: ['partial'],
+    uniforms: 'slices : i32,',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0.0;
+          for (var z = 0; z < uniforms.slices; z++) {
+            s = s + partial[z * uniforms.size + index];
+          }
+          setOutputAtIndex(index, s);
+        }
+      }
+    `,
+  };
+}
+
+interface KernelArgs {
+  inputs: NamedTensorInfoMap;
+  backend: object;
+  attrs?: NamedAttrMap;
+}
+
+function conv2DBackpropFilter(tf: Tf, original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+    const a = args.attrs as unknown as { strides: number | [number, number]; pad: Pad; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+    if (a.dataFormat === 'NCHW' || x.dtype !== 'float32') return original(args as Parameters<KernelFunc>[0]);
+    const be = args.backend as WebGPUBackendLike;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
+    const M = info.filterHeight * info.filterWidth * info.inChannels;
+    const N = info.outChannels;
+    const K = info.batchSize * info.outHeight * info.outWidth;
+    const { slices, chunk } = splitK(M, N, K, be.device.limits.maxStorageBufferBindingSize ?? 128 << 20);
+    const dispatch: [number, number, number] = [Math.ceil(M / 64), Math.ceil(N / 64), slices];
+    const uniforms: UniformEntry[] = [M, N, K, chunk, info.inChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
+      info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
+    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK);
+    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', uniforms);
+    if (slices === 1) return out;
+    const summed = be.runWebGPUProgram(sliceSum([...a.filterShape]), [out], 'float32', [{ type: 'int32', data: [slices] }]);
+    be.disposeData(out.dataId);
+    return summed;
+  }) as unknown as KernelFunc;
+}
+
+/** AddN in groups that fit the device's storage-buffer bindings (one is the output). */
+function addN(original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const be = args.backend as WebGPUBackendLike;
+    const group = Math.max(2, (be.device.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+    let xs = Object.values(args.inputs) as TensorInfo[];
+    const made: TensorInfo[] = [];
+    while (xs.length > group) {
+      const next: TensorInfo[] = [];
+      for (let i = 0; i < xs.length; i += group) {
+        const part = xs.slice(i, i + group);
+        if (part.length === 1) next.push(part[0]!);
+        else {
+          const sum = original({ ...args, inputs: part as unknown as NamedTensorInfoMap } as Parameters<KernelFunc>[0]) as TensorInfo;
+          made.push(sum);
+          next.push(sum);
+        }
+      }
+      xs = next;
+    }
+    const out = original({ ...args, inputs: xs as unknown as NamedTensorInfoMap } as Parameters<KernelFunc>[0]) as TensorInfo;
+    for (const t of made) be.disposeData(t.dataId);
+    return out;
+  }) as unknown as KernelFunc;
+}
+
+const ERF_WGSL = `
+      fn erfAS(v : f32) -> f32 {
+        let a = abs(v);
+        let t = 1.0 / (1.0 + 0.3275911 * a);
+        let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        let r = 1.0 - poly * exp(-a * a);
+        return select(r, -r, v < 0.0);
+      }`;
+
+function elementwise(key: string, names: string[], shape: number[], body: string): Program {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    outputShape: shape,
+    shaderKey: key,
+    dispatchLayout: { x: shape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    variableNames: names,
+    uniforms: '',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      ${ERF_WGSL}
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }
+    `,
+  };
+}
+
+function gelu(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    return be.runWebGPUProgram(elementwise('medpipeGelu', ['x'], x.shape, `
+          let v = x[index];
+          setOutputAtIndex(index, 0.5 * v * (1.0 + erfAS(v * 0.7071067811865476)));`), [x], 'float32', []);
+  }) as unknown as KernelFunc;
+}
+
+function geluGrad(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    return be.runWebGPUProgram(elementwise('medpipeGeluGrad', ['dy', 'x'], x.shape, `
+          let v = x[index];
+          let cdf = 0.5 * (1.0 + erfAS(v * 0.7071067811865476));
+          let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
+          setOutputAtIndex(index, dy[index] * (cdf + v * pdf));`), [dy, x], 'float32', []);
+  }) as unknown as KernelFunc;
+}
+
+/** Rows per dispatch column: workgroup ids stay under the per-dimension limit (65535). */
+const ROWS_X = 32768;
+
+/** One 64-thread workgroup per row of [rows x D]; `body` runs after `sum(v)` helpers exist.
+ *  Out-of-range workgroups (the 2-D dispatch's tail) compute row rows-1 and write nothing,
+ *  so every barrier stays in uniform control flow. */
+function perRow(key: string, names: string[], outputShape: number[], rows: number, body: string): Program {
+  return {
+    outputShape,
+    shaderKey: key,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.min(rows, ROWS_X), Math.ceil(rows / ROWS_X), 1],
+    variableNames: names,
+    uniforms: 'rows : i32, D : i32, eps : f32,',
+    workgroupSize: [64, 1, 1],
+    getUserCode: () => `
+      var<workgroup> red : array<f32, 64>;
+      fn sum64(v : f32) -> f32 {
+        let t = i32(localIndex);
+        red[t] = v;
+        workgroupBarrier();
+        for (var s = 32; s > 0; s = s >> 1) {
+          if (t < s) {
+            red[t] = red[t] + red[t + s];
+          }
+          workgroupBarrier();
+        }
+        let r = red[0];
+        workgroupBarrier();
+        return r;
+      }
+      fn main(index : i32) {
+        let t = i32(localIndex);
+        let wanted = i32(workgroupId.y) * ${ROWS_X} + i32(workgroupId.x);
+        let live = wanted < uniforms.rows;
+        let row = min(wanted, uniforms.rows - 1);
+        let D = uniforms.D;
+        let base = row * D;
+        ${body}
+      }
+    `,
+  };
+}
+
+function layerNormKernel(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    const eps = (args.attrs as { epsilon: number }).epsilon;
+    const D = x.shape[x.shape.length - 1]!;
+    const rows = x.shape.reduce((a, b) => a * b, 1) / D;
+    const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [eps] }];
+    // Mean and 1/sqrt(var + eps) per row first (two outputs), then y from them.
+    const stat = (which: 'mean' | 'rstd') => be.runWebGPUProgram(perRow(`medpipeLnStat_${which}`, ['x'], [rows], rows, `
+        var s = 0.0;
+        for (var i = t; i < D; i += 64) { s += x[base + i]; }
+        let mean = sum64(s) / f32(D);
+        var q = 0.0;
+        for (var i = t; i < D; i += 64) { let d = x[base + i] - mean; q += d * d; }
+        let rstd = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
+        if (live && t == 0) { result[row] = ${which === 'mean' ? 'mean' : 'rstd'}; }`), [x], 'float32', uniforms);
+    const mean = stat('mean');
+    const rstd = stat('rstd');
+    const y = be.runWebGPUProgram(perRow('medpipeLnApply', ['x', 'mean', 'rstd', 'scale', 'offset'], x.shape, rows, `
+        let m = mean[row];
+        let r = rstd[row];
+        if (live) {
+          for (var i = t; i < D; i += 64) { result[base + i] = (x[base + i] - m) * r * scale[i] + offset[i]; }
+        }`), [x, mean, rstd, scale, offset], 'float32', uniforms);
+    return [y, mean, rstd];
+  }) as unknown as KernelFunc;
+}
+
+function layerNormGrad(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, x, mean, rstd, scale } = args.inputs as Record<'dy' | 'x' | 'mean' | 'rstd' | 'scale', TensorInfo>;
+    const be = args.backend as WebGPUBackendLike;
+    const D = x.shape[x.shape.length - 1]!;
+    const rows = x.shape.reduce((a, b) => a * b, 1) / D;
+    const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [0] }];
+    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * scale.
+    const dx = be.runWebGPUProgram(perRow('medpipeLnGradX', ['dy', 'x', 'mean', 'rstd', 'scale'], x.shape, rows, `
+        let m = mean[row];
+        let r = rstd[row];
+        var sg = 0.0;
+        var sgx = 0.0;
+        for (var i = t; i < D; i += 64) {
+          let g = dy[base + i] * scale[i];
+          sg += g;
+          sgx += g * (x[base + i] - m) * r;
+        }
+        let mg = sum64(sg) / f32(D);
+        let mgx = sum64(sgx) / f32(D);
+        if (live) {
+          for (var i = t; i < D; i += 64) {
+            let xhat = (x[base + i] - m) * r;
+            result[base + i] = r * (dy[base + i] * scale[i] - mg - xhat * mgx);
+          }
+        }`), [dy, x, mean, rstd, scale], 'float32', uniforms);
+    // dscale = sum over rows of dy * xhat, doffset = sum of dy: 64-row slices, then their sum.
+    const slices = Math.ceil(rows / 64);
+    const columns = (withXhat: boolean): TensorInfo => {
+      const partial = be.runWebGPUProgram({
+        outputShape: [slices, D],
+        shaderKey: `medpipeLnGradCols_${withXhat}`,
+        dispatchLayout: { x: [0, 1] },
+        dispatch: [Math.ceil((slices * D) / 64), 1, 1],
+        // Every binding must be used (layout 'auto' drops unused ones): doffset reads dy only.
+        variableNames: withXhat ? ['dy', 'x', 'mean', 'rstd'] : ['dy'],
+        uniforms: 'rows : i32, D : i32,',
+        workgroupSize: [64, 1, 1],
+        size: true,
+        getUserCode: () => `
+          fn main(index : i32) {
+            if (index < uniforms.size) {
+              let c = index % uniforms.D;
+              let s = index / uniforms.D;
+              let end = min(s * 64 + 64, uniforms.rows);
+              var acc = 0.0;
+              for (var r = s * 64; r < end; r++) {
+                let v = dy[r * uniforms.D + c];
+                ${withXhat ? 'acc += v * (x[r * uniforms.D + c] - mean[r]) * rstd[r];' : 'acc += v;'}
+              }
+              setOutputAtIndex(index, acc);
+            }
+          }
+        `,
+      }, withXhat ? [dy, x, mean, rstd] : [dy], 'float32', [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }]);
+      const out = be.runWebGPUProgram(sliceSum([D]), [partial], 'float32', [{ type: 'int32', data: [slices] }]);
+      be.disposeData(partial.dataId);
+      return out;
+    };
+    return [dx, columns(true), columns(false)];
+  }) as unknown as KernelFunc;
+}
+
+const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
+const originals = new Map<string, KernelConfig>();
+
+/** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
+export function registerWebGPUKernels(tf: Tf): string[] {
+  const mine: [string, (original: KernelFunc) => KernelFunc][] = [
+    ['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)],
+    ['AddN', addN],
+    [GELU, gelu],
+    [GELU_GRAD, geluGrad],
+    [LN, layerNormKernel],
+    [LN_GRAD, layerNormGrad],
+  ];
+  for (const [name, make] of mine) {
+    const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
+    if (current?.[REGISTERED]) continue;
+    // Kernels of medpipe's own (fused ops) have no tfjs original to wrap or restore.
+    if (current !== undefined) {
+      originals.set(name, current);
+      tf.unregisterKernel(name, BACKEND);
+    }
+    const fallback: KernelFunc = current?.kernelFunc ?? (() => {
+      throw new Error(`${name}: no webgpu kernel to fall back to`);
+    });
+    const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(fallback), [REGISTERED]: true };
+    tf.registerKernel(config);
+  }
+  return mine.map(([n]) => n);
+}
+
+/** Puts tfjs-webgpu's own kernels back (tests compare both). */
+export function unregisterWebGPUKernels(tf: Tf): void {
+  for (const k of tf.getKernelsForBackend(BACKEND)) {
+    const c = k as KernelConfig & { [REGISTERED]?: true };
+    if (!c[REGISTERED]) continue;
+    tf.unregisterKernel(k.kernelName, BACKEND);
+    const original = originals.get(k.kernelName);
+    if (original !== undefined) tf.registerKernel(original);
+  }
+}

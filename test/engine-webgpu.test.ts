@@ -1,0 +1,187 @@
+// The WebGPU engine (Dawn + tfjs-backend-webgpu) against the reference backends: medpipe's
+// WGSL kernels against cpu on randomised shapes (values and gradients), and a few training
+// steps of the demo ResNet and ViT against wasm. Runs on whatever adapter Dawn finds; in CI
+// that is Mesa's software Vulkan (lavapipe, .ci/run). Without an adapter every test skips
+// and says why.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type EngineInfo } from '../src/engine/backend.js';
+import { registerWebGPUKernels, splitK, unregisterWebGPUKernels } from '../src/engine/webgpu-kernels.js';
+import { on, Random, relErr, same, z4, type Pad, type T } from './support/backend-compare.js';
+import { makeTrainer, type BenchModel } from '../bench/engine.js';
+import { spawnSync } from 'node:child_process';
+import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../src/engine/fused-ops.js';
+import { gelu } from '../src/ml/models/layers.js';
+import { fileURLToPath } from 'node:url';
+
+const rng = new Random(4242);
+const { int, pick, F } = rng;
+const randomPad = (kh: number, kw: number): Pad => rng.pad(kh, kw, 0.3, 0.3);
+
+let engine: EngineInfo | undefined;
+let why = '';
+
+before(async () => {
+  try {
+    engine = await initBackend({ prefer: 'webgpu' });
+  } catch (e) {
+    why = `no WebGPU adapter: ${(e as Error).message} (install a Vulkan driver, e.g. mesa-vulkan-drivers from bookworm-backports: see README, GPU)`;
+  }
+  await initBackend({ prefer: 'wasm' });
+  await tf.setBackend('cpu');
+});
+
+const gpuTest = (name: string, fn: () => void | Promise<void>) =>
+  test(name, async (t) => {
+    if (engine === undefined) return t.skip(why);
+    await fn();
+  });
+
+gpuTest('the adapter and requested limits are recorded', () => {
+  const w = engine!.webgpu!;
+  assert.equal(engine!.backend, 'webgpu');
+  for (const k of ['vendor', 'architecture', 'device', 'driver'] as const) assert.equal(typeof w.adapter[k], 'string');
+  assert.equal(typeof w.adapter.software, 'boolean');
+  assert.ok(w.limits.maxStorageBufferBindingSize! >= 128 * 2 ** 20, 'binding size at least the WebGPU default');
+  assert.ok(w.limits.maxBufferSize! >= w.limits.maxStorageBufferBindingSize! || w.limits.maxBufferSize! >= 256 * 2 ** 20);
+  assert.match(String(engine!.details.webgpuKernels), /Conv2DBackpropFilter/);
+});
+
+test('split-K plans cover K exactly and fill the GPU for small filters', () => {
+  for (const [M, N, K] of [[147, 64, 802816], [4608, 512, 3136], [27, 5, 30], [64, 64, 16]] as const) {
+    const { slices, chunk } = splitK(M, N, K, 2 ** 31);
+    assert.equal(chunk % 16, 0);
+    assert.ok(slices * chunk >= K && (slices - 1) * chunk < K, `${M}x${N}x${K}: ${slices} x ${chunk}`);
+  }
+  assert.ok(splitK(147, 64, 802816, 2 ** 31).slices >= 100, 'the stem filter is split');
+  assert.equal(splitK(4608, 512, 3136, 2 ** 31).slices, 2);
+  // Partial sums stay within a quarter of the binding limit.
+  const small = splitK(147, 64, 802816, 128 * 2 ** 20);
+  assert.ok(small.slices * 147 * 64 * 4 <= 32 * 2 ** 20);
+});
+
+gpuTest('Conv2DBackpropFilter (WGSL tiled GEMM) matches cpu: strides, paddings, odd sizes, split-K', () => {
+  for (let i = 0; i < 12; i++) {
+    const kh = int(1, 7);
+    const kw = int(1, 7);
+    const strides: [number, number] = [pick([1, 2, 3]), pick([1, 2])];
+    const pad = randomPad(kh, kw);
+    // Some cases long in K (batch x output pixels) so that the split into slices is exercised.
+    const big = i % 4 === 0;
+    const xShape = [int(1, big ? 6 : 3), int(kh + 1, big ? 40 : 13), int(kw + 1, big ? 40 : 13), int(1, 9)];
+    const fShape = [kh, kw, xShape[3]!, int(1, 70)];
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), strides, pad).shape;
+    const what = `x ${xShape} f ${fShape} s ${strides} pad ${JSON.stringify(pad)}`;
+    const attrs = { strides, pad, dataFormat: 'NHWC', filterShape: fShape };
+    same(`${what} bpFilter`, [F(xShape), F(yShape)], (x, dy) => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as T, 1e-4, 'webgpu');
+    same(`${what} grads`, [F(xShape), F(fShape), F(yShape)], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), w)))([x, f]), 1e-4, 'webgpu');
+  }
+});
+
+gpuTest("medpipe's kernel replaces tfjs-webgpu's and agrees with it", () => {
+  const x = F([2, 15, 17, 5]);
+  const fShape = [3, 3, 5, 33];
+  const yShape = tf.conv2d(z4(x.shape), z4(fShape), 2, 'same').shape;
+  const dy = F(yShape);
+  const run = () => on('webgpu', [x, dy], (a, b) => tf.engine().runKernel('Conv2DBackpropFilter', { x: a, dy: b }, { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', filterShape: fShape }) as T)[0]!;
+  const ours = run();
+  unregisterWebGPUKernels(tf);
+  try {
+    const theirs = run();
+    assert.ok(relErr(ours, theirs) < 1e-5, `rel. error ${relErr(ours, theirs)}`);
+  } finally {
+    registerWebGPUKernels(tf);
+  }
+});
+
+gpuTest('AddN over more inputs than the device binds at once (a global gradient norm) matches cpu', () => {
+  for (const n of [2, 7, 15, 16, 40, 57]) {
+    const shape = [int(1, 5), int(1, 9)];
+    const inputs = Array.from({ length: n }, () => F(shape));
+    same(`addN of ${n}`, inputs, (...xs) => tf.addN(xs), 1e-5, 'webgpu');
+    same(`grad of the norm of ${n}`, inputs, (...xs) => tf.grads((...ys: T[]) => tf.sqrt(tf.addN(ys.map((y) => tf.sum(tf.square(y))))))(xs), 1e-5, 'webgpu');
+  }
+});
+
+gpuTest('fused GELU (WGSL, one pass each way) matches the composed form on cpu, values and gradients', () => {
+  for (let i = 0; i < 6; i++) {
+    const shape = [int(1, 70), int(1, 33)];
+    const x = F(shape, () => (rng.rand() * 2 - 1) * 6);
+    same(`gelu ${shape}`, [x], (a) => gelu(a as tf.Tensor2D), 1e-5, 'webgpu');
+    same(`gelu grad ${shape}`, [x, F(shape)], (a, w) => tf.grad((b: T) => tf.sum(tf.mul(gelu(b as tf.Tensor2D), w)))(a), 1e-5, 'webgpu');
+  }
+  // The fused kernel is what ran: on cpu the fused form is absent, on webgpu present.
+  tf.setBackend('webgpu');
+  const probe = tf.tidy(() => fusedGelu(tf, tf.ones([2, 2])) !== undefined);
+  tf.setBackend('cpu');
+  assert.equal(probe, true);
+});
+
+/** nn.LayerNorm: the fused kernel where there is one (webgpu), the composed form elsewhere (cpu). */
+function layerNormEither(x: T, g: T, b: T, eps: number): T {
+  const fused = fusedLayerNorm(tf, x, g, b, eps);
+  if (fused) return fused;
+  const { mean, variance } = tf.moments(x, x.rank - 1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), g), b);
+}
+
+gpuTest('fused LayerNorm (WGSL, a workgroup per row) matches the composed form on cpu, values and gradients', () => {
+  for (let i = 0; i < 6; i++) {
+    const D = pick([1, 7, 64, 65, 192, 384]);
+    const shape = [int(1, 90), D];
+    const eps = pick([1e-5, 1e-6]);
+    // An offset mean per row, as activations have: the two-pass variance must not cancel.
+    const x = F(shape, () => rng.rand() * 4 + 3);
+    same(`layerNorm ${shape}`, [x, F([D]), F([D])], (a, g, b) => layerNormEither(a, g, b, eps), 1e-4, 'webgpu');
+    same(`layerNorm grads ${shape}`, [x, F([D]), F([D]), F(shape)], (a, g, b, w) =>
+      tf.grads((p: T, q: T, r: T) => tf.sum(tf.mul(layerNormEither(p, q, r, eps), w)))([a, g, b]), 1e-4, 'webgpu');
+  }
+  // More rows than one dispatch dimension takes (the 2-D grid's tail).
+  const tall = [32_800, 3];
+  same('layerNorm grads, 32,800 rows', [F(tall), F([3]), F([3]), F(tall)], (a, g, b, w) =>
+    tf.grads((p: T, q: T, r: T) => tf.sum(tf.mul(layerNormEither(p, q, r, 1e-6), w)))([a, g, b]), 1e-4, 'webgpu');
+});
+
+gpuTest("a device error (tfjs's own AddN over 40 inputs) makes reads throw instead of returning stale data", () => {
+  const backendJs = fileURLToPath(new URL('../src/engine/backend.js', import.meta.url));
+  const kernelsJs = fileURLToPath(new URL('../src/engine/webgpu-kernels.js', import.meta.url));
+  const script = `
+    const tf = await import('@tensorflow/tfjs');
+    const { initBackend } = await import(${JSON.stringify(backendJs)});
+    const { unregisterWebGPUKernels } = await import(${JSON.stringify(kernelsJs)});
+    await initBackend({ prefer: 'webgpu' });
+    unregisterWebGPUKernels(tf);
+    const xs = Array.from({ length: 40 }, (_, i) => tf.fill([3], i));
+    try { console.log('VALUES', Array.from(tf.addN(xs).dataSync()).join(',')); } catch (e) { console.log('THREW', e.message); }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+  assert.match(r.stdout, /THREW WebGPU device error, results since are invalid: .*storage buffers/, r.stdout + r.stderr);
+});
+
+const demo = (model: string): BenchModel => ({ label: model, model, imageSize: 32, batch: 4, micro: 4, steps: 3 });
+
+async function losses(backend: string, m: BenchModel, steps: number): Promise<number[]> {
+  await tf.setBackend(backend);
+  const t = makeTrainer(m, 7);
+  try {
+    return Array.from({ length: steps }, () => t.step());
+  } finally {
+    t.dispose();
+  }
+}
+
+for (const model of ['resnet_demo', 'vit_demo']) {
+  gpuTest(`${model}: training losses on webgpu follow wasm step by step, and repeat exactly per seed`, async () => {
+    const m = demo(model);
+    const want = await losses('wasm', m, 3);
+    const got = await losses('webgpu', m, 3);
+    const again = await losses('webgpu', m, 3);
+    await tf.setBackend('cpu');
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(Math.abs(got[i]! - want[i]!) <= 2e-4 * Math.max(1, Math.abs(want[i]!)), `step ${i}: webgpu ${got[i]} vs wasm ${want[i]}`);
+    }
+    assert.ok(want[want.length - 1]! < want[0]!, `the loss falls (${want.join(', ')})`);
+    assert.deepEqual(again, got);
+  });
+}
