@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { decodeBytes } from '../src/data/decode.js';
 import { pilBilinearResize } from '../src/data/pil-resize.js';
 import { clipPerParameter } from '../src/ml/dino/clip.js';
+import { DINO_KNN, knnAccuracy } from '../src/ml/dino/knn.js';
 import { balancedAccuracy, macroRecall } from '../src/ml/metrics.js';
 import { Adam } from '../src/ml/train/adam.js';
 import { taskMetric } from '../src/ml/train/task-metrics.js';
@@ -26,6 +27,7 @@ interface Fixture {
     after: Record<'a' | 'b', number[]>[];
   };
   norm: { n: number; float64: number; torch_float32: number };
+  knn: { dim: number; classes: number; bank: number[]; bank_labels: number[]; queries: number[]; query_labels: number[]; top1: number };
 }
 
 const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/reference/fidelity.json', import.meta.url), 'utf8')) as Fixture;
@@ -103,4 +105,11 @@ test('the clipping norm of a 2M-element gradient agrees with the float64 norm to
   const norm = clipPerParameter(grads, 1e9).get('w')!;
   assert.ok(Math.abs(norm - float64) / float64 < 1.2e-7, `norm ${norm} vs float64 ${float64}: relative ${Math.abs(norm - float64) / float64}`);
   grads.get('w')!.dispose();
+});
+
+test("the DINO k-NN monitor gives eval_knn's top-1 (cosine, 20 neighbours, T 0.07)", () => {
+  const r = fixture.knn;
+  const top1 = knnAccuracy(Float32Array.from(r.bank), r.bank_labels, Float32Array.from(r.queries), r.query_labels, r.dim, { ...DINO_KNN, classes: r.classes });
+  assert.equal(top1, r.top1);
+  assert.ok(r.top1 > 0.3 && r.top1 < 1, `the fixture is neither chance nor solved (${r.top1})`);
 });
