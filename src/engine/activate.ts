@@ -13,7 +13,9 @@ export const BACKEND_PARAM = { enum: ['auto', 'node-gpu', 'node', 'wasm', 'cpu']
  */
 export async function activateEngine(backend: string, provenance: (info: JSONObject) => void): Promise<{ tf: Tf; engine: EngineInfo }> {
   const engine = await initBackend(backend === 'auto' ? {} : { prefer: parseBackendChoice(backend) });
-  provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions } });
+  // details hold the native kernels' ISA (avx512/avx2/none) and thread count: results differ
+  // in the last bits between them.
+  provenance({ engine: { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions, details: engine.details } });
   const tf: Tf = await import('@tensorflow/tfjs');
   await tf.setBackend(engine.backend);
   if (tf.getBackend() !== engine.backend) throw new Error(`backend ${engine.backend} did not activate`);
