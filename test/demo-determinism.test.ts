@@ -33,7 +33,7 @@ async function coldTable(): Promise<string> {
   return shown.stdout;
 }
 
-test('[slow] two cold runs of the reduced demo print byte-identical tables', { timeout: 1_200_000 }, async () => {
+test('[slow] two cold runs of the reduced demo print byte-identical tables', { timeout: 1_800_000 }, async () => {
   const first = await coldTable();
   assert.match(first, /\| ProxyNet\+DINO \| ViT-demo \| -?\d\.\d{3}/, first);
   const second = await coldTable();
