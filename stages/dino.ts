@@ -9,6 +9,8 @@ import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
+import { DINO_AUGMENT } from '../src/ml/dino/augment.js';
+import type { KnnMonitor } from '../src/ml/dino/train.js';
 
 export interface DinoParams {
   epochs: number;
@@ -35,16 +37,39 @@ export interface DinoParams {
   local_crops_scale: [number, number];
   global_size?: number;
   local_size?: number;
+  hflip: number;
+  color_jitter: { brightness: number; contrast: number; saturation: number; hue: number; p: number };
+  grayscale: number;
+  blur: [number, number, number];
+  blur_radius: [number, number];
+  solarize: number;
+  knn_every: number;
   seed: number;
   checkpoint_every: number;
   backend: string;
 }
 
 const scalePair = { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, minItems: 2, maxItems: 2 };
+const probability = { type: 'number', minimum: 0, maximum: 1 };
+const A = DINO_AUGMENT;
+
+function withDefaults(p: DinoParams): DinoParams {
+  // ajv fills the defaults of the top level; a partial color_jitter keeps DINO's other values.
+  return { ...p, color_jitter: { ...DINO_AUGMENT.jitter, ...p.color_jitter } };
+}
+
+/** The monitor's settings, or null when it is off or the split has no val images. */
+function knnMonitor(p: DinoParams, split: { val?: number[] }, meta: JSONObject, globalSize: number): KnnMonitor | null {
+  const classes = Array.isArray(meta['classes']) ? meta['classes'].length : 0;
+  if (p.knn_every === 0 || !split.val || split.val.length === 0 || classes < 2) return null;
+  return { every: p.knn_every, val: split.val, classes, resize: Math.round((globalSize * 256) / 224) };
+}
 
 export default defineStage<DinoParams>({
   kind: 'dino',
-  version: 1,
+  // 2: the k-NN monitor, teacher entropy and KL in the curves; augmentation parameters; Adam
+  // steps per parameter (the last layer's bias correction after its frozen epochs).
+  version: 2,
   description: 'DINO self-supervised pretraining (student/teacher self-distillation, multi-crop) on the training split; output: the teacher backbone',
   params: {
     type: 'object',
@@ -74,6 +99,25 @@ export default defineStage<DinoParams>({
       local_crops_scale: { ...scalePair, default: [0.05, 0.4] },
       global_size: { type: 'integer', minimum: 8, description: 'global crop size (default: the checkpoint\'s input size)' },
       local_size: { type: 'integer', minimum: 8, description: 'local crop size (default: 96/224 of the input size, whole ViT patches)' },
+      hflip: { ...probability, default: A.hflip, description: 'horizontal flip probability' },
+      color_jitter: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'ColorJitter(brightness, contrast, saturation, hue) applied with probability p (DINO: 0.4, 0.4, 0.2, 0.1, p 0.8)',
+        properties: {
+          brightness: { type: 'number', minimum: 0, default: A.jitter.brightness },
+          contrast: { type: 'number', minimum: 0, default: A.jitter.contrast },
+          saturation: { type: 'number', minimum: 0, default: A.jitter.saturation },
+          hue: { type: 'number', minimum: 0, maximum: 0.5, default: A.jitter.hue },
+          p: { ...probability, default: A.jitter.p },
+        },
+        default: A.jitter,
+      },
+      grayscale: { ...probability, default: A.grayscale, description: 'RandomGrayscale probability' },
+      blur: { type: 'array', items: probability, minItems: 3, maxItems: 3, default: A.blur, description: 'Gaussian blur probability of global crop 1, global crop 2, local crops' },
+      blur_radius: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 2, maxItems: 2, default: A.blurRadius, description: 'blur radius range at 224 px (scaled with the crop size)' },
+      solarize: { ...probability, default: A.solarize, description: 'solarisation probability of global crop 2' },
+      knn_every: { type: 'integer', minimum: 0, default: 10, description: "k-NN monitor (DINO's eval_knn: cosine, 20 neighbours, T 0.07, train split as the bank, val split as queries) before training and every N epochs; 0 = off" },
       seed: { type: 'integer', default: 0 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 50, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
       backend: BACKEND_PARAM,
@@ -89,8 +133,8 @@ export default defineStage<DinoParams>({
   resources: { cpus: 1 },
 
   async run(ctx: StageContext<DinoParams>) {
-    const p = ctx.params;
-    const [{ activateEngine }, { loadModel }, { trainDino }, { DINO_AUGMENT, cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
+    const p = withDefaults(ctx.params);
+    const [{ activateEngine }, { loadModel }, { trainDino }, { cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
       import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),
       import('../src/ml/dino/train.js'),
@@ -102,7 +146,7 @@ export default defineStage<DinoParams>({
     const { engine } = await activateEngine(p.backend, ctx.provenance);
 
     const reader = ctx.inputs.records('data');
-    const split = ctx.inputs.json<{ train: number[] }>('split');
+    const split = ctx.inputs.json<{ train: number[]; val?: number[] }>('split');
     const channels = Number((reader.meta['shape'] as number[] | undefined)?.[2] ?? 3);
     const model = await loadModel(await ctx.inputs.file('weights'), { channels }, p.seed);
     for (const note of model.notes) ctx.log(note);
@@ -114,6 +158,12 @@ export default defineStage<DinoParams>({
       localCrops: p.local_crops,
       globalScale: p.global_crops_scale,
       localScale: p.local_crops_scale,
+      hflip: p.hflip,
+      jitter: { ...DINO_AUGMENT.jitter, ...p.color_jitter },
+      grayscale: p.grayscale,
+      blur: p.blur,
+      blurRadius: p.blur_radius,
+      solarize: p.solarize,
     };
     ctx.log(`${model.spec.name} from ${model.meta.source}; crops 2x${augment.globalSize}px + ${augment.localCrops}x${augment.localSize}px; train ${split.train.length} images; backend ${engine.backend}`);
 
@@ -143,6 +193,7 @@ export default defineStage<DinoParams>({
         seed: p.seed,
         checkpointEvery: p.checkpoint_every,
         train: split.train,
+        knn: knnMonitor(p, split, reader.meta, augment.globalSize),
       },
       { signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
     );
@@ -155,11 +206,20 @@ export default defineStage<DinoParams>({
       steps_per_epoch: result.stepsPerEpoch,
       resumed_from: result.resumedFrom,
       epochs: result.curves.map((c) => ({ ...c })),
+      knn: result.knn.map((k) => ({ ...k })),
       step_loss: result.stepLoss,
+      step_teacher_entropy: result.stepEntropy,
     };
     ctx.outputs.json('curves', curves);
     const x = result.stepLoss.map((_, i) => (i + 1) / result.stepsPerEpoch);
-    const svg = lineChart(`${ctx.node}: DINO loss`, 'epoch', x, [{ name: 'loss (per step)', values: result.stepLoss }]);
+    // The k-NN points sit at the end of their epoch's steps (epoch 0: before the first step).
+    const knnAt = new Map(result.knn.map((k) => [Math.max(0, k.epoch * result.stepsPerEpoch - 1), k.top1]));
+    const svg = lineChart(`${ctx.node}: DINO loss, teacher entropy, KL, k-NN top-1`, 'epoch', x, [
+      { name: 'loss (per step)', values: result.stepLoss },
+      { name: 'teacher entropy', values: result.stepEntropy },
+      { name: 'KL (loss - entropy)', values: result.stepLoss.map((l, i) => l - result.stepEntropy[i]!) },
+      { name: 'k-NN top-1', values: result.stepLoss.map((_, i) => knnAt.get(i) ?? null), right: true },
+    ]);
     await writeFile(join(ctx.workdir, 'curves.svg'), svg);
     await ctx.outputs.file('curves_svg', 'curves.svg');
   },

@@ -1,11 +1,12 @@
 // evaluate: test-set predictions of a checkpoint and the data set's metrics, with
 // scikit-learn's definitions.
 import { BACKEND_PARAM } from '../src/engine/activate.js';
+import { TASK_METRICS, type TaskMetric } from '../src/ml/train/task-metrics.js';
 import { defineStage, type StageContext } from '../src/contract.js';
 import { augmentFor } from './finetune.js';
 
 interface EvaluateParams {
-  metric: 'kappa' | 'balanced_recall' | 'roc_auc' | 'accuracy';
+  metric: TaskMetric;
   subset: 'test' | 'val' | 'train';
   eval: { resize?: number; crop?: number };
   batch_size: number;
@@ -20,7 +21,7 @@ export default defineStage<EvaluateParams>({
     type: 'object',
     required: ['metric'],
     properties: {
-      metric: { enum: ['kappa', 'balanced_recall', 'roc_auc', 'accuracy'], description: 'the headline metric, reported as `value`' },
+      metric: { enum: [...TASK_METRICS], description: 'the headline metric, reported as `value`' },
       subset: { enum: ['test', 'val', 'train'], default: 'test' },
       eval: { type: 'object', additionalProperties: false, properties: { resize: { type: 'integer', minimum: 8 }, crop: { type: 'integer', minimum: 8 } }, default: {} },
       batch_size: { type: 'integer', minimum: 1, default: 64 },

@@ -4,10 +4,11 @@
 import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TASK_METRICS, type TaskMetric } from '../src/ml/train/task-metrics.js';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
 
 export interface FinetuneParams {
-  metric: 'kappa' | 'balanced_recall' | 'roc_auc' | 'accuracy';
+  metric: TaskMetric;
   num_classes?: number;
   epochs: number;
   batch_size: number;
@@ -84,7 +85,7 @@ export default defineStage<FinetuneParams>({
     type: 'object',
     required: ['metric'],
     properties: {
-      metric: { enum: ['kappa', 'balanced_recall', 'roc_auc', 'accuracy'], description: 'validation metric that picks the best checkpoint and drives the plateau' },
+      metric: { enum: [...TASK_METRICS], description: 'validation metric that picks the best checkpoint and drives the plateau' },
       num_classes: { type: 'integer', minimum: 1, description: "head size (default: the checkpoint's); 1 = one sigmoid logit" },
       epochs: { type: 'integer', minimum: 1, default: 100 },
       batch_size: { type: 'integer', minimum: 1, default: 64 },

@@ -54,13 +54,26 @@ test('loss falls over a few dozen steps on a learnable synthetic set (resnet_dem
   // Colour is the learnable signal, so colour jitter, greyscale and solarisation are off here.
   const augment: DinoAugment = { ...DINO_AUGMENT, ...cropSizes(model.spec.config), localCrops: 4, jitter: { ...DINO_AUGMENT.jitter, p: 0 }, grayscale: 0, solarize: 0 };
   const saved = new Map<string, Uint8Array>();
+  const lines: string[] = [];
   const r = await trainDino(model, colourSet(), {
     epochs: 10, batchSize: 16, microBatch: 0, lr: 0.02, minLr: 1e-6, warmupEpochs: 0, weightDecay: 1e-5, weightDecayEnd: 1e-4,
     momentum: 0.996, teacherTemp: 0.04, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 0, studentTemp: 0.1, centerMomentum: 0.9,
     gradClip: 3, freezeLastLayer: 0, head: { hiddenDim: 128, bottleneckDim: 64, outDim: 64 }, augment, normalisation: NORM,
     seed: 0, checkpointEvery: 0, train: [...Array(64).keys()],
-  }, { signal: new AbortController().signal, progress: () => undefined, log: () => undefined, save: async (n, d) => void saved.set(n, d), restore: async (n) => saved.get(n) });
+    knn: { every: 5, val: [...Array(16).keys()].map((i) => 48 + i), classes: 4, resize: 36 },
+  }, { signal: new AbortController().signal, progress: (t) => void lines.push(t), log: () => undefined, save: async (n, d) => void saved.set(n, d), restore: async (n) => saved.get(n) });
   assert.equal(r.stepLoss.length, 40);
+  // The monitor: k-NN before training and after epochs 5 and 10, in the curves and the progress line.
+  assert.deepEqual(r.knn.map((k) => k.epoch), [0, 5, 10]);
+  assert.deepEqual(r.curves.map((c) => c.knn_top1 !== null), [false, false, false, false, true, false, false, false, false, true]);
+  assert.ok(r.knn.every((k) => k.top1 >= 0 && k.top1 <= 1));
+  assert.ok(r.knn[2]!.top1 >= 0.75, `k-NN on the colour classes after DINO: ${r.knn.map((k) => k.top1).join(' -> ')}`);
+  assert.match(lines[lines.length - 1]!, / H \d+\.\d{3} KL -?\d+\.\d{3} knn \d\.\d{3} /);
+  for (const c of r.curves) {
+    assert.ok(c.teacher_entropy > 0 && c.teacher_entropy <= Math.log(64) + 1e-6, `teacher entropy ${c.teacher_entropy}`);
+    assert.ok(Math.abs(c.kl - (c.loss - c.teacher_entropy)) < 1e-9 && c.kl >= -1e-4, `KL ${c.kl} >= 0`);
+  }
+  assert.equal(r.stepEntropy.length, 40);
   assert.equal(r.curves.length, 10);
   assert.ok(r.stepLoss.every(Number.isFinite));
   const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;

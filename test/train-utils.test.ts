@@ -54,10 +54,10 @@ test('Adam matches torch.optim.Adam step by step, and resumes bit for bit from i
     for (let t = 0; t < steps; t++) {
       if (t === resumeAt) {
         const saved = new Map([...adam.state()].map(([k, v]) => [k, v.clone()]));
-        const step = adam.step;
+        const meta = adam.metadata();
         adam.dispose();
         adam = new Adam(tf);
-        adam.restore(step, saved);
+        adam.restore(meta, saved);
       }
       const grads = new Map([['w', tf.tidy(() => params.get('w')!.mul(2))]]);
       adam.apply(params, grads, 0.1);

@@ -7,10 +7,13 @@ import type { Sharp } from 'sharp';
 import type { Samples } from './codecs/frame.js';
 import { DecodeError, messageOf } from './decode-error.js';
 import { readDicomPixels, type MultiFrame } from './dicom-pixels.js';
+import { pilBilinearResize } from './pil-resize.js';
 
 export type Channels = 1 | 3;
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
-export const RESIZE_KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
+/** sharp's (libvips') kernels, and `pil_bilinear`: Pillow's antialiased BILINEAR resize, byte
+ *  for byte, which is what the paper's code (torchvision Resize on PIL images) does. */
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3' | 'pil_bilinear';
+export const RESIZE_KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3', 'pil_bilinear'];
 /** 'auto': the file's window centre/width when present, else min-max; 'minmax' always min-max. */
 export type DicomWindowing = 'auto' | 'minmax';
 
@@ -99,10 +102,19 @@ export function storedValues(samples: Samples, bitsStored: number, signed: boole
   return values;
 }
 
-/** Resizes (aspect not kept) and fixes the channel count; sharp does the work off the JS thread. */
+/** Resizes (aspect not kept) and fixes the channel count; sharp does the work off the JS thread,
+ *  except Pillow's resize, which runs here after the channel conversion (PIL: convert, then
+ *  resize). */
 async function finish(image: Sharp, file: string, options: DecodeOptions): Promise<Uint8Array> {
   const { size, channels } = options;
-  let pipeline = image.removeAlpha().resize(size, size, { fit: 'fill', kernel: options.kernel ?? 'lanczos3' });
+  const kernel = options.kernel ?? 'lanczos3';
+  if (kernel === 'pil_bilinear') {
+    const converted = image.removeAlpha().toColourspace(channels === 1 ? 'b-w' : 'srgb');
+    const { data, info } = await converted.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== channels) throw new DecodeError(file, `decoder produced ${info.channels} channels, expected ${channels}`);
+    return pilBilinearResize(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, channels, size, size);
+  }
+  let pipeline = image.removeAlpha().resize(size, size, { fit: 'fill', kernel });
   pipeline = channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
   const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   if (info.width !== size || info.height !== size || info.channels !== channels) {

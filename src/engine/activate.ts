@@ -16,7 +16,9 @@ export function requestedBackend(param: string, env: NodeJS.ProcessEnv = process
 
 /** What a node's provenance says about the engine it computed on. */
 export function engineProvenance(engine: EngineInfo, gpus: number[] | undefined): JSONObject {
-  const out: JSONObject = { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions };
+  // details hold the native kernels' ISA (avx512/avx2/none) and thread count: results differ
+  // in the last bits between them.
+  const out: JSONObject = { choice: engine.choice, backend: engine.backend, threads: engine.threads, versions: engine.versions, details: engine.details };
   if (gpus !== undefined) out.gpus = gpus;
   if (engine.webgpu) {
     const { adapter, limits, features, syncReads } = engine.webgpu;

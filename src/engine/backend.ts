@@ -88,7 +88,10 @@ async function tryWasm(opts: BackendOptions, details: EngineInfo['details']): Pr
     const nat = loadNative();
     if (nat !== undefined && opts.threads !== undefined) nat.setThreads(opts.threads);
     details.native = nativeStatus();
-    if (nat !== undefined) details.nativeThreads = nat.info().threads;
+    if (nat !== undefined) {
+      details.nativeIsa = nat.info().isa;
+      details.nativeThreads = nat.info().threads;
+    }
     const { registerWasmKernels } = await import('./wasm-kernels.js');
     const registered = await registerWasmKernels();
     details.wasmKernels = registered.join(',');

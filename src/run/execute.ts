@@ -7,7 +7,7 @@ import type { Manifest } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
 import { buildContext, type ContextHooks } from './context.js';
 import type { Job } from './job.js';
-import { packageVersions } from './versions.js';
+import { packageVersions, repoState } from './versions.js';
 
 /**
  * Runs one node's stage and publishes its manifest. Until the manifest is committed nothing
@@ -52,6 +52,7 @@ async function runAndCommit(job: Job, store: Store, hooks: ContextHooks, kind: S
       pid: process.pid,
       log: job.log,
       versions: packageVersions(),
+      repository: repoState(job.baseDir),
       reported: built.provenance,
       ...(job.code ? { code: job.code } : {}),
     },

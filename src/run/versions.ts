@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -24,4 +25,27 @@ export function packageVersions(): Record<string, string> {
   }
   cached = out;
   return out;
+}
+
+export interface RepoState {
+  commit: string;
+  /** Tracked files differ from the commit (as `git describe --dirty`; untracked files do not count). */
+  dirty: boolean;
+}
+
+const repoStates = new Map<string, RepoState | null>();
+
+/** The git commit of the repository holding `dir` (the pipeline file's), or null outside one
+ *  or without git. Asked once per directory and process. */
+export function repoState(dir: string): RepoState | null {
+  if (repoStates.has(dir)) return repoStates.get(dir)!;
+  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+  let state: RepoState | null = null;
+  try {
+    state = { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no') !== '' };
+  } catch {
+    state = null;
+  }
+  repoStates.set(dir, state);
+  return state;
 }

@@ -16,6 +16,9 @@ export interface Provenance {
   /** Log file, relative to the cache directory. */
   log: string;
   versions: Record<string, string>;
+  /** Git commit of the pipeline file's repository and whether its tracked files were changed;
+   *  null outside a repository (absent in manifests written before it was recorded). */
+  repository?: { commit: string; dirty: boolean } | null;
   /** Engine, backend, threads and whatever else the stage reported. */
   reported: JSONObject;
   /** Digest of the kind's code (its module and local imports) and how many files it covers. */

@@ -69,7 +69,7 @@ export async function packState<P>(parts: Part[], adam: Adam, center: tf.Tensor,
   for (const part of parts) await readPart(part, tensors);
   for (const [name, t] of adam.state()) tensors.set(name, fromFloat32(Float32Array.from(await t.data()), t.shape));
   tensors.set('center', fromFloat32(Float32Array.from(await center.data()), center.shape));
-  return serialize(tensors, { progress: JSON.stringify(progress), adam_step: String(adam.step) });
+  return serialize(tensors, { progress: JSON.stringify(progress), ...adam.metadata() });
 }
 
 /** Restores variables and moments in place; returns the progress and the centre. */
@@ -78,7 +78,7 @@ export function unpackState<P>(bytes: Uint8Array, source: string, parts: Part[],
   for (const part of parts) assignPart(part, tensors, source);
   const moments = new Map<string, tf.Tensor>();
   for (const [name, t] of tensors) if (name.startsWith('adam.')) moments.set(name, tf.tensor(toFloat32(t), t.shape));
-  adam.restore(Number(metadata['adam_step']), moments);
+  adam.restore(metadata, moments);
   for (const t of moments.values()) t.dispose();
   const c = tensors.get('center');
   if (!c) throw new Error(`${source}: checkpoint lacks the centre`);

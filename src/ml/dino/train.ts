@@ -16,6 +16,7 @@ import type { LoadedModel } from '../train/model-io.js';
 import type { DinoAugment } from './augment.js';
 import { cropBatches, sliceCrops, type CropBatch } from './batches.js';
 import { clipPerParameter } from './clip.js';
+import { knnMonitorTop1 } from './knn-monitor.js';
 import { headForward, headParams, LAST_LAYER_PREFIX, makeVariables, type HeadConfig } from './head.js';
 import { dinoLoss, emaUpdate, teacherTargets, updatedCenter } from './loss.js';
 import { stepValues, type DinoScheduleOptions, type StepValues } from './schedules.js';
@@ -39,11 +40,29 @@ export interface DinoOptions extends Omit<DinoScheduleOptions, 'stepsPerEpoch' |
   seed: number;
   checkpointEvery: number;
   train: readonly number[];
+  /** The k-NN monitor, or null for none. */
+  knn: KnnMonitor | null;
+}
+
+export interface KnnMonitor {
+  /** Measured before training and after every `every` epochs (and the last). */
+  every: number;
+  /** Queries (the split's val list); the bank is the train list. */
+  val: readonly number[];
+  classes: number;
+  /** Evaluation transform: Resize(resize) -> CenterCrop(the global crop size). */
+  resize: number;
 }
 
 export interface DinoEpoch {
   epoch: number;
   loss: number;
+  /** Mean entropy of the teacher's targets (collapse to one dimension: -> 0). */
+  teacher_entropy: number;
+  /** Mean KL(teacher || student) = loss - teacher entropy (collapse: -> 0). */
+  kl: number;
+  /** k-NN top-1 on the val split after this epoch, when measured. */
+  knn_top1: number | null;
   lr: number;
   weight_decay: number;
   teacher_temp: number;
@@ -57,12 +76,16 @@ interface Progress {
   batch: number;
   step: number;
   lossSum: number;
+  entropySum: number;
   lossCount: number;
   images: number;
   seconds: number;
   curves: DinoEpoch[];
-  /** Every step's loss, for the drawn curve. */
+  /** Every step's loss and teacher entropy, for the drawn curves. */
   stepLoss: number[];
+  stepEntropy: number[];
+  /** k-NN top-1 before training (epoch 0) and after the monitored epochs. */
+  knn: { epoch: number; top1: number }[];
 }
 
 export interface DinoIO {
@@ -79,6 +102,8 @@ export interface DinoResult {
   center: tf.Tensor;
   curves: DinoEpoch[];
   stepLoss: number[];
+  stepEntropy: number[];
+  knn: { epoch: number; top1: number }[];
   stepsPerEpoch: number;
   resumedFrom: { epoch: number; batch: number } | null;
 }
@@ -134,7 +159,7 @@ export function dinoStep(
   b: CropBatch,
   values: StepValues,
   o: Pick<DinoOptions, 'microBatch' | 'studentTemp' | 'centerMomentum' | 'gradClip'> & { freezeLast: boolean },
-): { loss: number; center: tf.Tensor } {
+): { loss: number; entropy: number; center: tf.Tensor } {
   const n = b.n;
   const micro = o.microBatch > 0 ? o.microBatch : n;
   const updated = [...state.trained].filter(([name]) => !(o.freezeLast && name.startsWith(LAST_LAYER_PREFIX)));
@@ -142,11 +167,15 @@ export function dinoStep(
   const grads = new Map<string, tf.Tensor>();
   let teacherSum: tf.Tensor | undefined;
   let loss = 0;
+  let entropy = 0;
   for (let s = 0; s < n; s += micro) {
     const m = Math.min(micro, n - s);
     const crops = sliceCrops(b, s, m);
     const teacherOut = multiCropForward(spec, teacher, crops.slice(0, 2), b.sizes.slice(0, 2), m, b.channels);
     const targets = teacherTargets(teacherOut, state.center, values.teacherTemp);
+    const h = tf.tidy(() => tf.mean(tf.neg(tf.sum(tf.mul(targets, tf.log(tf.maximum(targets, 1e-30))), -1))));
+    entropy += h.dataSync()[0]! * (m / n);
+    h.dispose();
     const sum = tf.tidy(() => (teacherSum ? tf.add(teacherSum, tf.sum(teacherOut, 0, true)) : tf.sum(teacherOut, 0, true)));
     teacherSum?.dispose();
     teacherSum = sum;
@@ -177,7 +206,7 @@ export function dinoStep(
   emaUpdate(state.teacherTrained, state.trained, [...state.trained.keys()], values.momentum);
   const center = updatedCenter(state.center, teacherSum!, 2 * n, o.centerMomentum);
   teacherSum!.dispose();
-  return { loss, center };
+  return { loss, entropy, center };
 }
 
 export interface DinoNets {
@@ -211,17 +240,27 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
   const effectiveBatch = Math.min(o.batchSize, o.train.length);
   const sched: DinoScheduleOptions = { ...o, stepsPerEpoch, lr: (o.lr * effectiveBatch) / 256 };
 
-  let progress: Progress = { epoch: 0, batch: 0, step: 0, lossSum: 0, lossCount: 0, images: 0, seconds: 0, curves: [], stepLoss: [] };
+  let progress: Progress = { epoch: 0, batch: 0, step: 0, lossSum: 0, entropySum: 0, lossCount: 0, images: 0, seconds: 0, curves: [], stepLoss: [], stepEntropy: [], knn: [] };
   let center: tf.Tensor = tf.zeros([1, o.head.outDim]);
   let resumedFrom: DinoResult['resumedFrom'] = null;
   const saved = await io.restore(STATE);
   if (saved) {
     center.dispose();
-    ({ progress, center } = unpackState<Progress>(saved, STATE, parts, adam));
+    let restored: Partial<Progress>;
+    ({ progress: restored, center } = unpackState<Partial<Progress>>(saved, STATE, parts, adam));
+    // Checkpoints from before the monitor lack its fields.
+    progress = { ...progress, ...restored };
     resumedFrom = { epoch: progress.epoch, batch: progress.batch };
     io.log(`resuming at epoch ${progress.epoch + 1}, batch ${progress.batch} (step ${progress.step})`);
   }
   const checkpoint = async (p: Progress) => io.save(STATE, await packState(parts, adam, center, p));
+  const knnTop1 = async (): Promise<number> =>
+    knnMonitorTop1(spec, teacher.backbone, reader, o.train, o.knn!, { resize: o.knn!.resize, crop: o.augment.globalSize }, o.normalisation);
+  const lastKnn = (): string => (progress.knn.length ? ` knn ${progress.knn[progress.knn.length - 1]!.top1.toFixed(3)}` : '');
+  if (o.knn && progress.step === 0) {
+    progress.knn.push({ epoch: 0, top1: await knnTop1() });
+    io.log(`k-NN (20 NN, cosine, T 0.07) top-1 on ${o.knn.val.length} val images before DINO: ${progress.knn[0]!.top1.toFixed(4)}`);
+  }
 
   for (; progress.epoch < o.epochs; progress.epoch++) {
     const order = epochOrder(o.train, o.seed, progress.epoch, true);
@@ -244,20 +283,36 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
       progress.step++;
       progress.batch++;
       progress.lossSum += r.loss * b.n;
+      progress.entropySum += r.entropy * b.n;
       progress.lossCount += b.n;
       progress.stepLoss.push(r.loss);
+      progress.stepEntropy.push(r.entropy);
       progress.images += b.n;
       progress.seconds = (Date.now() - epochStart) / 1000;
+      const meanLoss = progress.lossSum / progress.lossCount;
+      const meanEntropy = progress.entropySum / progress.lossCount;
       io.progress(
-        `epoch ${progress.epoch + 1}/${o.epochs} step ${progress.batch}/${stepsPerEpoch} loss ${(progress.lossSum / progress.lossCount).toFixed(4)}` +
+        `epoch ${progress.epoch + 1}/${o.epochs} step ${progress.batch}/${stepsPerEpoch} loss ${meanLoss.toFixed(4)}` +
+          ` H ${meanEntropy.toFixed(3)} KL ${(meanLoss - meanEntropy).toFixed(3)}${lastKnn()}` +
           ` teacher temp ${last.teacherTemp.toFixed(4)} momentum ${last.momentum.toFixed(5)} lr ${last.lr.toExponential(2)}` +
           ` ${(progress.images / Math.max(progress.seconds, 1e-9)).toFixed(1)} img/s`,
       );
       if (o.checkpointEvery > 0 && progress.step % o.checkpointEvery === 0) await checkpoint(progress);
     }
+    const epochsDone = progress.epoch + 1;
+    let knn: number | null = null;
+    if (o.knn && (epochsDone % o.knn.every === 0 || epochsDone === o.epochs)) {
+      knn = await knnTop1();
+      progress.knn.push({ epoch: epochsDone, top1: knn });
+    }
+    const loss = progress.lossCount ? progress.lossSum / progress.lossCount : NaN;
+    const teacherEntropy = progress.lossCount ? progress.entropySum / progress.lossCount : NaN;
     progress.curves.push({
-      epoch: progress.epoch + 1,
-      loss: progress.lossCount ? progress.lossSum / progress.lossCount : NaN,
+      epoch: epochsDone,
+      loss,
+      teacher_entropy: teacherEntropy,
+      kl: loss - teacherEntropy,
+      knn_top1: knn,
       lr: last.lr,
       weight_decay: last.weightDecay,
       teacher_temp: last.teacherTemp,
@@ -265,11 +320,14 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
       seconds: progress.seconds,
       images_per_s: progress.images / Math.max(progress.seconds, 1e-9),
     });
-    io.log(`epoch ${progress.epoch + 1}: loss ${progress.curves[progress.curves.length - 1]!.loss.toFixed(4)}, teacher temp ${last.teacherTemp.toFixed(4)}, momentum ${last.momentum.toFixed(5)}`);
+    io.log(
+      `epoch ${epochsDone}: loss ${loss.toFixed(4)}, teacher entropy ${teacherEntropy.toFixed(4)}, KL ${(loss - teacherEntropy).toFixed(4)}` +
+        `${knn === null ? '' : `, k-NN top-1 ${knn.toFixed(4)}`}, teacher temp ${last.teacherTemp.toFixed(4)}, momentum ${last.momentum.toFixed(5)}`,
+    );
     // The epoch is complete: a resume starts the next one.
-    Object.assign(progress, { batch: 0, lossSum: 0, lossCount: 0, images: 0, seconds: 0 });
+    Object.assign(progress, { batch: 0, lossSum: 0, entropySum: 0, lossCount: 0, images: 0, seconds: 0 });
     await checkpoint({ ...progress, epoch: progress.epoch + 1 });
   }
   adam.dispose();
-  return { teacher, student, center, curves: progress.curves, stepLoss: progress.stepLoss, stepsPerEpoch, resumedFrom };
+  return { teacher, student, center, curves: progress.curves, stepLoss: progress.stepLoss, stepEntropy: progress.stepEntropy, knn: progress.knn, stepsPerEpoch, resumedFrom };
 }

@@ -92,7 +92,7 @@ async function packState(model: LoadedModel, adam: Adam, progress: Progress): Pr
   const state = await readState(model.spec, model.params);
   for (const [name, t] of state) tensors.set(`model.${name}`, fromFloat32(t.data, t.shape));
   for (const [name, t] of adam.state()) tensors.set(name, fromFloat32(Float32Array.from(await t.data()), t.shape));
-  return serialize(tensors, { progress: JSON.stringify(progress), adam_step: String(adam.step) });
+  return serialize(tensors, { progress: JSON.stringify(progress), ...adam.metadata() });
 }
 
 function unpackState(tf: Tf, bytes: Uint8Array, model: LoadedModel, adam: Adam): Progress {
@@ -106,7 +106,7 @@ function unpackState(tf: Tf, bytes: Uint8Array, model: LoadedModel, adam: Adam):
   }
   const moments = new Map<string, tfTypes.Tensor>();
   for (const [name, t] of tensors) if (name.startsWith('adam.')) moments.set(name, tf.tensor(toFloat32(t), t.shape));
-  adam.restore(Number(metadata['adam_step']), moments);
+  adam.restore(metadata, moments);
   for (const t of moments.values()) t.dispose();
   return JSON.parse(metadata['progress']!) as Progress;
 }
