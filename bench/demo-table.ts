@@ -55,7 +55,8 @@ const dry = argv.includes('--dry');
 const extra = argv.filter((a) => a !== '--dry');
 const dir = mkdtempSync(join(tmpdir(), 'medpipe-demo-table-'));
 const env = { ...process.env, MEDPIPE_CACHE: join(dir, 'cache') };
-const data = ['--set', `synthesize.with.dest=${dir}/data/\${dataset}`, '--set', `synthesize_proxy.with.dest=${dir}/data/natural`];
+// Synthesized data sets are directory outputs inside the cache: nothing outside it to set.
+const data: string[] = [];
 const machine: Machine = {
   cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
   cores: availableParallelism(),

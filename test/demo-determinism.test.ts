@@ -24,7 +24,8 @@ const REDUCED = [
 
 async function coldTable(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'medpipe-det-'));
-  const data = ['--set', `synthesize.with.dest=${dir}/data/\${dataset}`, '--set', `synthesize_proxy.with.dest=${dir}/data/natural`];
+  // Synthesized data sets are directory outputs inside the cache: nothing outside it to set.
+  const data: string[] = [];
   const env = { MEDPIPE_CACHE: join(dir, 'cache') };
   const run = await runCli(['run', DEMO, '--plain', ...REDUCED, ...data], { cwd: REPO, env });
   assert.equal(run.code, 0, run.stdout.slice(-3000) + run.stderr);
