@@ -18,7 +18,7 @@ import { describeReason, error, type Reason } from '../reason.js';
 import type { NodeOutcome, RunContext, RunOptions } from '../types.js';
 import { readLedger, writeLedger, type Ledger } from './ledger.js';
 import { isFinal, type BatchSystem, type JobInfo } from './system.js';
-import { buildTask } from './task.js';
+import { buildTask, taskShape } from './task.js';
 
 export interface BatchExecutorOptions {
   /** Submit and return: jobs stay recorded under the cache dir for `status` and a later `run`. */
@@ -186,11 +186,15 @@ class BatchRun {
     const log = this.system.logTemplate({ cacheDir: store.dir, pipeline: this.name, raw: pipeline.spec.raw, node });
     const task = buildTask({ pipeline: this.name, baseDir: pipeline.spec.baseDir, remote: this.remote.url, ...(this.remote.signed ? { signed: true } : {}), log, ...(this.rc.codeTrigger ? { codeTrigger: this.rc.codeTrigger } : {}) }, dag, this.rc.registry, id, knownKey);
     const digest = digestJSON(task as unknown as JSONValue);
+    const { shape: shapeOf, known } = taskShape(task);
+    const shape = digestJSON(shapeOf);
 
     const entry = this.ledger[id];
     const state = entry && this.known.get(entry.job)?.state;
     if (entry && (state === 'PENDING' || state === 'RUNNING')) {
-      if (entry.task === digest) {
+      // The same task, or the same one submitted before some of its parents' keys were known.
+      const compatible = entry.task === digest || (entry.shape === shape && Object.entries(entry.known ?? {}).every(([n, k]) => known[n] === k));
+      if (compatible) {
         this.show(id, state === 'RUNNING' ? 'running' : 'waiting', `reattached to ${this.system.name} job ${entry.job}`);
         return { type: 'job', job: entry.job, ...(key && material ? { key, material } : {}), log: entry.log, submittedAt: Date.parse(entry.submitted) };
       }
@@ -211,7 +215,7 @@ class BatchRun {
     }
     const jobLog = this.system.logOf(log, job);
     const submitted = new Date();
-    this.ledger[id] = { job, task: digest, ...(key ? { key } : {}), log: jobLog, submitted: submitted.toISOString() };
+    this.ledger[id] = { job, task: digest, shape, known, ...(key ? { key } : {}), log: jobLog, submitted: submitted.toISOString() };
     writeLedger(this.rc.store.dir, this.system.ledgerDir, this.name, this.ledger);
     this.show(id, 'waiting', `${this.system.name} job ${job} submitted (${typeof reason === 'string' ? reason : describeReason(reason)})`);
     return { type: 'job', job, ...(key && material ? { key, material } : {}), log: jobLog, submittedAt: submitted.getTime() };

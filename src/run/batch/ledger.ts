@@ -5,8 +5,12 @@ import { dirname, join } from 'node:path';
 
 export interface LedgerEntry {
   job: string;
-  /** Digest of the task the job runs: a job is reattached only for the very same task. */
+  /** Digest of the task the job runs: a job is reattached for the very same task... */
   task: string;
+  /** ...or for one that differs only in keys learnt since (parents that finished meanwhile): the digest without keys, */
+  shape?: string;
+  /** and the keys the job was given, which must still hold. */
+  known?: Record<string, string>;
   key?: string;
   log: string;
   submitted: string;

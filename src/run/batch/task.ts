@@ -3,6 +3,7 @@
 import type { NodeInstance } from '../../config/expand.js';
 import type { Dag } from '../../graph/dag.js';
 import type { CodeTrigger } from '../../code/kind-code.js';
+import type { JSONValue } from '../../contract.js';
 import type { Registry } from '../../registry.js';
 
 // The format name predates other batch systems; jobs queued by earlier versions still parse.
@@ -63,6 +64,17 @@ export function buildTask(
       return { node, kindModule: entry.module, ...(key ? { key } : {}), ...(entry.builtin ? { builtin: true } : {}) };
     });
   return { format: TASK_FORMAT, ...args, target, nodes };
+}
+
+/**
+ * What a task is without the keys it carries: a job queued before its parents finished was
+ * given fewer keys than a task built now, and computes the missing ones itself on the node.
+ */
+export function taskShape(task: BatchTask): { shape: JSONValue; known: Record<string, string> } {
+  const known: Record<string, string> = {};
+  for (const n of task.nodes) if (n.key) known[n.node.id] = n.key;
+  const shape = { ...task, nodes: task.nodes.map(({ key: _key, ...rest }) => rest) };
+  return { shape: shape as unknown as JSONValue, known };
 }
 
 export function parseTask(text: string): BatchTask {
