@@ -112,3 +112,26 @@ test('run --force recomputes the targets only; --force-downstream also what depe
   assert.deepEqual(box.runs().slice(before + 1).sort(), ['src[seed=1]', 'total', 'train[model=deit,seed=1]', 'train[model=resnet,seed=1]']);
   assert.match((await box.cli(['run', file])).stdout, /7 cached/, 'the replaced results are hits again');
 });
+
+test('compare --html: one offline page with the comparison and both variants\' curves overlaid', async () => {
+  const { comparisonHtml } = await import('../src/cli/compare.js');
+  const curves = (loss: number[]) => ({ epochs: loss.map((l, i) => ({ epoch: i + 1, train_loss: l, val_metric: 1 - l })), best_epoch: loss.length, metric: 'kappa' });
+  const html = comparisonHtml({
+    a: { file: 'p.yaml', sets: [] },
+    b: { file: 'p.yaml', sets: ['finetune.with.lr=3e-4'] },
+    value: 'evaluate.metrics.value',
+    over: 'seed',
+    params: [{ path: 'finetune.with.lr', a: '0.0001', b: '0.0003', nodes: 2 }],
+    cells: [],
+    curves: [{ stage: 'finetune', title: 'finetune[model=deit_s]', runs: [
+      { label: 'A seed 1', node: 'finetune[model=deit_s,seed=1]', curves: curves([0.9, 0.5, 0.3]) },
+      { label: 'B seed 1', node: 'finetune[model=deit_s,seed=1]', curves: curves([0.8, 0.6, 0.55]) },
+    ] }],
+  });
+  assert.match(html, /finetune\.with\.lr\s+0\.0001 -&gt; 0\.0003/);
+  assert.match(html, /<h3>finetune\[model=deit_s\]<\/h3>/);
+  assert.ok((html.match(/<svg/g) ?? []).length >= 2, 'a chart per curve field');
+  assert.match(html, /A seed 1/);
+  assert.match(html, /B seed 1/);
+  assert.doesNotMatch(html, /<script|(src|href)="https?:/, 'static and offline');
+});

@@ -1,4 +1,9 @@
+import { writeFile } from 'node:fs/promises';
+import { CURVES_STYLE, curvesSection } from '../report/curves-html.js';
+import { escapeXml } from '../report/html.js';
+import type { CurveCell } from '../report/model.js';
 import type { Cell } from '../report/table.js';
+import type { NodeOutcome } from '../run/types.js';
 import { selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import { Store } from '../store/store.js';
@@ -14,6 +19,8 @@ export interface CompareFlags {
   cache?: string;
   json?: boolean;
   digits?: number;
+  /** Also write a static page with the comparison and the overlaid learning curves. */
+  html?: string;
 }
 
 interface Side {
@@ -35,13 +42,41 @@ export interface Comparison {
   over: string;
   params: ParamChange[];
   cells: CellComparison[];
+  /** Learning curves of both variants, overlaid per training node (seeds of A and B together). */
+  curves: CurveCell[];
 }
 
-async function cachedCells(opened: Opened, store: Store): Promise<Map<string, Cell>> {
+async function cachedCells(opened: Opened, store: Store): Promise<{ cells: Map<string, Cell>; outcomes: Map<string, NodeOutcome> }> {
   const spec = opened.pipeline.spec.table;
   if (!spec) throw new ConfigError('this pipeline has no table: section to compare', { file: opened.pipeline.spec.file, line: 0, col: 0 });
   const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [spec.stage] }));
-  return new Map(cachedTable(opened, outcomes)!.cells.map((c) => [c.address, c]));
+  return { cells: new Map(cachedTable(opened, outcomes)!.cells.map((c) => [c.address, c])), outcomes };
+}
+
+/**
+ * Learning curves of A and B overlaid: for every training node (a `curves` json output) of
+ * the table's ancestry, grouped by everything but the `over` axis, A's seeds and B's together.
+ */
+function overlaidCurves(a: Opened, outA: Map<string, NodeOutcome>, b: Opened, outB: Map<string, NodeOutcome>): CurveCell[] {
+  const over = a.pipeline.spec.table?.over;
+  const cells = new Map<string, CurveCell>();
+  const add = (side: 'A' | 'B', opened: Opened, outcomes: Map<string, NodeOutcome>) => {
+    for (const [id, o] of outcomes) {
+      const artifact = o.manifest?.outputs['curves'];
+      const curves = artifact?.type === 'json' ? artifact.value : undefined;
+      if (!curves || typeof curves !== 'object' || Array.isArray(curves) || !Array.isArray(curves['epochs'])) continue;
+      const node = opened.pipeline.nodes.get(id)!;
+      const rest = Object.entries(node.axes).filter(([k]) => k !== over).map(([k, v]) => `${k}=${v}`).join(',');
+      const title = `${node.stage}${rest ? `[${rest}]` : ''}`;
+      const cell = cells.get(title) ?? { stage: node.stage, title, runs: [] };
+      cell.runs.push({ label: `${side}${over && over in node.axes ? ` ${over} ${node.axes[over]}` : ''}`, node: id, curves });
+      cells.set(title, cell);
+    }
+  };
+  add('A', a, outA);
+  add('B', b, outB);
+  // Only where both sides have runs: that is what a comparison shows.
+  return [...cells.values()].filter((c) => c.runs.some((r) => r.label.startsWith('A')) && c.runs.some((r) => r.label.startsWith('B')));
 }
 
 /** Two variants of an experiment side by side: the parameters that differ, then every table cell with its delta. */
@@ -50,8 +85,8 @@ export async function compareVariants(a: Side, b: Side, cacheDir: string, env: C
   const openedB = await openPipeline(b.file, b.sets, env);
   const store = new Store(cacheDir);
   try {
-    const cellsA = await cachedCells(openedA, store);
-    const cellsB = await cachedCells(openedB, store);
+    const { cells: cellsA, outcomes: outA } = await cachedCells(openedA, store);
+    const { cells: cellsB, outcomes: outB } = await cachedCells(openedB, store);
     const cells: CellComparison[] = [];
     for (const address of new Set([...cellsA.keys(), ...cellsB.keys()])) {
       const empty = { median: null, std: null, values: [] };
@@ -61,7 +96,7 @@ export async function compareVariants(a: Side, b: Side, cacheDir: string, env: C
       cells.push({ address, a: pick(ca), b: pick(cb), delta: ca.median !== null && cb.median !== null ? cb.median - ca.median : null });
     }
     const t = openedA.pipeline.spec.table!;
-    return { a, b, value: `${t.stage}.${t.value}`, over: t.over, params: paramChanges(openedA, openedB), cells };
+    return { a, b, value: `${t.stage}.${t.value}`, over: t.over, params: paramChanges(openedA, openedB), cells, curves: overlaidCurves(openedA, outA, openedB, outB) };
   } finally {
     await store.close();
   }
@@ -86,6 +121,20 @@ export function renderComparison(c: Comparison, digits = 3): string {
 
 export async function compareCommand(fileA: string, fileB: string | undefined, flags: CompareFlags, env: CliEnv, write: (s: string) => void): Promise<number> {
   const c = await compareVariants({ file: fileA, sets: flags.set }, { file: fileB ?? fileA, sets: flags.against }, existingCacheDir(flags.cache), env);
-  write(flags.json ? JSON.stringify(c, null, 2) + '\n' : renderComparison(c, flags.digits));
+  if (flags.html) {
+    await writeFile(flags.html, comparisonHtml(c, flags.digits));
+    if (!flags.json) write(`wrote ${flags.html}: the comparison and ${c.curves.length} training node(s) with both variants' curves overlaid\n`);
+  }
+  write(flags.json ? JSON.stringify({ ...c, curves: c.curves.map((x) => ({ title: x.title, runs: x.runs.map((r) => r.node) })) }, null, 2) + '\n' : renderComparison(c, flags.digits));
   return 0;
+}
+
+/** One offline page: the text comparison and the report's curve panels with A and B overlaid. */
+export function comparisonHtml(c: Comparison, digits = 3): string {
+  const body = curvesSection(c.curves, 'No training node has cached curves on both sides.');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>compare: ${escapeXml(describe(c.a))} vs ${escapeXml(describe(c.b))}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;max-width:1400px}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}.note{color:#555}${CURVES_STYLE}</style></head>
+<body><h1>Comparison</h1><pre>${escapeXml(renderComparison(c, digits))}</pre><h2>Learning curves (A and B overlaid)</h2>
+${body}</body></html>
+`;
 }

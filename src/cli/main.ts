@@ -294,6 +294,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--set <path=value>', 'override for variant A (repeatable)', collect, [])
     .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
     .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
+    .option('--html <file>', 'also write an offline page with the comparison and both variants\' learning curves overlaid')
     .option('--json', 'machine-readable output')
     .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
 
