@@ -7,19 +7,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { startDavServer, startS3Server, type TestServer } from './support/remote-servers.js';
-import { sandbox } from './support/toy.js';
+import { sandbox, blobsPipeline } from './support/toy.js';
 
-const BLOBS = `
-name: blobs
-plugins: [$TOY]
-stages:
-  make:
-    uses: blob
-    with: {text: "hello remote"}
-  read:
-    uses: readblob
-    inputs: {file: make.file, records: make.records}
-`;
+const BLOBS = blobsPipeline('hello remote');
 
 const NOISY = `
 name: noisy

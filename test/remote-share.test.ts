@@ -8,20 +8,10 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { digestJSON } from '../src/util/hash.js';
 import { nginxUrl, startDavServer, type TestServer } from './support/remote-servers.js';
-import { BIN, sandbox, TOY_PIPELINE, type Sandbox } from './support/toy.js';
+import { BIN, sandbox, TOY_PIPELINE, type Sandbox, blobsPipeline } from './support/toy.js';
 
 const SLOW = TOY_PIPELINE.replace('      offset: ${vars.base}', '      offset: ${vars.base}\n      sleep_ms: 400');
-const BLOBS = `
-name: blobs
-plugins: [$TOY]
-stages:
-  make:
-    uses: blob
-    with: {text: "hello remote"}
-  read:
-    uses: readblob
-    inputs: {file: make.file, records: make.records}
-`;
+const BLOBS = blobsPipeline('hello remote');
 
 /** Any warning but the one every run on an unsigned remote prints. */
 const OTHER_WARNING = /warning: (?!remote \S+ is used without a team key)/;

@@ -5,19 +5,9 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sandbox, TOY_PIPELINE, type Sandbox } from './support/toy.js';
+import { sandbox, TOY_PIPELINE, type Sandbox, blobsPipeline } from './support/toy.js';
 
-const BLOBS = `
-name: blobs
-plugins: [$TOY]
-stages:
-  make:
-    uses: blob
-    with: {text: "hello remote"}
-  read:
-    uses: readblob
-    inputs: {file: make.file, records: make.records}
-`;
+const BLOBS = blobsPipeline('hello remote');
 
 const RESUMABLE = `
 name: ckpt

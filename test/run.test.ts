@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandbox, TOY_PIPELINE } from './support/toy.js';
+import { blobsPipeline, sandbox, TOY_PIPELINE } from './support/toy.js';
 
 
 test('a second run executes nothing; one changed parameter reruns exactly its dependants', async () => {
@@ -89,17 +89,7 @@ test('file and record-set artifacts round-trip, and a corrupted blob is caught a
   const box = sandbox();
   const file = box.write(
     'p.yaml',
-    `
-name: blobs
-plugins: [$TOY]
-stages:
-  make:
-    uses: blob
-    with: {text: hello}
-  read:
-    uses: readblob
-    inputs: {file: make.file, records: make.records}
-`,
+    blobsPipeline('hello'),
   );
   const r = await box.cli(['run', file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);

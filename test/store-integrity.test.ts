@@ -11,19 +11,9 @@ import type { Manifest } from '../src/store/artifacts.js';
 import { holdingCache } from '../src/store/cache-lock.js';
 import { Store } from '../src/store/store.js';
 import { canonicalJSON } from '../src/util/hash.js';
-import { BIN, sandbox, TOY_PIPELINE } from './support/toy.js';
+import { BIN, sandbox, TOY_PIPELINE, blobsPipeline } from './support/toy.js';
 
-const BLOBS = `
-name: blobs
-plugins: [$TOY]
-stages:
-  make:
-    uses: blob
-    with: {text: hello}
-  read:
-    uses: readblob
-    inputs: {file: make.file, records: make.records}
-`;
+const BLOBS = blobsPipeline('hello');
 
 test('a digest that walks out of the cache (../../victim.txt) is never opened or deleted, from a remote or a local manifest', async () => {
   const box = sandbox();

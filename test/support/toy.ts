@@ -95,6 +95,21 @@ export function runCli(args: string[], options: { cwd: string; env: Record<strin
   });
 }
 
+/** A file and a record-set output (`make`) read by one consumer (`read`): the artifact round trip. */
+export function blobsPipeline(text: string): string {
+  return `
+name: blobs
+plugins: [$TOY]
+stages:
+  make:
+    uses: blob
+    with: {text: ${JSON.stringify(text)}}
+  read:
+    uses: readblob
+    inputs: {file: make.file, records: make.records}
+`;
+}
+
 /** A small pipeline over two axes: src(seed) -> train(model, seed) -> total. */
 export const TOY_PIPELINE = `
 name: toy
