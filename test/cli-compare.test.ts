@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sandbox, TOY_PIPELINE } from './support/toy.js';
 
 // The toy's train stage computes src.value + offset; its table is train.out.value per model over seed.
@@ -111,6 +114,14 @@ test('run --force recomputes the targets only; --force-downstream also what depe
   assert.equal(down.code, 0, down.stderr);
   assert.deepEqual(box.runs().slice(before + 1).sort(), ['src[seed=1]', 'total', 'train[model=deit,seed=1]', 'train[model=resnet,seed=1]']);
   assert.match((await box.cli(['run', file])).stdout, /7 cached/, 'the replaced results are hits again');
+
+  // With a remote that holds the result, --force still recomputes (the lease would hand it back).
+  const remote = mkdtempSync(join(tmpdir(), 'medpipe-force-remote-'));
+  assert.equal((await box.cli(['run', file, '--remote', remote])).code, 0);
+  const n = box.runs().length;
+  const remoteForced = await box.cli(['run', file, 'src[seed=2]', '--force', '--remote', remote]);
+  assert.equal(remoteForced.code, 0, remoteForced.stdout + remoteForced.stderr);
+  assert.deepEqual(box.runs().slice(n), ['src[seed=2]']);
 });
 
 test('compare --html: one offline page with the comparison and both variants\' curves overlaid', async () => {

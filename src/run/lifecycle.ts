@@ -119,7 +119,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid}` : 'waiting for lock'),
       },
       async (): Promise<NodeOutcome> => {
-        if (!o.remote) return execute();
+        // A forced node recomputes here: the lease would hand it the very result it replaces.
+        if (!o.remote || n.force) return execute();
         const remote = o.remote;
         const leased = await withRemoteLease(
           {
