@@ -41,10 +41,12 @@ export function nodeKey(material: KeyMaterial): string {
   return digestJSON(material as unknown as JSONValue);
 }
 
-function flatten(value: JSONValue | undefined, prefix: string, out: Map<string, string>): void {
+/** Leaf values of a JSON value by dotted path (arrays are leaves), each as canonical JSON text. */
+export function flattenLeaves(value: JSONValue | undefined, prefix = '', out = new Map<string, string>()): Map<string, string> {
   if (value && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+    for (const [k, v] of Object.entries(value)) flattenLeaves(v, prefix ? `${prefix}.${k}` : k, out);
   } else if (value !== undefined) out.set(prefix, canonicalJSON(value));
+  return out;
 }
 
 /** Why a node's key differs from the one it had last time, in words a user can act on. */
@@ -52,10 +54,8 @@ export function explainChange(previous: KeyMaterial, current: KeyMaterial): stri
   const reasons: string[] = [];
   if (previous.kind !== current.kind) reasons.push(`stage kind changed (${previous.kind} -> ${current.kind})`);
   else if (previous.version !== current.version) reasons.push(`kind version bumped (${previous.version} -> ${current.version})`);
-  const before = new Map<string, string>();
-  const after = new Map<string, string>();
-  flatten(previous.params, '', before);
-  flatten(current.params, '', after);
+  const before = flattenLeaves(previous.params);
+  const after = flattenLeaves(current.params);
   const changed: string[] = [];
   for (const k of new Set([...before.keys(), ...after.keys()])) {
     if (before.get(k) !== after.get(k)) changed.push(`${k}: ${before.get(k) ?? '(unset)'} -> ${after.get(k) ?? '(unset)'}`);

@@ -7,7 +7,8 @@ import { ConfigError } from '../util/errors.js';
 import { existingCacheDir } from './options.js';
 import { table } from './output.js';
 import { openPipeline, type CliEnv } from './session.js';
-import { flattenLeaves, numericOutputs } from './variants.js';
+import { flattenLeaves } from '../keys.js';
+import { numericOutputs } from './variants.js';
 
 export interface Variant {
   key: string;

@@ -1,18 +1,11 @@
-import type { JSONObject, JSONValue } from '../contract.js';
+import type { JSONObject } from '../contract.js';
 import { tableScope } from '../config/expand.js';
 import { buildTable, type Table, type TableLayout } from '../report/table.js';
 import type { NodeOutcome } from '../run/scheduler.js';
 import type { Manifest } from '../store/artifacts.js';
-import { canonicalJSON } from '../util/hash.js';
+import { flattenLeaves } from '../keys.js';
 import type { Opened } from './session.js';
 
-/** Leaf values of a JSON object by dotted path (arrays are leaves), canonical JSON text each. */
-export function flattenLeaves(value: JSONValue | undefined, prefix = '', out = new Map<string, string>()): Map<string, string> {
-  if (value && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flattenLeaves(v, prefix ? `${prefix}.${k}` : k, out);
-  } else if (value !== undefined) out.set(prefix, canonicalJSON(value));
-  return out;
-}
 
 /** Numeric scalars of a manifest's json outputs (`metrics.value`, `metrics.kappa`, ...), for a one-line summary. */
 export function numericOutputs(manifest: Manifest, limit = 8): Record<string, number> {

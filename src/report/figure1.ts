@@ -2,16 +2,11 @@
 // around each) cut back into its panels and enlarged by a whole factor with nearest-neighbour
 // sampling, so every map cell stays a sharp block at a readable size.
 import sharp from 'sharp';
+import type { FigureLayout } from '../ml/saliency/figure.js';
 import type { Panel } from './model.js';
 
-export interface GridLayout {
-  rows: string[];
-  columns: string[];
-  cell: number;
-  gap: number;
-  width: number;
-  height: number;
-}
+/** The layout the saliency stage records with its grid (one type for writer and reader). */
+export type GridLayout = FigureLayout;
 
 /** A saliency summary's `layout`, checked (it comes from a cached JSON output). */
 export function gridLayoutOf(v: unknown): GridLayout | undefined {
