@@ -135,7 +135,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const dryRun = mode === 'status' || Boolean(flags.dryRun);
   const interactive = process.stdout.isTTY && !process.env['CI'] && !flags.plain && !dryRun;
   const statusRows: string[][] = [['node', 'state', 'why']];
-  const view = { expected: stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs };
+  // Read only by the views of a run (status prints no progress): a pass over every cached manifest.
+  const view = () => ({ expected: stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs });
   const reporter: Reporter =
     mode === 'status'
       ? {
@@ -148,8 +149,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
           async finish() {},
         }
       : interactive
-        ? new ListrReporter(view)
-        : new LineReporter(undefined, undefined, view);
+        ? new ListrReporter(view())
+        : new LineReporter(undefined, undefined, view());
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
   try {
