@@ -73,7 +73,10 @@ function inspect(file: string): { size: number; needed: bigint } | undefined {
       metas.push(meta);
     }
     const current = metas[0]!.txnid >= metas[1]!.txnid ? metas[0]! : metas[1]!;
-    return { size, needed: (current.lastPage + 1n) * BigInt(pageSize) };
+    // The size after the meta was read: another process may have committed in between, and
+    // LMDB writes a transaction's pages before the meta that points at them, so only a size
+    // taken later is comparable (taken before, a live cache read as "truncated").
+    return { size: fstatSync(fd).size, needed: (current.lastPage + 1n) * BigInt(pageSize) };
   } finally {
     closeSync(fd);
   }
