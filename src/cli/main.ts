@@ -381,7 +381,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .description('rehash every artifact; broken entries are dropped so their nodes rerun')
     .action(async (flags: { cache?: string; keep?: boolean }) => {
       const store = new Store(existingCacheDir(flags.cache));
-      const { checked, problems } = await verifyStore(store, { drop: !flags.keep });
+      const { checked, problems } = await holdingCache(store, 'shared', 'pipeline cache verify', () => verifyStore(store, { drop: !flags.keep }), (m) => process.stderr.write(m));
       for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
       await store.close();
