@@ -32,7 +32,7 @@ import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
 import type { ReportFlags } from './report.js';
-import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
+import { capacityOf, openPipeline, openPipelineStatically, type CliEnv, type Opened } from './session.js';
 
 interface Common {
   cache?: string;
@@ -239,11 +239,12 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
-    .description('print the graph')
+    .description('print the graph, planned from the YAML alone: plugins are not imported (their kinds\' parameters and types are checked by run and status)')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'dot', 'mermaid']).default('text'))
     .option('--stages', 'one vertex per stage instead of per node')
     .action(async (file: string, targets: string[], flags: RunFlags & { format: DagFormat; stages?: boolean }) => {
-      const opened = await openPipeline(file, flags.set, env);
+      // Static: looking at the graph runs no plugin code.
+      const opened = await openPipelineStatically(file, flags.set, env);
       const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
       process.stdout.write(renderDag(opened.pipeline, opened.dag, selected, flags.format, flags.stages) + '\n');
     });
