@@ -27,6 +27,8 @@ import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { manifestSummary } from './show.js';
+import { selectedTable } from './variants.js';
+import { toMarkdown } from '../report/render.js';
 import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
@@ -201,6 +203,9 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       if (report && !opened.dag.graph.outNeighbors(id).some((d) => selected.has(d))) process.stdout.write(`\n${id}:\n${report}`);
     }
     if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
+    // The report node gathers every cell, so an --only run leaves it out: its cells are shown here.
+    const partial = flags.only.length > 0 && !dryRun ? selectedTable(opened, outcomes, selected) : undefined;
+    if (partial) process.stdout.write(`\ntable of the selected cells (--only ${flags.only.join(' --only ')}; the report needs every cell: run without --only for it):\n${toMarkdown(partial)}`);
     const states = [...outcomes.values()].map((o) => o.state);
     if (states.includes('interrupted')) return 130;
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;

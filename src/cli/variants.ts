@@ -56,9 +56,34 @@ export function paramChanges(a: Opened, b: Opened): ParamChange[] {
 export function cachedTable(opened: Opened, outcomes: Map<string, NodeOutcome>): Table | undefined {
   const spec = opened.pipeline.spec.table;
   if (!spec) return undefined;
+  return tableOf(opened, outcomes, opened.pipeline.byStage.get(spec.stage) ?? [], tableScope(opened.pipeline.spec) as unknown as TableLayout);
+}
+
+/**
+ * The table of a run that selected only some of its cells (`--only`): those rows and columns,
+ * from the table stage's results; undefined when the run selected all of them or none.
+ */
+export function selectedTable(opened: Opened, outcomes: Map<string, NodeOutcome>, selected: Set<string>): Table | undefined {
+  const spec = opened.pipeline.spec.table;
+  if (!spec) return undefined;
+  const all = opened.pipeline.byStage.get(spec.stage) ?? [];
+  const ids = all.filter((id) => selected.has(id));
+  if (ids.length === 0 || ids.length === all.length) return undefined;
   const layout = tableScope(opened.pipeline.spec) as unknown as TableLayout;
-  const [output] = spec.value.split('.');
-  const entries = (opened.pipeline.byStage.get(spec.stage) ?? []).flatMap((id) => {
+  const shown = new Set([...spec.rows, ...spec.columns]);
+  const axes = Object.fromEntries(
+    Object.entries(layout.axes).map(([axis, labels]) => {
+      if (!shown.has(axis)) return [axis, labels];
+      const present = new Set(ids.map((id) => String(opened.pipeline.nodes.get(id)!.axes[axis])));
+      return [axis, labels.filter((l) => present.has(String(l.value)))];
+    }),
+  );
+  return tableOf(opened, outcomes, ids, { ...layout, axes });
+}
+
+function tableOf(opened: Opened, outcomes: Map<string, NodeOutcome>, ids: string[], layout: TableLayout): Table {
+  const [output] = opened.pipeline.spec.table!.value.split('.');
+  const entries = ids.flatMap((id) => {
     const artifact = outcomes.get(id)?.manifest?.outputs[output!];
     return artifact?.type === 'json' ? [{ axes: opened.pipeline.nodes.get(id)!.axes, value: artifact.value }] : [];
   });
