@@ -30,11 +30,14 @@ export interface ParamChange {
   nodes: number;
 }
 
-/** Parameters that differ between two expansions, per stage and parameter path, over the nodes both have. */
-export function paramChanges(a: Opened, b: Opened): ParamChange[] {
+/** Each node's stage and parameters, by node id. */
+export type NodeParams = ReadonlyMap<string, { stage: string; params: JSONObject }>;
+
+/** Parameters that differ between two sets of nodes (two expansions, two commits' results), per stage and parameter path, over the nodes both have. */
+export function paramChanges(a: NodeParams, b: NodeParams): ParamChange[] {
   const changes = new Map<string, ParamChange>();
-  for (const [id, na] of a.pipeline.nodes) {
-    const nb = b.pipeline.nodes.get(id);
+  for (const [id, na] of a) {
+    const nb = b.get(id);
     if (!nb) continue;
     const pa = flattenLeaves(na.params as JSONObject);
     const pb = flattenLeaves(nb.params as JSONObject);
