@@ -27,12 +27,14 @@ import { compareCommand, type CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { manifestSummary } from './show.js';
+import { selectedTable } from './variants.js';
+import { toMarkdown } from '../report/render.js';
 import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
 import type { ReportFlags } from './report.js';
-import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
+import { capacityOf, openPipeline, openPipelineStatically, type CliEnv, type Opened } from './session.js';
 
 interface Common {
   cache?: string;
@@ -201,6 +203,9 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       if (report && !opened.dag.graph.outNeighbors(id).some((d) => selected.has(d))) process.stdout.write(`\n${id}:\n${report}`);
     }
     if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
+    // The report node gathers every cell, so an --only run leaves it out: its cells are shown here.
+    const partial = flags.only.length > 0 && !dryRun ? selectedTable(opened, outcomes, selected) : undefined;
+    if (partial) process.stdout.write(`\ntable of the selected cells (--only ${flags.only.join(' --only ')}; the report needs every cell: run without --only for it):\n${toMarkdown(partial)}`);
     const states = [...outcomes.values()].map((o) => o.state);
     if (states.includes('interrupted')) return 130;
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;
@@ -239,11 +244,12 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
-    .description('print the graph')
+    .description('print the graph, planned from the YAML alone: plugins are not imported (their kinds\' parameters and types are checked by run and status)')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'dot', 'mermaid']).default('text'))
     .option('--stages', 'one vertex per stage instead of per node')
     .action(async (file: string, targets: string[], flags: RunFlags & { format: DagFormat; stages?: boolean }) => {
-      const opened = await openPipeline(file, flags.set, env);
+      // Static: looking at the graph runs no plugin code.
+      const opened = await openPipelineStatically(file, flags.set, env);
       const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
       process.stdout.write(renderDag(opened.pipeline, opened.dag, selected, flags.format, flags.stages) + '\n');
     });
@@ -296,6 +302,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
     .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
     .option('--html <file>', 'also write an offline page with the comparison and both variants\' learning curves overlaid')
+    .option('--commit <rev>', 'A is the cached results made at this commit of the pipeline\'s repository (instead of --set)')
+    .option('--against-commit <rev>', 'B is the cached results made at this commit (instead of --against)')
     .option('--json', 'machine-readable output')
     .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
 
