@@ -12,8 +12,8 @@ interface Group {
 }
 
 export interface ViewOptions {
-  /** Median seconds per stage, from the cache: the ETA. */
-  expected?: Map<string, number>;
+  /** Median seconds per stage, from the cache: the ETA (a function: read when the first ETA is shown). */
+  expected?: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>);
   /** Nodes that run at once. */
   jobs?: number;
   /** Terminal rows the view may take (default: the terminal's). */

@@ -60,7 +60,8 @@ export class RunProgress {
 
   constructor(
     private readonly nodes: PlannedNode[],
-    private readonly expected: Map<string, number>,
+    /** Median seconds per stage; a function is called on the first ETA (it reads every cached manifest). */
+    private expected: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>),
     private readonly jobs: number,
     private readonly now: () => number = Date.now,
   ) {
@@ -109,6 +110,7 @@ export class RunProgress {
       let open = 0;
       for (const [s, k] of Object.entries(t.counts) as [NodeState, number][]) if (!FINAL_STATES.has(s)) open += k;
       if (open === 0) continue;
+      if (typeof this.expected === 'function') this.expected = this.expected();
       const expected = t.took.length > 0 ? sortedMedian(t.took) : this.expected.get(t.stage);
       if (expected === undefined) return undefined;
       left += open;
