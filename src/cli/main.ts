@@ -5,7 +5,6 @@ import { cellNodes, selectNodes, targetNodes } from '../graph/select.js';
 import { renderDag, type DagFormat } from '../graph/render.js';
 import { LocalExecutor } from '../run/executors/local.js';
 import { LineReporter } from './reporters/line.js';
-import { ListrReporter } from './reporters/listr.js';
 import { stageDurations } from './reporters/progress.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
@@ -23,7 +22,7 @@ import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
 import { codeTriggerOf, existingCacheDir, wholeNumber } from './options.js';
-import { compareCommand, type CompareFlags } from './compare.js';
+import type { CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { manifestSummary } from './show.js';
@@ -137,8 +136,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const dryRun = mode === 'status' || Boolean(flags.dryRun);
   const interactive = process.stdout.isTTY && !process.env['CI'] && !flags.plain && !dryRun;
   const statusRows: string[][] = [['node', 'state', 'why']];
-  // Read only by the views of a run (status prints no progress): a pass over every cached manifest.
-  const view = () => ({ expected: stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs });
+  // A pass over every cached manifest, made only once a view first shows an ETA (never in a no-op run).
+  const view = () => ({ expected: () => stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs });
   const reporter: Reporter =
     mode === 'status'
       ? {
@@ -151,7 +150,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
           async finish() {},
         }
       : interactive
-        ? new ListrReporter(view())
+        ? new (await import('./reporters/listr.js')).ListrReporter(view())
         : new LineReporter(undefined, undefined, view());
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
@@ -305,7 +304,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--commit <rev>', 'A is the cached results made at this commit of the pipeline\'s repository (instead of --set)')
     .option('--against-commit <rev>', 'B is the cached results made at this commit (instead of --against)')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
+    // Loaded on use, like report: its HTML curves pull in d3.
+    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await (await import('./compare.js')).compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
 
   program
     .command('history <pipeline> <node>')
