@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { listModels, modelInfo, modelSpec, resolveModelName } from '../src/ml/models/registry.js';
 import { fans, initialValues } from '../src/ml/models/init.js';
 import { initState } from '../src/ml/models/state.js';
-import { resampleMatrix, resamplePosEmbed } from '../src/ml/models/pos-embed.js';
+import { resampleMatrix, resamplePosEmbed } from '../src/ml/models/vit/pos-embed.js';
 
 test('parameter counts equal torchvision / timm', () => {
   // torchvision.models.resnet50(): sum(p.numel() for p in m.parameters())
