@@ -1,6 +1,6 @@
 // ConvNeXt against torchvision (test/fixtures/reference/make_convnext.py): names, shapes and
-// the parameter count of convnext_tiny; logits, the Grad-CAM layer's activations and the
-// gradients of a reduced-width ConvNeXt with random weights, on the wasm engine and the cpu
+// the parameter count of convnext_tiny; logits, the Grad-CAM layer's activations, Grad-CAM
+// itself and the gradients of a reduced-width ConvNeXt with random weights, on the wasm engine and the cpu
 // backend; stochastic depth as torchvision's "row" mode; a few training steps reduce the loss.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +17,7 @@ import { modelInfo, modelSpec, specFromConfig } from '../src/ml/models/registry.
 import { initState, type StateDict } from '../src/ml/models/state.js';
 import type { ConvNeXtConfig, ModelSpec } from '../src/ml/models/types.js';
 import { Adam } from '../src/ml/train/adam.js';
+import { gradCam } from '../src/ml/saliency/gradcam.js';
 import { tfToTorch } from '../src/ml/weights/layout.js';
 import { relErr } from './support/torch-reference.js';
 
@@ -32,6 +33,7 @@ interface Fixture {
   labels: number[];
   logits: number[];
   activations: Packed;
+  gradcam: { predicted: number[]; coarse: number[] };
   loss: number;
   grads: Record<string, Packed>;
 }
@@ -97,6 +99,10 @@ for (const backend of BACKENDS) {
     const viaActs = classifyActivations(SPEC, params, acts);
     assert.ok(relErr(await viaActs.data(), FIX.logits) <= 1e-4, "forward = classifyActivations(convActivations)");
     tf.dispose([acts, viaActs]);
+    const cams = await gradCam(SPEC, params, x);
+    assert.deepEqual(cams.map((c) => c.predicted), FIX.gradcam.predicted);
+    const camErr = relErr(cams.flatMap((c) => [...c.coarse]), FIX.gradcam.coarse);
+    assert.ok(camErr <= 1e-4, `Grad-CAM on features[-1] rel err ${camErr}`);
 
     const vars = trainableVariables(params);
     const names = [...params].filter(([, v]) => v.trainable).map(([k]) => k);
