@@ -48,7 +48,7 @@ before(async () => {
 
 interface Shown {
   outputs: Record<string, { value?: unknown }>;
-  provenance?: { engine?: { backend?: string; adapter?: { software?: boolean } } };
+  provenance?: { reported?: { engine?: { backend?: string } } };
 }
 
 interface Run {
@@ -97,23 +97,23 @@ test('pretrain, finetune, dino, evaluate, saliency and predict run on webgpu unc
   const gpu = await runOn('webgpu');
   for (const node of ['pretrain', 'finetune', 'dino', 'evaluate', 'saliency']) {
     const [g, w] = [await gpu.show(node), await wasm.show(node)];
-    assert.equal(g.provenance?.engine?.backend, 'webgpu', `${node} computed on webgpu`);
-    assert.equal(w.provenance?.engine?.backend, 'wasm', `${node} computed on wasm`);
+    assert.equal(g.provenance?.reported?.engine?.backend, 'webgpu', `${node} computed on webgpu`);
+    assert.equal(w.provenance?.reported?.engine?.backend, 'wasm', `${node} computed on wasm`);
     const out = (s: Shown, k: string) => s.outputs[k]!.value as Record<string, unknown>;
     if (node === 'pretrain' || node === 'finetune') {
       const losses = (s: Shown) => (out(s, 'curves')['epochs'] as { train_loss: number }[]).map((e) => e.train_loss);
-      close(`${node} train loss`, losses(g), losses(w), 1e-3);
+      close(`${node} train loss`, losses(g), losses(w), 1e-4);
     } else if (node === 'dino') {
-      close('dino step losses', out(g, 'curves')['step_loss'], out(w, 'curves')['step_loss'], 1e-3);
+      close('dino step losses', out(g, 'curves')['step_loss'], out(w, 'curves')['step_loss'], 1e-4);
     } else if (node === 'evaluate') {
-      close('evaluate probabilities', out(g, 'predictions')['probs'], out(w, 'predictions')['probs'], 2e-3);
+      close('evaluate probabilities', out(g, 'predictions')['probs'], out(w, 'predictions')['probs'], 5e-4);
     } else {
       // Class probabilities and Grad-CAM scores (rounded to 4 decimals in the summary).
       const scores = (s: Shown) => (out(s, 'summary')['images'] as { gradcam: { probs: number[]; score: number }; attention: { probs: number[] } }[])
         .map((im) => [...im.gradcam.probs, im.gradcam.score, ...im.attention.probs]);
-      close('saliency probabilities and scores', scores(g), scores(w), 3e-3);
+      close('saliency probabilities and scores', scores(g), scores(w), 5e-4);
     }
   }
   const rows = (s: string) => s.split('\n').map((l) => l.split(',').map((c) => (Number.isNaN(Number(c)) ? c : Number(c))));
-  close('predict probabilities', rows(gpu.predict), rows(wasm.predict), 2e-3);
+  close('predict probabilities', rows(gpu.predict), rows(wasm.predict), 5e-4);
 });
