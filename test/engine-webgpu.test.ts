@@ -287,6 +287,32 @@ gpuTest('fused Adam / AdamW (one WGSL dispatch per parameter, in place) matches 
   assert.ok(Math.abs(ran.after! - 0.9) < 1e-6, `one step of lr 0.1 from 1 with g = 1 gives 0.9, got ${ran.after}`);
 });
 
+gpuTest('fused Adam over more values than one dispatch dimension covers (a 2-D grid) updates every one', () => {
+  const n = 64 * 65535 + 77;
+  const pv = rng.values(n);
+  const gv = rng.values(n);
+  tf.setBackend('webgpu');
+  const out = tf.tidy(() => {
+    const [p, m, v] = [tf.variable(tf.tensor(pv)), tf.variable(tf.zeros([n])), tf.variable(tf.zeros([n]))];
+    const ran = fusedAdamStep(tf, [{ p, m, v, g: tf.tensor(gv), mode: 0 }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.01, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
+    const values = p.dataSync();
+    tf.dispose([p, m, v]);
+    return ran ? values : undefined;
+  });
+  tf.setBackend('cpu');
+  assert.ok(out, 'the fused kernel ran');
+  // The first step from zero moments, in float32: m = 0.1 g, v = 0.001 g^2, p -= m / (sqrt(v / bc2) + eps) * lr / bc1.
+  const f = Math.fround;
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    const m = f(gv[i]! * f(0.1));
+    const v = f(f(gv[i]! * gv[i]!) * f(0.001));
+    const want = f(pv[i]! - f(f(m / f(f(Math.sqrt(f(v / f(0.001)))) + f(1e-8))) * f(0.1)));
+    worst = Math.max(worst, Math.abs(out[i]! - want));
+  }
+  assert.ok(worst < 1e-6, `largest difference ${worst}`);
+});
+
 test('fused Adam dispatch: one dimension up to the limit, then a 2-D grid covering every value', () => {
   assert.deepEqual(adamDispatch(1, 65535), { x: 1, y: 1, cols: 64 });
   assert.deepEqual(adamDispatch(64 * 65535, 65535), { x: 65535, y: 1, cols: 64 * 65535 });
