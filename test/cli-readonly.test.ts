@@ -3,7 +3,7 @@
 // there the CLI is run as `nobody` through setpriv, which is what a second user is.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
@@ -88,4 +88,20 @@ test('a read-only cache can be inspected: status, cache ls, show, cache verify -
 
   assert.equal(box.runs().length, ran, 'nothing was computed');
   assert.deepEqual(snapshot(box.cache), before, 'nothing in the cache changed');
+});
+
+test('cache verify --keep on a read-only cache reports a rotted blob and leaves it as it is', { skip }, async () => {
+  const box = sandbox();
+  const blobs = box.write('blobs.yaml', blobsPipeline('intact'));
+  assert.equal((await box.cli(['run', blobs])).code, 0);
+  const digest = (await box.show(blobs, 'make')).outputs['file']!.digest;
+  writeFileSync(join(box.cache, 'cas', digest.slice(0, 2), digest.slice(2)), 'rotted');
+  readOnly(box.cache);
+  chmodSync(box.dir, 0o755);
+  const before = snapshot(box.cache);
+  const verify = await asReader(box, ['cache', 'verify', '--keep']);
+  assert.equal(verify.code, 1, verify.stdout + verify.stderr);
+  assert.match(verify.stdout, /✖ make \([0-9a-f]{12}\) output file: blob content hashes to [0-9a-f]{12}…\n/);
+  assert.doesNotMatch(verify.stdout, /dropped/);
+  assert.deepEqual(snapshot(box.cache), before);
 });

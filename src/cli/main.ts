@@ -301,8 +301,8 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
     .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
     .option('--html <file>', 'also write an offline page with the comparison and both variants\' learning curves overlaid')
-    .option('--commit <rev>', 'A is the cached results made at this commit of the pipeline\'s repository (instead of --set)')
-    .option('--against-commit <rev>', 'B is the cached results made at this commit (instead of --against)')
+    .option('--commit <rev>', 'A is the cached results as of this commit of the pipeline\'s git repository (instead of --set)')
+    .option('--against-commit <rev>', 'B is the cached results as of this commit (instead of --against)')
     .option('--json', 'machine-readable output')
     // Loaded on use, like report: its HTML curves pull in d3.
     .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await (await import('./compare.js')).compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
