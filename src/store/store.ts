@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { open, type Database, type DatabaseOptions, type Key, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
-import { ReadOnlyCacheError, writingCache } from './errors.js';
+import { CacheIOError, ReadOnlyCacheError, writingCache } from './errors.js';
 import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
 import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
@@ -251,10 +251,15 @@ export class Store {
     await rm(this.checkpointDir(key), { recursive: true, force: true });
   }
 
-  async makeWorkdir(): Promise<string> {
+  /** A new scratch directory under tmp/ (synchronous: made when a stage first reads ctx.workdir). */
+  makeWorkdir(): string {
     this.assertWritable('make a scratch directory to run a node in');
     const dir = join(this.tmpDir, `work-${randomUUID()}`);
-    await writingCache(this.dir, 'make a scratch directory', () => mkdir(dir, { recursive: true }));
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new CacheIOError(this.dir, 'make a scratch directory', err);
+    }
     return dir;
   }
 
