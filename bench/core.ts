@@ -136,15 +136,22 @@ export async function benchCore(log: (line: string) => void): Promise<void> {
     }
   }
   const noops: number[] = [];
+  const noopCpu: number[] = [];
+  const helps: number[] = [];
+  const helpCpu: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = cli(['run', file], dir, cache);
     if (!/1000 cached/.test(r.out)) throw new Error(`no-op run was not a no-op:\n${r.out}`);
     noops.push(r.seconds);
+    if (r.cpu !== undefined) noopCpu.push(r.cpu);
+    const help = cli(['--help'], dir, cache);
+    helps.push(help.seconds);
+    if (help.cpu !== undefined) helpCpu.push(help.cpu);
   }
   const s = summary(noops);
-  log(`cached no-op \`pipeline run\` of 1,000 nodes, end to end: median ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, n=${s.n}; goal < 1 s)`);
-  const version = cli(['--help'], dir, cache);
-  log(`  of which process start + CLI load (\`pipeline --help\`): ${fmt(version.seconds)}`);
+  const cpuOf = (xs: number[]) => (xs.length > 0 ? `, CPU ${fmt(summary(xs).median)}` : '');
+  log(`cached no-op \`pipeline run\` of 1,000 nodes, end to end: median ${fmt(s.median)}${cpuOf(noopCpu)} (min ${fmt(s.min)}, max ${fmt(s.max)}, n=${s.n}; goal < 1 s)`);
+  log(`  of which process start + CLI load (\`pipeline --help\`): median ${fmt(summary(helps).median)}${cpuOf(helpCpu)}`);
 
   const store = new Store(join(dir, 'store-bench'));
   const n = 2000;

@@ -183,7 +183,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       if (o.remote && (await o.remote.push(computed)) === 'failed' && o.remoteRequired) {
         return { state: 'failed', key, reason: error(`${id} ran but could not be pushed to ${o.remote.url}`), log };
       }
-      const manifest = store.manifest(key) ?? computed;
+      // Only a push can have put another result under the key (commits are write-once).
+      const manifest = o.remote ? (store.manifest(key) ?? computed) : computed;
       return { state: 'ran', key, manifest, reason, log };
     } finally {
       release?.();

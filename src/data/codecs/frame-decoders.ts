@@ -86,7 +86,7 @@ async function decodeJpegBaseline(frame: Uint8Array, spec: FrameSpec): Promise<S
 type DcmjsCodecs = typeof import('dcmjs-codecs');
 let dcmjsCodecs: Promise<DcmjsCodecs> | undefined;
 
-/** dcmjs-codecs, its WebAssembly compiled once; a failed load is not cached, so it is retried. */
+/** dcmjs-codecs with its WebAssembly instantiated; a failed load is not kept, so it is retried. */
 function loadDcmjsCodecs(): Promise<DcmjsCodecs> {
   dcmjsCodecs ??= import('dcmjs-codecs')
     .then(async (m) => {
@@ -130,6 +130,10 @@ async function decodeJpeg12(frame: Uint8Array, header: JpegFrameHeader, spec: Fr
   try {
     decoded = NativeCodecs.decodeJpeg(context).getDecodedBuffer();
   } catch (e) {
+    // The library reports a C++ error by throwing through the WebAssembly frames, which leaves
+    // the module's stack pointer and heap where the failed call had them: after about 30 such
+    // frames every decode faulted ("memory access out of bounds"). The next frame gets a fresh instance.
+    dcmjsCodecs = undefined;
     throw new CodecError(`IJG 12-bit JPEG (dcmjs-codecs) could not decode the frame: ${e instanceof Error ? e.message : String(e)}`);
   }
   const n = spec.rows * spec.columns;

@@ -7,6 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../../data/rng.js';
+import { depthwiseConvSame } from '../../../engine/depthwise-conv.js';
 import { conv2d, gelu, layerNorm, linear, type ForwardOptions } from '../layers.js';
 import type { FamilyNet } from '../net.js';
 import { param, type ParamMap } from '../params.js';
@@ -37,7 +38,7 @@ function block(cfg: ConvNeXtConfig, params: ParamMap, b: CNBlockShape, x: tf.Ten
   // depthwiseConv2d's [k, k, C, 1] (channel multiplier 1).
   const w = param(params, `${b.prefix}.block.0.weight`);
   const k = w.shape[0];
-  const dw = tf.add(tf.depthwiseConv2d(x, tf.reshape(w, [k, k, C, 1]) as tf.Tensor4D, 1, (k - 1) / 2), param(params, `${b.prefix}.block.0.bias`));
+  const dw = tf.add(depthwiseConvSame(tf, x, tf.reshape(w, [k, k, C, 1]) as tf.Tensor4D, (k - 1) / 2), param(params, `${b.prefix}.block.0.bias`));
   let t = layerNorm(params, `${b.prefix}.block.2`, tf.reshape(dw, [B * H * W, C]) as tf.Tensor2D, cfg.eps);
   t = linear(params, `${b.prefix}.block.5`, gelu(linear(params, `${b.prefix}.block.3`, t)));
   let branch = tf.reshape(tf.mul(t, tf.reshape(param(params, `${b.prefix}.layer_scale`), [C])), [B, H, W, C]) as tf.Tensor4D;
