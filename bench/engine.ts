@@ -13,6 +13,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendChoice } from '../src/engine/backend.js';
+import { bf16Unavailable } from '../src/engine/precision.js';
+import { loadNative } from '../src/engine/native.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
@@ -210,12 +212,14 @@ export interface ChildOptions {
   backend?: string;
   /** Effective batch (and micro-batch) instead of the model's. */
   batch?: number;
+  /** The native GEMMs' arithmetic (precision: of the training stages); default fp32. */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** One model in a fresh process: a wasm heap abort cannot take the other rows with it. */
 export function measureInChild(label: string, steps: number, profile: boolean, opts: ChildOptions = {}): ChildResult {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, [self, '--child', label, String(steps), profile ? '1' : '0', opts.backend ?? 'auto', String(opts.batch ?? 0)], {
+  const r = spawnSync(process.execPath, [self, '--child', label, String(steps), profile ? '1' : '0', opts.backend ?? 'auto', String(opts.batch ?? 0), opts.precision ?? 'fp32'], {
     encoding: 'utf8', maxBuffer: 1 << 24, env: process.env,
   });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
@@ -228,7 +232,7 @@ export function measureInChild(label: string, steps: number, profile: boolean, o
   return JSON.parse(line) as ChildResult;
 }
 
-async function child(label: string, steps: number, profile: boolean, backend: string, batch: number): Promise<void> {
+async function child(label: string, steps: number, profile: boolean, backend: string, batch: number, precision: string): Promise<void> {
   const base = BENCH_MODELS.find((b) => b.label === label);
   if (!base) throw new Error(`unknown bench model ${label}`);
   const m = batch > 0 ? { ...base, batch, micro: batch } : base;
@@ -238,6 +242,14 @@ async function child(label: string, steps: number, profile: boolean, backend: st
   } catch (e) {
     console.log(JSON.stringify({ error: (e as Error).message.replace(/^no tfjs backend could start: [^:]+: /, '') }));
     return;
+  }
+  if (precision === 'bf16') {
+    // As the training stages' precision: bf16 (src/engine/precision.ts), for the process.
+    const why = bf16Unavailable(info);
+    if (why !== undefined || !loadNative()!.setPrecision('bf16')) {
+      console.log(JSON.stringify({ error: `bf16: ${why ?? 'refused'}` }));
+      return;
+    }
   }
   const a = info.webgpu?.adapter;
   // A software adapter (lavapipe) is orders of magnitude slower than the CPU engine: benched
@@ -339,6 +351,6 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
-  if (args[0] === '--child') await child(args[1], Number(args[2]), args[3] === '1', args[4] ?? 'auto', Number(args[5] ?? 0));
+  if (args[0] === '--child') await child(args[1], Number(args[2]), args[3] === '1', args[4] ?? 'auto', Number(args[5] ?? 0), args[6] ?? 'fp32');
   else await benchEngine((l) => console.log(l), args);
 }

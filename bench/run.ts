@@ -2,6 +2,7 @@
 // machine. Sections are independent; a failing one is reported and the rest still run.
 import { cpus } from 'node:os';
 import { benchCore } from './core.js';
+import { benchBf16 } from './bf16.js';
 import { benchData } from './data.js';
 import { benchEngine } from './engine.js';
 import { benchGpu } from './gpu.js';
@@ -12,6 +13,7 @@ const sections: [string, (log: (line: string) => void) => Promise<void>][] = [
   ['data', benchData],
   ['remote cache', benchRemote],
   ['engine: training and inference vs PyTorch', benchEngine],
+  ['engine bf16: precision bf16 vs fp32', benchBf16],
   ['gpu: medpipe webgpu vs PyTorch fp32 / AMP on the same GPU', benchGpu],
 ];
 

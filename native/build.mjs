@@ -1,28 +1,33 @@
 #!/usr/bin/env node
-// Builds medpipe's native kernels (native/medpipe.cc -> native/build/medpipe_native.node)
+// Builds medpipe's native kernels (native/src/*.cc -> native/build/medpipe_native.node)
 // at `npm install` time with the machine's C++ compiler. It NEVER fails the install: on any
 // problem it prints one line and exits 0, and medpipe runs on the pure-wasm path.
 //
 // Order: g++ (or $CXX) directly against the headers of the running Node (no download), then
-// node-gyp with binding.gyp (npm's bundled copy) if those headers are absent.
+// node-gyp with binding.gyp (npm's bundled copy) if those headers are absent. The list of
+// sources is binding.gyp's (JSON), for both.
 // MEDPIPE_NATIVE=0 skips the build.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outDir = join(here, 'build');
 const out = join(outDir, 'medpipe_native.node');
-const src = join(here, 'medpipe.cc');
 
 function done(msg) {
   console.log(`medpipe native kernels: ${msg}`);
   process.exit(0);
 }
 
+function sources() {
+  const gyp = JSON.parse(readFileSync(join(here, 'binding.gyp'), 'utf8'));
+  return gyp.targets[0].sources.map((s) => join(here, s));
+}
+
 function smokeTest(file) {
-  const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); const i = m.info(); if (!i.isa) process.exit(1); console.log(i.isa)`], { encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); const i = m.info(); if (!i.isa || !Array.isArray(m.ops)) process.exit(1); console.log(i.isa + (i.bf16 ? ' + bf16' : ''))`], { encoding: 'utf8', timeout: 30000 });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
@@ -36,7 +41,7 @@ try {
   if (existsSync(join(include, 'node_api.h'))) {
     const cxx = process.env.CXX || 'g++';
     const args = ['-O3', '-ffp-contract=off', '-std=c++17', '-shared', '-fPIC', '-pthread', '-fvisibility=hidden',
-      '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`, '-o', tmp, src];
+      '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`, '-o', tmp, ...sources()];
     if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
     const r = spawnSync(cxx, args, { encoding: 'utf8', timeout: 300000 });
     if (r.status === 0 && existsSync(tmp)) how = cxx;

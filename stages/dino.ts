@@ -6,6 +6,7 @@
 // Output: the teacher's backbone as a medpipe checkpoint without a classifier head, which
 // `init` (source: node) and `finetune` take, initialising the head fresh.
 import { BACKEND_PARAM } from '../src/engine/activate.js';
+import { PRECISION_PARAM, withPrecision } from '../src/engine/precision.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
@@ -47,6 +48,7 @@ export interface DinoParams {
   seed: number;
   checkpoint_every: number;
   backend: string;
+  precision?: 'fp32' | 'bf16';
 }
 
 const scalePair = { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, minItems: 2, maxItems: 2 };
@@ -121,6 +123,7 @@ export default defineStage<DinoParams>({
       seed: { type: 'integer', default: 0 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 50, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
       backend: BACKEND_PARAM,
+      precision: PRECISION_PARAM,
     },
   },
   unkeyed: ['checkpoint_every', 'backend'],
@@ -167,7 +170,7 @@ export default defineStage<DinoParams>({
     };
     ctx.log(`${model.spec.name} from ${model.meta.source}; crops 2x${augment.globalSize}px + ${augment.localCrops}x${augment.localSize}px; train ${split.train.length} images; backend ${engine.backend}`);
 
-    const result = await trainDino(
+    const result = await withPrecision(p.precision, engine, ctx.provenance, () => trainDino(
       model,
       reader,
       {
@@ -196,7 +199,7 @@ export default defineStage<DinoParams>({
         knn: knnMonitor(p, split, reader.meta, augment.globalSize),
       },
       { signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
-    );
+    ));
     const out = join(ctx.workdir, 'teacher.safetensors');
     await exportTeacher(out, model, result.teacher.backbone, { dino_epochs: String(p.epochs), dino_out_dim: String(p.out_dim), seed: String(p.seed) });
     await ctx.outputs.file('weights', out, { filename: `${model.spec.name}-dino.safetensors` });

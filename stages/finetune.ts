@@ -2,6 +2,7 @@
 // number is a parameter whose default is the paper's (or, where the paper is silent, the
 // authors' code's: batch 64, gradient clipping 1.0).
 import { BACKEND_PARAM } from '../src/engine/activate.js';
+import { PRECISION_PARAM, withPrecision } from '../src/engine/precision.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TASK_METRICS, type TaskMetric } from '../src/ml/train/task-metrics.js';
@@ -23,6 +24,7 @@ export interface FinetuneParams {
   eval_batch_size: number;
   checkpoint_every: number;
   backend: string;
+  precision?: 'fp32' | 'bf16';
 }
 
 const numberPair = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 };
@@ -111,6 +113,7 @@ export default defineStage<FinetuneParams>({
       eval_batch_size: { type: 'integer', minimum: 1, default: 64 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 200, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
       backend: BACKEND_PARAM,
+      precision: PRECISION_PARAM,
     },
   },
   // How often to checkpoint, batch size for validation and the backend change no result bits
@@ -146,7 +149,7 @@ export default defineStage<FinetuneParams>({
     const aug = augmentFor(model.meta.image_size, p.augment);
     ctx.log(`${model.spec.name} ${model.meta.image_size}px, ${channels} channel(s), ${headClasses} output(s); train ${split.train.length}, val ${split.val.length}; backend ${engine.backend}`);
 
-    const result = await finetune(
+    const result = await withPrecision(p.precision, engine, ctx.provenance, () => finetune(
       tf,
       model,
       reader,
@@ -170,7 +173,7 @@ export default defineStage<FinetuneParams>({
         checkpointMeta: { preprocessing: JSON.stringify(preprocessingOf(reader.meta, aug.eval)) },
       },
       { workdir: ctx.workdir, signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
-    );
+    ));
     await ctx.outputs.file('weights', result.bestPath, { filename: `${model.spec.name}-finetuned.safetensors` });
     ctx.outputs.json('curves', curvesJSON(result, p.metric));
     const epochs = result.curves.map((c) => c.epoch);

@@ -66,3 +66,20 @@ test('show prints a summary by default, the whole manifest with --full or --json
     assert.equal(full.material.kind, 'collect');
   }
 });
+
+test('an --only run prints the table of the cells it selected (the report node, which needs every cell, is left out)', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const r = await box.cli(['run', file, '--only', 'model=deit']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!box.runs().includes('total'), 'the gathering node did not run on part of its inputs');
+  // train = seed + base 10: DeiT-S over seeds 1 and 2 is 11 and 12.
+  assert.match(r.stdout, /table of the selected cells \(--only model=deit; the report needs every cell: run without --only for it\):\n\| model \| value \|\n\|---\|---\|\n\| DeiT-S \| 11\.500 ± 0\.707 \|\n/);
+  assert.doesNotMatch(r.stdout, /ResNet50/);
+  // One seed of every model: each cell says it holds 1 of its 2 values.
+  const seed = await box.cli(['run', file, '--only', 'seed=2']);
+  assert.match(seed.stdout, /\| ResNet50 \| 12\.000 ± – \(1\/2\) \|\n\| DeiT-S \| 12\.000 ± – \(1\/2\) \|/);
+  // The whole pipeline: the report node's own table, no partial one.
+  const all = await box.cli(['run', file]);
+  assert.doesNotMatch(all.stdout, /table of the selected cells/);
+});

@@ -277,7 +277,7 @@ gpuTest('fused Adam / AdamW (one WGSL dispatch per parameter, in place) matches 
     const p = tf.variable(tf.ones([3]));
     const m = tf.variable(tf.zeros([3]));
     const v = tf.variable(tf.zeros([3]));
-    const ok = fusedAdamStep(tf, [{ p, m, v, g: tf.ones([3]), mode: 0 }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.1, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
+    const ok = fusedAdamStep(tf, [{ p, m, v, g: tf.ones([3]), mode: 'plain' }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.1, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
     const after = p.dataSync()[0];
     tf.dispose([p, m, v]);
     return { ok, after };
@@ -294,7 +294,7 @@ gpuTest('fused Adam over more values than one dispatch dimension covers (a 2-D g
   tf.setBackend('webgpu');
   const out = tf.tidy(() => {
     const [p, m, v] = [tf.variable(tf.tensor(pv)), tf.variable(tf.zeros([n])), tf.variable(tf.zeros([n]))];
-    const ran = fusedAdamStep(tf, [{ p, m, v, g: tf.tensor(gv), mode: 0 }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.01, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
+    const ran = fusedAdamStep(tf, [{ p, m, v, g: tf.tensor(gv), mode: 'plain' }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.01, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
     const values = p.dataSync();
     tf.dispose([p, m, v]);
     return ran ? values : undefined;

@@ -3,6 +3,7 @@ import { openPipeline, type CliEnv, type Opened } from './session.js';
 import { planNodes } from '../run/plan.js';
 import { describeReason } from '../run/reason.js';
 import type { Manifest } from '../store/artifacts.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { listManifests } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
@@ -90,7 +91,9 @@ export async function cachePull(file: string, targets: string[], flags: RemoteFl
   const opened = await openPipeline(file, flags.set, env);
   const remote = requireRemote(flags, opened, store);
   try {
-    const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
+    // Shared, as a run: a pulled node's blobs are in the cache before its manifest is, so gc would see them as garbage.
+    const pull = () => planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
+    const outcomes = await holdingCache(store, 'shared', `pipeline cache pull ${file}`, pull, (m) => process.stderr.write(m));
     const all = [...outcomes.values()];
     const pulled = all.filter((o) => o.state === 'cached' && o.reason?.why === 'on-remote').length;
     const local = all.filter((o) => o.state === 'cached').length - pulled;

@@ -1,6 +1,7 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { expandPipeline, type ExpandedPipeline } from '../config/expand.js';
 import { loadPipeline } from '../config/load.js';
+import { withUnimportedPlugins } from '../config/plugin-shapes.js';
 import { buildDag, type Dag } from '../graph/dag.js';
 import { loadKinds, type Registry } from '../registry.js';
 import type { Capacity } from '../run/slots.js';
@@ -24,6 +25,14 @@ export async function openPipeline(file: string, sets: string[], env: CliEnv): P
   await loadKinds(spec.plugins, registry);
   const pipeline = expandPipeline(spec, registry);
   return { pipeline, dag: buildDag(pipeline), registry };
+}
+
+/** The pipeline as planned from its YAML and the built-in kinds alone, no plugin imported (`dag`). */
+export async function openPipelineStatically(file: string, sets: string[], env: CliEnv): Promise<Omit<Opened, 'registry'>> {
+  const spec = loadPipeline(file, { sets });
+  const registry = withUnimportedPlugins(spec, await loadKinds(env.builtinKinds, new Map(), { allowEmpty: true, builtin: true }));
+  const pipeline = expandPipeline(spec, registry);
+  return { pipeline, dag: buildDag(pipeline) };
 }
 
 /** Machine capacity: the pipeline's `resources:`, then `--resources k=v,...`, then `--jobs`. */

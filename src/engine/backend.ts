@@ -18,7 +18,7 @@ export interface EngineInfo {
   choice: BackendChoice;
   /** The tfjs backend name (tfjs-node registers 'tensorflow'). */
   backend: string;
-  /** Threads the backend computes with (wasm under Node: 1, see ENGINE-NOTES.md; the
+  /** Threads the backend computes with (wasm under Node: 1, see native/README.md; the
    *  native kernels' pool size when they are loaded). */
   threads: number;
   /** Package and runtime versions, for provenance. */

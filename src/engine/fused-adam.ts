@@ -5,8 +5,13 @@
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { activeNative } from './native.js';
+import { activeNative, type NativeCodes } from './native.js';
 import { WEBGPU_ADAM, type AdamAttrs } from './webgpu-adam.js';
+
+export type AdamMode = keyof NativeCodes['adamMode'];
+
+/** The WGSL kernel's codes for the modes (src/engine/webgpu-adam.ts). */
+const WEBGPU_ADAM_MODE: Record<AdamMode, number> = { plain: 0, l2: 1, decoupled: 2 };
 
 type Tf = typeof tfTypes;
 
@@ -15,8 +20,8 @@ export interface AdamUpdate {
   m: tfTypes.Variable;
   v: tfTypes.Variable;
   g: tfTypes.Tensor;
-  /** 0: plain; 1: L2 penalty added to the gradient; 2: decoupled decay (AdamW). */
-  mode: 0 | 1 | 2;
+  /** plain; l2: the penalty added to the gradient; decoupled: AdamW's decay. */
+  mode: AdamMode;
 }
 
 export interface AdamConstants {
@@ -52,14 +57,13 @@ export function fusedAdamStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): 
     if (d === undefined) throw new Error('fused Adam: tensor data not on the wasm heap');
     return d.memoryOffset / 4;
   };
-  const entries = new Float64Array(updates.length * 6);
-  updates.forEach((u, i) => entries.set([offset(u.p), offset(u.m), offset(u.v), offset(u.g), u.p.size, u.mode], i * 6));
-  const scalars = Float64Array.from([
-    k.beta1, 1 - k.beta1, k.beta2, 1 - k.beta2, k.bc2, k.eps, k.lr / k.bc1, k.weightDecay, 1 - k.lr * k.weightDecay,
-  ]);
+  // [b1, 1-b1, b2, 1-b2, bc2, eps, lr/bc1, wd, 1-lr*wd] then (p, m, v, g, n, mode) per tensor.
+  const args = new Float64Array(9 + updates.length * 6);
+  args.set([k.beta1, 1 - k.beta1, k.beta2, 1 - k.beta2, k.bc2, k.eps, k.lr / k.bc1, k.weightDecay, 1 - k.lr * k.weightDecay]);
+  updates.forEach((u, i) => args.set([offset(u.p), offset(u.m), offset(u.v), offset(u.g), u.p.size, nat.codes.adamMode[u.mode]], 9 + i * 6));
   // Read after the copies above: an allocation may have grown (replaced) the heap.
   const heap = (be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
-  nat.adam(heap, entries, scalars);
+  nat.run('adam', heap, args);
   return true;
 }
 
@@ -68,7 +72,7 @@ function webgpuStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): boolean {
   for (const u of updates) for (const t of [u.p, u.m, u.v]) own(tf, be, t);
   const inputs: Record<string, tfTypes.Tensor> = {};
   updates.forEach((u, i) => Object.assign(inputs, { [`p${i}`]: u.p, [`m${i}`]: u.m, [`v${i}`]: u.v, [`g${i}`]: u.g }));
-  const attrs: AdamAttrs = { modes: updates.map((u) => u.mode), ...k };
+  const attrs: AdamAttrs = { modes: updates.map((u) => WEBGPU_ADAM_MODE[u.mode]), ...k };
   tf.engine().runKernel(WEBGPU_ADAM, inputs, attrs as unknown as tfTypes.NamedAttrMap);
   return true;
 }

@@ -1,6 +1,7 @@
-// Loads medpipe's native kernels (native/medpipe.cc, built at `npm install` by
-// native/build.mjs into native/build/medpipe_native.node). Optional: when the addon is
-// absent or MEDPIPE_NATIVE=0, everything runs on the pure-wasm path.
+// Loads medpipe's native kernels (native/src/*.cc, built at `npm install` by native/build.mjs
+// into native/build/medpipe_native.node; see native/README.md). Optional: when the addon is
+// absent, disabled (MEDPIPE_NATIVE=0) or built from other sources than this code expects,
+// everything runs on the pure-wasm path and nativeStatus() says why.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,42 +9,115 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The ops this code calls, with their fixed arity and tail group (0: no tail), checked at
+ *  load against the table the addon exports (native/src/ops.cc). Argument layouts are
+ *  documented there, next to each op's code. */
+const OPS = {
+  conv2d: [20, 0],
+  conv2dGradInput: [18, 0],
+  conv2dGradFilter: [18, 0],
+  matmul: [5, 3],
+  binary: [7, 0],
+  unary: [5, 0],
+  colReduce: [5, 0],
+  bnReduce: [6, 0],
+  batchNorm: [9, 0],
+  bnTrain: [9, 0],
+  bnTrainGrad: [11, 0],
+  layerNorm: [9, 0],
+  layerNormGrad: [10, 0],
+  maxPoolGrad: [17, 0],
+  adam: [9, 6],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** The enum members this code uses; their codes are read from the addon. */
+const ENUMS = {
+  binary: ['add', 'sub', 'mul', 'div'],
+  broadcast: ['same', 'bRow', 'aRow', 'bScalar', 'aScalar'],
+  unary: ['exp', 'erf', 'reluGrad', 'gelu', 'geluGrad'],
+  activation: ['none', 'relu'],
+  adamMode: ['plain', 'l2', 'decoupled'],
+  precision: ['fp32', 'bf16'],
+} as const;
+
+export type NativeOp = keyof typeof OPS;
+type Enums = typeof ENUMS;
+export type NativeCodes = { [E in keyof Enums]: Record<Enums[E][number], number> };
+export type Precision = Enums['precision'][number];
+
+export interface NativeInfo {
+  isa: string;
+  threads: number;
+  /** Whether this CPU has AVX512_BF16 (the bf16 GEMMs). */
+  bf16: boolean;
+  precision: Precision;
+}
+
+/** The addon as this code uses it: every op through one calling convention. */
 export interface NativeAddon {
-  /** kind 0: conv forward (a = x, b = filter, out = y); 1: input gradient (a = dy, b =
-   *  filter, out = dx); 2: filter gradient (a = x, b = dy, out = dW). Offsets are float
-   *  indices into `heap`; bias -1 for none; act 0 none, 1 relu. geom: N, H, W, C, OC, KH, KW,
-   *  sh, sw, dh, dw, padTop, padLeft, OH, OW. */
-  conv(kind: number, heap: ArrayBufferLike, a: number, b: number, out: number, bias: number, act: number, geom: Int32Array): void;
-  /** Row-major products C = op(A) op(B) for each (a, b, c) offset triple. */
-  matmul(heap: ArrayBufferLike, M: number, N: number, K: number, transA: boolean, transB: boolean, offsets: Float64Array): void;
-  /** BatchNorm gradient sums over [rows x C]: out[c] = sum dy, out[C + c] = sum dy (x - mean[c]). */
-  bnReduce(heap: ArrayBufferLike, rows: number, C: number, dy: number, x: number, mean: number, out: number): void;
-  /** out[c] = scale * sum over rows of x[rows x C] (float64 accumulation). */
-  colReduce(heap: ArrayBufferLike, rows: number, C: number, x: number, out: number, scale: number): void;
-  /** args [kind, op, mode, n, C, a, b, out]: kind 0 binary (op add/sub/mul/div; mode 0 same
-   *  shape, 1 b one row of C, 2 a one row, 3 b scalar, 4 a scalar), kind 1 unary (op exp,
-   *  erf, relu gradient (dy = a, x = b), gelu, gelu gradient (dy = a, x = b)). */
-  elementwise(heap: ArrayBufferLike, args: Float64Array): void;
-  /** args [rows, C, x, mean, variance, scale (-1: none), offset (-1: none), eps, out]. */
-  batchNorm(heap: ArrayBufferLike, args: Float64Array): void;
-  /** BatchNorm in training: args [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]. */
-  bnTrain(heap: ArrayBufferLike, args: Float64Array): void;
-  /** Its gradient: args [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]. */
-  bnTrainGrad(heap: ArrayBufferLike, args: Float64Array): void;
-  /** LayerNorm over the last axis: args [rows, D, x, scale, offset, eps, y, mean, rstd]. */
-  layerNorm(heap: ArrayBufferLike, args: Float64Array): void;
-  /** Its gradient: args [rows, D, dy, x, mean, rstd, scale, dx, dscale, doffset]. */
-  layerNormGrad(heap: ArrayBufferLike, args: Float64Array): void;
-  /** geom: N, H, W, C, OH, OW, KH, KW (effective), sh, sw, dh, dw, padTop, padLeft. */
-  maxPoolGrad(heap: ArrayBufferLike, x: number, dy: number, dx: number, geom: Int32Array): void;
-  /** Adam/AdamW in place: entries [p, m, v, g, n, mode] per tensor (float offsets; mode 0
-   *  plain, 1 L2, 2 decoupled), scalars [b1, 1-b1, b2, 1-b2, bc2, eps, lr/bc1, wd, 1-lr*wd]. */
-  adam(heap: ArrayBufferLike, entries: Float64Array, scalars: Float64Array): void;
+  /** Runs `op` in place on `heap` (the wasm memory); offsets and sizes in floats, -1 for an
+   *  absent optional operand. Throws the addon's error (naming the op) on a bad call. */
+  run(op: NativeOp, heap: ArrayBufferLike, args: ArrayLike<number>): void;
+  codes: NativeCodes;
   setThreads(n: number): void;
-  info(): { isa: string; threads: number };
-  /** One non-blocking turn of Node's event loop (synchronous WebGPU reads wait with it);
-   *  absent from an addon built before it existed. */
-  pumpEvents?(): boolean;
+  /** The GEMM arithmetic of convolutions and matmuls; false (unchanged) where the CPU
+   *  lacks bf16 dot products. */
+  setPrecision(p: Precision): boolean;
+  info(): NativeInfo;
+  /** One non-blocking turn of Node's event loop (synchronous WebGPU reads wait with it). */
+  pumpEvents(): boolean;
+}
+
+/** What the compiled addon exports (native/src/addon.cc). */
+interface RawAddon {
+  call(code: number, heap: ArrayBufferLike, args: Float64Array): void;
+  ops: { name: string; code: number; arity: number; group: number }[];
+  enums: Record<string, string[]>;
+  setThreads(n: number): void;
+  setPrecision(code: number): boolean;
+  info(): { isa: string; threads: number; bf16: boolean; precision: number };
+  pumpEvents(): boolean;
+}
+
+/** The addon's op table and enums against what this code expects: the first mismatch, or
+ *  undefined when they agree. */
+export function tableMismatch(raw: Pick<RawAddon, 'ops' | 'enums'>): string | undefined {
+  if (!Array.isArray(raw.ops) || typeof raw.enums !== 'object' || raw.enums === null) return 'it exports no op table (built from older sources)';
+  for (const [name, [arity, group]] of Object.entries(OPS)) {
+    const op = raw.ops.find((o) => o.name === name);
+    if (!op) return `it has no op '${name}'`;
+    if (op.arity !== arity || op.group !== group) {
+      return `op '${name}' takes ${op.arity} args + groups of ${op.group} there, ${arity} + groups of ${group} here`;
+    }
+  }
+  for (const [name, members] of Object.entries(ENUMS)) {
+    const have = raw.enums[name];
+    if (!Array.isArray(have)) return `it has no enum '${name}'`;
+    const missing = members.filter((m) => !have.includes(m));
+    if (missing.length > 0) return `its enum '${name}' lacks ${missing.join(', ')}`;
+  }
+  return undefined;
+}
+
+function wrap(raw: RawAddon): NativeAddon {
+  const code = new Map(raw.ops.map((o) => [o.name, o.code]));
+  const codes = Object.fromEntries(
+    Object.entries(ENUMS).map(([e, members]) => [e, Object.fromEntries(members.map((m) => [m, raw.enums[e]!.indexOf(m)]))]),
+  ) as NativeCodes;
+  const precisions = raw.enums.precision!;
+  return {
+    run(op, heap, args) {
+      raw.call(code.get(op)!, heap, args instanceof Float64Array ? args : Float64Array.from(args));
+    },
+    codes,
+    setThreads: (n) => raw.setThreads(n),
+    setPrecision: (p) => raw.setPrecision(codes.precision[p]),
+    info() {
+      const i = raw.info();
+      return { isa: i.isa, threads: i.threads, bf16: i.bf16, precision: precisions[i.precision] as Precision };
+    },
+    pumpEvents: () => raw.pumpEvents(),
+  };
 }
 
 let cached: { addon?: NativeAddon; reason: string } | undefined;
@@ -72,10 +146,17 @@ export function loadNative(): NativeAddon | undefined {
     return undefined;
   }
   try {
-    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    const raw = createRequire(import.meta.url)(path) as RawAddon;
+    const mismatch = tableMismatch(raw);
+    if (mismatch !== undefined) {
+      cached = { reason: `not used: ${path} does not match this code (${mismatch}); rebuild it with \`node native/build.mjs\`` };
+      return undefined;
+    }
+    const addon = wrap(raw);
     const env = Number(process.env.MEDPIPE_THREADS);
     addon.setThreads(Number.isInteger(env) && env > 0 ? env : availableParallelism());
-    cached = { addon, reason: `loaded (${addon.info().isa})` };
+    const info = addon.info();
+    cached = { addon, reason: `loaded (${info.isa}${info.bf16 ? ', bf16' : ''})` };
   } catch (e) {
     cached = { reason: `failed to load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }

@@ -7,12 +7,14 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { extract, pack } from 'tar-stream';
 import type { BlobStore } from './blobs.js';
 
 const EPOCH = new Date(0);
 
 /** Every regular file under root, as sorted '/'-separated relative paths; anything else is an error. */
+// Loaded on first use: a run without directory artifacts does not pay for it at start-up.
+const tarStream = () => import('tar-stream');
+
 async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
@@ -32,7 +34,7 @@ export async function packTree(root: string, target: string): Promise<{ files: n
   const st = await stat(root).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`directory output ${root} is not a directory`);
   const files = await listFiles(root);
-  const tar = pack();
+  const tar = (await tarStream()).pack();
   const written = pipeline(tar, createWriteStream(target));
   for (const name of files) {
     const path = join(root, name);
@@ -98,7 +100,7 @@ export class TreeStore {
     const staging = join(this.dir, `.partial-${randomUUID()}`);
     await mkdir(staging, { recursive: true });
     try {
-      const ex = extract();
+      const ex = (await tarStream()).extract();
       const done = new Promise<void>((resolve, reject) => {
         ex.on('entry', (header, stream, next) => {
           const name = header.name;

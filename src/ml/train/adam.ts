@@ -64,7 +64,7 @@ export class Adam {
       this.steps.set(name, step);
       const decay = weightDecay > 0 && !noDecay?.(name);
       const group = groups.get(step) ?? [];
-      group.push({ p, m, v, g, mode: decay ? (decoupled ? 2 : 1) : 0 });
+      group.push({ p, m, v, g, mode: decay ? (decoupled ? 'decoupled' : 'l2') : 'plain' });
       groups.set(step, group);
     }
     for (const [step, updates] of groups) {
@@ -79,8 +79,8 @@ export class Adam {
     const { beta1, beta2, eps } = this.options;
     for (const { p, m, v, g: g0, mode } of updates) {
       tf.tidy(() => {
-        if (mode === 2) p.assign(p.mul(1 - lr * weightDecay));
-        const g = mode === 1 ? g0.add(p.mul(weightDecay)) : g0;
+        if (mode === 'decoupled') p.assign(p.mul(1 - lr * weightDecay));
+        const g = mode === 'l2' ? g0.add(p.mul(weightDecay)) : g0;
         m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
         v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
         const denom = v.div(bc2).sqrt().add(eps);

@@ -1,0 +1,139 @@
+// Convolution family (NHWC, filters [KH, KW, C, OC]): GEMMs over an implicit im2col for the
+// forward pass; the input gradient is a GEMM into a column buffer then a gather (col2im);
+// the filter gradient materialises im2col outside the wasm heap (its 4 GiB cap untouched).
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "ops.h"
+
+namespace mp {
+namespace {
+
+std::vector<float> g_cols;
+
+bool pointwise(const ConvGeom& g) {
+  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
+}
+
+void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const float* bias, int act) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A;
+  if (pointwise(g)) { A.p = x; A.rs = g.C; A.cs = 1; }
+  else { A.kind = Src::IM2COL; A.p = x; A.g = &g; }
+  Src B; B.p = w; B.rs = g.OC; B.cs = 1;
+  gemm(M, g.OC, K, A, B, y, g.OC, bias, act);
+}
+
+void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A;  // [K x M] = im2col^T
+  if (pointwise(g)) { A.p = x; A.rs = 1; A.cs = g.C; }
+  else {
+    // im2col materialised row by row (contiguous writes), then read transposed: packing
+    // straight from the image in this orientation moves a few floats per call.
+    if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
+    float* cols = g_cols.data();
+    const int nt = (long)M * K < 65536 ? 1 : std::min(2 * pool_size(), M);
+    parallel(nt, [&](int t, int) {
+      const long m0 = (long)M * t / nt, m1 = (long)M * (t + 1) / nt;
+      for (long m = m0; m < m1; m++) im2col_run(g, x, m, 0, K, cols + m * K, 1);
+    });
+    A.p = cols; A.rs = 1; A.cs = K;
+  }
+  Src B; B.p = dy; B.rs = g.OC; B.cs = 1;
+  gemm(K, g.OC, M, A, B, dw, g.OC, nullptr, ACT_NONE);
+}
+
+void conv2d_backprop_input(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+  const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
+  Src A; A.p = dy; A.rs = g.OC; A.cs = 1;
+  Src B; B.p = w; B.rs = 1; B.cs = g.OC;  // W^T: (oc, k) -> w[k*OC + oc]
+  if (pointwise(g)) {
+    gemm(M, K, g.OC, A, B, dx, K, nullptr, ACT_NONE);
+    return;
+  }
+  if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
+  float* cols = g_cols.data();
+  gemm(M, K, g.OC, A, B, cols, K, nullptr, ACT_NONE);
+  // col2im as a gather over dx rows (n, ih): a fixed (kh, kw) order per element.
+  const int rows = g.N * g.H;
+  const int nt = (long)rows * g.W * g.C < 65536 ? 1 : std::min(2 * pool_size(), rows);
+  parallel(nt, [&](int t, int) {
+    const int r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
+    for (int r = r0; r < r1; r++) {
+      const int n = r / g.H, ih = r % g.H;
+      float* out = dx + (long)r * g.W * g.C;
+      std::memset(out, 0, sizeof(float) * (size_t)g.W * g.C);
+      for (int kh = 0; kh < g.KH; kh++) {
+        const int v = ih + g.pt - kh * g.dh;
+        if (v < 0 || v % g.sh != 0) continue;
+        const int oh = v / g.sh;
+        if (oh >= g.OH) continue;
+        for (int kw = 0; kw < g.KW; kw++) {
+          const float* base = cols + ((long)(n * g.OH + oh) * g.OW) * K + (long)(kh * g.KW + kw) * g.C;
+          for (int ow = 0; ow < g.OW; ow++) {
+            const int iw = ow * g.sw - g.pl + kw * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const float* s = base + (long)ow * K;
+            float* d = out + (long)iw * g.C;
+            for (int c = 0; c < g.C; c++) d[c] += s[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+// The geometry at args[at .. at+15): N H W C OC KH KW sh sw dh dw padTop padLeft OH OW.
+ConvGeom geometry(const Call& c, int at) {
+  int v[15];
+  for (int k = 0; k < 15; k++) {
+    const double d = c.arg[at + k];
+    if (!(d >= 0 && d <= INT32_MAX && d == (double)(int)d)) fail(std::string(c.op) + ": bad geometry");
+    v[k] = (int)d;
+  }
+  ConvGeom g;
+  std::memcpy(&g, v, sizeof g);
+  if (g.N <= 0 || g.C <= 0 || g.OC <= 0 || g.KH <= 0 || g.KW <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0 || g.OH <= 0 || g.OW <= 0 || g.H <= 0 || g.W <= 0) {
+    fail(std::string(c.op) + ": bad geometry");
+  }
+  return g;
+}
+
+double image(const ConvGeom& g) { return (double)g.N * g.H * g.W * g.C; }
+double filter(const ConvGeom& g) { return (double)g.KH * g.KW * g.C * g.OC; }
+double output(const ConvGeom& g) { return (double)g.N * g.OH * g.OW * g.OC; }
+
+}  // namespace
+
+// conv2d [x, filter, y, bias (-1), activation, geometry(15)]
+void op_conv2d(const Call& c) {
+  const ConvGeom g = geometry(c, 5);
+  const int act = c.code(4, ACT_COUNT, "activation");
+  float* x = c.span(c.arg[0], image(g));
+  float* w = c.span(c.arg[1], filter(g));
+  float* y = c.span(c.arg[2], output(g));
+  float* bias = c.optional(c.arg[3], g.OC);
+  conv2d(g, x, w, y, bias, act);
+}
+
+// conv2dGradInput [dy, filter, dx, geometry(15)]
+void op_conv2d_grad_input(const Call& c) {
+  const ConvGeom g = geometry(c, 3);
+  float* dy = c.span(c.arg[0], output(g));
+  float* w = c.span(c.arg[1], filter(g));
+  float* dx = c.span(c.arg[2], image(g));
+  conv2d_backprop_input(g, dy, w, dx);
+}
+
+// conv2dGradFilter [x, dy, dfilter, geometry(15)]
+void op_conv2d_grad_filter(const Call& c) {
+  const ConvGeom g = geometry(c, 3);
+  float* x = c.span(c.arg[0], image(g));
+  float* dy = c.span(c.arg[1], output(g));
+  float* dw = c.span(c.arg[2], filter(g));
+  conv2d_backprop_filter(g, x, dy, dw);
+}
+
+}  // namespace mp

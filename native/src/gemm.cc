@@ -1,0 +1,320 @@
+// GEMM family: packing (including the implicit im2col operand), the blocking over
+// KC x MC x NC panels, the choice of microkernel, the split over the pool, and the matmul op.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "ukr.h"
+
+namespace mp {
+
+void im2col_run(const ConvGeom& g, const float* x, long m, int k0, int len, float* dst, long ds) {
+  const int ow = (int)(m % g.OW);
+  const long t = m / g.OW;
+  const int oh = (int)(t % g.OH);
+  const int n = (int)(t / g.OH);
+  int c = k0 % g.C;
+  int kk = k0 / g.C;
+  int kw = kk % g.KW;
+  int kh = kk / g.KW;
+  int j = 0;
+  while (j < len) {
+    const int run = std::min(g.C - c, len - j);
+    const int ih = oh * g.sh - g.pt + kh * g.dh;
+    const int iw = ow * g.sw - g.pl + kw * g.dw;
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
+      for (int q = 0; q < run; q++) dst[(j + q) * ds] = 0.f;
+    } else {
+      const float* s = x + (((long)n * g.H + ih) * g.W + iw) * g.C + c;
+      if (ds == 1) std::memcpy(dst + j, s, sizeof(float) * run);
+      else for (int q = 0; q < run; q++) dst[(j + q) * ds] = s[q];
+    }
+    j += run;
+    c = 0;
+    if (++kw == g.KW) { kw = 0; kh++; }
+  }
+}
+
+namespace {
+
+constexpr int ZEROS = 4096;
+const float g_zeros[ZEROS] = {};
+
+// One strip of im2col rows [m0, m0+rows) x cols [p0, p0+kc) into dst[p][r] (r < mr): for
+// each filter tap, one source pointer per row (the zero page for padding), then the tap's
+// channels with contiguous stores. Row by row (im2col_run) wrote one float every mr, with a
+// bounds check per run of C: most of a small-channel convolution's time (the stem's C = 3).
+// False (nothing written) for shapes it does not cover.
+bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int p0, int kc, int mr, float* dst) {
+  constexpr int MAXR = 16;
+  if (rows > MAXR || mr > MAXR || g.C > ZEROS) return false;
+  int ihb[MAXR], iwb[MAXR];
+  long nb[MAXR];
+  for (int r = 0; r < rows; r++) {
+    const long m = m0 + r;
+    const int ow = (int)(m % g.OW);
+    const long t = m / g.OW;
+    ihb[r] = (int)(t % g.OH) * g.sh - g.pt;
+    iwb[r] = ow * g.sw - g.pl;
+    nb[r] = (t / g.OH) * g.H;
+  }
+  const float* src[MAXR];
+  int c = p0 % g.C;
+  const int kk = p0 / g.C;
+  int kw = kk % g.KW, kh = kk / g.KW;
+  for (int p = 0; p < kc;) {
+    const int run = std::min(g.C - c, kc - p);
+    for (int r = 0; r < rows; r++) {
+      const int ih = ihb[r] + kh * g.dh, iw = iwb[r] + kw * g.dw;
+      src[r] = ih < 0 || ih >= g.H || iw < 0 || iw >= g.W ? g_zeros : x + ((nb[r] + ih) * g.W + iw) * g.C + c;
+    }
+    for (int q = 0; q < run; q++) {
+      float* d = dst + (long)(p + q) * mr;
+      for (int r = 0; r < rows; r++) d[r] = src[r][q];
+    }
+    p += run;
+    c = 0;
+    if (++kw == g.KW) { kw = 0; kh++; }
+  }
+  return true;
+}
+
+// Pack rows [i0, i0+mc) x cols [p0, p0+kc) of A into strips of mr rows: dst[s][p][r].
+void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  for (int s = 0; s < mc; s += mr) {
+    const int rows = std::min(mr, mc - s);
+    float* d = dst + (long)s * kc;
+    if (A.kind == Src::STRIDED) {
+      if (A.cs == 1) {
+        for (int r = 0; r < rows; r++) {
+          const float* a = A.p + (long)(i0 + s + r) * A.rs + p0;
+          for (int p = 0; p < kc; p++) d[p * mr + r] = a[p];
+        }
+      } else {
+        for (int p = 0; p < kc; p++) {
+          const float* a = A.p + (long)(p0 + p) * A.cs + (long)(i0 + s) * A.rs;
+          if (A.rs == 1) for (int r = 0; r < rows; r++) d[p * mr + r] = a[r];
+          else for (int r = 0; r < rows; r++) d[p * mr + r] = a[(long)r * A.rs];
+        }
+      }
+    } else if (A.kind == Src::IM2COL) {
+      if (!pack_im2col_strip(*A.g, A.p, i0 + s, rows, p0, kc, mr, d)) {
+        for (int r = 0; r < rows; r++) im2col_run(*A.g, A.p, i0 + s + r, p0, kc, d + r, mr);
+      }
+    } else {  // IM2COL_T: A(i, p) = im2col(p, i)
+      for (int p = 0; p < kc; p++) im2col_run(*A.g, A.p, p0 + p, i0 + s, rows, d + (long)p * mr, 1);
+    }
+    if (rows < mr) {
+      for (int p = 0; p < kc; p++) for (int r = rows; r < mr; r++) d[p * mr + r] = 0.f;
+    }
+  }
+}
+
+// Pack rows [p0, p0+kc) x cols [j0, j0+nc) of B into strips of nr columns: dst[s][p][c].
+void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  for (int s = 0; s < nc; s += nr) {
+    const int cols = std::min(nr, nc - s);
+    float* d = dst + (long)s * kc;
+    if (B.cs == 1) {
+      for (int p = 0; p < kc; p++) {
+        const float* b = B.p + (long)(p0 + p) * B.rs + j0 + s;
+        std::memcpy(d + (long)p * nr, b, sizeof(float) * cols);
+        for (int c = cols; c < nr; c++) d[(long)p * nr + c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < cols; c++) {
+        const float* b = B.p + (long)(j0 + s + c) * B.cs + (long)p0 * B.rs;
+        for (int p = 0; p < kc; p++) d[(long)p * nr + c] = b[(long)p * B.rs];
+      }
+      for (int p = 0; p < kc; p++) for (int c = cols; c < nr; c++) d[(long)p * nr + c] = 0.f;
+    }
+  }
+}
+
+// fp32 -> bf16, round to nearest even (as torch's .to(bfloat16)); NaN stays a quiet NaN.
+inline uint32_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// Packed fp32 strips [strips][kc][w] -> bf16 pair strips [strips][ceil(kc/2)][w] (an odd
+// kc is padded with a zero product).
+void pairs_bf16(const float* src, int kc, int w, int strips, uint32_t* dst) {
+  const int kp = (kc + 1) / 2;
+  for (int s = 0; s < strips; s++) {
+    const float* a = src + (long)s * kc * w;
+    uint32_t* d = dst + (long)s * kp * w;
+    for (int p = 0; p < kp; p++) {
+      const float* lo = a + (long)(2 * p) * w;
+      const float* hi = 2 * p + 1 < kc ? lo + w : nullptr;
+      for (int j = 0; j < w; j++) d[(long)p * w + j] = bf16_bits(lo[j]) | (hi ? bf16_bits(hi[j]) << 16 : 0u);
+    }
+  }
+}
+
+struct Kernel {
+  Ukr fn;
+  int mr, nr;
+  const char* name;
+  UkrBf16 bf16;  // same mr x nr tile, or null where the CPU has no AVX512_BF16
+};
+
+Kernel pick_kernel() {
+  const char* force = std::getenv("MEDPIPE_NATIVE_ISA");
+  const bool any = force == nullptr || *force == 0;
+#ifdef MP_X86
+  __builtin_cpu_init();
+  if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
+    const bool bf = __builtin_cpu_supports("avx512bf16");
+    return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr};
+  }
+  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr};
+#else
+  (void)any;
+#endif
+  return {ukr_c, MRC, NRC, "c", nullptr};
+}
+
+const Kernel g_kernel = pick_kernel();
+Precision g_precision = PREC_FP32;
+
+constexpr int KC = 256;
+constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
+constexpr int NC = 2048;
+
+struct Scratch {
+  std::vector<float> a, b;
+  std::vector<uint32_t> a16, b16;
+};
+Scratch g_scratch[64];
+
+}  // namespace
+
+bool bf16_supported() { return g_kernel.bf16 != nullptr; }
+const char* gemm_isa() { return g_kernel.name; }
+Precision gemm_precision() { return g_precision; }
+bool set_gemm_precision(Precision p) {
+  if (p == PREC_BF16 && !bf16_supported()) return false;
+  g_precision = p;
+  return true;
+}
+
+void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
+                const float* bias, int act, int tid) {
+  if (m1 <= m0 || n1 <= n0) return;
+  Scratch& s = g_scratch[tid];
+  const Kernel& k = g_kernel;
+  const bool bf = g_precision == PREC_BF16 && k.bf16 != nullptr;
+  const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
+  const int nc_max = (NC / k.nr) * k.nr;
+  if (K == 0) {
+    for (int i = m0; i < m1; i++) for (int j = n0; j < n1; j++) C[(long)i * ldc + j] = 0.f;
+  }
+  s.a.resize((size_t)mc_max * KC + 64);
+  s.b.resize((size_t)nc_max * KC + 64);
+  if (bf) {
+    s.a16.resize((size_t)mc_max * (KC / 2) + 64);
+    s.b16.resize((size_t)nc_max * (KC / 2) + 64);
+  }
+  for (int jc = n0; jc < n1; jc += nc_max) {
+    const int nc = std::min(nc_max, n1 - jc);
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      const int kp = (kc + 1) / 2;
+      pack_b(B, pc, kc, jc, nc, k.nr, s.b.data());
+      if (bf) pairs_bf16(s.b.data(), kc, k.nr, (nc + k.nr - 1) / k.nr, s.b16.data());
+      for (int ic = m0; ic < m1; ic += mc_max) {
+        const int mc = std::min(mc_max, m1 - ic);
+        pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
+        if (bf) pairs_bf16(s.a.data(), kc, k.mr, (mc + k.mr - 1) / k.mr, s.a16.data());
+        for (int jr = 0; jr < nc; jr += k.nr) {
+          const int n = std::min(k.nr, nc - jr);
+          for (int ir = 0; ir < mc; ir += k.mr) {
+            const int m = std::min(k.mr, mc - ir);
+            float* c = C + (long)(ic + ir) * ldc + jc + jr;
+            if (bf) k.bf16(kp, s.a16.data() + (long)ir * kp, s.b16.data() + (long)jr * kp, c, ldc, pc > 0, m, n);
+            else k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, c, ldc, pc > 0, m, n);
+          }
+        }
+      }
+    }
+  }
+  if (bias != nullptr || act != ACT_NONE) {
+    for (int i = m0; i < m1; i++) {
+      float* c = C + (long)i * ldc;
+      if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
+      if (act == ACT_RELU) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
+    }
+  }
+}
+
+void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
+  const int T = serial ? 1 : pool_size();
+  const double flops = 2.0 * M * N * (double)K;
+  const Kernel& k = g_kernel;
+  // Chunks: 2 per thread (a descheduled thread's share is picked up by the others); none
+  // below ~2 MFLOP, where waking a worker costs more than it saves.
+  int nt = flops < 2e6 ? 1 : 2 * T;
+  if (nt <= 1) {
+    gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, serial ? 63 : 0);
+    return;
+  }
+  // Split the larger output dimension into equal, kernel-aligned chunks.
+  const bool splitM = (long)M >= (long)N;
+  const int unit = splitM ? k.mr : k.nr;
+  const int extent = splitM ? M : N;
+  const int units = (extent + unit - 1) / unit;
+  nt = std::min(nt, units);
+  parallel(nt, [&](int t, int tid) {
+    const int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
+    const int e0 = std::min(extent, u0 * unit), e1 = std::min(extent, u1 * unit);
+    if (splitM) gemm_block(e0, e1, 0, N, K, A, B, C, ldc, bias, act, tid);
+    else gemm_block(0, M, e0, e1, K, A, B, C, ldc, bias, act, tid);
+  });
+}
+
+// matmul [M, N, K, transA, transB] + tail of (a, b, c) offset triples: C = op(A) op(B) for
+// each triple, A [M x K] (or [K x M] when transA), B [K x N] (or [N x K]), C [M x N].
+void op_matmul(const Call& c) {
+  const long M = c.i(0), N = c.i(1), K = c.i(2);
+  const bool tA = c.arg[3] != 0, tB = c.arg[4] != 0;
+  if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) fail("matmul: bad size");
+  const int count = (int)(c.tail_len / 3);
+  std::vector<float*> ptr(3 * (size_t)count);
+  for (int i = 0; i < count; i++) {
+    ptr[3 * i] = c.span(c.tail[3 * i], (double)M * K);
+    ptr[3 * i + 1] = c.span(c.tail[3 * i + 1], (double)K * N);
+    ptr[3 * i + 2] = c.span(c.tail[3 * i + 2], (double)M * N);
+  }
+  auto operands = [&](int i, Src& A, Src& B) {
+    A.p = ptr[3 * i];
+    if (tA) { A.rs = 1; A.cs = M; } else { A.rs = K; A.cs = 1; }
+    B.p = ptr[3 * i + 1];
+    if (tB) { B.rs = 1; B.cs = K; } else { B.rs = N; B.cs = 1; }
+  };
+  const int T = pool_size();
+  if (count >= 2 * T && T > 1 && 2.0 * M * N * K * count >= 2e6) {
+    // Many products: whole products per chunk (each computed exactly as alone).
+    const int nc = std::min(count, 4 * T);
+    parallel(nc, [&](int t, int tid) {
+      const int b0 = (int)((long)count * t / nc), b1 = (int)((long)count * (t + 1) / nc);
+      for (int i = b0; i < b1; i++) {
+        Src A, B;
+        operands(i, A, B);
+        gemm_block(0, (int)M, 0, (int)N, (int)K, A, B, ptr[3 * i + 2], N, nullptr, ACT_NONE, tid);
+      }
+    });
+  } else {
+    for (int i = 0; i < count; i++) {
+      Src A, B;
+      operands(i, A, B);
+      gemm((int)M, (int)N, (int)K, A, B, ptr[3 * i + 2], N, nullptr, ACT_NONE);
+    }
+  }
+}
+
+}  // namespace mp

@@ -1,0 +1,46 @@
+// GEMM family: row-major C[M x N] (=) op(A)[M x K] . op(B)[K x N] with packed panels and a
+// microkernel per ISA (ukr_*.cc), chosen at load time. Also the operands convolutions use:
+// A may be an implicit im2col of an NHWC image, never materialised.
+#pragma once
+
+#include "common.h"
+
+namespace mp {
+
+struct ConvGeom {
+  int N, H, W, C, OC, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW;
+};
+
+struct Src {
+  enum Kind { STRIDED, IM2COL, IM2COL_T } kind = STRIDED;
+  const float* p = nullptr;
+  long rs = 0, cs = 0;          // STRIDED: (i, k) -> p[i*rs + k*cs]
+  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p
+};
+
+// Writes im2col(m, k0 .. k0+len) to dst[j*ds].
+void im2col_run(const ConvGeom& g, const float* x, long m, int k0, int len, float* dst, long ds);
+
+// Activation applied after the bias (the `activation` enum of the op table).
+enum Activation { ACT_NONE, ACT_RELU, ACT_COUNT };
+
+// Arithmetic of the products: fp32 (the default; exact to the tests' tolerances) or bf16
+// operands (rounded to nearest even at packing) with fp32 accumulation, as PyTorch's CPU
+// autocast runs convolutions and matmuls. The `precision` enum of the op table.
+enum Precision { PREC_FP32, PREC_BF16, PREC_COUNT };
+// False (and nothing changed) when this CPU has no bf16 dot-product instruction.
+bool set_gemm_precision(Precision p);
+Precision gemm_precision();
+bool bf16_supported();
+const char* gemm_isa();
+
+// C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
+// keeps it on the calling thread (the caller already splits work over the pool).
+void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act,
+          bool serial = false);
+// One thread's share, C rows [m0, m1) x cols [n0, n1), with scratch of thread `tid`.
+void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
+                const float* bias, int act, int tid);
+
+
+}  // namespace mp

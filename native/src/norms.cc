@@ -1,0 +1,258 @@
+// Norms family: per-channel reductions over [rows x C] (BatchNorm statistics and their
+// gradients, Sum / Mean over every axis but the last), BatchNorm (inference and training,
+// with its gradient), LayerNorm and its gradient. Sums in float64 over fixed chunks of rows,
+// partials added in chunk order: results do not depend on the threads.
+#include <cmath>
+#include <vector>
+
+#include "ops.h"
+
+namespace mp {
+namespace {
+
+// f(row offset, partial row of width * C doubles) accumulates one row.
+template <class F>
+void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
+  const long RC = std::max(1L, 65536 / C);  // rows per chunk
+  const long chunks = (rows + RC - 1) / RC;
+  std::vector<double> part((size_t)chunks * width * C, 0.0);
+  auto run = [&](int k, int) {
+    double* acc = part.data() + (size_t)k * width * C;
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) f(r * C, acc);
+  };
+  if (chunks == 1) run(0, 0);
+  else parallel((int)chunks, run);
+  out.assign((size_t)width * C, 0.0);
+  for (long k = 0; k < chunks; k++) {
+    const double* acc = part.data() + (size_t)k * width * C;
+    for (long i = 0; i < width * C; i++) out[i] += acc[i];
+  }
+}
+
+// BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
+std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
+  std::vector<double> s;
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
+    for (long c = 0; c < C; c++) {
+      const double g = dy[at + c];
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[at + c] - mean[c]);
+    }
+  });
+  return s;
+}
+
+// y = (x - mean) * (scale / sqrt(var + eps)) + offset over [rows x C]; scale / offset may be
+// null (1 / 0).
+void batch_norm(long rows, long C, const float* x, const float* mean, const float* var, const float* scale,
+                const float* offset, float eps, float* y) {
+  std::vector<float> mul(C), add(C);
+  for (long c = 0; c < C; c++) {
+    mul[c] = (scale ? scale[c] : 1.f) / std::sqrt(var[c] + eps);
+    add[c] = offset ? offset[c] : 0.f;
+  }
+  const float* pm = mul.data();
+  const float* pa = add.data();
+  for_chunks(rows * C, [&](long i0, long i1) {
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      for (long k = 0; k < len; k++) y[i + k] = (x[i + k] - mean[j + k]) * pm[j + k] + pa[j + k];
+      i += len;
+    }
+  });
+}
+
+// Rows and channels of a [rows x C] op at args 0, 1: whole numbers, rows >= min_rows, C >= 1.
+void sizes(const Call& c, long min_rows, long& rows, long& C) {
+  const double r = c.arg[0], k = c.arg[1];
+  if (!(r >= (double)min_rows && k >= 1 && r == (double)(long)r && k == (double)(long)k)) fail(std::string(c.op) + ": bad size");
+  rows = (long)r;
+  C = (long)k;
+}
+
+}  // namespace
+
+// colReduce [rows, C, x, out, scale]: out[c] = scale * sum over rows of x[rows x C].
+void op_col_reduce(const Call& c) {
+  long rows, C;
+  sizes(c, 0, rows, C);
+  const float* x = c.span(c.arg[2], (double)rows * C);
+  float* out = c.span(c.arg[3], C);
+  const double scale = c.arg[4];
+  std::vector<double> s;
+  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
+    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+  });
+  for (long k = 0; k < C; k++) out[k] = (float)(s[k] * scale);
+}
+
+// bnReduce [rows, C, dy, x, mean, out]: out[c] = sum dy, out[C + c] = sum dy (x - mean[c]).
+void op_bn_reduce(const Call& c) {
+  long rows, C;
+  sizes(c, 0, rows, C);
+  const float* dy = c.span(c.arg[2], (double)rows * C);
+  const float* x = c.span(c.arg[3], (double)rows * C);
+  const float* mean = c.span(c.arg[4], C);
+  float* out = c.span(c.arg[5], 2.0 * C);
+  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
+  for (long i = 0; i < 2 * C; i++) out[i] = (float)s[i];
+}
+
+// batchNorm [rows, C, x, mean, variance, scale (-1), offset (-1), eps, y]
+void op_batch_norm(const Call& c) {
+  long rows, C;
+  sizes(c, 0, rows, C);
+  const float* x = c.span(c.arg[2], (double)rows * C);
+  const float* m = c.span(c.arg[3], C);
+  const float* v = c.span(c.arg[4], C);
+  const float* sc = c.optional(c.arg[5], C);
+  const float* of = c.optional(c.arg[6], C);
+  float* y = c.span(c.arg[8], (double)rows * C);
+  batch_norm(rows, C, x, m, v, sc, of, (float)c.arg[7], y);
+}
+
+// bnTrain [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]: batch mean and
+// biased variance (two passes, float64), then the normalisation.
+void op_bn_train(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const float* x = c.span(c.arg[2], (double)rows * C);
+  const float* scale = c.optional(c.arg[3], C);
+  const float* offset = c.optional(c.arg[4], C);
+  const float eps = (float)c.arg[5];
+  float* y = c.span(c.arg[6], (double)rows * C);
+  float* mean_out = c.span(c.arg[7], C);
+  float* var_out = c.span(c.arg[8], C);
+  std::vector<double> s;
+  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
+    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+  });
+  std::vector<double> mean(C);
+  for (long k = 0; k < C; k++) mean[k] = s[k] / rows;
+  std::vector<double> q;
+  channel_sums(rows, C, 1, q, [&](long at, double* acc) {
+    for (long k = 0; k < C; k++) { const double d = x[at + k] - mean[k]; acc[k] += d * d; }
+  });
+  std::vector<float> var(C), mf(C);
+  for (long k = 0; k < C; k++) {
+    mf[k] = mean_out[k] = (float)mean[k];
+    var[k] = var_out[k] = (float)(q[k] / rows);
+  }
+  batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+}
+
+// bnTrainGrad [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]: the
+// gradient through the batch statistics (as autograd of the composed ops gives):
+// dx = scale * rstd * (dy - mean(dy) - (x - mean) * rstd^2 * mean(dy * (x - mean))),
+// dscale = rstd * sum(dy * (x - mean)), doffset = sum(dy).
+void op_bn_train_grad(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const float* dy = c.span(c.arg[2], (double)rows * C);
+  const float* x = c.span(c.arg[3], (double)rows * C);
+  const float* mean = c.span(c.arg[4], C);
+  const float* var = c.span(c.arg[5], C);
+  const float* scale = c.optional(c.arg[6], C);
+  const float eps = (float)c.arg[7];
+  float* dx = c.span(c.arg[8], (double)rows * C);
+  float* dscale = c.span(c.arg[9], C);
+  float* doffset = c.span(c.arg[10], C);
+  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
+  std::vector<float> k1(C), k2(C), k3(C);
+  for (long k = 0; k < C; k++) {
+    const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
+    doffset[k] = (float)s[k];
+    dscale[k] = (float)(s[C + k] * rstd);
+    k1[k] = (float)((scale ? scale[k] : 1.0) * rstd);
+    k2[k] = (float)(s[k] / rows);
+    k3[k] = (float)(rstd * rstd * s[C + k] / rows);
+  }
+  const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
+  for_chunks(rows * C, [&](long i0, long i1) {
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      for (long k = 0; k < len; k++) {
+        const long ch = j + k;
+        dx[i + k] = p1[ch] * (dy[i + k] - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
+      }
+      i += len;
+    }
+  });
+}
+
+// layerNorm [rows, D, x, scale, offset, eps, y, mean, rstd]: over the last axis, per row
+// mean and 1/sqrt(var + eps) (float64, two passes), y = (x - mean) * rstd * scale + offset.
+void op_layer_norm(const Call& c) {
+  long rows, D;
+  sizes(c, 1, rows, D);
+  const float* x = c.span(c.arg[2], (double)rows * D);
+  const float* scale = c.span(c.arg[3], D);
+  const float* offset = c.span(c.arg[4], D);
+  const float eps = (float)c.arg[5];
+  float* y = c.span(c.arg[6], (double)rows * D);
+  float* mean_out = c.span(c.arg[7], rows);
+  float* rstd_out = c.span(c.arg[8], rows);
+  const long RC = std::max(1L, 16384 / D);
+  const int chunks = (int)((rows + RC - 1) / RC);
+  parallel(chunks, [&](int k, int) {
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
+      const float* xr = x + r * D;
+      double s = 0;
+      for (long j = 0; j < D; j++) s += xr[j];
+      const double mean = s / D;
+      double q = 0;
+      for (long j = 0; j < D; j++) { const double d = xr[j] - mean; q += d * d; }
+      const float m = (float)mean, rs = (float)(1.0 / std::sqrt(q / D + eps));
+      mean_out[r] = m;
+      rstd_out[r] = rs;
+      float* yr = y + r * D;
+      for (long j = 0; j < D; j++) yr[j] = (xr[j] - m) * rs * scale[j] + offset[j];
+    }
+  });
+}
+
+// layerNormGrad [rows, D, dy, x, mean, rstd, scale, dx, dscale, doffset]: with
+// xhat = (x - mean) * rstd and g = dy * scale, dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+// per row; dscale = sum over rows of dy * xhat, doffset = sum of dy.
+void op_layer_norm_grad(const Call& c) {
+  long rows, D;
+  sizes(c, 1, rows, D);
+  const float* dy = c.span(c.arg[2], (double)rows * D);
+  const float* x = c.span(c.arg[3], (double)rows * D);
+  const float* mean = c.span(c.arg[4], rows);
+  const float* rstd = c.span(c.arg[5], rows);
+  const float* scale = c.span(c.arg[6], D);
+  float* dx = c.span(c.arg[7], (double)rows * D);
+  float* dscale = c.span(c.arg[8], D);
+  float* doffset = c.span(c.arg[9], D);
+  std::vector<double> s;
+  channel_sums(rows, D, 2, s, [&](long at, double* acc) {
+    const long r = at / D;
+    for (long j = 0; j < D; j++) {
+      const double g = dy[at + j];
+      acc[j] += g * (((double)x[at + j] - mean[r]) * rstd[r]);
+      acc[D + j] += g;
+    }
+  });
+  for (long j = 0; j < D; j++) { dscale[j] = (float)s[j]; doffset[j] = (float)s[D + j]; }
+  const long RC = std::max(1L, 16384 / D);
+  const int chunks = (int)((rows + RC - 1) / RC);
+  parallel(chunks, [&](int k, int) {
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
+      const float* xr = x + r * D;
+      const float* dr = dy + r * D;
+      const double m = mean[r], rs = rstd[r];
+      double sg = 0, sgx = 0;
+      for (long j = 0; j < D; j++) {
+        const double g = (double)dr[j] * scale[j];
+        sg += g;
+        sgx += g * ((xr[j] - m) * rs);
+      }
+      const float a = (float)(sg / D), b = (float)(sgx / D), rsf = (float)rs, mf = (float)m;
+      float* o = dx + r * D;
+      for (long j = 0; j < D; j++) o[j] = rsf * (dr[j] * scale[j] - a - (xr[j] - mf) * rsf * b);
+    }
+  });
+}
+
+}  // namespace mp

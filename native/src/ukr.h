@@ -1,0 +1,29 @@
+// Microkernels: C[m x n] (=|+=) Apack[kc x MR] . Bpack[kc x NR] for the valid m <= MR,
+// n <= NR (acc: add to C). One file per ISA, each compiled with its own target attribute,
+// so one binary runs on any x86-64 and picks the widest its CPU has (gemm.cc).
+#pragma once
+
+#include <cstdint>
+
+namespace mp {
+
+typedef void (*Ukr)(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+// bf16 operands packed as pairs along k: A[p][r], B[p][j] each hold (k = 2p, k = 2p + 1) as
+// two bf16 in one 32-bit word (low half first); kp = ceil(kc / 2) pairs.
+typedef void (*UkrBf16)(int kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc, int m, int n);
+
+void store_tile(const float* t, int nr, float* C, long ldc, bool acc, int m, int n);
+
+constexpr int MR512 = 8, NR512 = 32;
+constexpr int MR256 = 6, NR256 = 16;
+constexpr int MRC = 4, NRC = 8;
+
+#ifdef MP_X86
+void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+void ukr_avx2(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+// AVX512_BF16 vdpbf16ps, MR512 x NR512 tiles, fp32 accumulation.
+void ukr_avx512bf16(int kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc, int m, int n);
+#endif
+void ukr_c(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+
+}  // namespace mp

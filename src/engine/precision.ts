@@ -1,0 +1,60 @@
+// `precision:` of the training stages. fp32 is the default and what every result so far was
+// computed with. bf16 runs convolutions and matrix products (forward and backward) with
+// bf16 operands and fp32 accumulation, as PyTorch's CPU autocast does; weights, optimizer
+// state, norms, activations between layers and the loss stay fp32 (fp32 master weights).
+// Only medpipe's native kernels on a CPU with AVX512_BF16 (vdpbf16ps) do that; anywhere else
+// bf16 is refused with the reason, never silently replaced: the node's key says bf16.
+
+import type { JSONObject } from '../contract.js';
+import type { EngineInfo } from './backend.js';
+import { activeNative, nativeStatus, type Precision } from './native.js';
+
+/** The parameter. No default: a node that does not say `precision:` keeps its fp32 key. */
+export const PRECISION_PARAM = {
+  enum: ['fp32', 'bf16'],
+  description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (AVX512_BF16 CPUs, wasm engine with native kernels; changes results)',
+} as const;
+
+/** Why bf16 cannot run on this engine, or undefined when it can. */
+export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | undefined {
+  if (engine.backend !== 'wasm') return `the ${engine.backend} backend computes in fp32 only (bf16 is a CPU-engine option: wasm with medpipe's native kernels)`;
+  const nat = activeNative();
+  if (nat === undefined) return `medpipe's native kernels are not in use (${nativeStatus()})`;
+  const info = nat.info();
+  if (!info.bf16) return `this CPU has no AVX512_BF16 (native GEMM: ${info.isa})`;
+  return undefined;
+}
+
+/**
+ * Runs `train` with the engine's GEMMs in `precision`, recorded in provenance, and puts
+ * them back to fp32 when it ends (also on error). Throws, before anything is computed, when
+ * bf16 is asked for where it cannot run.
+ */
+export async function withPrecision<T>(
+  precision: Precision | undefined,
+  engine: Pick<EngineInfo, 'backend'>,
+  provenance: (info: JSONObject) => void,
+  train: () => Promise<T>,
+): Promise<T> {
+  const want = precision ?? 'fp32';
+  if (want === 'fp32') {
+    provenance({ precision: { gemm: 'fp32' } });
+    return train();
+  }
+  const why = bf16Unavailable(engine);
+  if (why !== undefined) throw new Error(`precision: bf16 cannot run here: ${why}; use precision: fp32 (the default)`);
+  const nat = activeNative()!;
+  if (!nat.setPrecision('bf16')) throw new Error('precision: bf16 was refused by the native kernels');
+  provenance({
+    precision: {
+      gemm: 'bf16',
+      how: 'convolutions and matmuls (forward and backward): bf16 operands rounded to nearest even, fp32 accumulation (AVX512_BF16 vdpbf16ps); fp32 weights, optimizer, norms, loss',
+      isa: nat.info().isa,
+    },
+  });
+  try {
+    return await train();
+  } finally {
+    nat.setPrecision('fp32');
+  }
+}

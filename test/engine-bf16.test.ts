@@ -1,0 +1,160 @@
+// precision: bf16 (AVX512_BF16 GEMMs with fp32 accumulation) against references computed
+// outside the bf16 kernel: the cpu backend's fp32 products of the same operands rounded to
+// bf16 (what the kernel must equal up to fp32 summation order), the unrounded fp32 products
+// (what bf16 costs), and PyTorch's CPU bf16 matmul (a checked-in fixture,
+// test/fixtures/reference/make_bf16_matmul.py). Skips where the CPU or the addon lacks bf16.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { initBackend } from '../src/engine/backend.js';
+import { loadNative, nativeStatus, tableMismatch } from '../src/engine/native.js';
+import { withPrecision } from '../src/engine/precision.js';
+import { setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { on, Random, relErr, z4, type In, type T } from './support/backend-compare.js';
+
+const addon = loadNative();
+const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : !addon.info().bf16 ? `this CPU has no AVX512_BF16 (${addon.info().isa})` : false;
+if (skip) console.log(`# engine-bf16: SKIPPED — ${skip}`);
+
+const { int, F } = new Random(4242);
+
+/** fp32 -> nearest-even bf16 -> fp32 (as torch's .bfloat16().float()). */
+function bf16(x: Float32Array): Float32Array {
+  const u = new Uint32Array(Float32Array.from(x).buffer);
+  for (let i = 0; i < u.length; i++) {
+    const v = u[i]!;
+    u[i] = (v & 0x7fffffff) > 0x7f800000 ? (v | 0x400000) & 0xffff0000 : (((v + 0x7fff + ((v >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  }
+  return new Float32Array(u.buffer);
+}
+const rounded = (i: In): In => ({ shape: i.shape, data: bf16(i.data as Float32Array) });
+
+function inBf16<R>(fn: () => R): R {
+  assert.ok(addon!.setPrecision('bf16'));
+  try {
+    return fn();
+  } finally {
+    addon!.setPrecision('fp32');
+  }
+}
+
+/**
+ * `fn` in bf16 on the native engine equals the cpu backend on bf16-rounded operands within
+ * fp32 summation error (tight), and the unrounded fp32 result within bf16's error (loose,
+ * but visibly not fp32: proof the bf16 path ran).
+ */
+function bf16Case(what: string, inputs: In[], fn: (...xs: T[]) => T | T[]): void {
+  const exact = on('cpu', inputs.map(rounded), fn);
+  const fp32 = on('cpu', inputs, fn);
+  const got = inBf16(() => on('wasm', inputs, fn));
+  got.forEach((g, i) => {
+    const e = relErr(g, exact[i]!, what);
+    assert.ok(e <= 2e-5, `${what} output ${i}: ${e.toExponential(2)} from the product of bf16-rounded operands`);
+    const cost = relErr(g, fp32[i]!, what);
+    assert.ok(cost <= 2e-2, `${what} output ${i}: ${cost.toExponential(2)} from fp32`);
+    assert.ok(cost >= 1e-4, `${what} output ${i}: only ${cost.toExponential(2)} from fp32: was bf16 used?`);
+  });
+}
+
+before(async () => {
+  const info = await initBackend({ prefer: 'wasm' });
+  assert.equal(info.backend, 'wasm');
+  if (!skip) assert.equal(setNativeKernels(true), true);
+  await tf.setBackend('cpu');
+});
+
+after(() => addon?.setPrecision('fp32'));
+
+test('bf16 matMul equals the fp32 product of bf16-rounded operands: transposes, batches, K odd and past the blocking', { skip }, () => {
+  for (const [ba, bb] of [[[], []], [[3], [3]], [[2], []]] as [number[], number[]][]) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const [m, k, n] = [int(20, 150), int(257, 301) | 1, int(20, 70)];
+        const aShape = [...ba, ...(tA ? [k, m] : [m, k])];
+        const bShape = [...bb, ...(tB ? [n, k] : [k, n])];
+        bf16Case(`matMul [${aShape}] x [${bShape}] tA ${tA} tB ${tB}`, [F(aShape), F(bShape)], (a, b) => tf.matMul(a, b, tA, tB));
+      }
+    }
+  }
+});
+
+test('bf16 convolutions (forward with bias and relu, input and filter gradients) equal fp32 on bf16-rounded operands', { skip }, () => {
+  const cases: [number[], number[], number, 'same' | 'valid'][] = [
+    [[2, 13, 11, 3], [3, 3, 3, 24], 1, 'same'], // the stem's C = 3 packing
+    [[2, 9, 9, 40], [3, 3, 40, 33], 2, 'same'],
+    [[1, 8, 8, 70], [1, 1, 70, 50], 1, 'valid'], // pointwise
+  ];
+  for (const [xShape, fShape, s, pad] of cases) {
+    const what = `x ${xShape} f ${fShape} s ${s} ${pad}`;
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), s, pad).shape;
+    bf16Case(`${what} conv`, [F(xShape), F(fShape)], (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, s, pad));
+    // The bias is added in fp32 after the product: give the test fp32-exact bias values.
+    const bias = rounded(F([fShape[3]!]));
+    bf16Case(`${what} fused`, [F(xShape), F(fShape), bias], (x, f, b) =>
+      tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: s, pad, bias: b, activation: 'relu' }));
+    const attrs = { strides: s, pad, dataFormat: 'NHWC' };
+    bf16Case(`${what} bpInput`, [F(yShape), F(fShape)], (dy, f) =>
+      tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...attrs, inputShape: xShape }) as T);
+    bf16Case(`${what} bpFilter`, [F(xShape), F(yShape)], (x, dy) =>
+      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape }) as T);
+  }
+});
+
+test("bf16 matMul agrees with PyTorch's CPU bf16 matmul (fixture) to the last bf16 bit", { skip }, () => {
+  const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference/bf16_matmul.json', import.meta.url), 'utf8')) as
+    { M: number; K: number; N: number; bf16: number[]; fp32: number[] };
+  const { M, K, N } = ref;
+  // The fixture's integer formulas: exact in float32.
+  const A = Float32Array.from({ length: M * K }, (_, i) => (((i * 7919) % 2003) - 1001) / 1024);
+  const B = Float32Array.from({ length: K * N }, (_, j) => (((j * 104729) % 1999) - 999) / 512);
+  const [got] = inBf16(() => on('wasm', [{ shape: [M, K], data: A }, { shape: [K, N], data: B }], (a, b) => tf.matMul(a, b)));
+  const ours = bf16(got!);
+  let equal = 0;
+  for (let i = 0; i < M * N; i++) {
+    const want = ref.bf16[i]!;
+    // One bf16 ulp at this magnitude: fp32 sums in another order may round the other way.
+    const ulp = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(want), 2 ** -126))) - 7);
+    assert.ok(Math.abs(ours[i]! - want) <= ulp, `element ${i}: ${ours[i]} vs torch ${want}`);
+    if (ours[i] === want) equal++;
+  }
+  assert.ok(equal >= 0.95 * M * N, `only ${equal} of ${M * N} elements equal torch's bits`);
+  // And fp32 (the default) is torch's fp32 product, not the bf16 one.
+  const [f32] = on('wasm', [{ shape: [M, K], data: A }, { shape: [K, N], data: B }], (a, b) => tf.matMul(a, b));
+  assert.ok(relErr(f32!, Float32Array.from(ref.fp32)) <= 1e-6);
+});
+
+test('precision: bf16 is recorded in provenance, restores fp32 after the run (also on error), and is refused off the native CPU engine', { skip }, async () => {
+  const seen: unknown[] = [];
+  const during = await withPrecision('bf16', { backend: 'wasm' }, (p) => seen.push(p), async () => addon!.info().precision);
+  assert.equal(during, 'bf16');
+  assert.equal(addon!.info().precision, 'fp32');
+  assert.equal((seen[0] as { precision: { gemm: string } }).precision.gemm, 'bf16');
+  await assert.rejects(withPrecision('bf16', { backend: 'wasm' }, () => {}, async () => { throw new Error('boom'); }), /boom/);
+  assert.equal(addon!.info().precision, 'fp32');
+  await assert.rejects(withPrecision('bf16', { backend: 'webgpu' }, () => {}, async () => 1), /precision: bf16 cannot run here: the webgpu backend computes in fp32 only/);
+  setNativeKernels(false);
+  try {
+    await assert.rejects(withPrecision('bf16', { backend: 'wasm' }, () => {}, async () => 1), /native kernels are not in use/);
+  } finally {
+    setNativeKernels(true);
+  }
+});
+
+test('an addon whose op table differs from the one this code expects is named (the loader then stays on wasm)', () => {
+  const ops = [{ name: 'conv2d', code: 0, arity: 21, group: 0 }];
+  assert.match(tableMismatch({ ops, enums: {} }) ?? '', /op 'conv2d' takes 21 args \+ groups of 0 there, 20 \+ groups of 0 here/);
+  assert.match(tableMismatch({ ops: [], enums: {} }) ?? '', /no op 'conv2d'/);
+  assert.match(tableMismatch({ enums: {} } as never) ?? '', /no op table/);
+});
+
+test('a bad native call is refused with the op named, nothing written', { skip: addon === undefined }, () => {
+  const heap = new ArrayBuffer(64);
+  const before = new Float32Array(heap).slice();
+  // binary add over 4 elements with the output past the heap's end.
+  assert.throws(() => addon!.run('binary', heap, [addon!.codes.binary.add, addon!.codes.broadcast.same, 4, 4, 0, 4, 100]), /medpipe native binary: operand outside the heap/);
+  assert.throws(() => addon!.run('binary', heap, [9, 0, 4, 4, 0, 4, 8]), /binary: unknown binary op code/);
+  assert.throws(() => addon!.run('binary', heap, [0, 0, 4]), /binary: 3 args, expected 7/);
+  assert.deepEqual(new Float32Array(heap), before);
+});
