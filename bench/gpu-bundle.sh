@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu/bin .gpu/lib
 node=$(readlink -f "$(command -v node)")
-xz -T0 -6 -c "$node" > .gpu/bin/node.xz
-lib=$(ldconfig -p | awk '/libvulkan\.so\.1 .*x86-64/ {print $NF; exit}')
+# Kept when already made from this binary (xz takes minutes on a small machine).
+[ .gpu/bin/node.xz -nt "$node" ] || { xz -T0 -6 -c "$node" > .gpu/bin/node.xz.tmp && mv .gpu/bin/node.xz.tmp .gpu/bin/node.xz; }
+# (awk reads all of ldconfig's output: an early exit would fail the pipe under pipefail)
+lib=$(ldconfig -p | awk '/libvulkan\.so\.1 .*x86-64/ && !f {print $NF; f = 1}')
 if [ -n "$lib" ]; then
   cp -L "$lib" .gpu/lib/libvulkan.so.1
 else

@@ -30,7 +30,9 @@ fi
 say "node $(node --version) ($(command -v node))"
 
 # The Vulkan loader: the system's, else the bundled one.
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+# (grep without -q: an early exit would fail the pipe under pipefail)
+has_lib() { ldconfig -p 2>/dev/null | grep -c "$1" >/dev/null; }
+if ! has_lib 'libvulkan\.so\.1 '; then
   if [ -e .gpu/lib/libvulkan.so.1 ]; then
     export LD_LIBRARY_PATH="$here/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     say "Vulkan loader: .gpu/lib/libvulkan.so.1 (none installed)"
@@ -38,7 +40,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
     say "no Vulkan loader (libvulkan.so.1): install libvulkan1, or run bench/gpu-bundle.sh on the build machine"
   fi
 else
-  say "Vulkan loader: $(ldconfig -p | grep 'libvulkan\.so\.1 ' | head -1 | sed 's/.*=> //')"
+  say "Vulkan loader: $(ldconfig -p | grep 'libvulkan\.so\.1 ' | sed -n '1s/.*=> //p')"
 fi
 
 # The NVIDIA Vulkan driver's manifest.
@@ -49,9 +51,9 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     for f in "$d"/nvidia*.json; do [ -f "$f" ] && icd="$f" && break 2; done
   done
   if [ -n "$icd" ]; then say "NVIDIA Vulkan manifest: $icd"
-  elif ldconfig -p 2>/dev/null | grep -q 'libGLX_nvidia\.so\.0 ' || ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 >/dev/null 2>&1; then
+  elif has_lib 'libGLX_nvidia\.so\.0 ' || ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 >/dev/null 2>&1; then
     mkdir -p .gpu/icd
-    api=$(nvidia-smi -q 2>/dev/null | awk -F': ' '/Vulkan/ {print $2; exit}')
+    api=$(nvidia-smi -q 2>/dev/null | awk -F': ' '/Vulkan/ && !f {print $2; f = 1}')
     printf '{"file_format_version": "1.0.1", "ICD": {"library_path": "libGLX_nvidia.so.0", "api_version": "%s"}}\n' "${api:-1.3.0}" > .gpu/icd/nvidia_icd.json
     export VK_ICD_FILENAMES="$here/.gpu/icd/nvidia_icd.json"
     say "NVIDIA Vulkan manifest missing: wrote .gpu/icd/nvidia_icd.json (driver library libGLX_nvidia.so.0)"

@@ -339,17 +339,18 @@ function layerNormKernel(): KernelFunc {
     const D = x.shape[x.shape.length - 1]!;
     const rows = x.shape.reduce((a, b) => a * b, 1) / D;
     const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [eps] }];
-    // Mean and 1/sqrt(var + eps) per row first (two outputs), then y from them.
-    const stat = (which: 'mean' | 'rstd') => be.runWebGPUProgram(perRow(`medpipeLnStat_${which}`, ['x'], [rows], rows, `
+    // Mean per row, then 1/sqrt(var + eps) around it (two-pass variance), then y from them.
+    const mean = be.runWebGPUProgram(perRow('medpipeLnMean', ['x'], [rows], rows, `
         var s = 0.0;
         for (var i = t; i < D; i += 64) { s += x[base + i]; }
-        let mean = sum64(s) / f32(D);
+        let m = sum64(s) / f32(D);
+        if (live && t == 0) { result[row] = m; }`), [x], 'float32', uniforms);
+    const rstd = be.runWebGPUProgram(perRow('medpipeLnRstd', ['x', 'mean'], [rows], rows, `
+        let m = mean[row];
         var q = 0.0;
-        for (var i = t; i < D; i += 64) { let d = x[base + i] - mean; q += d * d; }
-        let rstd = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
-        if (live && t == 0) { result[row] = ${which === 'mean' ? 'mean' : 'rstd'}; }`), [x], 'float32', uniforms);
-    const mean = stat('mean');
-    const rstd = stat('rstd');
+        for (var i = t; i < D; i += 64) { let d = x[base + i] - m; q += d * d; }
+        let r = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
+        if (live && t == 0) { result[row] = r; }`), [x, mean], 'float32', uniforms);
     const y = be.runWebGPUProgram(perRow('medpipeLnApply', ['x', 'mean', 'rstd', 'scale', 'offset'], x.shape, rows, `
         let m = mean[row];
         let r = rstd[row];
