@@ -100,7 +100,7 @@ export class Store {
       throw err instanceof IndexDamagedError || err instanceof ReadOnlyCacheError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
     }
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
-    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir);
+    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir, this.readOnly);
   }
 
   /** One table of the index; in a read-only index, one it never had reads as empty. */
