@@ -83,3 +83,16 @@ test('an --only run prints the table of the cells it selected (the report node, 
   const all = await box.cli(['run', file]);
   assert.doesNotMatch(all.stdout, /table of the selected cells/);
 });
+
+test('a --cache under a file (or that is a file) exits 2 naming the file, not a raw ENOTDIR/EEXIST', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  const plain = box.write('notes.txt', 'not a folder');
+  const under = await box.cli(['run', file, '--cache', join(plain, 'cache')]);
+  assert.equal(under.code, 2, under.stdout + under.stderr);
+  assert.match(under.stderr, new RegExp(`^error: cannot create the cache folder ${join(plain, 'cache')}: ${plain} is a file, not a folder`, 'm'));
+  const itself = await box.cli(['status', file, '--cache', plain]);
+  assert.equal(itself.code, 2, itself.stdout + itself.stderr);
+  assert.match(itself.stderr, new RegExp(`${plain} is a file, not a folder`));
+  assert.equal(box.runs().length, 0);
+});

@@ -126,3 +126,16 @@ stages:
   assert.equal(readFileSync(join(path, 'sub', 'b.txt'), 'utf8'), 'HELLO');
   assert.deepEqual(snapshot(box.cache), before, 'nothing in the cache changed');
 });
+
+test('a run whose --cache cannot be created (a parent this user may not write) exits 2 saying so, not with a raw EACCES', { skip }, async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  const locked = join(box.dir, 'locked');
+  mkdirSync(locked, { mode: 0o555 });
+  chmodSync(box.dir, 0o755);
+  const run = await asReader(box, ['run', toy, '--cache', join(locked, 'cache')]);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.match(run.stderr, new RegExp(`^error: cannot create the cache folder ${join(locked, 'cache')}: this user may not create folders in ${locked}; give one this user can write with --cache DIR`, 'm'));
+  assert.doesNotMatch(run.stderr, /EACCES/);
+  assert.equal(box.runs().length, 0);
+});
