@@ -96,3 +96,20 @@ test('a --cache under a file (or that is a file) exits 2 naming the file, not a 
   assert.match(itself.stderr, new RegExp(`${plain} is a file, not a folder`));
   assert.equal(box.runs().length, 0);
 });
+
+test('a missing pipeline file, a folder given as one, and a missing plugin exit 2 in words naming the file (and the plugins: line)', async () => {
+  const box = sandbox();
+  const missing = await box.cli(['run', 'nothere.yaml']);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, 'error: nothere.yaml: cannot read pipeline file: no such file\n');
+  const folder = await box.cli(['status', box.dir]);
+  assert.equal(folder.code, 2);
+  assert.equal(folder.stderr, `error: ${box.dir}: cannot read pipeline file: it is a folder, not a file\n`);
+  const file = box.write('toy.yaml', TOY_PIPELINE.replace(/plugins: \[.*\]/, 'plugins: [./stages-typo.js]'));
+  for (const verb of ['run', 'status', 'dag']) {
+    const r = await box.cli([verb, file]);
+    assert.equal(r.code, 2, `${verb}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr, `error: ${file}:3:11: plugin ${join(box.dir, 'stages-typo.js')} cannot be read (no such file)\n`, verb);
+  }
+  assert.equal(box.runs().length, 0);
+});
