@@ -35,3 +35,15 @@ test('cache pull from a remote it cannot reach exits 1 and does not call the res
   assert.equal(pulled.code, 0, pulled.stderr);
   assert.equal(pulled.stdout, `7 pulled, 0 already local, 0 not on ${pathToFileURL(remote).href}\n`);
 });
+
+test('a remote of an unknown scheme, from --remote or $MEDPIPE_REMOTE, is bad input: exit 2 saying which schemes work', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  const flag = await box.cli(['cache', 'pull', file, '--remote', 'ftp://lab/cache']);
+  assert.equal(flag.code, 2, flag.stdout + flag.stderr);
+  assert.equal(flag.stderr, 'error: unsupported remote "ftp://lab/cache": use file:///path, http(s)://host/prefix or s3://bucket/prefix\n');
+  const fromEnv = await box.cli(['run', file], { env: { MEDPIPE_REMOTE: 'gopher://lab' } });
+  assert.equal(fromEnv.code, 2, fromEnv.stdout + fromEnv.stderr);
+  assert.match(fromEnv.stderr, /^error: unsupported remote "gopher:\/\/lab"/);
+  assert.equal(box.runs().length, 0);
+});
