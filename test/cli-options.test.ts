@@ -113,3 +113,19 @@ test('a missing pipeline file, a folder given as one, and a missing plugin exit 
   }
   assert.equal(box.runs().length, 0);
 });
+
+test('report -o and compare --html into a folder that is not there exit 2 naming the option and the folder', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const report = await box.cli(['report', file, '-o', 'out/report.html']);
+  assert.equal(report.code, 2, report.stdout + report.stderr);
+  assert.equal(report.stderr, `error: -o out/report.html: cannot write the file: there is no folder ${join(box.dir, 'out')}\n`);
+  const notes = box.write('notes.txt', 'a file');
+  const compare = await box.cli(['compare', file, '--against', 'vars.base=11', '--html', join(notes, 'c.html')]);
+  assert.equal(compare.code, 2, compare.stdout + compare.stderr);
+  assert.equal(compare.stderr, `error: --html ${join(notes, 'c.html')}: cannot write the file: a part of its path is a file, not a folder\n`);
+  const written = await box.cli(['report', file, '-o', 'report.html']);
+  assert.equal(written.code, 0, written.stderr);
+  assert.ok(existsSync(join(box.dir, 'report.html')));
+});
