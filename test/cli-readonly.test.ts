@@ -3,7 +3,7 @@
 // there the CLI is run as `nobody` through setpriv, which is what a second user is.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
@@ -104,4 +104,38 @@ test('cache verify --keep on a read-only cache reports a rotted blob and leaves 
   assert.match(verify.stdout, /✖ make \([0-9a-f]{12}\) output file: blob content hashes to [0-9a-f]{12}…\n/);
   assert.doesNotMatch(verify.stdout, /dropped/);
   assert.deepEqual(snapshot(box.cache), before);
+});
+
+test('show -o of a directory output its owner never unpacked, on a read-only cache, gives an unpacked copy outside the cache', { skip }, async () => {
+  const box = sandbox();
+  const trees = box.write('trees.yaml', `
+name: trees
+plugins: [$TOY]
+stages:
+  make: {uses: tree, with: {text: hello}}
+`);
+  assert.equal((await box.cli(['run', trees])).code, 0);
+  readOnly(box.cache);
+  chmodSync(box.dir, 0o755);
+  const before = snapshot(box.cache);
+  const show = await asReader(box, ['show', trees, 'make', '-o', 'dir']);
+  assert.equal(show.code, 0, show.stderr);
+  const path = show.stdout.trim();
+  assert.ok(!path.startsWith(box.cache), path);
+  assert.equal(readFileSync(join(path, 'a.txt'), 'utf8'), 'hello');
+  assert.equal(readFileSync(join(path, 'sub', 'b.txt'), 'utf8'), 'HELLO');
+  assert.deepEqual(snapshot(box.cache), before, 'nothing in the cache changed');
+});
+
+test('a run whose --cache cannot be created (a parent this user may not write) exits 2 saying so, not with a raw EACCES', { skip }, async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  const locked = join(box.dir, 'locked');
+  mkdirSync(locked, { mode: 0o555 });
+  chmodSync(box.dir, 0o755);
+  const run = await asReader(box, ['run', toy, '--cache', join(locked, 'cache')]);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.match(run.stderr, new RegExp(`^error: cannot create the cache folder ${join(locked, 'cache')}: this user may not create folders in ${locked}; give one this user can write with --cache DIR`, 'm'));
+  assert.doesNotMatch(run.stderr, /EACCES/);
+  assert.equal(box.runs().length, 0);
 });

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CURVES_STYLE, curvesSection } from '../report/curves-html.js';
 import { escapeXml } from '../report/html.js';
@@ -12,7 +11,7 @@ import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
 import { Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
-import { existingCacheDir } from './options.js';
+import { existingCacheDir, writeNamedFile } from './options.js';
 import { table } from './output.js';
 import { openPipeline, type CliEnv, type Opened } from './session.js';
 import { cachedTable, paramChanges, type NodeParams, type ParamChange } from './variants.js';
@@ -192,7 +191,7 @@ export async function compareCommand(fileA: string, fileB: string | undefined, f
   const b = sideOf(fileB ?? fileA, flags.against, flags.againstCommit, ['--against-commit', '--against']);
   const c = await compareVariants(a, b, existingCacheDir(flags.cache), env);
   if (flags.html) {
-    await writeFile(flags.html, comparisonHtml(c, flags.digits));
+    await writeNamedFile('--html', flags.html, comparisonHtml(c, flags.digits));
     if (!flags.json) write(`wrote ${flags.html}: the comparison and ${c.curves.length} training node(s) with both variants' curves overlaid\n`);
   }
   write(flags.json ? JSON.stringify({ ...c, curves: c.curves.map((x) => ({ title: x.title, runs: x.runs.map((r) => r.node) })) }, null, 2) + '\n' : renderComparison(c, flags.digits));

@@ -6,7 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { ArtifactType, InputSpec, StageKind } from '../contract.js';
 import type { Registry } from '../registry.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, fsProblem } from '../util/errors.js';
 import type { PipelineSpec } from './types.js';
 
 function unimported(name: string, spec: PipelineSpec): StageKind {
@@ -32,7 +32,7 @@ export function withUnimportedPlugins(spec: PipelineSpec, registry: Registry): R
       accessSync(plugin, constants.R_OK);
     } catch (err) {
       const { line, col } = spec.positions.get(`/plugins/${i}`) ?? { line: 0, col: 0 };
-      throw new ConfigError(`plugin ${plugin} cannot be read (${(err as NodeJS.ErrnoException).code})`, { file: spec.file, line, col });
+      throw new ConfigError(`plugin ${plugin} cannot be read (${fsProblem(err)})`, { file: spec.file, line, col });
     }
   });
   const out: Registry = new Map(registry);

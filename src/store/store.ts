@@ -11,6 +11,7 @@ import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } fr
 import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { TreeStore } from './trees.js';
+import { ConfigError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
 
@@ -18,6 +19,24 @@ export const CACHE_ENV = 'MEDPIPE_CACHE';
 
 export function defaultCacheDir(explicit?: string): string {
   return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
+}
+
+/** Creates the cache folder; one that cannot be made is a bad `--cache`, said in words. */
+function makeCacheDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    let existing = dirname(dir);
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    const why =
+      code === 'EEXIST' ? `${dir} is a file, not a folder`
+      : code === 'ENOTDIR' ? `${existing} is a file, not a folder`
+      : code === 'EACCES' || code === 'EPERM' ? `this user may not create folders in ${existing}`
+      : code === 'EROFS' ? `${existing} is on a read-only file system`
+      : (err as Error).message;
+    throw new ConfigError(`cannot create the cache folder ${dir}: ${why}; give one this user can write with --cache DIR (or $${CACHE_ENV})`);
+  }
 }
 
 export interface LockRecord {
@@ -82,7 +101,7 @@ export class Store {
   readonly readOnly: boolean;
 
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    makeCacheDir(dir);
     this.tmpDir = join(dir, 'tmp');
     // A map far larger than any cache, so that LMDB never has to grow it while other
     // processes write (address space only: the file grows with what is stored).
@@ -100,7 +119,7 @@ export class Store {
       throw err instanceof IndexDamagedError || err instanceof ReadOnlyCacheError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
     }
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
-    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir);
+    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir, this.readOnly);
   }
 
   /** One table of the index; in a read-only index, one it never had reads as empty. */
