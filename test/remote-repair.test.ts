@@ -190,8 +190,11 @@ test("a run that computed a node while another's result landed adopts that one, 
   const b = sandbox();
   const fileB = b.write('p.yaml', noisy(3000));
   const running = b.cli(['run', fileB, '--remote', remote], { env: { TOY_NOISE: '2' } });
-  for (let t = 0; !existsSync(join(remote, 'leases', drawKey)) && t < 400; t++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(existsSync(join(remote, 'leases', drawKey)), 'B took the lease');
+  // Once draw runs, not merely once the lease exists: right after taking the lease B looks at
+  // the remote again, and a result landed by then is a plain hit, not the race under test.
+  for (let t = 0; !b.runs().includes('draw') && t < 600; t++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(join(remote, 'leases', drawKey)), 'B holds the lease');
+  assert.deepEqual(b.runs(), ['draw'], 'B is computing draw');
   mkdirSync(join(remote, 'ac'), { recursive: true });
   copyFileSync(join(first, 'ac', drawKey), join(remote, 'ac', drawKey));
   const rb = await running;
