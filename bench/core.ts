@@ -12,7 +12,7 @@ import { buildDag } from '../src/graph/dag.js';
 import { selectNodes } from '../src/graph/select.js';
 import { loadKinds } from '../src/registry.js';
 import { Store } from '../src/store/store.js';
-import { fmt, summary, time } from './stats.js';
+import { childrenCpuSeconds, fmt, summary, time } from './stats.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const TOY = fileURLToPath(new URL('../test/fixtures/toy-stages.js', import.meta.url));
@@ -40,17 +40,26 @@ stages:
 `;
 }
 
-function cli(args: string[], cwd: string, cache: string, env: Record<string, string> = {}): { seconds: number; code: number | null; out: string } {
+/** Wall seconds, and CPU seconds (user + sys) of the command's whole process tree where known. */
+function measured<T>(fn: () => T): { value: T; seconds: number; cpu?: number } {
+  const c0 = childrenCpuSeconds();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: cache, ...env }, encoding: 'utf8' });
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, code: r.status, out: r.stdout + r.stderr };
+  const value = fn();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c1 = childrenCpuSeconds();
+  return { value, seconds, ...(c0 !== undefined && c1 !== undefined ? { cpu: c1 - c0 } : {}) };
+}
+
+function cli(args: string[], cwd: string, cache: string, env: Record<string, string> = {}): { seconds: number; cpu?: number; code: number | null; out: string } {
+  const { value: r, ...took } = measured(() => spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: cache, ...env }, encoding: 'utf8' }));
+  return { ...took, code: r.status, out: r.stdout + r.stderr };
 }
 
 /**
  * The same DAG as thousandNodePipeline for Snakemake (10 sources, 990 jobs reading their
  * source), one `sh` job each, --cores = this machine's: the per-job cost Snakemake pays.
  */
-function snakemakeCold(dir: string): { seconds: number; version: string } | undefined {
+function snakemakeCold(dir: string): { seconds: number; cpu?: number; version: string } | undefined {
   const version = spawnSync('snakemake', ['--version'], { encoding: 'utf8' });
   if (version.status !== 0) return undefined;
   const work = dir;
@@ -71,10 +80,9 @@ rule work:
     shell: "cat {input} > {output}"
 `,
   );
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('snakemake', ['--cores', String(cpus().length), '--quiet'], { cwd: work, encoding: 'utf8' });
+  const { value: r, ...took } = measured(() => spawnSync('snakemake', ['--cores', String(cpus().length), '--quiet'], { cwd: work, encoding: 'utf8' }));
   if (r.status !== 0) throw new Error(`snakemake failed:\n${r.stdout}${r.stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, version: version.stdout.trim() };
+  return { ...took, version: version.stdout.trim() };
 }
 
 export async function benchCore(log: (line: string) => void): Promise<void> {
@@ -99,15 +107,19 @@ export async function benchCore(log: (line: string) => void): Promise<void> {
   // Cold runs alternate with Snakemake's, each on a fresh cache, so both see the same load.
   const colds: number[] = [];
   const snakes: number[] = [];
+  const coldCpu: number[] = [];
+  const snakeCpu: number[] = [];
   let snakeVersion: string | undefined;
   for (let i = 0; i < 3; i++) {
     const c = i === 0 ? cache : join(dir, `cache-cold-${i}`);
     const cold = cli(['run', file, '--plain'], dir, c);
     if (cold.code !== 0) throw new Error(`cold run failed:\n${cold.out.slice(-3000)}`);
     colds.push(cold.seconds);
+    if (cold.cpu !== undefined) coldCpu.push(cold.cpu);
     const snake = snakemakeCold(join(dir, `snakemake-${i}`));
     if (snake) {
       snakes.push(snake.seconds);
+      if (snake.cpu !== undefined) snakeCpu.push(snake.cpu);
       snakeVersion = snake.version;
     }
   }
@@ -117,17 +129,29 @@ export async function benchCore(log: (line: string) => void): Promise<void> {
   else {
     const ss = summary(snakes);
     log(`  snakemake ${snakeVersion}, 1,000 shell jobs of the same shape, --cores = cores: median ${fmt(ss.median)} = ${fmt(ss.median / 1000)} per job (min ${fmt(ss.min)}, max ${fmt(ss.max)}); medpipe/snakemake ${(cs.median / ss.median).toFixed(2)}x`);
+    if (coldCpu.length === colds.length && snakeCpu.length === snakes.length) {
+      const mc = summary(coldCpu).median;
+      const sc = summary(snakeCpu).median;
+      log(`  CPU time (user + sys, whole process tree), medians: medpipe ${fmt(mc)} = ${fmt(mc / 1000)} per node, snakemake ${fmt(sc)} = ${fmt(sc / 1000)} per job; medpipe/snakemake ${(mc / sc).toFixed(2)}x`);
+    }
   }
   const noops: number[] = [];
+  const noopCpu: number[] = [];
+  const helps: number[] = [];
+  const helpCpu: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = cli(['run', file], dir, cache);
     if (!/1000 cached/.test(r.out)) throw new Error(`no-op run was not a no-op:\n${r.out}`);
     noops.push(r.seconds);
+    if (r.cpu !== undefined) noopCpu.push(r.cpu);
+    const help = cli(['--help'], dir, cache);
+    helps.push(help.seconds);
+    if (help.cpu !== undefined) helpCpu.push(help.cpu);
   }
   const s = summary(noops);
-  log(`cached no-op \`pipeline run\` of 1,000 nodes, end to end: median ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, n=${s.n}; goal < 1 s)`);
-  const version = cli(['--help'], dir, cache);
-  log(`  of which process start + CLI load (\`pipeline --help\`): ${fmt(version.seconds)}`);
+  const cpuOf = (xs: number[]) => (xs.length > 0 ? `, CPU ${fmt(summary(xs).median)}` : '');
+  log(`cached no-op \`pipeline run\` of 1,000 nodes, end to end: median ${fmt(s.median)}${cpuOf(noopCpu)} (min ${fmt(s.min)}, max ${fmt(s.max)}, n=${s.n}; goal < 1 s)`);
+  log(`  of which process start + CLI load (\`pipeline --help\`): median ${fmt(summary(helps).median)}${cpuOf(helpCpu)}`);
 
   const store = new Store(join(dir, 'store-bench'));
   const n = 2000;

@@ -224,7 +224,9 @@ export function measureInChild(label: string, steps: number, profile: boolean, o
   });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   if (line === undefined) {
-    const why = (r.stderr || r.stdout).trim().split('\n').filter((l) => /Error|Abort/.test(l))[0] ?? `exit ${r.status}`;
+    // An uncaught error prints its source line first: the message is the line naming the error.
+    const lines = (r.stderr || r.stdout).trim().split('\n');
+    const why = lines.find((l) => /^\w*Error: |^Aborted/.test(l.trim())) ?? lines.find((l) => /Error|Abort/.test(l)) ?? `exit ${r.status}`;
     return { error: why };
   }
   return JSON.parse(line) as ChildResult;

@@ -148,7 +148,9 @@ def bench(label, batch, steps, device='cpu', precision='fp32'):
     y = torch.arange(batch, device=device) % NUM_CLASSES
     cuda = device == 'cuda'
     amp = precision == 'amp'
-    scaler = torch.cuda.amp.GradScaler() if amp else None
+    # torch.amp.GradScaler('cuda') since 2.3; torch.cuda.amp's is deprecated there.
+    grad_scaler = getattr(getattr(torch, 'amp', None), 'GradScaler', None)
+    scaler = (grad_scaler('cuda') if grad_scaler else torch.cuda.amp.GradScaler()) if amp else None
 
     def sync():
         if cuda:

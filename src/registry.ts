@@ -37,7 +37,7 @@ export async function loadKinds(modules: string[], into: Registry = new Map(), o
     try {
       mod = (await import(url)) as Record<string, unknown>;
     } catch (err) {
-      throw new Error(`cannot load stage kinds from ${specifier}: ${(err as Error).message}`);
+      throw new Error(`cannot load stage kinds from ${specifier}: ${(err as Error).message}`, { cause: err });
     }
     const kinds = kindsOf(mod);
     if (kinds.length === 0 && !options.allowEmpty) throw new Error(`${specifier} exports no stage kinds`);

@@ -1,5 +1,6 @@
 // saliency: the paper's Figure 1 for one data set. N test images; for each, the original,
-// Grad-CAM of a finetuned ResNet and the last-block CLS attention of a finetuned DeiT (top
+// Grad-CAM of a finetuned CNN (ResNet, ConvNeXt: any family with a Grad-CAM layer) and the
+// last-block CLS attention of a finetuned DeiT (any family with attention maps; top
 // `threshold` of the mass per head, mean over heads). Outputs the grid (rows original /
 // Grad-CAM / attention, one column per image) for the aggregate report, every image's
 // panels as PNGs in a tar, and a json summary of what each map shows.
@@ -7,6 +8,8 @@ import { BACKEND_PARAM } from '../src/engine/activate.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type JSONValue, type StageContext } from '../src/contract.js';
+import { allFamilies, familyOf } from '../src/ml/models/families.js';
+import type { ModelConfig } from '../src/ml/models/types.js';
 
 interface SaliencyParams {
   count: number;
@@ -26,7 +29,7 @@ interface SaliencyParams {
 export default defineStage<SaliencyParams>({
   kind: 'saliency',
   version: 1,
-  description: 'Figure 1: Grad-CAM of a ResNet and self-attention of a DeiT on N test images, as PNG grid + overlays',
+  description: 'Figure 1: Grad-CAM of a CNN (ResNet, ConvNeXt) and self-attention of a DeiT on N test images, as PNG grid + overlays',
   params: {
     type: 'object',
     properties: {
@@ -58,7 +61,7 @@ export default defineStage<SaliencyParams>({
   inputs: {
     data: { type: 'records' },
     split: { type: 'json' },
-    cnn: { type: 'file', optional: true, description: 'a finetuned ResNet checkpoint (Grad-CAM row)' },
+    cnn: { type: 'file', optional: true, description: 'a finetuned CNN checkpoint, ResNet or ConvNeXt (Grad-CAM row)' },
     vit: { type: 'file', optional: true, description: 'a finetuned ViT/DeiT checkpoint (attention row)' },
   },
   outputs: { figure: 'file', overlays: 'file', summary: 'json' },
@@ -82,17 +85,19 @@ export default defineStage<SaliencyParams>({
     const subset = split[p.subset] ?? [];
     const indices = p.ids ? sel.indicesOfIds(reader, p.ids) : sel.pickBySeed(subset, p.count, p.seed);
 
-    const slot = async (name: 'cnn' | 'vit', family: 'resnet' | 'vit') => {
+    const slot = async (name: 'cnn' | 'vit', fits: (c: ModelConfig) => boolean, what: string) => {
       if (!ctx.inputs.has(name)) return undefined;
       const model = await loadModel(await ctx.inputs.file(name), {}, 0);
-      if (model.spec.config.family !== family) throw new Error(`saliency: input ${name} is a ${model.spec.name} (${model.spec.config.family}); it takes a ${family} checkpoint`);
+      if (!fits(model.spec.config)) throw new Error(`saliency: input ${name} is a ${model.spec.name} (${model.spec.config.family}); it takes ${what}`);
       // The transform the model was evaluated with: recorded in finetune's checkpoints,
       // else finetune's rule for the model's size; `eval` overrides either.
       const recorded = fig.recordedEval(model.meta.extra);
       return { model, eval: { ...augmentFor(model.meta.image_size, {}).eval, ...recorded, ...p.eval } };
     };
-    const cnn = await slot('cnn', 'resnet');
-    const vit = await slot('vit', 'vit');
+    const cnns = allFamilies().filter((f) => f.gradCamLayer).map((f) => f.family);
+    const transformers = allFamilies().filter((f) => f.attention).map((f) => f.family);
+    const cnn = await slot('cnn', (c) => cnns.includes(c.family), `a convolutional checkpoint (Grad-CAM: ${cnns.join(', ')})`);
+    const vit = await slot('vit', (c) => transformers.includes(c.family), `a transformer checkpoint (attention maps: ${transformers.join(', ')})`);
     ctx.log(`${p.subset}: ${indices.length} image(s); cnn ${cnn?.model.spec.name ?? 'none'}, vit ${vit?.model.spec.name ?? 'none'}; backend ${engine.backend}`);
 
     const images = [];
@@ -104,7 +109,7 @@ export default defineStage<SaliencyParams>({
     const cell = p.cell ?? Math.max(cnn?.eval.crop ?? 0, vit?.eval.crop ?? 0);
     const rowNames = {
       gradcam: `${cnn?.model.spec.name ?? 'CNN'} Grad-CAM (${typeof p.class === 'number' ? `class ${p.class}` : `${p.class} class`})`,
-      attention: `${vit?.model.spec.name ?? 'ViT'} attention (top ${Math.round(p.threshold * 100)}% per head, mean of ${vit?.model.spec.config.family === 'vit' ? vit.model.spec.config.heads : 0} heads)`,
+      attention: `${vit?.model.spec.name ?? 'ViT'} attention (top ${Math.round(p.threshold * 100)}% per head, mean of ${vit ? familyOf(vit.model.spec.config).attention?.(vit.model.spec.config).heads ?? 0 : 0} heads)`,
     };
     const out = await fig.renderFigure(images, { cell, gap: p.gap, rowNames });
     await writeFile(join(ctx.workdir, 'figure.png'), out.figure);

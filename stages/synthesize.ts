@@ -20,7 +20,9 @@ const DEFAULTS = { count: 200, size: 128, seed: 0, monochrome1_fraction: 0 };
 export default defineStage<SynthesizeParams>({
   kind: 'synthesize',
   // 2: the data set is a directory output instead of a folder outside the cache plus digests.
-  version: 2,
+  // 3: harder APTOS/ISIC/CBIS-DDSM images (overlapping cues, nuisances) and a proxy drawn in
+  //    the medical sets' palettes and backgrounds.
+  version: 3,
   description: 'Write a seeded synthetic data set in a real data set\'s on-disk layout',
   params: {
     type: 'object',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandbox, TOY_PIPELINE } from './support/toy.js';
@@ -128,8 +129,8 @@ test('compare --html: one offline page with the comparison and both variants\' c
   const { comparisonHtml } = await import('../src/cli/compare.js');
   const curves = (loss: number[]) => ({ epochs: loss.map((l, i) => ({ epoch: i + 1, train_loss: l, val_metric: 1 - l })), best_epoch: loss.length, metric: 'kappa' });
   const html = comparisonHtml({
-    a: { file: 'p.yaml', sets: [] },
-    b: { file: 'p.yaml', sets: ['finetune.with.lr=3e-4'] },
+    a: { file: 'p.yaml', sets: [], results: 2, dirty: 0 },
+    b: { file: 'p.yaml', sets: ['finetune.with.lr=3e-4'], results: 2, dirty: 0 },
     value: 'evaluate.metrics.value',
     over: 'seed',
     params: [{ path: 'finetune.with.lr', a: '0.0001', b: '0.0003', nodes: 2 }],
@@ -145,4 +146,46 @@ test('compare --html: one offline page with the comparison and both variants\' c
   assert.match(html, /A seed 1/);
   assert.match(html, /B seed 1/);
   assert.doesNotMatch(html, /<script|(src|href)="https?:/, 'static and offline');
+});
+
+test('compare --commit A --against-commit B: the results recorded as made at two commits of the pipeline\'s repository', { skip: spawnSync('git', ['--version']).status === 0 ? false : 'git is not installed' }, async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const git = (...args: string[]) => {
+    const r = spawnSync('git', ['-C', box.dir, '-c', 'user.name=t', '-c', 'user.email=t@example.org', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  git('init', '-q');
+  git('add', 'p.yaml');
+  git('commit', '-qm', 'offset 10');
+  assert.equal((await box.cli(['run', file])).code, 0);
+  writeFileSync(file, readFileSync(file, 'utf8').replace('base: 10', 'base: 20'));
+  git('commit', '-qam', 'offset 20');
+  assert.equal((await box.cli(['run', file])).code, 0);
+  // A commit that changes nothing the pipeline reads: its run makes no result, it reuses the previous commit's.
+  writeFileSync(join(box.dir, 'notes.txt'), 'notes');
+  git('add', 'notes.txt');
+  git('commit', '-qm', 'notes');
+  assert.equal((await box.cli(['run', file])).code, 0);
+
+  // The file now says base 20: by commit, the base-10 results are found without naming their parameters.
+  const r = await box.cli(['compare', file, '--commit', 'HEAD~2', '--against-commit', 'HEAD']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^A: \S+p\.yaml as of commit [0-9a-f]{12}\nB: \S+p\.yaml as of commit [0-9a-f]{12}\n/);
+  assert.match(r.stdout, /train\.with\.offset\s+10 -> 20\s+\(4 nodes\)/);
+  assert.match(r.stdout, /ResNet50\s+11\.500 ± 0\.707 \[11\.000 12\.000\]\s+21\.500 ± 0\.707 \[21\.000 22\.000\]\s+\+10\.000/);
+
+  // Results made on a tree with uncommitted changes say so.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('base: 20', 'base: 30'));
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const dirty = JSON.parse((await box.cli(['compare', file, '--commit', 'HEAD~1', '--against-commit', 'HEAD', '--json'])).stdout) as { b: { dirty: number; results: number }; cells: { address: string; delta: number }[] };
+  assert.deepEqual([dirty.b.dirty, dirty.b.results], [4, 6]);
+  assert.equal(dirty.cells.find((c) => c.address === 'DeiT-S')!.delta, 10);
+
+  const bad = await box.cli(['compare', file, '--commit', 'no-such-rev']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /"no-such-rev" is no commit of the git repository holding/);
+  const both = await box.cli(['compare', file, '--commit', 'HEAD', '--set', 'vars.base=3']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--commit picks results by the commit that made them, --set by their parameters now/);
 });

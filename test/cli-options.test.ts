@@ -66,3 +66,66 @@ test('show prints a summary by default, the whole manifest with --full or --json
     assert.equal(full.material.kind, 'collect');
   }
 });
+
+test('an --only run prints the table of the cells it selected (the report node, which needs every cell, is left out)', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const r = await box.cli(['run', file, '--only', 'model=deit']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!box.runs().includes('total'), 'the gathering node did not run on part of its inputs');
+  // train = seed + base 10: DeiT-S over seeds 1 and 2 is 11 and 12.
+  assert.match(r.stdout, /table of the selected cells \(--only model=deit; the report needs every cell: run without --only for it\):\n\| model \| value \|\n\|---\|---\|\n\| DeiT-S \| 11\.500 ± 0\.707 \|\n/);
+  assert.doesNotMatch(r.stdout, /ResNet50/);
+  // One seed of every model: each cell says it holds 1 of its 2 values.
+  const seed = await box.cli(['run', file, '--only', 'seed=2']);
+  assert.match(seed.stdout, /\| ResNet50 \| 12\.000 ± – \(1\/2\) \|\n\| DeiT-S \| 12\.000 ± – \(1\/2\) \|/);
+  // The whole pipeline: the report node's own table, no partial one.
+  const all = await box.cli(['run', file]);
+  assert.doesNotMatch(all.stdout, /table of the selected cells/);
+});
+
+test('a --cache under a file (or that is a file) exits 2 naming the file, not a raw ENOTDIR/EEXIST', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  const plain = box.write('notes.txt', 'not a folder');
+  const under = await box.cli(['run', file, '--cache', join(plain, 'cache')]);
+  assert.equal(under.code, 2, under.stdout + under.stderr);
+  assert.match(under.stderr, new RegExp(`^error: cannot create the cache folder ${join(plain, 'cache')}: ${plain} is a file, not a folder`, 'm'));
+  const itself = await box.cli(['status', file, '--cache', plain]);
+  assert.equal(itself.code, 2, itself.stdout + itself.stderr);
+  assert.match(itself.stderr, new RegExp(`${plain} is a file, not a folder`));
+  assert.equal(box.runs().length, 0);
+});
+
+test('a missing pipeline file, a folder given as one, and a missing plugin exit 2 in words naming the file (and the plugins: line)', async () => {
+  const box = sandbox();
+  const missing = await box.cli(['run', 'nothere.yaml']);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, 'error: nothere.yaml: cannot read pipeline file: no such file\n');
+  const folder = await box.cli(['status', box.dir]);
+  assert.equal(folder.code, 2);
+  assert.equal(folder.stderr, `error: ${box.dir}: cannot read pipeline file: it is a folder, not a file\n`);
+  const file = box.write('toy.yaml', TOY_PIPELINE.replace(/plugins: \[.*\]/, 'plugins: [./stages-typo.js]'));
+  for (const verb of ['run', 'status', 'dag']) {
+    const r = await box.cli([verb, file]);
+    assert.equal(r.code, 2, `${verb}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr, `error: ${file}:3:11: plugin ${join(box.dir, 'stages-typo.js')} cannot be read (no such file)\n`, verb);
+  }
+  assert.equal(box.runs().length, 0);
+});
+
+test('report -o and compare --html into a folder that is not there exit 2 naming the option and the folder', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const report = await box.cli(['report', file, '-o', 'out/report.html']);
+  assert.equal(report.code, 2, report.stdout + report.stderr);
+  assert.equal(report.stderr, `error: -o out/report.html: cannot write the file: there is no folder ${join(box.dir, 'out')}\n`);
+  const notes = box.write('notes.txt', 'a file');
+  const compare = await box.cli(['compare', file, '--against', 'vars.base=11', '--html', join(notes, 'c.html')]);
+  assert.equal(compare.code, 2, compare.stdout + compare.stderr);
+  assert.equal(compare.stderr, `error: --html ${join(notes, 'c.html')}: cannot write the file: a part of its path is a file, not a folder\n`);
+  const written = await box.cli(['report', file, '-o', 'report.html']);
+  assert.equal(written.code, 0, written.stderr);
+  assert.ok(existsSync(join(box.dir, 'report.html')));
+});

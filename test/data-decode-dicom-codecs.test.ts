@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import type { Samples } from '../src/data/codecs/frame.js';
 import { decodeBytes, DecodeError } from '../src/data/decode.js';
 import { readDicomPixels } from '../src/data/dicom-pixels.js';
-import { convert, CONVERSIONS, JPEG_EXTENDED_12, missingTools, MULTI_FRAME_CONVERSIONS, MULTI_FRAMES, originalName, writeOriginals, type Conversion } from './support/dicom-conversions.js';
+import { convert, CONVERSIONS, missingTools, MULTI_FRAME_CONVERSIONS, MULTI_FRAMES, originalName, writeOriginals, type Conversion } from './support/dicom-conversions.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/dicom/', import.meta.url));
 
@@ -44,7 +44,7 @@ async function checkConversion(dir: string, c: Conversion): Promise<void> {
     return;
   }
   const reference = await samplesOf(path.join(dir, `${c.name}.ref.dcm`));
-  assert.ok(maxAbsDiff(decoded.samples, reference.samples) <= 1, `${c.name}: differs from ${c.reference[0]}'s decode by ${maxAbsDiff(decoded.samples, reference.samples)}`);
+  assert.ok(maxAbsDiff(decoded.samples, reference.samples) <= (c.maxErrorVsReference ?? 1), `${c.name}: differs from ${c.reference[0]}'s decode by ${maxAbsDiff(decoded.samples, reference.samples)}`);
   const error = maxAbsDiff(decoded.samples, original.samples);
   assert.ok(error <= (c.maxErrorVsOriginal ?? 0), `${c.name}: ${error} from the original, allowed ${c.maxErrorVsOriginal}`);
 }
@@ -58,7 +58,6 @@ async function checkRefusals(dir: string): Promise<void> {
       return true;
     });
   }
-  await assert.rejects(samplesOf(path.join(dir, `${JPEG_EXTENDED_12.name}.dcm`)), /jpeg-extended-12\.dcm: JPEG Extended \(Process 2 & 4\): 12-bit JPEG Extended \(Process 4\) is not supported .*dcmdjpeg/);
 }
 
 describe('checked-in fixtures (made by dcmtk 3.6.7 / gdcm 3.0.21)', () => {
@@ -66,7 +65,7 @@ describe('checked-in fixtures (made by dcmtk 3.6.7 / gdcm 3.0.21)', () => {
     test(`${c.name}: ${c.reference === undefined ? 'bit-identical to the original' : `as ${c.reference[0]} decodes it`}`, () => checkConversion(FIXTURES, c));
   }
 
-  test('multi-frame files are refused by default; 12-bit JPEG Extended is refused saying how to convert it', () => checkRefusals(FIXTURES));
+  test('multi-frame files are refused by default', () => checkRefusals(FIXTURES));
 
   test('a compressed mammogram goes through windowing and resizing exactly as its uncompressed original', async () => {
     const options = { size: 24, channels: 3 as const };
@@ -84,11 +83,36 @@ describe('checked-in fixtures (made by dcmtk 3.6.7 / gdcm 3.0.21)', () => {
         for (const f of ${JSON.stringify(files.map((f) => path.join(FIXTURES, f)))}) await decodeBytes(fs.readFileSync(f), f, { size: 8, channels: 1 });`;
       const register = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
       const { stderr } = await promisify(execFile)(process.execPath, ['--import', register, '--input-type=module', '-e', script]);
-      return [...new Set(stderr.split('\n').filter((l) => l.startsWith('loaded ')).map((l) => /@cornerstonejs\/([^/]+)\//.exec(l)?.[1] ?? l))].sort();
+      return [...new Set(stderr.split('\n').filter((l) => l.startsWith('loaded ')).map((l) => /@cornerstonejs\/([^/]+)\/|\/(dcmjs-codecs)\//.exec(l)?.slice(1).find(Boolean) ?? l))].sort();
     };
     assert.deepEqual(await loads(['original-16.dcm', 'deflated-16.dcm', 'rle-16.dcm']), []);
     assert.deepEqual(await loads(['jpeg-ls-16.dcm']), ['codec-charls']);
     assert.deepEqual(await loads(['j2k-lossless-16.dcm', 'jpeg-lossless-sv1-16.dcm']), ['codec-openjpeg', 'jpeg-lossless-decoder-js']);
+    assert.deepEqual(await loads(['jpeg-extended-8.dcm']), ['codec-libjpeg-turbo-8bit']);
+    assert.deepEqual(await loads(['jpeg-extended-12.dcm']), ['dcmjs-codecs']);
+  });
+
+  test('a corrupted or truncated 12-bit JPEG is a DecodeError naming the file, and the codec still decodes after it', async () => {
+    const bytes = await fs.readFile(path.join(FIXTURES, 'jpeg-extended-12.dcm'));
+    // The encapsulated frame ends 8 bytes before the file does (the sequence delimiter follows).
+    const end = bytes.length - 8;
+    const broken = new Uint8Array(bytes);
+    broken.fill(0xff, end - 1200, end - 1000);
+    await assert.rejects(readDicomPixels(broken, 'broken.dcm'), (e: unknown) => {
+      assert.ok(e instanceof DecodeError);
+      assert.equal(e.file, 'broken.dcm');
+      assert.match(e.reason, /^JPEG Extended \(Process 2 & 4\): IJG 12-bit JPEG \(dcmjs-codecs\) could not decode the frame: .+/);
+      return true;
+    });
+    const cut = new Uint8Array(bytes);
+    cut.fill(0, end - 600, end);
+    await assert.rejects(readDicomPixels(cut, 'cut.dcm'), (e: unknown) => e instanceof DecodeError && e.file === 'cut.dcm' && /no end-of-image marker \(truncated\?\)/.test(e.reason));
+    // Past the 30 failures after which a reused instance faulted on every frame (each failure
+    // now costs a fresh instance, ~0.1-0.5 s: the count is kept just above that).
+    for (let i = 0; i < 32; i++) await assert.rejects(readDicomPixels(broken, 'broken.dcm'), /IJG 12-bit JPEG \(dcmjs-codecs\) could not decode the frame: JpegDecoder12::ErrorExit::/);
+    const good = await samplesOf(path.join(FIXTURES, 'jpeg-extended-12.dcm'));
+    const reference = await samplesOf(path.join(FIXTURES, 'jpeg-extended-12.ref.dcm'));
+    assert.equal(maxAbsDiff(good.samples, reference.samples), 0);
   });
 
   test('multiframe: first reaches the decoder through the preprocess options', async () => {
@@ -126,8 +150,5 @@ describe('files made now by the installed dcmtk / gdcm-tools', async () => {
       await checkConversion(dir, c);
     });
   }
-  test('refusals', { skip }, async () => {
-    await convert(dir, JPEG_EXTENDED_12);
-    await checkRefusals(dir);
-  });
+  test('refusals', { skip }, () => checkRefusals(dir));
 });

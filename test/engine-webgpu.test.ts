@@ -12,7 +12,11 @@ import { on, Random, relErr, same, z4, type Pad, type T } from './support/backen
 import { makeTrainer, type BenchModel } from '../bench/engine.js';
 import { spawnSync } from 'node:child_process';
 import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../src/engine/fused-ops.js';
-import { gelu } from '../src/ml/models/layers.js';
+import { batchNorm, gelu } from '../src/ml/models/layers.js';
+import { batchNormTraining } from '../src/engine/fused-ops.js';
+import { fusedAdamStep } from '../src/engine/fused-adam.js';
+import { adamDispatch } from '../src/engine/webgpu-adam.js';
+import { Adam, ADAM_DEFAULTS, type AdamOptions } from '../src/ml/train/adam.js';
 import { fileURLToPath } from 'node:url';
 
 const rng = new Random(4242);
@@ -185,3 +189,134 @@ for (const model of ['resnet_demo', 'vit_demo']) {
     assert.deepEqual(again, got);
   });
 }
+
+/** BatchNorm in training mode as the models call it: fused where medpipe has a kernel
+ *  (webgpu), tfjs's composed ops elsewhere (cpu); [y, mean, variance]. */
+function batchNormEither(x: T, g: T, b: T, eps: number): T[] {
+  const fused = batchNormTraining(tf, x, g, b, eps);
+  if (fused) return [fused.y, fused.mean, fused.variance];
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  return [tf.batchNorm(x as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, eps), mean, variance];
+}
+
+gpuTest('fused BatchNorm (WGSL, two-pass per-channel sums) matches the composed form on cpu, values and gradients', () => {
+  const cases: number[][] = Array.from({ length: 6 }, () => [int(1, 4), int(1, 9), int(1, 9), pick([1, 3, 7, 64, 65, 130])]);
+  // Many row slices (the per-channel tree over more than 64 of them) and 1 x 1 images.
+  cases.push([8, 40, 41, 5], [3, 1, 1, 9]);
+  for (const shape of cases) {
+    // Two values per channel normalise to +-1 whatever x is: dx is rounding noise.
+    if (shape[0]! * shape[1]! * shape[2]! < 3) shape[0] = 3;
+    const C = shape[3]!;
+    const eps = pick([1e-5, 1e-3]);
+    // A channel mean far from zero, as after a conv: the variance must not cancel.
+    const x = F(shape, () => rng.rand() * 4 + 2);
+    same(`batchNorm ${shape}`, [x, F([C]), F([C])], (a, g, b) => batchNormEither(a, g, b, eps), 1e-4, 'webgpu');
+    same(`batchNorm grads ${shape}`, [x, F([C]), F([C]), F(shape)], (a, g, b, w) =>
+      tf.grads((p: T, q: T, r: T) => tf.sum(tf.mul(batchNormEither(p, q, r, eps)[0]!, w)))([a, g, b]), 1e-4, 'webgpu');
+  }
+  tf.setBackend('webgpu');
+  const probe = tf.tidy(() => batchNormTraining(tf, tf.ones([2, 1, 1, 2]), tf.ones([2]), tf.zeros([2]), 1e-5) !== undefined);
+  tf.setBackend('cpu');
+  assert.equal(probe, true, 'the fused kernel ran on webgpu');
+});
+
+gpuTest('BatchNorm running estimates move on the device as on cpu (unbiased variance, momentum, count)', () => {
+  const shape = [3, 5, 7, 11];
+  const inputs = [F(shape, () => rng.rand() * 3 + 1), F([11]), F([11]), F([11]), F([11], () => rng.rand() + 0.5)];
+  const run = (x: T, g: T, b: T, rm: T, rv: T): T[] => {
+    const params = new Map<string, tf.Variable>([
+      ['bn.weight', tf.variable(g)], ['bn.bias', tf.variable(b)], ['bn.running_mean', tf.variable(rm, false)],
+      ['bn.running_var', tf.variable(rv, false)], ['bn.num_batches_tracked', tf.variable(tf.scalar(4, 'int32'), false)],
+    ]);
+    const y = batchNorm(params, 'bn', x as tf.Tensor4D, { training: true, bnMomentum: 0.3 });
+    batchNorm(params, 'bn', x as tf.Tensor4D, { training: true, bnMomentum: 0.3 });
+    const out = [y, ...['bn.running_mean', 'bn.running_var', 'bn.num_batches_tracked'].map((k) => tf.cast(params.get(k)!, 'float32'))];
+    // Kept past `on`'s tidy as plain values; the variables themselves are freed here.
+    const values = out.map((t) => tf.tensor(t.dataSync(), t.shape));
+    for (const v of params.values()) v.dispose();
+    return values;
+  };
+  const want = on('cpu', inputs, run);
+  const got = on('webgpu', inputs, run);
+  want.forEach((w, i) => assert.ok(relErr(got[i]!, w) <= 1e-5, `output ${i}: rel. error ${relErr(got[i]!, w)}`));
+  assert.equal(got[3]![0], 6, 'two steps counted');
+});
+
+gpuTest('fused Adam / AdamW (one WGSL dispatch per parameter, in place) matches the composed step on cpu', () => {
+  const shapes = [[1], [7], [3, 5], [65, 33], [2, 3, 3, 9], [3, 3, 17, 31]];
+  const inputs = [...shapes.map((s) => F(s)), ...shapes.flatMap((s) => [F(s), F(s), F(s)])];
+  const run = (opts: AdamOptions) => (...xs: T[]): T[] => {
+    const ps = xs.slice(0, shapes.length);
+    // Variables made from the inputs share their data: the step must not write the inputs.
+    const params = new Map(ps.map((p, i) => [`w${i}`, tf.variable(p)]));
+    params.get('w2')!.dataSync(); // a host copy cached before the step must not go stale
+    const adam = new Adam(tf, opts);
+    for (let s = 0; s < 3; s++) {
+      const grads = new Map(ps.map((_, i) => [`w${i}`, xs[shapes.length + 3 * i + s]!] as const)
+        // w1 skips the first step: parameters at different step counts (two groups).
+        .filter(([k]) => !(s === 0 && k === 'w1')));
+      adam.apply(params, grads, 0.01 * (s + 1));
+    }
+    const out = [...params.values(), ...adam.m.values(), ...adam.v.values(), ps[0]!].map((t) => tf.tensor(t.dataSync(), t.shape));
+    adam.dispose();
+    for (const v of params.values()) v.dispose();
+    return out;
+  };
+  for (const opts of [ADAM_DEFAULTS, { ...ADAM_DEFAULTS, weightDecay: 0.05, noDecay: (n: string) => n === 'w3' }, { ...ADAM_DEFAULTS, weightDecay: 0.1, decoupled: true }]) {
+    const want = on('cpu', inputs, run(opts));
+    const got = on('webgpu', inputs, run(opts));
+    want.forEach((w, i) => {
+      const e = relErr(got[i]!, w);
+      assert.ok(e <= 2e-6, `wd ${opts.weightDecay} decoupled ${opts.decoupled ?? false} output ${i}: rel. error ${e}`);
+    });
+    assert.deepEqual(got[got.length - 1], inputs[0]!.data, 'the tensor a variable was made from is unchanged');
+  }
+  // The fused kernel is what ran on webgpu.
+  tf.setBackend('webgpu');
+  const ran = tf.tidy(() => {
+    const p = tf.variable(tf.ones([3]));
+    const m = tf.variable(tf.zeros([3]));
+    const v = tf.variable(tf.zeros([3]));
+    const ok = fusedAdamStep(tf, [{ p, m, v, g: tf.ones([3]), mode: 'plain' }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.1, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
+    const after = p.dataSync()[0];
+    tf.dispose([p, m, v]);
+    return { ok, after };
+  });
+  tf.setBackend('cpu');
+  assert.equal(ran.ok, true);
+  assert.ok(Math.abs(ran.after! - 0.9) < 1e-6, `one step of lr 0.1 from 1 with g = 1 gives 0.9, got ${ran.after}`);
+});
+
+gpuTest('fused Adam over more values than one dispatch dimension covers (a 2-D grid) updates every one', () => {
+  const n = 64 * 65535 + 77;
+  const pv = rng.values(n);
+  const gv = rng.values(n);
+  tf.setBackend('webgpu');
+  const out = tf.tidy(() => {
+    const [p, m, v] = [tf.variable(tf.tensor(pv)), tf.variable(tf.zeros([n])), tf.variable(tf.zeros([n]))];
+    const ran = fusedAdamStep(tf, [{ p, m, v, g: tf.tensor(gv), mode: 'plain' }], { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr: 0.01, weightDecay: 0, bc1: 0.1, bc2: 0.001 });
+    const values = p.dataSync();
+    tf.dispose([p, m, v]);
+    return ran ? values : undefined;
+  });
+  tf.setBackend('cpu');
+  assert.ok(out, 'the fused kernel ran');
+  // The first step from zero moments, in float32: m = 0.1 g, v = 0.001 g^2, p -= m / (sqrt(v / bc2) + eps) * lr / bc1.
+  const f = Math.fround;
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    const m = f(gv[i]! * f(0.1));
+    const v = f(f(gv[i]! * gv[i]!) * f(0.001));
+    const want = f(pv[i]! - f(f(m / f(f(Math.sqrt(f(v / f(0.001)))) + f(1e-8))) * f(0.1)));
+    worst = Math.max(worst, Math.abs(out[i]! - want));
+  }
+  assert.ok(worst < 1e-6, `largest difference ${worst}`);
+});
+
+test('fused Adam dispatch: one dimension up to the limit, then a 2-D grid covering every value', () => {
+  assert.deepEqual(adamDispatch(1, 65535), { x: 1, y: 1, cols: 64 });
+  assert.deepEqual(adamDispatch(64 * 65535, 65535), { x: 65535, y: 1, cols: 64 * 65535 });
+  const d = adamDispatch(64 * 65535 + 1, 65535);
+  assert.equal(d.y, 2);
+  assert.ok(d.x * d.y * 64 >= 64 * 65535 + 1);
+});

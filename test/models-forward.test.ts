@@ -10,7 +10,7 @@ import { specFromConfig } from '../src/ml/models/registry.js';
 import { createParams, disposeParams, readState, trainableVariables } from '../src/ml/models/params.js';
 import { forward } from '../src/ml/models/forward.js';
 import { initState, type StateDict } from '../src/ml/models/state.js';
-import { resamplePosEmbed } from '../src/ml/models/pos-embed.js';
+import { resamplePosEmbed } from '../src/ml/models/vit/pos-embed.js';
 import type { ModelSpec, ResNetConfig, ViTConfig } from '../src/ml/models/types.js';
 import { batchStats, conv, fromNHWC, relErr, resnetRef, vitRef, type RefResNet } from './support/torch-reference.js';
 

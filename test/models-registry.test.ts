@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { listModels, modelInfo, modelSpec, resolveModelName } from '../src/ml/models/registry.js';
 import { fans, initialValues } from '../src/ml/models/init.js';
 import { initState } from '../src/ml/models/state.js';
-import { resampleMatrix, resamplePosEmbed } from '../src/ml/models/pos-embed.js';
+import { resampleMatrix, resamplePosEmbed } from '../src/ml/models/vit/pos-embed.js';
 
 test('parameter counts equal torchvision / timm', () => {
   // torchvision.models.resnet50(): sum(p.numel() for p in m.parameters())
@@ -22,7 +22,7 @@ test('parameter counts equal torchvision / timm', () => {
   // Another input size changes only the position embedding: (256/16)^2 + 1 tokens.
   assert.equal(modelInfo('deit_small_patch16_224', { imageSize: 256 }).parameters, 22_050_664 + (257 - 197) * 384);
   const names = listModels().map((m) => m.name);
-  assert.deepEqual(names.sort(), ['deit_small_patch16_224', 'resnet18', 'resnet50', 'resnet_demo', 'vit_demo']);
+  assert.deepEqual(names.sort(), ['convnext_demo', 'convnext_tiny', 'deit_small_patch16_224', 'resnet18', 'resnet50', 'resnet_demo', 'vit_demo']);
   for (const m of listModels()) assert.ok(m.parameters > 0 && m.description.length > 0);
   assert.throws(() => resolveModelName('vgg16'), /unknown model 'vgg16': known models are resnet50/);
 });

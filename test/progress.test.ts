@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clock, RunProgress, stageLine } from '../src/cli/reporters/progress.js';
+import { Rng } from '../src/data/rng.js';
+import { median } from '../src/report/table.js';
+import { FINAL_STATES, type NodeState } from '../src/run/reporter.js';
 import { sandbox, TOY_PIPELINE } from './support/toy.js';
 
 const nodes = [
@@ -50,4 +53,47 @@ test('plain lines: every node that ends carries N/M and elapsed; the end lists e
   // The second time, the cache knows how long each stage takes.
   const again = await box.cli(['run', file, '--plain', '--set', 'vars.base=3']);
   assert.match(again.stdout, /✔ train\[model=\w+,seed=\d\] ran \(params changed \(offset: 10 -> 3\)\) {2}\[\d\/7 done · [^\]]*ETA \d+:\d\d\]/);
+});
+
+test('progress: counts kept as states change agree with a recount over every node, through a long seeded run', () => {
+  const rng = new Rng(19);
+  const many = Array.from({ length: 300 }, (_, i) => ({ id: `n${i}`, stage: ['a', 'b', 'c'][i % 3]! }));
+  let now = 0;
+  const p = new RunProgress(many, new Map([['a', 2], ['b', 5], ['c', 1]]), 3, () => now);
+  const states = new Map(many.map((n) => [n.id, 'pending' as NodeState]));
+  const startedAt = new Map<string, number>();
+  const took = new Map<string, number[]>();
+  const order: NodeState[] = ['pending', 'waiting', 'running', 'cached', 'ran', 'failed', 'skipped', 'interrupted'];
+  // What the summary must say, computed the slow way: a pass over every node.
+  const recount = () => {
+    let work = 0;
+    let left = 0;
+    for (const n of many) {
+      const s = states.get(n.id)!;
+      if (FINAL_STATES.has(s)) continue;
+      const here = took.get(n.stage);
+      const expected = here ? median(here)! : { a: 2, b: 5, c: 1 }[n.stage]!;
+      left++;
+      work += s === 'running' ? Math.max(0, expected - (now - startedAt.get(n.id)!) / 1000) : expected;
+    }
+    return left === 0 ? 0 : work / Math.min(3, left);
+  };
+  for (let step = 0; step < 3000; step++) {
+    const n = many[rng.int(many.length)]!;
+    const to = order[rng.int(order.length)]!;
+    now += rng.int(400);
+    p.update(n.id, to);
+    if (to === 'running') startedAt.set(n.id, now);
+    if (to === 'ran' && startedAt.has(n.id)) took.set(n.stage, [...(took.get(n.stage) ?? []), (now - startedAt.get(n.id)!) / 1000]);
+    states.set(n.id, to);
+    if (step % 97 !== 0) continue;
+    assert.ok(Math.abs(p.eta()! - recount()) < 1e-9, `ETA at step ${step}`);
+    for (const c of p.stages()) {
+      const mine = many.filter((m) => m.stage === c.stage);
+      for (const s of order) assert.equal(c.counts[s] ?? 0, mine.filter((m) => states.get(m.id) === s).length, `${c.stage} ${s} at step ${step}`);
+      assert.deepEqual(c.running, mine.filter((m) => ['running', 'waiting'].includes(states.get(m.id)!)).map((m) => m.id));
+    }
+    const done = many.filter((m) => FINAL_STATES.has(states.get(m.id)!)).length;
+    assert.match(p.summary(), new RegExp(`^${done}/300 done`));
+  }
 });

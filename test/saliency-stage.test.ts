@@ -117,7 +117,7 @@ test('saliency stage: listed ids, one model, a chosen class, and clear errors', 
   assert.deepEqual(s.layout.rows, ['original', 'resnet_demo Grad-CAM (class 1)']);
 
   await assert.rejects(run({ ids: ['nope'] }, { cnn }), /no record has id "nope"/);
-  await assert.rejects(run({}, { cnn: vit }), /input cnn is a vit_demo \(vit\); it takes a resnet checkpoint/);
+  await assert.rejects(run({}, { cnn: vit }), /input cnn is a vit_demo \(vit\); it takes a convolutional checkpoint \(Grad-CAM: resnet, convnext\)/);
   await assert.rejects(run({}, {}), /wire a `cnn` checkpoint, a `vit` checkpoint, or both/);
   await assert.rejects(run({ class: 5 }, { cnn }), /class 5 is outside the model's 2 classes/);
 });

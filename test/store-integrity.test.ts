@@ -8,9 +8,12 @@ import { openRemote } from '../src/remote/open.js';
 import { splitRecords } from '../src/remote/pack.js';
 import { sealManifest } from '../src/remote/sign.js';
 import type { Manifest } from '../src/store/artifacts.js';
+import { buildTask } from '../src/run/batch/task.js';
+import { openPipeline } from '../src/cli/session.js';
 import { holdingCache } from '../src/store/cache-lock.js';
 import { Store } from '../src/store/store.js';
 import { canonicalJSON } from '../src/util/hash.js';
+import { startDavServer } from './support/remote-servers.js';
 import { BIN, sandbox, TOY_PIPELINE, blobsPipeline } from './support/toy.js';
 
 const BLOBS = blobsPipeline('hello');
@@ -281,6 +284,87 @@ test('cache gc and a run exclude each other: gc refuses while a run goes, a run 
   const gcAfter = await box.cli(['cache', 'gc', file, '--yes', '--keep-variants', '0']);
   assert.equal(gcAfter.code, 0, gcAfter.stdout + gcAfter.stderr);
   assert.match(gcAfter.stdout, /deleted 2 result\(s\)/);
+});
+
+/** Starts the CLI and collects what it prints, so a test can watch it wait. */
+function startCli(box: ReturnType<typeof sandbox>, args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: box.dir, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { text: '', code: undefined as number | null | undefined };
+  child.stdout.on('data', (d) => (out.text += d));
+  child.stderr.on('data', (d) => (out.text += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r((out.code = code))));
+  return { out, exited };
+}
+
+async function until(what: string, ready: () => boolean): Promise<void> {
+  for (let i = 0; i < 1200 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ready(), what);
+}
+
+test('cache pull, cache verify and exec hold the cache against gc: gc refuses mid-pull and deletes nothing; each waits for a gc that holds it', async () => {
+  const server = await startDavServer({ onGet: (p) => gate(p) });
+  let gate: (path: string) => Promise<void> = async () => {};
+  try {
+    const box = sandbox();
+    const file = box.write('p.yaml', BLOBS);
+    const other = box.write('other.yaml', TOY_PIPELINE);
+    const pushed = await box.cli(['run', file, '--remote', server.url]);
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+    const readKey = (await box.show(file, 'read')).key as string;
+
+    // A second cache pulls; the download of `read` is held after `make` is in that cache.
+    const pulling = join(box.dir, 'pulling');
+    let reached = false;
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    gate = async (p) => {
+      if (!p.includes(readKey)) return;
+      reached = true;
+      await opened;
+    };
+    const pull = startCli(box, ['cache', 'pull', file, '--remote', server.url], { MEDPIPE_CACHE: pulling });
+    await until(`the pull reached read (${pull.out.text})`, () => reached);
+    // gc of another pipeline would delete make's result, which read is being pulled onto.
+    const gc = await box.cli(['cache', 'gc', other, '--yes', '--keep-variants', '0'], { env: { MEDPIPE_CACHE: pulling } });
+    assert.equal(gc.code, 1, gc.stdout + gc.stderr);
+    assert.match(gc.stderr, /cache .*pulling is in use by `pipeline cache pull .*p\.yaml` \(pid \d+ on .*\); gc deletes nothing while a run is going/);
+    open();
+    assert.equal(await pull.exited, 0, pull.out.text);
+    assert.match(pull.out.text, /2 pulled, 0 already local/);
+    const verified = await box.cli(['cache', 'verify'], { env: { MEDPIPE_CACHE: pulling } });
+    assert.match(verified.stdout, /2 result\(s\) checked, 0 problem/, verified.stdout + verified.stderr);
+    assert.deepEqual(box.runs(), ['make', 'read'], 'nothing recomputed');
+
+    // gc holds a cache (here: this process, as a slow gc would): verify, pull and exec wait, then go.
+    const execCache = join(box.dir, 'exec-cache');
+    const { dag, registry, pipeline } = await openPipeline(file, [], { builtinKinds: [] });
+    const task = buildTask({ pipeline: pipeline.spec.name, baseDir: pipeline.spec.baseDir, remote: server.url, log: join(box.dir, 'exec.log') }, dag, registry, 'read', () => undefined);
+    const taskFile = box.write('task.json', JSON.stringify(task));
+    const fresh = join(box.dir, 'fresh');
+    for (const [cache, args, done] of [
+      [pulling, ['cache', 'verify'], /2 result\(s\) checked, 0 problem/],
+      [fresh, ['cache', 'pull', file, '--remote', server.url], /2 pulled/],
+      [execCache, ['exec', taskFile, '--cache', execCache, '--remote', server.url], /already on the remote \([0-9a-f]{12}\): nothing to do/],
+    ] as const) {
+      const store = new Store(cache);
+      let release!: () => void;
+      const held = holdingCache(store, 'exclusive', 'pipeline cache gc', () => new Promise<void>((r) => (release = r)));
+      await new Promise((r) => setTimeout(r, 100));
+      const waiting = startCli(box, [...args], { MEDPIPE_CACHE: cache });
+      await until(`${args.join(' ')} waits for gc (${waiting.out.text})`, () => /waiting for `pipeline cache gc` \(pid \d+ on .*\) to finish with cache/.test(waiting.out.text));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(waiting.out.code, undefined, `${args.join(' ')} does not finish while gc holds the cache`);
+      assert.doesNotMatch(waiting.out.text, done);
+      release();
+      await held;
+      await store.close();
+      assert.equal(await waiting.exited, 0, waiting.out.text);
+      assert.match(waiting.out.text, done);
+    }
+    assert.deepEqual(box.runs(), ['make', 'read'], 'nothing recomputed');
+  } finally {
+    await server.close();
+  }
 });
 
 const damagedIndex = /cache index .*index\.lmdb is damaged: (.*)\. Run `pipeline cache repair --cache .*` to rebuild it/;

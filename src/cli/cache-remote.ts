@@ -3,6 +3,7 @@ import { openPipeline, type CliEnv, type Opened } from './session.js';
 import { planNodes } from '../run/plan.js';
 import { describeReason } from '../run/reason.js';
 import type { Manifest } from '../store/artifacts.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { listManifests } from '../store/maintenance.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
@@ -28,7 +29,7 @@ export interface PushFlags extends RemoteFlags {
  * The remote a command talks to (--remote, $MEDPIPE_REMOTE, the pipeline's `remote:`), if any.
  * `remote_trust: signed` (or --remote-trust signed) refuses one that has no team key to verify with.
  */
-export function remoteFor(flags: Pick<RemoteFlags, 'remote' | 'remoteTrust'>, opened: Opened | undefined, store: Store): RemoteCache | undefined {
+export function remoteFor(flags: Pick<RemoteFlags, 'remote' | 'remoteTrust'>, opened: Opened | undefined, store: Store, whenUnavailable?: string): RemoteCache | undefined {
   const raw = opened?.pipeline.spec.raw;
   const spec = chooseRemote(flags.remote, raw?.['remote'], opened?.pipeline.spec.baseDir ?? process.cwd());
   if (!spec) return undefined;
@@ -39,12 +40,13 @@ export function remoteFor(flags: Pick<RemoteFlags, 'remote' | 'remoteTrust'>, op
   checkTrust(trust, teamKey, remote.url, source);
   return new RemoteCache(remote, store, {
     ...(teamKey ? { teamKey } : {}),
+    ...(whenUnavailable ? { whenUnavailable } : {}),
     warn: (message) => process.stderr.write(`warning: ${message}\n`),
   });
 }
 
-function requireRemote(flags: Pick<RemoteFlags, 'remote' | 'remoteTrust'>, opened: Opened | undefined, store: Store): RemoteCache {
-  const remote = remoteFor(flags, opened, store);
+function requireRemote(flags: Pick<RemoteFlags, 'remote' | 'remoteTrust'>, opened: Opened | undefined, store: Store, whenUnavailable?: string): RemoteCache {
+  const remote = remoteFor(flags, opened, store, whenUnavailable);
   if (!remote) throw new ConfigError(`no remote cache configured: pass --remote URL, set ${REMOTE_ENV}, or add \`remote:\` to the pipeline`, { file: '--remote', line: 0, col: 0 });
   return remote;
 }
@@ -88,17 +90,21 @@ export async function cachePush(file: string | undefined, targets: string[], fla
 export async function cachePull(file: string, targets: string[], flags: RemoteFlags, env: CliEnv): Promise<number> {
   const store = new Store(defaultCacheDir(flags.cache));
   const opened = await openPipeline(file, flags.set, env);
-  const remote = requireRemote(flags, opened, store);
+  const remote = requireRemote(flags, opened, store, 'nothing pulled from it');
   try {
-    const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
+    // Shared, as a run: a pulled node's blobs are in the cache before its manifest is, so gc would see them as garbage.
+    const pull = () => planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets }), { pullInDryRun: true, remote });
+    const outcomes = await holdingCache(store, 'shared', `pipeline cache pull ${file}`, pull, (m) => process.stderr.write(m));
     const all = [...outcomes.values()];
     const pulled = all.filter((o) => o.state === 'cached' && o.reason?.why === 'on-remote').length;
     const local = all.filter((o) => o.state === 'cached').length - pulled;
     const missing = all.filter((o) => o.state === 'would-run').length;
     const failed = all.filter((o) => o.state === 'failed');
     for (const o of failed) process.stderr.write(`error: ${o.reason ? describeReason(o.reason) : 'failed'}\n`);
-    process.stdout.write(`${pulled} pulled, ${local} already local, ${missing} not on ${remote.url}\n`);
-    return failed.length > 0 ? 1 : 0;
+    // Unreachable is not "not there": a node the remote could not be asked about is not counted as missing.
+    const absent = remote.unreachable > 0 ? `${missing} not pulled (the remote could not be reached)` : `${missing} not on ${remote.url}`;
+    process.stdout.write(`${pulled} pulled, ${local} already local, ${absent}\n`);
+    return failed.length > 0 || remote.unreachable > 0 ? 1 : 0;
   } finally {
     await remote.close();
     await store.close();

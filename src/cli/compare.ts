@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { dirname } from 'node:path';
 import { CURVES_STYLE, curvesSection } from '../report/curves-html.js';
 import { escapeXml } from '../report/html.js';
 import type { CurveCell } from '../report/model.js';
@@ -6,12 +7,14 @@ import type { Cell } from '../report/table.js';
 import type { NodeOutcome } from '../run/types.js';
 import { selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
+import type { Manifest } from '../store/artifacts.js';
+import { listManifests } from '../store/maintenance.js';
 import { Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
-import { existingCacheDir } from './options.js';
+import { existingCacheDir, writeNamedFile } from './options.js';
 import { table } from './output.js';
 import { openPipeline, type CliEnv, type Opened } from './session.js';
-import { cachedTable, paramChanges, type ParamChange } from './variants.js';
+import { cachedTable, paramChanges, type NodeParams, type ParamChange } from './variants.js';
 
 export interface CompareFlags {
   set: string[];
@@ -21,11 +24,22 @@ export interface CompareFlags {
   digits?: number;
   /** Also write a static page with the comparison and the overlaid learning curves. */
   html?: string;
+  /** A is the results made at this commit of the pipeline's repository, B at `againstCommit`. */
+  commit?: string;
+  againstCommit?: string;
 }
 
 interface Side {
   file: string;
   sets: string[];
+  /** The results recorded as made at this commit (full hash), instead of what the file resolves to now. */
+  commit?: string;
+}
+
+/** Results of one side made with uncommitted changes to the repository's tracked files. */
+interface Made {
+  results: number;
+  dirty: number;
 }
 
 interface CellComparison {
@@ -36,8 +50,8 @@ interface CellComparison {
 }
 
 export interface Comparison {
-  a: Side;
-  b: Side;
+  a: Side & Made;
+  b: Side & Made;
   value: string;
   over: string;
   params: ParamChange[];
@@ -46,11 +60,54 @@ export interface Comparison {
   curves: CurveCell[];
 }
 
-async function cachedCells(opened: Opened, store: Store): Promise<{ cells: Map<string, Cell>; outcomes: Map<string, NodeOutcome> }> {
+/**
+ * A side's results: what the pipeline resolves to now, or (a commit given) for each node of
+ * the table's ancestry the cached result whose provenance records that commit or, for a node
+ * a run there found cached and so did not make again, the nearest commit before it.
+ */
+async function cachedCells(opened: Opened, store: Store, commit: string | undefined): Promise<{ cells: Map<string, Cell>; outcomes: Map<string, NodeOutcome> }> {
   const spec = opened.pipeline.spec.table;
   if (!spec) throw new ConfigError('this pipeline has no table: section to compare', { file: opened.pipeline.spec.file, line: 0, col: 0 });
-  const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [spec.stage] }));
+  const selected = selectNodes(opened.pipeline, opened.dag, { targets: [spec.stage] });
+  const outcomes = commit === undefined ? await planNodes({ ...opened, store }, selected) : asOf(store, opened.pipeline.spec.name, selected, historyOf(opened.pipeline.spec.file, commit));
   return { cells: new Map(cachedTable(opened, outcomes)!.cells.map((c) => [c.address, c])), outcomes };
+}
+
+/** The commit and its ancestors, nearest first (`git rev-list`). */
+function historyOf(file: string, commit: string): string[] {
+  return execFileSync('git', ['-C', dirname(file), 'rev-list', commit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000, maxBuffer: 2 ** 28 }).split('\n').filter(Boolean);
+}
+
+function asOf(store: Store, pipeline: string, nodes: Set<string>, history: string[]): Map<string, NodeOutcome> {
+  const distance = new Map(history.map((c, i) => [c, i]));
+  const best = new Map<string, { m: Manifest; d: number }>();
+  // Oldest first, so that of two results at one commit (two --set variants) the newer wins.
+  for (const m of listManifests(store)) {
+    const d = distance.get(m.provenance.repository?.commit ?? '');
+    if (m.pipeline !== pipeline || !nodes.has(m.node) || d === undefined) continue;
+    const held = best.get(m.node);
+    if (!held || d <= held.d) best.set(m.node, { m, d });
+  }
+  return new Map([...best].map(([id, { m }]) => [id, { state: 'cached', key: m.key, manifest: m }]));
+}
+
+/** A commit as git names it in the pipeline file's repository (a hash, a branch, HEAD~2), as the full hash provenance records. */
+export function resolveCommit(file: string, rev: string, option: string): string {
+  try {
+    return execFileSync('git', ['-C', dirname(file), 'rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+  } catch {
+    throw new ConfigError(`"${rev}" is no commit of the git repository holding ${file}`, { file: `${option} ${rev}`, line: 0, col: 0 });
+  }
+}
+
+function made(outcomes: Map<string, NodeOutcome>): Made {
+  const manifests = [...outcomes.values()].flatMap((o) => (o.manifest ? [o.manifest] : []));
+  return { results: manifests.length, dirty: manifests.filter((m) => m.provenance.repository?.dirty).length };
+}
+
+/** Keyed parameters of each node's result, for sides chosen by commit (the file now says nothing of them). */
+function recordedParams(outcomes: Map<string, NodeOutcome>): NodeParams {
+  return new Map([...outcomes].flatMap(([id, o]) => (o.manifest ? [[id, { stage: o.manifest.stage, params: o.manifest.material.params }] as const] : [])));
 }
 
 /**
@@ -85,8 +142,8 @@ export async function compareVariants(a: Side, b: Side, cacheDir: string, env: C
   const openedB = await openPipeline(b.file, b.sets, env);
   const store = new Store(cacheDir);
   try {
-    const { cells: cellsA, outcomes: outA } = await cachedCells(openedA, store);
-    const { cells: cellsB, outcomes: outB } = await cachedCells(openedB, store);
+    const { cells: cellsA, outcomes: outA } = await cachedCells(openedA, store, a.commit);
+    const { cells: cellsB, outcomes: outB } = await cachedCells(openedB, store, b.commit);
     const cells: CellComparison[] = [];
     for (const address of new Set([...cellsA.keys(), ...cellsB.keys()])) {
       const empty = { median: null, std: null, values: [] };
@@ -96,14 +153,18 @@ export async function compareVariants(a: Side, b: Side, cacheDir: string, env: C
       cells.push({ address, a: pick(ca), b: pick(cb), delta: ca.median !== null && cb.median !== null ? cb.median - ca.median : null });
     }
     const t = openedA.pipeline.spec.table!;
-    return { a, b, value: `${t.stage}.${t.value}`, over: t.over, params: paramChanges(openedA, openedB), cells, curves: overlaidCurves(openedA, outA, openedB, outB) };
+    // By commit, parameters are the ones the results were keyed by, on both sides alike.
+    const byCommit = a.commit !== undefined || b.commit !== undefined;
+    const params = byCommit ? paramChanges(recordedParams(outA), recordedParams(outB)) : paramChanges(openedA.pipeline.nodes, openedB.pipeline.nodes);
+    return { a: { ...a, ...made(outA) }, b: { ...b, ...made(outB) }, value: `${t.stage}.${t.value}`, over: t.over, params, cells, curves: overlaidCurves(openedA, outA, openedB, outB) };
   } finally {
     await store.close();
   }
 }
 
-function describe(side: Side): string {
-  return [side.file, ...side.sets.map((s) => `--set ${s}`)].join(' ');
+function describe(side: Side & Partial<Made>): string {
+  const at = side.commit === undefined ? '' : ` as of commit ${side.commit.slice(0, 12)}${side.dirty ? ` (${side.dirty} of ${side.results} results made with uncommitted changes)` : ''}`;
+  return [side.file, ...side.sets.map((s) => `--set ${s}`)].join(' ') + at;
 }
 
 export function renderComparison(c: Comparison, digits = 3): string {
@@ -119,10 +180,18 @@ export function renderComparison(c: Comparison, digits = 3): string {
   return lines.join('\n') + '\n';
 }
 
+function sideOf(file: string, sets: string[], commit: string | undefined, options: [string, string]): Side {
+  if (commit === undefined) return { file, sets };
+  if (sets.length > 0) throw new ConfigError(`${options[0]} picks results by the commit that made them, ${options[1]} by their parameters now: give one of them`, { file: `${options[0]} ${commit}`, line: 0, col: 0 });
+  return { file, sets, commit: resolveCommit(file, commit, options[0]) };
+}
+
 export async function compareCommand(fileA: string, fileB: string | undefined, flags: CompareFlags, env: CliEnv, write: (s: string) => void): Promise<number> {
-  const c = await compareVariants({ file: fileA, sets: flags.set }, { file: fileB ?? fileA, sets: flags.against }, existingCacheDir(flags.cache), env);
+  const a = sideOf(fileA, flags.set, flags.commit, ['--commit', '--set']);
+  const b = sideOf(fileB ?? fileA, flags.against, flags.againstCommit, ['--against-commit', '--against']);
+  const c = await compareVariants(a, b, existingCacheDir(flags.cache), env);
   if (flags.html) {
-    await writeFile(flags.html, comparisonHtml(c, flags.digits));
+    await writeNamedFile('--html', flags.html, comparisonHtml(c, flags.digits));
     if (!flags.json) write(`wrote ${flags.html}: the comparison and ${c.curves.length} training node(s) with both variants' curves overlaid\n`);
   }
   write(flags.json ? JSON.stringify({ ...c, curves: c.curves.map((x) => ({ title: x.title, runs: x.runs.map((r) => r.node) })) }, null, 2) + '\n' : renderComparison(c, flags.digits));

@@ -5,7 +5,6 @@ import { cellNodes, selectNodes, targetNodes } from '../graph/select.js';
 import { renderDag, type DagFormat } from '../graph/render.js';
 import { LocalExecutor } from '../run/executors/local.js';
 import { LineReporter } from './reporters/line.js';
-import { ListrReporter } from './reporters/listr.js';
 import { stageDurations } from './reporters/progress.js';
 import type { Reporter } from '../run/reporter.js';
 import { planNodes } from '../run/plan.js';
@@ -23,16 +22,18 @@ import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
 import { codeTriggerOf, existingCacheDir, wholeNumber } from './options.js';
-import { compareCommand, type CompareFlags } from './compare.js';
+import type { CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
 import { manifestSummary } from './show.js';
+import { selectedTable } from './variants.js';
+import { toMarkdown } from '../report/render.js';
 import { gcCommand, type GcFlags } from './gc.js';
 import { median, valueAt } from '../report/table.js';
 import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
 import type { ReportFlags } from './report.js';
-import { capacityOf, openPipeline, type CliEnv, type Opened } from './session.js';
+import { capacityOf, openPipeline, openPipelineStatically, type CliEnv, type Opened } from './session.js';
 
 interface Common {
   cache?: string;
@@ -135,8 +136,8 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   const dryRun = mode === 'status' || Boolean(flags.dryRun);
   const interactive = process.stdout.isTTY && !process.env['CI'] && !flags.plain && !dryRun;
   const statusRows: string[][] = [['node', 'state', 'why']];
-  // Read only by the views of a run (status prints no progress): a pass over every cached manifest.
-  const view = () => ({ expected: stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs });
+  // A pass over every cached manifest, made only once a view first shows an ETA (never in a no-op run).
+  const view = () => ({ expected: () => stageDurations(store, opened.pipeline.spec.name), jobs: capacityOf(opened.pipeline.spec.resources, flags.resources, flags.jobs).jobs });
   const reporter: Reporter =
     mode === 'status'
       ? {
@@ -149,7 +150,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
           async finish() {},
         }
       : interactive
-        ? new ListrReporter(view())
+        ? new (await import('./reporters/listr.js')).ListrReporter(view())
         : new LineReporter(undefined, undefined, view());
   const started = Date.now();
   const executor = slurm ? new SlurmExecutor({ detach: Boolean(flags.detach), confirmCancel }) : new LocalExecutor();
@@ -201,6 +202,9 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
       if (report && !opened.dag.graph.outNeighbors(id).some((d) => selected.has(d))) process.stdout.write(`\n${id}:\n${report}`);
     }
     if (flags.cell && !dryRun) process.stdout.write('\n' + cellValues(opened, flags.cell, outcomes) + '\n');
+    // The report node gathers every cell, so an --only run leaves it out: its cells are shown here.
+    const partial = flags.only.length > 0 && !dryRun ? selectedTable(opened, outcomes, selected) : undefined;
+    if (partial) process.stdout.write(`\ntable of the selected cells (--only ${flags.only.join(' --only ')}; the report needs every cell: run without --only for it):\n${toMarkdown(partial)}`);
     const states = [...outcomes.values()].map((o) => o.state);
     if (states.includes('interrupted')) return 130;
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;
@@ -239,11 +243,12 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .action(async (file: string, targets: string[], flags: RunFlags) => setExit(await runCommand(file, targets, flags, env, 'status')));
 
   withSelection(withCommon(program.command('dag <pipeline> [targets...]')))
-    .description('print the graph')
+    .description('print the graph, planned from the YAML alone: plugins are not imported (their kinds\' parameters and types are checked by run and status)')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'dot', 'mermaid']).default('text'))
     .option('--stages', 'one vertex per stage instead of per node')
     .action(async (file: string, targets: string[], flags: RunFlags & { format: DagFormat; stages?: boolean }) => {
-      const opened = await openPipeline(file, flags.set, env);
+      // Static: looking at the graph runs no plugin code.
+      const opened = await openPipelineStatically(file, flags.set, env);
       const selected = selectNodes(opened.pipeline, opened.dag, { targets, only: flags.only, cell: flags.cell });
       process.stdout.write(renderDag(opened.pipeline, opened.dag, selected, flags.format, flags.stages) + '\n');
     });
@@ -296,8 +301,11 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--against <path=value>', 'override for variant B (repeatable)', collect, [])
     .option('--digits <n>', 'decimals shown', wholeNumber(0), 3)
     .option('--html <file>', 'also write an offline page with the comparison and both variants\' learning curves overlaid')
+    .option('--commit <rev>', 'A is the cached results as of this commit of the pipeline\'s git repository (instead of --set)')
+    .option('--against-commit <rev>', 'B is the cached results as of this commit (instead of --against)')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
+    // Loaded on use, like report: its HTML curves pull in d3.
+    .action(async (file: string, other: string | undefined, flags: CompareFlags) => setExit(await (await import('./compare.js')).compareCommand(file, other, flags, env, (t) => process.stdout.write(t))));
 
   program
     .command('history <pipeline> <node>')
@@ -381,7 +389,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .description('rehash every artifact; broken entries are dropped so their nodes rerun')
     .action(async (flags: { cache?: string; keep?: boolean }) => {
       const store = new Store(existingCacheDir(flags.cache));
-      const { checked, problems } = await verifyStore(store, { drop: !flags.keep });
+      const { checked, problems } = await holdingCache(store, 'shared', 'pipeline cache verify', () => verifyStore(store, { drop: !flags.keep }), (m) => process.stderr.write(m));
       for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);
       await store.close();

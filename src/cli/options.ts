@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import type { CodeTrigger } from '../code/kind-code.js';
 import { defaultCacheDir } from '../store/store.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, fsProblem } from '../util/errors.js';
 
 /** `--rerun-triggers`: the list may name code (and the triggers that always hold); anything else is a typo. */
 export function codeTriggerOf(flag: string | undefined): CodeTrigger {
@@ -30,4 +32,14 @@ export function existingCacheDir(explicit: string | undefined): string {
   const dir = defaultCacheDir(explicit);
   if (explicit !== undefined && !existsSync(dir)) throw new ConfigError(`no cache at ${dir} (this verb only reads a cache; check the path, or run the pipeline first)`, { file: `--cache ${explicit}`, line: 0, col: 0 });
   return dir;
+}
+
+/** Writes a file the user named with an option (`-o`, `--html`); one that cannot be written is bad input, said in words. */
+export async function writeNamedFile(option: string, path: string, content: string): Promise<void> {
+  try {
+    await writeFile(path, content);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `there is no folder ${dirname(resolve(path))}` : fsProblem(err);
+    throw new ConfigError(`cannot write the file: ${why}`, { file: `${option} ${path}`, line: 0, col: 0 });
+  }
 }

@@ -3,9 +3,13 @@ import { join } from 'node:path';
 import { describeReason } from '../run/reason.js';
 import type { NodeOutcome } from '../run/types.js';
 
+/** A stack frame ("    at f (file:line)"): in the log for whoever debugs the kind, noise in a summary. */
+const STACK_FRAME = /^\s+at \S/;
+
+/** The last lines of a node's log, stack frames left out (the log keeps them). */
 export function tail(file: string, lines: number): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(file, 'utf8').trimEnd().split('\n').filter((l) => !STACK_FRAME.test(l)).slice(-lines).join('\n');
   } catch {
     return '';
   }

@@ -3,7 +3,7 @@
 // confusion matrices and the provenance of each node.
 import { describeReason } from '../run/reason.js';
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JSONObject, JSONValue } from '../contract.js';
@@ -19,6 +19,7 @@ import { packageVersions } from '../run/versions.js';
 import type { Manifest } from '../store/artifacts.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { openPipeline, type CliEnv, type Opened } from './session.js';
+import { writeNamedFile } from './options.js';
 
 export interface ReportFlags {
   cache?: string;
@@ -240,7 +241,7 @@ export async function buildReport(file: string, flags: Omit<ReportFlags, 'output
 
 export async function reportCommand(file: string, flags: ReportFlags, env: CliEnv, write: (s: string) => void): Promise<number> {
   const { html, model } = await buildReport(file, flags, env);
-  await writeFile(flags.output, html);
+  await writeNamedFile('-o', flags.output, html);
   const cached = model.nodes.filter((n) => n.cached).length;
   const cells = model.table?.cells ?? [];
   const filled = cells.filter((c) => c.median !== null).length;

@@ -12,6 +12,7 @@ import { execTask } from '../run/batch/exec.js';
 import { readLedger } from '../run/batch/ledger.js';
 import { SlurmQueue, type Queue } from '../run/batch/slurm/queue.js';
 import { parseTask } from '../run/batch/task.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { Store } from '../store/store.js';
 
 const stamp = () => new Date().toISOString().slice(11, 19);
@@ -44,7 +45,8 @@ export async function execCommand(source: string, flags: { cache?: string; remot
   const started = Date.now();
   say(`medpipe exec ${task.pipeline} ${task.target} (remote ${remote.url}, cache ${store.dir}${process.env['SLURM_JOB_ID'] ? `, SLURM job ${process.env['SLURM_JOB_ID']}` : ''})`);
   try {
-    const result = await execTask(task, store, remote, { signal: abort.signal, log: say });
+    // Shared, as a run: gc on the node-local cache must not delete the inputs it pulled or the result before it is pushed.
+    const result = await holdingCache(store, 'shared', `pipeline exec ${task.target}`, () => execTask(task, store, remote, { signal: abort.signal, log: say }), (m) => say(m.trimEnd()));
     const took = ((Date.now() - started) / 1000).toFixed(1);
     if (result.state === 'interrupted') {
       say(`interrupted after ${took} s`);

@@ -30,11 +30,14 @@ export interface ParamChange {
   nodes: number;
 }
 
-/** Parameters that differ between two expansions, per stage and parameter path, over the nodes both have. */
-export function paramChanges(a: Opened, b: Opened): ParamChange[] {
+/** Each node's stage and parameters, by node id. */
+export type NodeParams = ReadonlyMap<string, { stage: string; params: JSONObject }>;
+
+/** Parameters that differ between two sets of nodes (two expansions, two commits' results), per stage and parameter path, over the nodes both have. */
+export function paramChanges(a: NodeParams, b: NodeParams): ParamChange[] {
   const changes = new Map<string, ParamChange>();
-  for (const [id, na] of a.pipeline.nodes) {
-    const nb = b.pipeline.nodes.get(id);
+  for (const [id, na] of a) {
+    const nb = b.get(id);
     if (!nb) continue;
     const pa = flattenLeaves(na.params as JSONObject);
     const pb = flattenLeaves(nb.params as JSONObject);
@@ -56,9 +59,34 @@ export function paramChanges(a: Opened, b: Opened): ParamChange[] {
 export function cachedTable(opened: Opened, outcomes: Map<string, NodeOutcome>): Table | undefined {
   const spec = opened.pipeline.spec.table;
   if (!spec) return undefined;
+  return tableOf(opened, outcomes, opened.pipeline.byStage.get(spec.stage) ?? [], tableScope(opened.pipeline.spec) as unknown as TableLayout);
+}
+
+/**
+ * The table of a run that selected only some of its cells (`--only`): those rows and columns,
+ * from the table stage's results; undefined when the run selected all of them or none.
+ */
+export function selectedTable(opened: Opened, outcomes: Map<string, NodeOutcome>, selected: Set<string>): Table | undefined {
+  const spec = opened.pipeline.spec.table;
+  if (!spec) return undefined;
+  const all = opened.pipeline.byStage.get(spec.stage) ?? [];
+  const ids = all.filter((id) => selected.has(id));
+  if (ids.length === 0 || ids.length === all.length) return undefined;
   const layout = tableScope(opened.pipeline.spec) as unknown as TableLayout;
-  const [output] = spec.value.split('.');
-  const entries = (opened.pipeline.byStage.get(spec.stage) ?? []).flatMap((id) => {
+  const shown = new Set([...spec.rows, ...spec.columns]);
+  const axes = Object.fromEntries(
+    Object.entries(layout.axes).map(([axis, labels]) => {
+      if (!shown.has(axis)) return [axis, labels];
+      const present = new Set(ids.map((id) => String(opened.pipeline.nodes.get(id)!.axes[axis])));
+      return [axis, labels.filter((l) => present.has(String(l.value)))];
+    }),
+  );
+  return tableOf(opened, outcomes, ids, { ...layout, axes });
+}
+
+function tableOf(opened: Opened, outcomes: Map<string, NodeOutcome>, ids: string[], layout: TableLayout): Table {
+  const [output] = opened.pipeline.spec.table!.value.split('.');
+  const entries = ids.flatMap((id) => {
     const artifact = outcomes.get(id)?.manifest?.outputs[output!];
     return artifact?.type === 'json' ? [{ axes: opened.pipeline.nodes.get(id)!.axes, value: artifact.value }] : [];
   });

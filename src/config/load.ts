@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { JSONObject, JSONValue, Resources } from '../contract.js';
-import { ConfigError, ConfigErrors, type SourcePos } from '../util/errors.js';
+import { ConfigError, ConfigErrors, fsProblem, type SourcePos } from '../util/errors.js';
 import { overlay, setAt } from './merge.js';
 import { pipelineSchema } from './schema.js';
 import type { AxisSpec, AxisValue, InputRef, PipelineSpec, StageSpec, TableSpec } from './types.js';
@@ -16,7 +16,7 @@ export interface LoadOptions {
 
 function displayPath(file: string): string {
   const rel = relative(process.cwd(), file);
-  return rel.startsWith('..') ? file : rel;
+  return rel === '' || rel.startsWith('..') ? file : rel;
 }
 
 function readLocated(file: string, chain: string[]): Located {
@@ -25,7 +25,7 @@ function readLocated(file: string, chain: string[]): Located {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const from = chain.length > 0 ? ` (extended by ${displayPath(chain[chain.length - 1]!)})` : '';
-    throw new ConfigError(`cannot read pipeline file${from}: ${(err as NodeJS.ErrnoException).code ?? err}`, { file: displayPath(file), line: 0, col: 0 });
+    throw new ConfigError(`cannot read pipeline file${from}: ${fsProblem(err)}`, { file: displayPath(file), line: 0, col: 0 });
   }
   const doc = parseYaml(text, displayPath(file));
   const value = doc.value;

@@ -1,13 +1,17 @@
 // One Adam / AdamW step over every parameter in a single native call, in place on the wasm
-// heap. The composed form (src/ml/train/adam.ts) runs about ten tfjs ops per parameter
+// heap (on webgpu: one WGSL dispatch per parameter, src/engine/webgpu-adam.ts). The composed form (src/ml/train/adam.ts) runs about ten tfjs ops per parameter
 // tensor; for the small models each op's fixed cost, not its arithmetic, was most of a
 // training step. Same float32 operations in the same order: both forms agree bit for bit.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { activeNative, type NativeCodes } from './native.js';
+import { WEBGPU_ADAM, type AdamAttrs } from './webgpu-adam.js';
 
 export type AdamMode = keyof NativeCodes['adamMode'];
+
+/** The WGSL kernel's codes for the modes (src/engine/webgpu-adam.ts). */
+const WEBGPU_ADAM_MODE: Record<AdamMode, number> = { plain: 0, l2: 1, decoupled: 2 };
 
 type Tf = typeof tfTypes;
 
@@ -33,17 +37,19 @@ export interface AdamConstants {
 
 /** Makes `t` the only holder of its data (a variable made from a tensor still shares it),
  *  so that writing in place changes nothing else. */
-function own(tf: Tf, be: BackendWasm, t: tfTypes.Variable): void {
+function own(tf: Tf, be: { refCount(id: object): number }, t: tfTypes.Variable): void {
   if (be.refCount(t.dataId) === 1) return;
   tf.tidy(() => t.assign(tf.mul(t, 1)));
 }
 
-/** Runs the step natively and returns true, or returns false (nothing changed) when the
- *  backend is not wasm, the native kernels are off, or a tensor is not float32. */
+/** Runs the step natively (wasm) or as WGSL (webgpu) and returns true, or returns false
+ *  (nothing changed) on other backends, when medpipe's kernels are off, or when a tensor is
+ *  not float32. */
 export function fusedAdamStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): boolean {
+  if (updates.some((u) => [u.p, u.m, u.v, u.g].some((t) => t.dtype !== 'float32' || t.size !== u.p.size))) return false;
+  if (tf.getBackend() === 'webgpu' && tf.getKernel(WEBGPU_ADAM, 'webgpu') !== undefined) return webgpuStep(tf, updates, k);
   const nat = activeNative();
   if (nat === undefined || tf.getBackend() !== 'wasm') return false;
-  if (updates.some((u) => [u.p, u.m, u.v, u.g].some((t) => t.dtype !== 'float32' || t.size !== u.p.size))) return false;
   const be = tf.backend() as BackendWasm;
   for (const u of updates) for (const t of [u.p, u.m, u.v]) own(tf, be, t);
   const offset = (t: tfTypes.Tensor): number => {
@@ -58,5 +64,15 @@ export function fusedAdamStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): 
   // Read after the copies above: an allocation may have grown (replaced) the heap.
   const heap = (be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
   nat.run('adam', heap, args);
+  return true;
+}
+
+function webgpuStep(tf: Tf, updates: AdamUpdate[], k: AdamConstants): boolean {
+  const be = tf.backend() as unknown as { refCount(id: object): number };
+  for (const u of updates) for (const t of [u.p, u.m, u.v]) own(tf, be, t);
+  const inputs: Record<string, tfTypes.Tensor> = {};
+  updates.forEach((u, i) => Object.assign(inputs, { [`p${i}`]: u.p, [`m${i}`]: u.m, [`v${i}`]: u.v, [`g${i}`]: u.g }));
+  const attrs: AdamAttrs = { modes: updates.map((u) => WEBGPU_ADAM_MODE[u.mode]), ...k };
+  tf.engine().runKernel(WEBGPU_ADAM, inputs, attrs as unknown as tfTypes.NamedAttrMap);
   return true;
 }

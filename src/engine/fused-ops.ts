@@ -4,11 +4,13 @@
 // GELU ~5 and ~10; each op a full pass over the activations and a dispatch with its own
 // fixed cost. Callers fall back to the composed form (the same function, within float32
 // rounding) when these return undefined: other backends, including tfjs-node(-gpu), keep
-// their own kernels. On webgpu, GELU and LayerNorm are fused (WGSL); BatchNorm is composed.
+// their own kernels. On webgpu all three are WGSL (src/engine/webgpu-kernels.ts), and the
+// BatchNorm running estimates are updated on the device.
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import { activeNative } from './native.js';
 import { BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
+import { RUNNING_STAT } from './webgpu-kernels.js';
 
 type Tf = typeof tfTypes;
 type Tensor = tfTypes.Tensor;
@@ -73,6 +75,17 @@ function updateRunningStats(tf: Tf, r: RunningStats, mean: Tensor, variance: Ten
   });
 }
 
+/** The same update as device kernels: on a GPU a host read per layer would stall the queue. */
+function updateRunningStatsOnDevice(tf: Tf, r: RunningStats, mean: Tensor, variance: Tensor, n: number): void {
+  tf.tidy(() => {
+    const move = (old: tfTypes.Variable, batch: Tensor, scale: number) =>
+      tf.engine().runKernel(RUNNING_STAT, { old, batch }, { momentum: r.momentum, scale }) as Tensor;
+    r.mean.assign(move(r.mean, mean, 1));
+    r.variance.assign(move(r.variance, variance, n / (n - 1)));
+    r.count.assign(tf.add(r.count, tf.scalar(1, 'int32')));
+  });
+}
+
 /** BatchNorm over every axis but the last with the batch's statistics (differentiable in
  *  x, scale and offset), updating `running` when given; undefined (nothing done) where no
  *  fused kernel exists. */
@@ -93,7 +106,7 @@ export function batchNormTraining(tf: Tf, x: Tensor, scale: Tensor, offset: Tens
     (dy, [sx, mean, variance, g]) => tf.engine().runKernel(BN_TRAIN_GRAD, { dy, x: sx!, mean: mean!, variance: variance!, scale: g! }, attrs) as Tensor[],
   )(x, scale, offset);
   const [mean, variance] = stats;
-  if (running) updateRunningStats(tf, running, mean!, variance!, x.size / C);
+  if (running) (tf.getBackend() === 'webgpu' ? updateRunningStatsOnDevice : updateRunningStats)(tf, running, mean!, variance!, x.size / C);
   return { y, mean: mean!, variance: variance! };
 }
 

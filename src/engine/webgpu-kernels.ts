@@ -24,7 +24,8 @@
 
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo, backend_util as BackendUtil } from '@tensorflow/tfjs-core';
 
-import { GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
+import { webgpuAdamKernel, WEBGPU_ADAM } from './webgpu-adam.js';
+import { BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 type Pad = 'valid' | 'same' | number | BackendUtil.ExplicitPadding;
@@ -338,17 +339,18 @@ function layerNormKernel(): KernelFunc {
     const D = x.shape[x.shape.length - 1]!;
     const rows = x.shape.reduce((a, b) => a * b, 1) / D;
     const uniforms: UniformEntry[] = [{ type: 'int32', data: [rows] }, { type: 'int32', data: [D] }, { type: 'float32', data: [eps] }];
-    // Mean and 1/sqrt(var + eps) per row first (two outputs), then y from them.
-    const stat = (which: 'mean' | 'rstd') => be.runWebGPUProgram(perRow(`medpipeLnStat_${which}`, ['x'], [rows], rows, `
+    // Mean per row, then 1/sqrt(var + eps) around it (two-pass variance), then y from them.
+    const mean = be.runWebGPUProgram(perRow('medpipeLnMean', ['x'], [rows], rows, `
         var s = 0.0;
         for (var i = t; i < D; i += 64) { s += x[base + i]; }
-        let mean = sum64(s) / f32(D);
+        let m = sum64(s) / f32(D);
+        if (live && t == 0) { result[row] = m; }`), [x], 'float32', uniforms);
+    const rstd = be.runWebGPUProgram(perRow('medpipeLnRstd', ['x', 'mean'], [rows], rows, `
+        let m = mean[row];
         var q = 0.0;
-        for (var i = t; i < D; i += 64) { let d = x[base + i] - mean; q += d * d; }
-        let rstd = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
-        if (live && t == 0) { result[row] = ${which === 'mean' ? 'mean' : 'rstd'}; }`), [x], 'float32', uniforms);
-    const mean = stat('mean');
-    const rstd = stat('rstd');
+        for (var i = t; i < D; i += 64) { let d = x[base + i] - m; q += d * d; }
+        let r = inverseSqrt(sum64(q) / f32(D) + uniforms.eps);
+        if (live && t == 0) { result[row] = r; }`), [x, mean], 'float32', uniforms);
     const y = be.runWebGPUProgram(perRow('medpipeLnApply', ['x', 'mean', 'rstd', 'scale', 'offset'], x.shape, rows, `
         let m = mean[row];
         let r = rstd[row];
@@ -422,6 +424,176 @@ function layerNormGrad(): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** Rows of [R x C] one thread of a column-sum's first pass adds: ~sqrt(R), so that neither
+ *  pass is long; a function of R alone, so the sum's order is the same on every device. */
+export function columnSliceRows(R: number): number {
+  return Math.min(4096, Math.max(16, Math.ceil(Math.sqrt(R))));
+}
+
+/** Per-channel sums over the rows of a [R x C] tensor (NHWC flattened) of the term `term`
+ *  (WGSL over `i` = element index and `c` = its column), times `scale`: slices of rows first
+ *  (adjacent threads read adjacent channels), then one workgroup per channel adds the slices
+ *  as a tree, in a fixed order. */
+function columnSums(be: WebGPUBackendLike, key: string, names: string[], inputs: TensorInfo[], R: number, C: number, eps: number, term: string, scale: number): TensorInfo {
+  const L = columnSliceRows(R);
+  const S = Math.ceil(R / L);
+  const partial = be.runWebGPUProgram({
+    outputShape: [S, C],
+    shaderKey: `medpipeColPartial_${key}`,
+    dispatchLayout: { x: [0, 1] },
+    dispatch: [Math.ceil((S * C) / 64), 1, 1],
+    variableNames: names,
+    uniforms: 'R : i32, C : i32, L : i32, eps : f32,',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let c = index % uniforms.C;
+          let s = index / uniforms.C;
+          let end = min(s * uniforms.L + uniforms.L, uniforms.R);
+          var acc = 0.0;
+          for (var r = s * uniforms.L; r < end; r++) {
+            let i = r * uniforms.C + c;
+            acc += ${term};
+          }
+          setOutputAtIndex(index, acc);
+        }
+      }
+    `,
+  }, inputs, 'float32', [{ type: 'int32', data: [R] }, { type: 'int32', data: [C] }, { type: 'int32', data: [L] }, { type: 'float32', data: [eps] }]);
+  const out = be.runWebGPUProgram({
+    outputShape: [C],
+    shaderKey: 'medpipeColReduce',
+    dispatchLayout: { x: [0] },
+    dispatch: [C, 1, 1],
+    variableNames: ['partial'],
+    uniforms: 'S : i32, C : i32, scale : f32,',
+    workgroupSize: [64, 1, 1],
+    getUserCode: () => `
+      var<workgroup> red : array<f32, 64>;
+      fn main(index : i32) {
+        let t = i32(localIndex);
+        let c = i32(workgroupId.x);
+        var acc = 0.0;
+        for (var s = t; s < uniforms.S; s += 64) { acc += partial[s * uniforms.C + c]; }
+        red[t] = acc;
+        workgroupBarrier();
+        for (var k = 32; k > 0; k = k >> 1) {
+          if (t < k) { red[t] = red[t] + red[t + k]; }
+          workgroupBarrier();
+        }
+        if (t == 0) { result[c] = red[0] * uniforms.scale; }
+      }
+    `,
+  }, [partial], 'float32', [{ type: 'int32', data: [S] }, { type: 'int32', data: [C] }, { type: 'float32', data: [scale] }]);
+  be.disposeData(partial.dataId);
+  return out;
+}
+
+/** An element-wise pass over [R x C] with per-channel inputs (c = index % C). */
+function perChannel(key: string, names: string[], shape: number[], body: string): Program {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    outputShape: shape,
+    shaderKey: key,
+    dispatchLayout: { x: shape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    variableNames: names,
+    uniforms: 'C : i32, eps : f32, invR : f32,',
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let c = index % uniforms.C;
+          ${body}
+        }
+      }
+    `,
+  };
+}
+
+interface BnShape {
+  R: number;
+  C: number;
+  eps: number;
+  uniforms: UniformEntry[];
+}
+
+function bnShape(x: TensorInfo, attrs: NamedAttrMap | undefined): BnShape {
+  const C = x.shape[x.shape.length - 1]!;
+  const R = x.shape.reduce((a, b) => a * b, 1) / C;
+  const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
+  return { R, C, eps, uniforms: [{ type: 'int32', data: [C] }, { type: 'float32', data: [eps] }, { type: 'float32', data: [1 / R] }] };
+}
+
+/** [y, mean, variance (biased)] of BatchNorm in training mode, over every axis but the last:
+ *  two-pass mean and variance (no cancellation for activations with a large mean). */
+function batchNormTrainKernel(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    const { R, C, eps, uniforms } = bnShape(x, args.attrs);
+    const mean = columnSums(be, 'x', ['x'], [x], R, C, eps, 'x[i]', 1 / R);
+    const variance = columnSums(be, 'sq', ['x', 'mean'], [x, mean], R, C, eps, '(x[i] - mean[c]) * (x[i] - mean[c])', 1 / R);
+    const y = be.runWebGPUProgram(perChannel('medpipeBnApply', ['x', 'mean', 'variance', 'scale', 'offset'], x.shape, `
+          setOutputAtIndex(index, (x[index] - mean[c]) * inverseSqrt(variance[c] + uniforms.eps) * scale[c] + offset[c]);`),
+    [x, mean, variance, scale, offset], 'float32', uniforms);
+    return [y, mean, variance];
+  }) as unknown as KernelFunc;
+}
+
+/** [dx, dscale, doffset] of batchNormTrainKernel, through the batch statistics:
+ *  dx = scale * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+function batchNormTrainGradKernel(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, x, mean, variance, scale } = args.inputs as Record<'dy' | 'x' | 'mean' | 'variance' | 'scale', TensorInfo>;
+    const be = args.backend as WebGPUBackendLike;
+    const { R, C, eps, uniforms } = bnShape(x, args.attrs);
+    const doffset = columnSums(be, 'dy', ['dy'], [dy], R, C, eps, 'dy[i]', 1);
+    const dscale = columnSums(be, 'dyxhat', ['dy', 'x', 'mean', 'variance'], [dy, x, mean, variance], R, C, eps,
+      'dy[i] * (x[i] - mean[c]) * inverseSqrt(variance[c] + uniforms.eps)', 1);
+    const dx = be.runWebGPUProgram(perChannel('medpipeBnGradX', ['dy', 'x', 'mean', 'variance', 'scale', 'dscale', 'doffset'], x.shape, `
+          let r = inverseSqrt(variance[c] + uniforms.eps);
+          let xhat = (x[index] - mean[c]) * r;
+          setOutputAtIndex(index, scale[c] * r * (dy[index] - doffset[c] * uniforms.invR - xhat * dscale[c] * uniforms.invR));`),
+    [dy, x, mean, variance, scale, dscale, doffset], 'float32', uniforms);
+    return [dx, dscale, doffset];
+  }) as unknown as KernelFunc;
+}
+
+/** A BatchNorm running estimate moved toward the batch's, on the device (no host read):
+ *  new = old * (1 - momentum) + (batch * scale) * momentum; scale n/(n-1) makes the variance
+ *  unbiased, as torch. */
+export const RUNNING_STAT = 'MedpipeRunningStat';
+
+function runningStatKernel(): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { old, batch } = args.inputs as { old: TensorInfo; batch: TensorInfo };
+    const be = args.backend as WebGPUBackendLike;
+    const { momentum, scale } = args.attrs as { momentum: number; scale: number };
+    const size = old.shape.reduce((a, b) => a * b, 1);
+    return be.runWebGPUProgram({
+      outputShape: old.shape,
+      shaderKey: 'medpipeRunningStat',
+      dispatchLayout: { x: old.shape.map((_, i) => i) },
+      dispatch: [Math.ceil(size / 64), 1, 1],
+      variableNames: ['old', 'batch'],
+      uniforms: 'keep : f32, momentum : f32, scale : f32,',
+      workgroupSize: [64, 1, 1],
+      size: true,
+      getUserCode: () => `
+        fn main(index : i32) {
+          if (index < uniforms.size) {
+            setOutputAtIndex(index, old[index] * uniforms.keep + (batch[index] * uniforms.scale) * uniforms.momentum);
+          }
+        }
+      `,
+    }, [old, batch], 'float32', [{ type: 'float32', data: [1 - momentum] }, { type: 'float32', data: [momentum] }, { type: 'float32', data: [scale] }]);
+  }) as unknown as KernelFunc;
+}
+
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
@@ -434,6 +606,10 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     [GELU_GRAD, geluGrad],
     [LN, layerNormKernel],
     [LN_GRAD, layerNormGrad],
+    [BN_TRAIN, batchNormTrainKernel],
+    [BN_TRAIN_GRAD, batchNormTrainGradKernel],
+    [RUNNING_STAT, runningStatKernel],
+    [WEBGPU_ADAM, webgpuAdamKernel],
   ];
   for (const [name, make] of mine) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;

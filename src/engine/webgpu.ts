@@ -11,6 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { activeNative } from './native.js';
+import { bindingShortfall } from './webgpu-limits.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -266,6 +267,7 @@ export async function startWebGPU(tf: Tf, opts: WebGPUOptions): Promise<WebGPUSt
   tf.registerBackend('webgpu', () => {
     const be = new webgpu.WebGPUBackend(device as unknown as ConstructorParameters<typeof webgpu.WebGPUBackend>[0], backendInfo);
     installSyncRead(tf, be as unknown as SyncReadable);
+    guardBindingSize(be as unknown as SyncReadable, device.limits);
     return be;
   }, 0);
   // MEDPIPE_WEBGPU_KERNELS=0 keeps tfjs-webgpu's own kernels (to compare both).
@@ -278,6 +280,21 @@ export async function startWebGPU(tf: Tf, opts: WebGPUOptions): Promise<WebGPUSt
 
 function softwareRefused(a: AdapterFacts): Error {
   return new Error(`only a software adapter (${a.device}, ${a.driver}): used only when asked for (backend: webgpu, or MEDPIPE_BACKEND=webgpu)`);
+}
+
+/**
+ * A tensor larger than one binding would fail validation on its first use and Dawn would
+ * drop the command buffer (every later result invalid): refused when its buffer is made, with
+ * the sizes and what to change.
+ */
+function guardBindingSize(be: SyncReadable, limits: Record<string, number>): void {
+  const acquire = be.bufferManager.acquireBuffer.bind(be.bufferManager);
+  const storage = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage.STORAGE!;
+  be.bufferManager.acquireBuffer = (size: number, usage: number, ...rest: unknown[]) => {
+    const short = (usage & storage) !== 0 ? bindingShortfall(limits, size) : undefined;
+    if (short !== undefined) throw new Error(`webgpu: ${short}; lower batch_size (or train in micro-batches), or use a GPU that allows larger bindings`);
+    return (acquire as (...a: unknown[]) => StagingBuffer)(size, usage, ...rest);
+  };
 }
 
 /** The pieces of tfjs-webgpu's backend a synchronous read uses. */

@@ -4,6 +4,7 @@ import { FileBackend } from './file-backend.js';
 import { HttpBackend } from './http-backend.js';
 import { ObjectRemote, type RemoteStore } from './remote-store.js';
 import { S3Backend } from './s3-backend.js';
+import { ConfigError } from '../util/errors.js';
 
 export const REMOTE_ENV = 'MEDPIPE_REMOTE';
 
@@ -21,16 +22,17 @@ export function chooseRemote(flag: string | undefined, fromPipeline: unknown, ba
 /** file:///dir (or a plain path), http(s)://host/prefix, s3://bucket/prefix. */
 export function openRemote(spec: string): RemoteStore {
   if (isAbsolute(spec)) return new ObjectRemote(new FileBackend(spec), spec);
-  const url = new URL(spec);
-  switch (url.protocol) {
+  const url = URL.canParse(spec) ? new URL(spec) : undefined;
+  switch (url?.protocol) {
     case 'file:':
-      return new ObjectRemote(new FileBackend(fileURLToPath(url)), spec);
+      return new ObjectRemote(new FileBackend(fileURLToPath(url!)), spec);
     case 'http:':
     case 'https:':
-      return new ObjectRemote(new HttpBackend(url), spec);
+      return new ObjectRemote(new HttpBackend(url!), spec);
     case 's3:':
-      return new ObjectRemote(new S3Backend(url), spec);
+      return new ObjectRemote(new S3Backend(url!), spec);
     default:
-      throw new Error(`unsupported remote "${spec}": use file:///path, http(s)://host/prefix or s3://bucket/prefix`);
+      // Bad input (a flag, $MEDPIPE_REMOTE or the pipeline's remote:), so exit 2 like one.
+      throw new ConfigError(`unsupported remote "${spec}": use file:///path, http(s)://host/prefix or s3://bucket/prefix`);
   }
 }

@@ -21,6 +21,8 @@ export interface RemoteCacheOptions {
   maxWaitMs?: number;
   /** How far past the node's expected duration a lease may go before it is taken as stale. */
   waitMarginMs?: number;
+  /** What the caller does when the remote cannot be reached, said in its warning (default: computing locally). */
+  whenUnavailable?: string;
 }
 
 export type LeaseOutcome = 'acquired' | 'held' | 'unavailable';
@@ -55,6 +57,8 @@ export class RemoteCache {
   readonly waitMarginMs: number;
   private readonly warned = new Set<string>();
   private announced = false;
+  /** Remote calls that failed for want of the remote (not a missing or untrusted entry). */
+  unreachable = 0;
   /** Blobs whose remote bytes were proven not to hash to their name (kept by servers without DELETE). */
   private readonly corruptBlobs = new Set<string>();
   /** Digests of local results that adopt() replaced by the remote's. */
@@ -103,7 +107,8 @@ export class RemoteCache {
   }
 
   private unavailable(err: unknown): undefined {
-    this.warn(`remote cache unavailable, computing locally: ${(err as Error).message}`);
+    this.unreachable++;
+    this.warn(`remote cache unavailable, ${this.options.whenUnavailable ?? 'computing locally'}: ${(err as Error).message}`);
     return undefined;
   }
 

@@ -2,7 +2,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { createRequire } from 'node:module';
+import type * as S3 from '@aws-sdk/client-s3';
 import { RemoteError, type Body, type ObjectBackend, type Stored } from './backend.js';
 import { defaultRetryPolicy, TransientError, withRetries, type RetryPolicy } from './retry.js';
 
@@ -31,7 +32,12 @@ export function parseS3Url(url: URL, env: NodeJS.ProcessEnv = process.env): S3Lo
   };
 }
 
-const status = (err: unknown) => (err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined);
+// The SDK takes ~150 ms to load: loaded on the first s3:// remote, so that every other
+// command (and every worker) does not pay for it at start-up.
+let loaded: typeof S3 | undefined;
+const sdk = (): typeof S3 => (loaded ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as typeof S3);
+
+const status = (err: unknown) => (err instanceof sdk().S3ServiceException ? err.$metadata.httpStatusCode : undefined);
 
 /**
  * S3 and compatible stores (MinIO, Garage, Ceph RGW). Objects appear whole on PUT. create() and
@@ -46,9 +52,10 @@ const status = (err: unknown) => (err instanceof S3ServiceException ? err.$metad
 export class S3Backend implements ObjectBackend {
   readonly exclusive = true;
   readonly url: string;
-  private readonly client: S3Client;
+  private readonly api = sdk();
+  private readonly client: S3.S3Client;
   /** For uploads from a file: one attempt each, retried by putFile() with a new stream. */
-  private readonly onceClient: S3Client;
+  private readonly onceClient: S3.S3Client;
   private readonly retry: RetryPolicy;
   private readonly warn: (message: string) => void;
 
@@ -68,6 +75,7 @@ export class S3Backend implements ObjectBackend {
       responseChecksumValidation: 'WHEN_REQUIRED',
       retryMode: 'standard',
     } as const;
+    const { S3Client } = this.api;
     this.client = new S3Client({ ...config, maxAttempts: this.retry.retries + 1 });
     this.onceClient = new S3Client({ ...config, maxAttempts: 1 });
   }
@@ -97,7 +105,7 @@ export class S3Backend implements ObjectBackend {
 
   private async get(path: string): Promise<{ body: Readable; etag?: string } | undefined> {
     try {
-      const out = await this.counted(`GET ${path}`, this.client.send(new GetObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
+      const out = await this.counted(`GET ${path}`, this.client.send(new this.api.GetObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
       if (!(out.Body instanceof Readable)) throw new Error('response body is not a stream');
       return { body: out.Body, ...(out.ETag ? { etag: out.ETag } : {}) };
     } catch (err) {
@@ -148,7 +156,7 @@ export class S3Backend implements ObjectBackend {
 
   async exists(path: string): Promise<boolean> {
     try {
-      await this.counted(`HEAD ${path}`, this.client.send(new HeadObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
+      await this.counted(`HEAD ${path}`, this.client.send(new this.api.HeadObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
       return true;
     } catch (err) {
       if (status(err) === 404) return false;
@@ -157,9 +165,9 @@ export class S3Backend implements ObjectBackend {
   }
 
   private async put(path: string, body: Body, condition: { IfNoneMatch: string } | { IfMatch: string } | object): Promise<boolean> {
-    const send = (client: S3Client) =>
+    const send = (client: S3.S3Client) =>
       client.send(
-        new PutObjectCommand({
+        new this.api.PutObjectCommand({
           Bucket: this.at.bucket,
           Key: this.key(path),
           ...('file' in body ? { Body: createReadStream(body.file), ContentLength: body.size } : { Body: body.bytes }),
@@ -209,7 +217,7 @@ export class S3Backend implements ObjectBackend {
 
   async remove(path: string): Promise<boolean> {
     try {
-      await this.counted(`DELETE ${path}`, this.client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
+      await this.counted(`DELETE ${path}`, this.client.send(new this.api.DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(path) })));
       return true;
     } catch (err) {
       throw this.wrap('DELETE', path, err);

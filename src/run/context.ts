@@ -39,7 +39,10 @@ export function fingerprintContext(store: Store, baseDir: string): FingerprintCo
 
 /** The StageContext a stage sees: inputs read lazily from the store, outputs staged until commit. */
 export async function buildContext(job: Job, store: Store, declaredOutputs: Record<string, Artifact['type']>, hooks: ContextHooks, mirror?: CheckpointMirror): Promise<BuiltContext> {
-  const workdir = await store.makeWorkdir();
+  // Made on first use: most stages write no scratch file, and a mkdir and an rm for each node
+  // were a good part of a small node's cost in its worker.
+  let workdir: string | undefined;
+  const scratch = () => (workdir ??= store.makeWorkdir());
   const produced = new Map<string, Artifact>();
   const provenance: JSONObject = {};
   const report: { text?: string } = {};
@@ -75,7 +78,9 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
     key: job.key,
     axes: job.node.axes,
     params: job.node.params,
-    workdir,
+    get workdir() {
+      return scratch();
+    },
     baseDir: job.baseDir,
     signal: hooks.signal,
     progress: hooks.progress,
@@ -114,12 +119,12 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       },
       async file(name, path, options) {
         claim(name, 'file');
-        const { digest, size } = await store.blobs.put(resolve(workdir, path), { move: true });
+        const { digest, size } = await store.blobs.put(resolve(scratch(), path), { move: true });
         produced.set(name, { type: 'file', digest, size, filename: options?.filename ?? basename(path) });
       },
       async dir(name, path) {
         claim(name, 'dir');
-        const { digest, size, files } = await store.trees.put(resolve(workdir, path));
+        const { digest, size, files } = await store.trees.put(resolve(scratch(), path));
         produced.set(name, { type: 'dir', digest, size, files });
       },
       async records(name, meta, fill) {
@@ -137,5 +142,7 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       restore: async (name) => (await store.restoreCheckpoint(job.key, name)) ?? mirror?.restore(name),
     },
   };
-  return { ctx, produced, provenance, report, cleanup: () => rm(workdir, { recursive: true, force: true }) };
+  return { ctx, produced, provenance, report, cleanup: async () => {
+      if (workdir) await rm(workdir, { recursive: true, force: true });
+    } };
 }

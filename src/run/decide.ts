@@ -33,7 +33,8 @@ export async function localHit(store: Store, key: string): Promise<Manifest | un
   const m = store.manifest(key);
   if (!m) return undefined;
   if (await artifactsPresent(store, m)) return m;
-  await store.invalidate(key);
+  // A read-only cache keeps it: a miss there either way.
+  if (!store.readOnly) await store.invalidate(key);
   return undefined;
 }
 

@@ -169,6 +169,9 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         ...(release?.gpus && release.gpus.length > 0 ? { gpus: release.gpus } : {}),
       });
       const result = await o.executor.run(job, o.onProgress, o.signal);
+      // The slot stands for the worker and its CPU, GPU and memory, free from here on: the next
+      // node starts while this one's name record and push are written.
+      release?.();
       const computed = store.committedManifest(key);
       if (!result.ok || !computed) {
         const message = result.ok ? 'worker finished without publishing a result' : result.error;
@@ -180,7 +183,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       if (o.remote && (await o.remote.push(computed)) === 'failed' && o.remoteRequired) {
         return { state: 'failed', key, reason: error(`${id} ran but could not be pushed to ${o.remote.url}`), log };
       }
-      const manifest = store.manifest(key) ?? computed;
+      // Only a push can have put another result under the key (commits are write-once).
+      const manifest = o.remote ? (store.manifest(key) ?? computed) : computed;
       return { state: 'ran', key, manifest, reason, log };
     } finally {
       release?.();

@@ -61,7 +61,9 @@ export class Slots {
   }
 
   private drain(): void {
-    for (let i = 0; i < this.waiting.length; ) {
+    // Every need takes a job slot: with none free, nothing waiting can fit (the queue can be a
+    // thousand nodes long, and this runs after every node).
+    for (let i = 0; i < this.waiting.length && this.free.jobs >= 1 - 1e-9; ) {
       const w = this.waiting[i]!;
       if (this.fits(w.need)) {
         this.waiting.splice(i, 1);

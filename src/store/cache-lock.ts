@@ -66,6 +66,12 @@ function tryTake(db: Database<Holder, string>, store: Store, id: string, use: Ca
  * waits for a run, which may take days: it fails with CacheBusyError naming the run.
  */
 export async function holdingCache<T>(store: Store, use: CacheUse, what: string, body: () => Promise<T>, onWait?: (message: string) => void): Promise<T> {
+  // A reader of a cache it cannot write cannot say so in it either: a run there stores nothing
+  // for gc to spare (its owner's gc may still delete under it, as under any reader of a file).
+  if (store.readOnly) {
+    if (use === 'exclusive') store.assertWritable(`hold it for \`${what}\``);
+    return body();
+  }
   const db = holders(store);
   const id = randomUUID();
   let said = false;

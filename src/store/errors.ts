@@ -32,6 +32,17 @@ function describeCause(cacheDir: string, err: unknown): string {
   return e?.code !== undefined ? `${message} (${e.code})` : message;
 }
 
+/** A write to a cache this user may only read (another user's, a read-only mount). */
+export class ReadOnlyCacheError extends Error {
+  constructor(
+    readonly cacheDir: string,
+    readonly doing: string,
+  ) {
+    super(`cache ${cacheDir} is read-only for this user: cannot ${doing}. Reading it works (status, cache ls, show, cache verify --keep, a run whose nodes are all cached); to compute, use a cache you can write (--cache DIR)`);
+    this.name = 'ReadOnlyCacheError';
+  }
+}
+
 /** Runs a write against the cache; any failure comes back as a CacheIOError naming it. */
 export async function writingCache<T>(cacheDir: string, doing: string, write: () => Promise<T>): Promise<T> {
   try {

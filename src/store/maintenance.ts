@@ -39,6 +39,7 @@ function consumedDigests(m: Manifest): [input: string, digest: string][] {
  * too, so a recomputed producer writes them afresh instead of adopting them.
  */
 export async function verifyStore(store: Store, options: { drop: boolean }): Promise<{ checked: number; problems: VerifyProblem[] }> {
+  if (options.drop) store.assertWritable('drop broken results (`cache verify --keep` reports them without dropping)');
   const problems: VerifyProblem[] = [];
   // An index that cannot be read whole is an error (IndexDamagedError), never "0 problems".
   store.checkReadable();
@@ -108,7 +109,7 @@ export async function verifyStore(store: Store, options: { drop: boolean }): Pro
     for (const set of brokenSets) await store.records.drop(set);
   }
   // Results from before manifests were kept as files get theirs, so `cache repair` can use them.
-  for (const m of manifests) if (!dropped.has(m.key) && isDigest(m.key)) await store.keepManifestFile(m);
+  if (!store.readOnly) for (const m of manifests) if (!dropped.has(m.key) && isDigest(m.key)) await store.keepManifestFile(m);
   return { checked: manifests.length, problems };
 }
 

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Database, RootDatabase } from 'lmdb';
+import type { Database, DatabaseOptions, Key } from 'lmdb';
 import { pack, unpack } from 'msgpackr';
 import type { DataRecord, JSONObject, RecordReader, RecordWriter } from '../contract.js';
 import { canonicalJSON } from '../util/hash.js';
@@ -34,14 +34,16 @@ export class RecordSets {
   private readonly sums: Database<Buffer, string>;
 
   constructor(
-    root: RootDatabase,
+    table: <V, K extends Key>(options: DatabaseOptions & { name: string }) => Database<V, K>,
     private readonly cacheDir: string,
     jsonTable: (name: string) => { name: string; encoder: { encode(value: unknown): string; decode(bytes: Uint8Array, size?: unknown): unknown } },
+    /** Throws when the cache may not be written (a read-only cache). */
+    private readonly assertWritable: (doing: string) => void,
   ) {
-    this.records = root.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
-    this.sets = root.openDB<SetInfo, string>(jsonTable('recordsets'));
-    this.byDigest = root.openDB<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
-    this.sums = root.openDB<Buffer, string>({ name: 'record-sums', encoding: 'binary' });
+    this.records = table<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
+    this.sets = table<SetInfo, string>(jsonTable('recordsets'));
+    this.byDigest = table<string, string>({ name: 'recordsets-by-digest', encoding: 'string' });
+    this.sums = table<Buffer, string>({ name: 'record-sums', encoding: 'binary' });
   }
 
   /** Streams records into a new set; returns where it lives and its content digest. */
@@ -98,6 +100,7 @@ export class RecordSets {
     fill: (put: (bytes: Buffer) => Promise<void>) => Promise<void>,
     expected?: string,
   ): Promise<{ set: string; digest: string; count: number; meta: JSONObject }> {
+    this.assertWritable('store a record set');
     const set = randomUUID();
     const hash = createHash('sha256');
     const sums: Buffer[] = [];
@@ -262,6 +265,7 @@ export class RecordSets {
   }
 
   async drop(set: string, count?: number): Promise<void> {
+    this.assertWritable('drop a record set');
     const n = count ?? this.sets.get(set)?.count;
     if (n === undefined) {
       for (const key of this.records.getKeys({ start: [set, 0], end: [set, Number.MAX_SAFE_INTEGER] })) await this.records.remove(key);

@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type DatabaseOptions, type Key, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
-import { writingCache } from './errors.js';
+import { CacheIOError, ReadOnlyCacheError, writingCache } from './errors.js';
 import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
 import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
 import { TreeStore } from './trees.js';
+import { ConfigError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
 
@@ -18,6 +19,24 @@ export const CACHE_ENV = 'MEDPIPE_CACHE';
 
 export function defaultCacheDir(explicit?: string): string {
   return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
+}
+
+/** Creates the cache folder; one that cannot be made is a bad `--cache`, said in words. */
+function makeCacheDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    let existing = dirname(dir);
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    const why =
+      code === 'EEXIST' ? `${dir} is a file, not a folder`
+      : code === 'ENOTDIR' ? `${existing} is a file, not a folder`
+      : code === 'EACCES' || code === 'EPERM' ? `this user may not create folders in ${existing}`
+      : code === 'EROFS' ? `${existing} is on a read-only file system`
+      : (err as Error).message;
+    throw new ConfigError(`cannot create the cache folder ${dir}: ${why}; give one this user can write with --cache DIR (or $${CACHE_ENV})`);
+  }
 }
 
 export interface LockRecord {
@@ -34,9 +53,39 @@ interface FileHashRecord {
   digest: string;
 }
 
+/** A table a read-only index never had reads as empty (LMDB cannot create it without writing). */
+function emptyTable<V, K extends Key>(): Database<V, K> {
+  const none: Iterable<never> = [];
+  const table = { get: () => undefined, getBinary: () => undefined, getRange: () => none, getKeys: () => none, getKeysCount: () => 0, doesExist: () => false, resetReadTxn: () => {} };
+  return table as unknown as Database<V, K>;
+}
+
+const CANNOT_WRITE = new Set(['EACCES', 'EPERM', 'EROFS', 13, 1, 30]);
+
+/**
+ * The index as this user may open it: read-write, else (a cache they cannot write: another
+ * user's, a read-only mount) read-only. Read-only, LMDB goes without its lock file when it
+ * cannot open it for writing, so nothing is written at all.
+ */
+function openIndex(file: string, cacheDir: string): { root: RootDatabase; readOnly: boolean } {
+  const options = { path: file, maxDbs: 16, mapSize: 2 ** 40 };
+  try {
+    return { root: open(options), readOnly: false };
+  } catch (err) {
+    if (!CANNOT_WRITE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+  if (!existsSync(file)) throw new ReadOnlyCacheError(cacheDir, 'create its index (it has none yet)');
+  return { root: open({ ...options, readOnly: true }), readOnly: true };
+}
+
 /**
  * The local cache: one LMDB environment (manifests, name index, record sets, locks, file
  * digests) plus a content-addressed blob directory. Safe for many processes at once.
+ *
+ * A cache this user cannot write opens read-only: everything that only reads works (status,
+ * ls, show, verify --keep, a run whose nodes are all cached), bookkeeping that merely speeds
+ * later commands up (the name index, file digests) is skipped, and anything that would
+ * store a result fails with ReadOnlyCacheError.
  */
 export class Store {
   readonly root: RootDatabase;
@@ -49,9 +98,10 @@ export class Store {
   readonly trees: TreeStore;
   readonly tmpDir: string;
   readonly indexFile: string;
+  readonly readOnly: boolean;
 
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    makeCacheDir(dir);
     this.tmpDir = join(dir, 'tmp');
     // A map far larger than any cache, so that LMDB never has to grow it while other
     // processes write (address space only: the file grows with what is stored).
@@ -59,17 +109,29 @@ export class Store {
     // Checked before LMDB maps it: a truncated file would be a SIGBUS on first read.
     checkIndexFile(this.indexFile);
     try {
-      this.root = open({ path: this.indexFile, maxDbs: 16, mapSize: 2 ** 40 });
-      this.manifests = this.root.openDB<Manifest, string>(this.jsonTable('manifests'));
-      this.names = this.root.openDB<NameRecord, string>(this.jsonTable('names'));
-      this.locks = this.root.openDB<LockRecord, string>(this.jsonTable('locks'));
-      this.fileHashes = this.root.openDB<FileHashRecord, string>(this.jsonTable('filehashes'));
-      this.records = new RecordSets(this.root, dir, (name) => this.jsonTable(name));
+      ({ root: this.root, readOnly: this.readOnly } = openIndex(this.indexFile, dir));
+      this.manifests = this.table<Manifest, string>(this.jsonTable('manifests'));
+      this.names = this.table<NameRecord, string>(this.jsonTable('names'));
+      this.locks = this.table<LockRecord, string>(this.jsonTable('locks'));
+      this.fileHashes = this.table<FileHashRecord, string>(this.jsonTable('filehashes'));
+      this.records = new RecordSets((options) => this.table(options), dir, (name) => this.jsonTable(name), (doing) => this.assertWritable(doing));
     } catch (err) {
-      throw err instanceof IndexDamagedError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
+      throw err instanceof IndexDamagedError || err instanceof ReadOnlyCacheError ? err : new IndexDamagedError(this.indexFile, `LMDB cannot open it (${(err as Error).message})`);
     }
     this.blobs = new BlobStore(join(dir, 'cas'), this.tmpDir);
-    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir);
+    this.trees = new TreeStore(join(dir, 'trees'), this.blobs, this.tmpDir, this.readOnly);
+  }
+
+  /** One table of the index; in a read-only index, one it never had reads as empty. */
+  table<V, K extends Key>(options: DatabaseOptions & { name: string }): Database<V, K> {
+    // lmdb-js returns undefined for a table a read-only environment does not have.
+    const found = this.root.openDB<V, K>(options) as Database<V, K> | undefined;
+    return found ?? emptyTable<V, K>();
+  }
+
+  /** Throws ReadOnlyCacheError, saying what could not be done, when this user cannot write the cache. */
+  assertWritable(doing: string): void {
+    if (this.readOnly) throw new ReadOnlyCacheError(this.dir, doing);
   }
 
   /** Options of a JSON table whose unreadable values say which index is damaged. */
@@ -97,6 +159,7 @@ export class Store {
   /** Publishes a finished node. Write-once: a manifest already there (a concurrent writer) wins. */
   async commit(manifest: Manifest): Promise<Manifest> {
     assertManifestNames(manifest);
+    this.assertWritable(`store the result of ${manifest.node}`);
     await writingCache(this.dir, `commit the result of ${manifest.node}`, () => this.manifests.ifNoExists(manifest.key, () => this.manifests.put(manifest.key, manifest)));
     const committed = this.manifests.get(manifest.key)!;
     await this.keepManifestFile(committed);
@@ -115,6 +178,7 @@ export class Store {
   async keepManifestFile(manifest: Manifest): Promise<void> {
     const file = this.manifestFile(manifest.key);
     if (await stat(file).catch(() => undefined)) return;
+    this.assertWritable(`keep the manifest of ${manifest.node}`);
     await writingCache(this.dir, `keep the manifest of ${manifest.node}`, async () => {
       await mkdir(dirname(file), { recursive: true });
       const staging = `${file}.${randomUUID()}`;
@@ -145,12 +209,14 @@ export class Store {
 
   /** A forced rerun's result: it takes the key's place (the old one stayed until this succeeded). */
   async replace(manifest: Manifest): Promise<Manifest> {
+    this.assertWritable(`replace the result of ${manifest.node}`);
     await this.manifests.put(manifest.key, manifest);
     return this.manifests.get(manifest.key)!;
   }
 
   /** Drops a manifest whose artifacts turned out broken, so the node is recomputed. */
   async invalidate(key: string): Promise<void> {
+    this.assertWritable(`drop the result ${key.slice(0, 12)}`);
     // The file first: a kill in between leaves an index entry without its file (verify writes
     // it back), never a file that `cache repair` would bring back.
     if (isDigest(key)) await rm(this.manifestFile(key), { force: true });
@@ -166,6 +232,8 @@ export class Store {
   }
 
   async remember(pipeline: string, node: string, record: NameRecord): Promise<void> {
+    // Only what `status` says about a miss ("params changed") depends on it: a read-only cache goes without.
+    if (this.readOnly) return;
     const k = this.nameKey(pipeline, node);
     if (this.names.get(k)?.key !== record.key) await this.names.put(k, record);
   }
@@ -181,6 +249,7 @@ export class Store {
   }
 
   async saveCheckpoint(key: string, name: string, data: Uint8Array): Promise<void> {
+    this.assertWritable('save a checkpoint');
     const dir = this.checkpointDir(key);
     await mkdir(dir, { recursive: true });
     const staging = join(dir, `.${name}.${randomUUID()}`);
@@ -197,12 +266,19 @@ export class Store {
   }
 
   async dropCheckpoints(key: string): Promise<void> {
+    this.assertWritable('drop checkpoints');
     await rm(this.checkpointDir(key), { recursive: true, force: true });
   }
 
-  async makeWorkdir(): Promise<string> {
+  /** A new scratch directory under tmp/ (synchronous: made when a stage first reads ctx.workdir). */
+  makeWorkdir(): string {
+    this.assertWritable('make a scratch directory to run a node in');
     const dir = join(this.tmpDir, `work-${randomUUID()}`);
-    await writingCache(this.dir, 'make a scratch directory', () => mkdir(dir, { recursive: true }));
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new CacheIOError(this.dir, 'make a scratch directory', err);
+    }
     return dir;
   }
 
@@ -213,6 +289,7 @@ export class Store {
     const known = this.fileHashes.get(abs);
     if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
     const { digest } = await sha256File(abs);
+    if (this.readOnly) return digest;
     await this.fileHashes.put(abs, { size: st.size, mtimeMs: st.mtimeMs, digest });
     return digest;
   }
@@ -222,6 +299,7 @@ export class Store {
 
   /** Takes the node's lock if free, expired, or held by a dead process on this host. */
   tryLock(key: string, node: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.assertWritable(`lock ${node} to compute it`);
     return this.root.transaction(() => {
       const current = this.locks.get(key);
       const now = Date.now();

@@ -4,15 +4,18 @@
 // made on first use and shared by every node that reads it.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { extract, pack } from 'tar-stream';
 import type { BlobStore } from './blobs.js';
 
 const EPOCH = new Date(0);
 
 /** Every regular file under root, as sorted '/'-separated relative paths; anything else is an error. */
+// Loaded on first use: a run without directory artifacts does not pay for it at start-up.
+const tarStream = () => import('tar-stream');
+
 async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
@@ -32,7 +35,7 @@ export async function packTree(root: string, target: string): Promise<{ files: n
   const st = await stat(root).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`directory output ${root} is not a directory`);
   const files = await listFiles(root);
-  const tar = pack();
+  const tar = (await tarStream()).pack();
   const written = pipeline(tar, createWriteStream(target));
   for (const name of files) {
     const path = join(root, name);
@@ -65,10 +68,16 @@ export async function removeTree(dir: string): Promise<void> {
 }
 
 export class TreeStore {
+  /**
+   * readOnly: the cache is this user's to read only, so a tree its owner never unpacked
+   * (`show -o` of it) is unpacked into a fresh temporary folder of this user's instead: not a
+   * fixed, reused path, which another user of the machine could have made first.
+   */
   constructor(
     readonly dir: string,
     private readonly blobs: BlobStore,
     private readonly tmpDir: string,
+    private readonly readOnly = false,
   ) {}
 
   pathOf(digest: string): string {
@@ -91,14 +100,15 @@ export class TreeStore {
 
   /** The tree unpacked read-only (made now if needed, from a blob checked against its digest). */
   async materialize(digest: string, what: string): Promise<string> {
-    const target = this.pathOf(digest);
     // Trees appear whole, by rename of a finished unpack: one that exists is complete.
-    if (await stat(target).then(() => true, () => false)) return target;
+    if (await stat(this.pathOf(digest)).then(() => true, () => false)) return this.pathOf(digest);
     const blob = await this.blobs.verified(digest, what);
-    const staging = join(this.dir, `.partial-${randomUUID()}`);
+    const into = this.readOnly ? await mkdtemp(join(tmpdir(), 'medpipe-tree-')) : this.dir;
+    const target = join(into, digest);
+    const staging = join(into, `.partial-${randomUUID()}`);
     await mkdir(staging, { recursive: true });
     try {
-      const ex = extract();
+      const ex = (await tarStream()).extract();
       const done = new Promise<void>((resolve, reject) => {
         ex.on('entry', (header, stream, next) => {
           const name = header.name;
@@ -118,7 +128,6 @@ export class TreeStore {
       await pipeline(createReadStream(blob), ex);
       await done;
       await makeReadOnly(staging);
-      await mkdir(this.dir, { recursive: true });
       await rename(staging, target).catch(async (err: NodeJS.ErrnoException) => {
         // Another process unpacked it first: theirs is as good.
         if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;

@@ -33,3 +33,19 @@ export class ConfigErrors extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+const FS_PROBLEMS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EISDIR: 'it is a folder, not a file',
+  ENOTDIR: 'a part of its path is a file, not a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ELOOP: 'too many symbolic links',
+  EIO: 'I/O error',
+};
+
+/** A file system failure in words ("no such file"), for a message that already names the path. */
+export function fsProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined ? (FS_PROBLEMS[code] ?? code) : errorMessage(err);
+}

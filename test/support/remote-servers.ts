@@ -45,7 +45,10 @@ function isFile(path: string): boolean {
   }
 }
 
-export async function startDavServer(options: { onPut?: PutHook } = {}): Promise<TestServer> {
+/** Awaited before a GET is answered: a test holds a download there to act in the middle of it. */
+export type GetHook = (path: string) => Promise<void>;
+
+export async function startDavServer(options: { onPut?: PutHook; onGet?: GetHook } = {}): Promise<TestServer> {
   const root = mkdtempSync(join(tmpdir(), 'medpipe-dav-'));
   const tmp = join(root, '.tmp');
   mkdirSync(tmp);
@@ -56,6 +59,7 @@ export async function startDavServer(options: { onPut?: PutHook } = {}): Promise
     if (!path) return void res.writeHead(400).end();
     try {
       if (req.method === 'GET' || req.method === 'HEAD') {
+        if (req.method === 'GET') await options.onGet?.(req.url ?? '');
         if (!isFile(path)) return void res.writeHead(404).end();
         res.writeHead(200, { 'content-length': statSync(path).size });
         if (req.method === 'HEAD') return void res.end();

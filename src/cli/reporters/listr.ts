@@ -12,8 +12,8 @@ interface Group {
 }
 
 export interface ViewOptions {
-  /** Median seconds per stage, from the cache: the ETA. */
-  expected?: Map<string, number>;
+  /** Median seconds per stage, from the cache: the ETA (a function: read when the first ETA is shown). */
+  expected?: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>);
   /** Nodes that run at once. */
   jobs?: number;
   /** Terminal rows the view may take (default: the terminal's). */
@@ -32,7 +32,6 @@ export class ListrReporter implements Reporter {
   private readonly stageOf = new Map<string, string>();
   private readonly lines = new Map<string, string>();
   private readonly failures = new Map<string, string>();
-  private readonly states = new Map<string, NodeState>();
   private top?: Wrapper;
   private pipeline = '';
   private done: Promise<unknown> = Promise.resolve();
@@ -101,7 +100,7 @@ export class ListrReporter implements Reporter {
       const out = shown.map((id) => `▶ ${id}${this.lines.get(id) ? `: ${this.lines.get(id)}` : ''}`);
       if (more > 0) out.push(`… and ${more} more running`);
       g.task.output = out.join('\n');
-      const finished = g.ids.every((id) => FINAL_STATES.has(this.states.get(id) ?? 'pending'));
+      const finished = (Object.entries(c.counts) as [NodeState, number][]).reduce((n, [s, k]) => n + (FINAL_STATES.has(s) ? k : 0), 0) === c.total;
       if (finished && g.settle) {
         const settle = g.settle;
         g.settle = undefined;
@@ -114,7 +113,6 @@ export class ListrReporter implements Reporter {
 
   update(id: string, state: NodeState, detail?: string): void {
     if (!this.stageOf.has(id)) return;
-    this.states.set(id, state);
     this.progressOf?.update(id, state);
     if (state === 'failed') this.failures.set(id, detail ?? 'failed');
     if (state === 'waiting' && detail) this.lines.set(id, detail);

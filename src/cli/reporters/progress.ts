@@ -33,40 +33,72 @@ export interface StageCounts {
   running: string[];
 }
 
+/** A stage's nodes by state, and its running ones by pipeline position. */
+interface StageTally {
+  stage: string;
+  total: number;
+  counts: Partial<Record<NodeState, number>>;
+  /** Running or waiting nodes: id -> position in the pipeline. */
+  active: Map<string, number>;
+  /** Seconds each node of the stage that ran here took, kept sorted for the median. */
+  took: number[];
+}
+
 /**
  * What a run has done and has left, for the live view and the plain lines: N of M, running,
- * cached, elapsed, and an ETA from the durations the cache has seen for each stage.
+ * cached, elapsed, and an ETA from the durations the cache has seen for each stage. Counts are
+ * kept as states change, so a summary costs one step per stage and running node, not per node:
+ * it is asked for after every node, and a pass over all of them made a 1,000-node run quadratic.
  */
 export class RunProgress {
   private readonly state = new Map<string, NodeState>();
+  private readonly where = new Map<string, { tally: StageTally; position: number }>();
+  private readonly tallies = new Map<string, StageTally>();
+  private readonly totals: Partial<Record<NodeState, number>> = {};
   private readonly startedAt = new Map<string, number>();
-  private readonly tookHere = new Map<string, number[]>();
   private readonly began: number;
 
   constructor(
     private readonly nodes: PlannedNode[],
-    private readonly expected: Map<string, number>,
+    /** Median seconds per stage; a function is called on the first ETA (it reads every cached manifest). */
+    private expected: ReadonlyMap<string, number> | (() => ReadonlyMap<string, number>),
     private readonly jobs: number,
     private readonly now: () => number = Date.now,
   ) {
     this.began = now();
-    for (const n of nodes) this.state.set(n.id, 'pending');
+    nodes.forEach((n, position) => {
+      let tally = this.tallies.get(n.stage);
+      if (!tally) this.tallies.set(n.stage, (tally = { stage: n.stage, total: 0, counts: {}, active: new Map(), took: [] }));
+      tally.total++;
+      this.where.set(n.id, { tally, position });
+      this.move(n.id, tally, position, undefined, 'pending');
+    });
+  }
+
+  private move(id: string, tally: StageTally, position: number, from: NodeState | undefined, to: NodeState): void {
+    if (from !== undefined) {
+      tally.counts[from]! -= 1;
+      this.totals[from]! -= 1;
+    }
+    tally.counts[to] = (tally.counts[to] ?? 0) + 1;
+    this.totals[to] = (this.totals[to] ?? 0) + 1;
+    this.state.set(id, to);
+    if (to === 'running' || to === 'waiting') tally.active.set(id, position);
+    else tally.active.delete(id);
   }
 
   update(id: string, state: NodeState): void {
     const before = this.state.get(id);
-    if (before === undefined) return;
-    this.state.set(id, state);
+    const at = this.where.get(id);
+    if (before === undefined || !at) return;
+    this.move(id, at.tally, at.position, before, state);
     if (state === 'running') this.startedAt.set(id, this.now());
-    if (state === 'ran' && this.startedAt.has(id)) {
-      const stage = this.nodes.find((n) => n.id === id)!.stage;
-      this.tookHere.set(stage, [...(this.tookHere.get(stage) ?? []), (this.now() - this.startedAt.get(id)!) / 1000]);
-    }
+    if (state === 'ran' && this.startedAt.has(id)) insertSorted(at.tally.took, (this.now() - this.startedAt.get(id)!) / 1000);
   }
 
-  private count(pred: (s: NodeState) => boolean): number {
+  private total(pred: (s: NodeState) => boolean): number {
     let n = 0;
-    for (const s of this.state.values()) if (pred(s)) n++;
+    for (const [s, k] of Object.entries(this.totals) as [NodeState, number][]) if (pred(s)) n += k;
     return n;
   }
 
@@ -74,14 +106,20 @@ export class RunProgress {
   eta(): number | undefined {
     let work = 0;
     let left = 0;
-    for (const n of this.nodes) {
-      const s = this.state.get(n.id)!;
-      if (FINAL_STATES.has(s)) continue;
-      const here = this.tookHere.get(n.stage);
-      const expected = here ? median(here)! : this.expected.get(n.stage);
+    for (const t of this.tallies.values()) {
+      let open = 0;
+      for (const [s, k] of Object.entries(t.counts) as [NodeState, number][]) if (!FINAL_STATES.has(s)) open += k;
+      if (open === 0) continue;
+      if (typeof this.expected === 'function') this.expected = this.expected();
+      const expected = t.took.length > 0 ? sortedMedian(t.took) : this.expected.get(t.stage);
       if (expected === undefined) return undefined;
-      left++;
-      work += s === 'running' ? Math.max(0, expected - (this.now() - (this.startedAt.get(n.id) ?? this.now())) / 1000) : expected;
+      left += open;
+      const running = t.counts['running'] ?? 0;
+      work += (open - running) * expected;
+      for (const id of t.active.keys()) {
+        if (this.state.get(id) !== 'running') continue;
+        work += Math.max(0, expected - (this.now() - (this.startedAt.get(id) ?? this.now())) / 1000);
+      }
     }
     return left === 0 ? 0 : work / Math.min(this.jobs, left);
   }
@@ -92,12 +130,12 @@ export class RunProgress {
 
   /** `12/106 done · 2 running · 3 cached · 1 failed · 2:31 elapsed · ETA 4:10` */
   summary(): string {
-    const done = this.count((s) => FINAL_STATES.has(s));
+    const done = this.total((s) => FINAL_STATES.has(s));
     const parts = [`${done}/${this.nodes.length} done`];
-    const running = this.count((s) => s === 'running');
-    const waiting = this.count((s) => s === 'waiting');
-    const cached = this.count((s) => s === 'cached');
-    const failed = this.count((s) => s === 'failed');
+    const running = this.totals['running'] ?? 0;
+    const waiting = this.totals['waiting'] ?? 0;
+    const cached = this.totals['cached'] ?? 0;
+    const failed = this.totals['failed'] ?? 0;
     if (running) parts.push(`${running} running`);
     if (waiting) parts.push(`${waiting} waiting`);
     if (cached) parts.push(`${cached} cached`);
@@ -110,17 +148,30 @@ export class RunProgress {
 
   /** Per stage, in pipeline order (the order of first appearance). */
   stages(): StageCounts[] {
-    const out = new Map<string, StageCounts>();
-    for (const n of this.nodes) {
-      const c = out.get(n.stage) ?? { stage: n.stage, total: 0, counts: {}, running: [] };
-      const s = this.state.get(n.id)!;
-      c.total++;
-      c.counts[s] = (c.counts[s] ?? 0) + 1;
-      if (s === 'running' || s === 'waiting') c.running.push(n.id);
-      out.set(n.stage, c);
-    }
-    return [...out.values()];
+    return [...this.tallies.values()].map((t) => ({
+      stage: t.stage,
+      total: t.total,
+      counts: Object.fromEntries(Object.entries(t.counts).filter(([, k]) => k > 0)),
+      running: [...t.active].sort((a, b) => a[1] - b[1]).map(([id]) => id),
+    }));
   }
+}
+
+function insertSorted(xs: number[], x: number): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid]! <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  xs.splice(lo, 0, x);
+}
+
+/** The median of a non-empty sorted list, as `median` computes it. */
+function sortedMedian(s: number[]): number {
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const ORDER: NodeState[] = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted', 'running', 'waiting', 'pending'];

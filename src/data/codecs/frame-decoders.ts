@@ -1,7 +1,7 @@
 // Decoders for one encapsulated DICOM frame, one per family of compressed transfer syntaxes.
-// Each codec (a WebAssembly build for the cornerstone viewers, or cornerstone's JPEG-lossless
-// decoder) is imported, and its module compiled, only the first time a file needs it, so a run
-// over PNGs or uncompressed DICOM never loads one. RLE is decoded here: PS3.5 Annex G is a
+// Each codec (a WebAssembly build for the cornerstone viewers, cornerstone's JPEG-lossless
+// decoder, or dcmjs-codecs for 12-bit JPEG) is imported, and its module compiled, only the first
+// time a file needs it, so a run over PNGs or uncompressed DICOM never loads one. RLE is decoded here: PS3.5 Annex G is a
 // PackBits variant of a few dozen lines, and no maintained package ships it on its own.
 import { CodecError, type FrameSpec, type Samples } from './frame.js';
 import { decodeRle } from './rle.js';
@@ -77,12 +77,78 @@ function samplesOf(bytes: Uint8Array, bitsPerSample: number, spec: FrameSpec): S
 }
 
 async function decodeJpegBaseline(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
-  // libjpeg-turbo's 8-bit build would fail on a 12-bit (Process 4) stream with a vaguer message.
-  if (jpegPrecision(frame) > 8) {
-    throw new CodecError(`12-bit JPEG Extended (Process 4) is not supported (libjpeg-turbo is built for 8-bit samples); convert the file, e.g. with dcmdjpeg`);
-  }
+  const header = jpegFrameHeader(frame);
+  if (header !== undefined && header.precision > 8) return decodeJpeg12(frame, header, spec);
   const codec = await libjpegTurbo();
   return runDecoder('libjpeg-turbo', new codec.JPEGDecoder(), frame, spec);
+}
+
+type DcmjsCodecs = typeof import('dcmjs-codecs');
+let dcmjsCodecs: Promise<DcmjsCodecs> | undefined;
+
+/** dcmjs-codecs with its WebAssembly instantiated; a failed load is not kept, so it is retried. */
+function loadDcmjsCodecs(): Promise<DcmjsCodecs> {
+  dcmjsCodecs ??= import('dcmjs-codecs')
+    .then(async (m) => {
+      await m.default.NativeCodecs.initializeAsync();
+      return m.default;
+    })
+    .catch((e: unknown) => {
+      dcmjsCodecs = undefined;
+      throw e;
+    });
+  return dcmjsCodecs;
+}
+
+/**
+ * 12-bit JPEG Extended (Process 4) through dcmjs-codecs, whose WebAssembly holds the IJG 6b
+ * 12-bit library that dcmtk's own dcmdjpeg uses: libjpeg-turbo's cornerstone build has 8-bit
+ * samples only.
+ */
+async function decodeJpeg12(frame: Uint8Array, header: JpegFrameHeader, spec: FrameSpec): Promise<Samples> {
+  const { precision } = header;
+  if (precision > 12) throw new CodecError(`a lossy JPEG stream with ${precision}-bit samples (JPEG Extended allows 8 or 12)`);
+  // The library takes the geometry from the stream; checked first, as the other codecs' output is.
+  if (header.components !== 1) throw new CodecError(`IJG 12-bit JPEG: the stream has ${header.components} components; only monochrome is supported`);
+  checkSize('IJG 12-bit JPEG', header.width, header.height, spec);
+  if (spec.bitsAllocated !== 16) throw new CodecError(`a ${precision}-bit JPEG stream needs BitsAllocated 16, but it is ${spec.bitsAllocated}`);
+  // IJG decodes a stream cut short as if it ended there (a warning it keeps to itself), so a
+  // truncated fragment would become grey rows rather than an error.
+  if (!endsWithEoi(frame)) throw new CodecError('the JPEG stream has no end-of-image marker (truncated?)');
+  const { Context, NativeCodecs } = await loadDcmjsCodecs();
+  const context = new Context({
+    width: spec.columns,
+    height: spec.rows,
+    bitsAllocated: 16,
+    bitsStored: precision,
+    samplesPerPixel: 1,
+    pixelRepresentation: spec.signed ? 1 : 0,
+    photometricInterpretation: 'MONOCHROME2',
+    encodedBuffer: frame,
+  });
+  let decoded: Uint8Array | undefined;
+  try {
+    decoded = NativeCodecs.decodeJpeg(context).getDecodedBuffer();
+  } catch (e) {
+    // The library reports a C++ error by throwing through the WebAssembly frames, which leaves
+    // the module's stack pointer and heap where the failed call had them: after about 30 such
+    // frames every decode faulted ("memory access out of bounds"). The next frame gets a fresh instance.
+    dcmjsCodecs = undefined;
+    throw new CodecError(`IJG 12-bit JPEG (dcmjs-codecs) could not decode the frame: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const n = spec.rows * spec.columns;
+  if (decoded === undefined || decoded.length !== 2 * n) {
+    throw new CodecError(`IJG 12-bit JPEG decoded ${decoded?.length ?? 0} bytes, but the data set says ${spec.columns}x${spec.rows} 16-bit pixels (${2 * n} bytes)`);
+  }
+  // A copy: the view the library returns may not be 2-byte aligned.
+  return samplesOf(new Uint8Array(decoded), precision, spec);
+}
+
+/** Whether the stream ends in EOI (FFD9), ignoring the zero bytes that pad a DICOM fragment. */
+function endsWithEoi(frame: Uint8Array): boolean {
+  let end = frame.length;
+  while (end > 0 && frame[end - 1] === 0) end--;
+  return end >= 2 && frame[end - 2] === 0xff && frame[end - 1] === 0xd9;
 }
 
 async function decodeJpegLs(frame: Uint8Array, spec: FrameSpec): Promise<Samples> {
@@ -119,13 +185,22 @@ async function decodeJpegLossless(frame: Uint8Array, spec: FrameSpec): Promise<S
   return out.subarray(0, n);
 }
 
-/** The sample precision in the first SOF marker, or 0 when there is none. */
-export function jpegPrecision(frame: Uint8Array): number {
-  for (let i = 2; i + 4 < frame.length; ) {
-    if (frame[i] !== 0xff) return 0;
+interface JpegFrameHeader {
+  precision: number;
+  height: number;
+  width: number;
+  components: number;
+}
+
+/** The first SOF marker's fields, or undefined when there is none. */
+export function jpegFrameHeader(frame: Uint8Array): JpegFrameHeader | undefined {
+  for (let i = 2; i + 9 < frame.length; ) {
+    if (frame[i] !== 0xff) return undefined;
     const marker = frame[i + 1];
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return frame[i + 4];
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { precision: frame[i + 4], height: (frame[i + 5] << 8) | frame[i + 6], width: (frame[i + 7] << 8) | frame[i + 8], components: frame[i + 9] };
+    }
     i += 2 + ((frame[i + 2] << 8) | frame[i + 3]);
   }
-  return 0;
+  return undefined;
 }

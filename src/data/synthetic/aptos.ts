@@ -1,6 +1,8 @@
 // Fake APTOS 2019: fundus-like discs (orange-red retina, bright optic disc, dark vessels) whose
 // lesions grow with the grade: red dots (microaneurysms/haemorrhages) from grade 1, yellow
-// exudates from 2, large blot haemorrhages from 3, tangles of new vessels at 4. Written as
+// exudates from 2, large blot haemorrhages from 3, tangles of new vessels at 4. Lesion counts
+// of neighbouring grades overlap and the camera's tint, exposure and noise vary, so grading
+// is never exact. Lesions are drawn large enough to survive the demo's 36 px. Written as
 // train.csv + train_images/<id_code>.png, the Kaggle layout.
 import { APTOS_CLASSES } from '../importers/aptos2019.js';
 import { Rng } from '../rng.js';
@@ -17,7 +19,7 @@ export function drawFundus(size: number, grade: number, rng: Rng): Raster {
   img.fill([0.02, 0.01, 0.01]);
   const c = size / 2 + rng.uniform(-0.03, 0.03) * size;
   const R = size * rng.uniform(0.42, 0.47);
-  const tint = rng.uniform(-0.06, 0.06);
+  const tint = rng.uniform(-0.1, 0.1);
   img.disc(c, c, R, [0.78 + tint, 0.36 + tint / 2, 0.16], 1, 1.5);
   // Darker towards the rim, as with a real fundus camera.
   img.multiply((x, y) => {
@@ -28,7 +30,7 @@ export function drawFundus(size: number, grade: number, rng: Rng): Raster {
   const odx = c + side * R * 0.45;
   const ody = c + rng.uniform(-0.08, 0.08) * R;
   img.disc(odx, ody, R * 0.13, [0.98, 0.86, 0.55], 1, 1.5);
-  const unit = Math.max(0.6, size / 128);
+  const unit = Math.max(0.6, size / 48);
   for (let v = 0; v < 6; v++) {
     let x = odx;
     let y = ody;
@@ -52,11 +54,11 @@ export function drawFundus(size: number, grade: number, rng: Rng): Raster {
       if (Math.hypot(x - odx, y - ody) > R * 0.2) return [x, y];
     }
   };
-  for (let i = 0; i < RED_DOTS[grade] + rng.int(3); i++) {
+  for (let i = 0; i < RED_DOTS[grade] + rng.int(6); i++) {
     const [x, y] = inRetina();
     img.disc(x, y, unit * rng.uniform(1.0, 1.8), [0.35, 0.02, 0.02], 0.95);
   }
-  for (let i = 0; i < EXUDATES[grade] + (grade >= 2 ? rng.int(3) : 0); i++) {
+  for (let i = 0; i < EXUDATES[grade] + (grade >= 1 ? rng.int(4) : 0); i++) {
     const [x, y] = inRetina();
     img.disc(x, y, unit * rng.uniform(1.2, 2.2), [1.0, 0.92, 0.35], 0.95);
   }
@@ -78,7 +80,9 @@ export function drawFundus(size: number, grade: number, rng: Rng): Raster {
       }
     }
   }
-  img.noise(rng, 0.015);
+  const gain = rng.uniform(0.75, 1.15);
+  img.multiply(() => gain);
+  img.noise(rng, 0.03);
   return img;
 }
 

@@ -1,11 +1,14 @@
 // A stand-in for ImageNet pretraining in the CPU demo: 10 classes of coloured shapes on noisy,
 // unevenly lit backgrounds, in imagefolder layout (<class>/<n>.png). Half the classes are drawn
 // with the primitives of the synthetic medical sets (irregular soft blobs, tiny dots, soft
-// spots, curvy vessels, a disc with an off-colour centre), so that features learnt here
-// transfer to them as ImageNet's low-level features transfer to medical images.
+// spots, curvy vessels, a disc with an off-colour centre), and half the images are painted in
+// their palettes on their kinds of background (a vignetted orange retina, skin, grey textured
+// tissue), so that features learnt here transfer to them as ImageNet's low-level features
+// (edges, blobs, colour contrasts, textures) transfer to medical images. The class never
+// depends on colour or background: only on the shape, as for ImageNet's objects.
 import { Rng } from '../rng.js';
 import { encodeImage } from './encode.js';
-import { balancedLabels, Raster, wobblyRadius, type Colour } from './raster.js';
+import { balancedLabels, Raster, valueNoise, wobblyRadius, type Colour } from './raster.js';
 import type { DatasetWriter, SyntheticOptions } from './writer.js';
 
 export const NATURAL_CLASSES = ['blob', 'circle', 'cross', 'ring', 'speckles', 'spots', 'star', 'target', 'triangle', 'vessels'];
@@ -37,36 +40,96 @@ function vessel(img: Raster, rng: Rng, x0: number, y0: number, length: number, w
   }
 }
 
+/** Lesion-like colours of the medical sets: dark red, yellow exudate, brown, pink, white, purple. */
+const MEDICAL_INKS: Colour[] = [
+  [0.35, 0.03, 0.03], [1.0, 0.9, 0.4], [0.3, 0.18, 0.1], [0.85, 0.55, 0.55], [0.95, 0.93, 0.9], [0.5, 0.08, 0.3],
+];
+
+/** A background in a medical set's style; returns its mean colour. */
+function medicalBackground(img: Raster, rng: Rng): Colour {
+  const size = img.width;
+  switch (rng.int(3)) {
+    case 0: { // fundus: an orange disc, darker to the rim
+      const c = size / 2;
+      const R = size * rng.uniform(0.42, 0.6);
+      const base: Colour = [0.78 + rng.uniform(-0.1, 0.1), 0.36 + rng.uniform(-0.05, 0.05), 0.16];
+      img.fill([0.02, 0.01, 0.01]);
+      img.disc(c, c, R, base, 1, 1.5);
+      img.multiply((x, y) => {
+        const d = Math.hypot(x - c, y - c) / R;
+        return d > 1 ? 1 : 1 - 0.45 * d * d;
+      });
+      return base;
+    }
+    case 1: { // skin
+      const t = rng.uniform(-0.05, 0.35);
+      const base: Colour = [0.93 - t * 0.5, 0.75 - t, 0.62 - t];
+      img.fill(base);
+      return base;
+    }
+    default: { // grey tissue with a cloudy texture
+      const level = rng.uniform(0.2, 0.5);
+      img.fill([level]);
+      const tex = valueNoise(size, size, Math.max(2, size / 8), 3, rng);
+      const amp = rng.uniform(0.1, 0.2);
+      img.add(0, 0, size, size, (x, y) => amp * tex[Math.floor(y) * size + Math.floor(x)]);
+      return [level, level, level];
+    }
+  }
+}
+
+/** A colour far enough from `from` (per channel) to be visible. */
+function contrasting(from: Colour, rng: Rng): Colour {
+  return from.map((v) => (v > 0.5 ? v - rng.uniform(0.35, 0.5) : v + rng.uniform(0.35, 0.5)));
+}
+
 export function drawNatural(size: number, cls: string, rng: Rng): Raster {
   const img = new Raster(size, size, 3);
-  const bg: Colour = [rng.float(), rng.float(), rng.float()];
-  img.fill(bg);
+  const medical = rng.bool();
+  let bg: Colour;
+  if (medical) {
+    bg = medicalBackground(img, rng);
+  } else {
+    bg = [rng.float(), rng.float(), rng.float()];
+    img.fill(bg);
+  }
   img.noise(rng, 0.05);
-  // Foreground colour far enough from the background to be visible.
-  const fg: Colour = bg.map((v) => (v > 0.5 ? v - rng.uniform(0.35, 0.5) : v + rng.uniform(0.35, 0.5)));
+  // Medical inks where they stand out from the background, else a contrasting colour.
+  const ink = medical ? rng.pick(MEDICAL_INKS) : null;
+  const fg: Colour = ink && ink.reduce((d, v, c) => d + Math.abs(v - bg[c]), 0) > 0.6 ? ink : contrasting(bg, rng);
   const second: Colour = fg.map((v) => (v > 0.5 ? v - rng.uniform(0.3, 0.45) : v + rng.uniform(0.3, 0.45)));
   const cx = size * rng.uniform(0.35, 0.65);
   const cy = size * rng.uniform(0.35, 0.65);
   const r = size * rng.uniform(0.2, 0.32);
-  const rot = rng.uniform(0, 2 * Math.PI);
-  const unit = Math.max(0.6, size / 128);
   const anywhere = (): [number, number] => [rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size];
+  // The geometric shapes come one large or two to three smaller ones, anywhere: evidence spread
+  // over the image that a patch-based model can pick up as well as a CNN.
+  const copies = 1 + rng.int(3);
+  const each = (draw: (x: number, y: number, rr: number, a: number) => void): void => {
+    for (let k = 0; k < copies; k++) {
+      const rr = copies === 1 ? r : r * rng.uniform(0.45, 0.65);
+      const [x, y] = copies === 1 ? [cx, cy] : [rng.uniform(rr, size - rr), rng.uniform(rr, size - rr)];
+      draw(x, y, rr, rng.uniform(0, 2 * Math.PI));
+    }
+  };
   switch (cls) {
     case 'circle':
       img.disc(cx, cy, r, fg, 1, rng.uniform(1, 3));
       break;
     case 'ring':
-      img.paint(cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2, (x, y) => (Math.abs(Math.hypot(x - cx, y - cy) - r * 0.75) < r * 0.2 ? 1 : 0), fg);
+      each((x, y, rr) => img.paint(x - rr - 2, y - rr - 2, x + rr + 2, y + rr + 2, (px, py) => (Math.abs(Math.hypot(px - x, py - y) - rr * 0.75) < rr * 0.2 ? 1 : 0), fg));
       break;
     case 'triangle':
-      img.polygon(regular(cx, cy, r, 3, rot), fg);
+      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 3, a), fg));
       break;
     case 'star':
-      img.polygon(regular(cx, cy, r, 5, rot, 0.45), fg);
+      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 5, a, 0.45), fg));
       break;
     case 'cross':
-      img.line(cx - r * Math.cos(rot), cy - r * Math.sin(rot), cx + r * Math.cos(rot), cy + r * Math.sin(rot), r * 0.4, fg);
-      img.line(cx + r * Math.sin(rot), cy - r * Math.cos(rot), cx - r * Math.sin(rot), cy + r * Math.cos(rot), r * 0.4, fg);
+      each((x, y, rr, a) => {
+        img.line(x - rr * Math.cos(a), y - rr * Math.sin(a), x + rr * Math.cos(a), y + rr * Math.sin(a), rr * 0.4, fg);
+        img.line(x + rr * Math.sin(a), y - rr * Math.cos(a), x - rr * Math.sin(a), y + rr * Math.cos(a), rr * 0.4, fg);
+      });
       break;
     case 'blob': // an irregular, soft-edged blob, as a skin lesion or a mass
       img.blob(cx, cy, r * 1.7, wobblyRadius(rng, r, rng.uniform(0.3, 0.6)), fg, 1, Math.max(1, rng.uniform(0.05, 0.25) * r));
@@ -76,13 +139,13 @@ export function drawNatural(size: number, cls: string, rng: Rng): Raster {
       img.disc(cx + rng.uniform(-0.2, 0.2) * r, cy + rng.uniform(-0.2, 0.2) * r, r * rng.uniform(0.3, 0.5), second, 0.95, 2);
       break;
     case 'speckles': // many tiny dots (microaneurysms, exudates, calcifications)
-      for (let i = 0; i < 14 + rng.int(10); i++) img.disc(...anywhere(), unit * rng.uniform(1.0, 2.0), fg, 0.95);
+      for (let i = 0; i < 14 + rng.int(10); i++) img.disc(...anywhere(), (size / 48) * rng.uniform(1.0, 2.0), fg, 0.95);
       break;
     case 'spots': // a few medium soft spots (haemorrhages, lacunae)
       for (let i = 0; i < 3 + rng.int(4); i++) img.disc(...anywhere(), size * rng.uniform(0.05, 0.09), fg, 0.9, 2);
       break;
     default: // vessels: curvy branching strokes
-      for (let v = 0; v < 3 + rng.int(3); v++) vessel(img, rng, ...anywhere(), size * rng.uniform(0.4, 0.7), unit * rng.uniform(1.5, 3), fg);
+      for (let v = 0; v < 3 + rng.int(3); v++) vessel(img, rng, ...anywhere(), size * rng.uniform(0.4, 0.7), (size / 64) * rng.uniform(1.5, 3), fg);
   }
   // Uneven illumination, as in fundus photographs and dermoscopy.
   const fall = rng.uniform(0, 0.5);

@@ -9,6 +9,7 @@
 import { colorJitter, randomResizedCropBox, type JitterParams, type Normalisation } from '../../data/augment.js';
 import { normalise, sampleBox, type ImageView } from '../../data/image-ops.js';
 import type { Rng } from '../../data/rng.js';
+import { familyOf } from '../models/families.js';
 import type { ModelConfig } from '../models/types.js';
 
 export interface DinoAugment {
@@ -43,14 +44,15 @@ export const DINO_AUGMENT: Omit<DinoAugment, 'globalSize' | 'localSize'> = {
 };
 
 /**
- * 224/96 px for the paper's models; otherwise the model's input size and 96/224 of it. A ViT's
- * local crop is rounded to whole patches, since its position embedding is resampled per grid.
+ * 224/96 px for the paper's models; otherwise the model's input size and 96/224 of it (at
+ * least 8 px), rounded to the family's size multiple: a ViT's whole patches, since its position
+ * embedding is resampled per grid, or a ConvNeXt's total stride.
  */
 export function cropSizes(config: ModelConfig): { globalSize: number; localSize: number } {
   const globalSize = config.imageSize;
   const raw = (globalSize * 96) / 224;
-  if (config.family === 'vit') return { globalSize, localSize: Math.max(1, Math.round(raw / config.patchSize)) * config.patchSize };
-  return { globalSize, localSize: Math.max(8, Math.round(raw)) };
+  const m = familyOf(config).sizeMultiple(config);
+  return { globalSize, localSize: Math.max(Math.ceil(8 / m), Math.round(raw / m)) * m };
 }
 
 /** torchvision RandomGrayscale: ITU-R 601 luma into every channel; one channel is left as is. */

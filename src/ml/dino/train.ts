@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { RecordReader } from '../../contract.js';
 import type { Normalisation } from '../../data/augment.js';
 import { epochOrder } from '../../data/loader.js';
+import { Rng } from '../../data/rng.js';
+import { familyOf } from '../models/families.js';
 import { features } from '../models/forward.js';
 import type { ParamMap } from '../models/params.js';
 import type { ModelSpec, ParamSpec } from '../models/types.js';
@@ -110,12 +112,14 @@ export interface DinoResult {
 
 const STATE = 'dino-state.safetensors';
 
-/** The feature width the head takes: pooled channels (ResNet) or the embedding (ViT). */
+/** The feature width the head takes (the family's feature size). */
 export function featureDim(spec: ModelSpec): number {
-  const c = spec.config;
-  if (c.family === 'vit') return c.dim;
-  return c.widths[c.widths.length - 1]! * (c.block === 'bottleneck' ? 4 : 1);
+  return familyOf(spec.config).featureSize(spec.config);
 }
+
+/** Stream of the student's stochastic-depth masks: a function of (seed, step), so a resumed
+ *  run draws the same masks. */
+const DROP_PATH_STREAM = 0x64726f70;
 
 /** DINO's parameter groups: no weight decay on biases and one-dimensional tensors (norms). */
 export function noDecay(name: string, shape: readonly number[]): boolean {
@@ -133,8 +137,9 @@ function concatArrays(parts: Float32Array[]): Float32Array {
 }
 
 /** Forward of a backbone + head over the crops of a micro-batch, one pass per resolution as
- *  DINO's MultiCropWrapper: globals together, locals together, one head over all. */
-export function multiCropForward(spec: ModelSpec, net: Net, crops: Float32Array[], sizes: number[], m: number, channels: number): tf.Tensor2D {
+ *  DINO's MultiCropWrapper: globals together, locals together, one head over all. `random`
+ *  draws the student's stochastic depth; the teacher has none (as DINO builds it). */
+export function multiCropForward(spec: ModelSpec, net: Net, crops: Float32Array[], sizes: number[], m: number, channels: number, random?: Rng): tf.Tensor2D {
   return tf.tidy(() => {
     const feats: tf.Tensor2D[] = [];
     let v = 0;
@@ -143,7 +148,7 @@ export function multiCropForward(spec: ModelSpec, net: Net, crops: Float32Array[
       while (end < crops.length && sizes[end] === sizes[v]) end++;
       const s = sizes[v]!;
       const x = tf.tensor4d(concatArrays(crops.slice(v, end)), [(end - v) * m, s, s, channels]);
-      feats.push(features(spec, net.backbone, x, { training: true }));
+      feats.push(features(spec, net.backbone, x, { training: true, random }));
       v = end;
     }
     return headForward(net.head, feats.length === 1 ? feats[0]! : (tf.concat(feats, 0) as tf.Tensor2D));
@@ -158,7 +163,7 @@ export function dinoStep(
   state: { adam: Adam; center: tf.Tensor; trained: Map<string, tf.Variable>; teacherTrained: Map<string, tf.Variable> },
   b: CropBatch,
   values: StepValues,
-  o: Pick<DinoOptions, 'microBatch' | 'studentTemp' | 'centerMomentum' | 'gradClip'> & { freezeLast: boolean },
+  o: Pick<DinoOptions, 'microBatch' | 'studentTemp' | 'centerMomentum' | 'gradClip'> & { freezeLast: boolean; random?: Rng },
 ): { loss: number; entropy: number; center: tf.Tensor } {
   const n = b.n;
   const micro = o.microBatch > 0 ? o.microBatch : n;
@@ -181,7 +186,7 @@ export function dinoStep(
     teacherSum = sum;
     teacherOut.dispose();
     const { value, grads: g } = tf.variableGrads(
-      () => dinoLoss(multiCropForward(spec, student, crops, b.sizes, m, b.channels), targets, crops.length, o.studentTemp),
+      () => dinoLoss(multiCropForward(spec, student, crops, b.sizes, m, b.channels, o.random), targets, crops.length, o.studentTemp),
       updated.map(([, v]) => v),
     );
     targets.dispose();
@@ -277,6 +282,7 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
         centerMomentum: o.centerMomentum,
         gradClip: o.gradClip,
         freezeLast: progress.epoch < o.freezeLastLayer,
+        random: new Rng(o.seed, DROP_PATH_STREAM, progress.step),
       });
       center.dispose();
       center = r.center;

@@ -1,13 +1,24 @@
-// One entry point over both families: logits [B, num_classes] from NHWC images.
+// One entry point over every family: logits [B, num_classes] from NHWC images. The nets are
+// registered here (their descriptions in ./families.ts); the classifier is the family's
+// `classifier` linear layer on `features` for all of them.
 
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardOptions } from './layers.js';
+import { CONVNEXT_NET } from './convnext/net.js';
+import { familyOf, type ConfigOf, type FamilyName } from './families.js';
+import { linear, type ForwardOptions } from './layers.js';
+import type { FamilyNet } from './net.js';
 import type { ParamMap } from './params.js';
-import { resnetActivations, resnetFeatures, resnetForward, resnetHead } from './resnet.js';
-import type { ModelSpec } from './types.js';
-import { vitFeatures, vitForward, vitLastAttention } from './vit.js';
+import { RESNET_NET } from './resnet/net.js';
+import type { ModelConfig, ModelSpec } from './types.js';
+import { VIT_NET } from './vit/net.js';
 
 export type { ForwardOptions } from './layers.js';
+
+const NETS: { [F in FamilyName]: FamilyNet<ConfigOf<F>> } = { resnet: RESNET_NET, vit: VIT_NET, convnext: CONVNEXT_NET };
+
+function netOf(spec: ModelSpec): FamilyNet<ModelConfig> {
+  return NETS[spec.config.family] as FamilyNet<ModelConfig>;
+}
 
 function checkInput(spec: ModelSpec, x: tf.Tensor4D): void {
   if (x.rank !== 4) throw new Error(`${spec.name}: input must be NHWC [B, H, W, C], got rank ${x.rank}`);
@@ -15,37 +26,42 @@ function checkInput(spec: ModelSpec, x: tf.Tensor4D): void {
   if (c !== spec.config.channels) throw new Error(`${spec.name}: input has ${c} channels, the model takes ${spec.config.channels}`);
 }
 
+function classify(spec: ModelSpec, params: ParamMap, features: tf.Tensor2D): tf.Tensor2D {
+  return linear(params, familyOf(spec.config).classifier, features);
+}
+
 export function forward(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   checkInput(spec, x);
-  const cfg = spec.config;
-  return cfg.family === 'resnet' ? resnetForward(cfg, params, x, opts) : vitForward(cfg, params, x, opts);
+  return tf.tidy(() => classify(spec, params, netOf(spec).features(spec.config, params, x, opts)));
 }
 
-/** Features before the head (pooled for ResNet, normed CLS for ViT), for DINO or probing. */
+/** Features before the head (pooled for CNNs, normed CLS for ViT), for DINO or probing. */
 export function features(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   checkInput(spec, x);
-  const cfg = spec.config;
-  return cfg.family === 'resnet' ? resnetFeatures(cfg, params, x, opts) : vitFeatures(cfg, params, x, opts);
+  return netOf(spec).features(spec.config, params, x, opts);
 }
 
-/** A ResNet's last-block activations [B, h, w, C] (Grad-CAM's layer); other families throw. */
+function gradCamNet(spec: ModelSpec): NonNullable<FamilyNet<ModelConfig>['gradCam']> {
+  const g = netOf(spec).gradCam;
+  if (!g) throw new Error(`${spec.name}: Grad-CAM needs a convolutional model, this one is ${spec.config.family}`);
+  return g;
+}
+
+/** The output of the family's Grad-CAM layer, [B, h, w, C]; non-CNN families throw. */
 export function convActivations(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
   checkInput(spec, x);
-  const cfg = spec.config;
-  if (cfg.family !== 'resnet') throw new Error(`${spec.name}: Grad-CAM needs a convolutional model (resnet family), this one is ${cfg.family}`);
-  return resnetActivations(cfg, params, x, opts);
+  return gradCamNet(spec).activations(spec.config, params, x, opts);
 }
 
 /** Logits from convActivations' output: forward() = classifyActivations(convActivations()). */
 export function classifyActivations(spec: ModelSpec, params: ParamMap, activations: tf.Tensor4D): tf.Tensor2D {
-  if (spec.config.family !== 'resnet') throw new Error(`${spec.name}: not a resnet`);
-  return resnetHead(params, activations);
+  return tf.tidy(() => classify(spec, params, gradCamNet(spec).pool(spec.config, params, activations)));
 }
 
-/** A ViT's last-block attention from CLS to all tokens, [B, heads, 1 + patches]; others throw. */
+/** A transformer's last-block attention from CLS to all tokens, [B, heads, 1 + patches]. */
 export function clsAttention(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D {
   checkInput(spec, x);
-  const cfg = spec.config;
-  if (cfg.family !== 'vit') throw new Error(`${spec.name}: attention maps need a transformer (vit family), this one is ${cfg.family}`);
-  return vitLastAttention(cfg, params, x);
+  const attention = netOf(spec).clsAttention;
+  if (!attention) throw new Error(`${spec.name}: attention maps need a transformer, this one is ${spec.config.family}`);
+  return attention(spec.config, params, x);
 }

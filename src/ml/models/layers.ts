@@ -1,8 +1,9 @@
-// The building blocks of both families, over NHWC tensors and the parameter map, with
+// The building blocks of the families, over NHWC tensors and the parameter map, with
 // PyTorch semantics (symmetric padding, BatchNorm running statistics, exact GELU).
 
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
+import type { Rng } from '../../data/rng.js';
 import { param, type ParamMap } from './params.js';
 
 export interface ForwardOptions {
@@ -13,6 +14,9 @@ export interface ForwardOptions {
   updateStats?: boolean;
   /** torch's BatchNorm momentum: new = (1 - m) * old + m * batch. */
   bnMomentum?: number;
+  /** Draws the training-time randomness a family has (ConvNeXt's stochastic depth masks),
+   *  so that a seed decides every mask; without it training is deterministic (no drop path). */
+  random?: Rng;
 }
 
 const BN_EPS = 1e-5;

@@ -1,50 +1,24 @@
 // The model names medpipe knows, their architectures and parameter counts. No tfjs here:
 // `pipeline models`, ajv schemas and planning read this cheaply.
 
-import { resnetParams } from './resnet-spec.js';
-import type { ModelConfig, ModelSpec, ParamSpec, ResNetConfig, TaskOptions, ViTConfig } from './types.js';
-import { vitParams } from './vit-spec.js';
-
-type Base<C> = Omit<C, 'numClasses' | 'channels' | 'imageSize' | 'zeroInitResidual'>;
+import { allFamilies, familyOf, type AnyFamily } from './families.js';
+import type { BaseConfig, NamedModel } from './family.js';
+import type { ModelConfig, ModelSpec, ParamSpec, TaskOptions } from './types.js';
 
 interface Entry {
-  description: string;
-  /** Where the architecture comes from (the paper's models are exact copies). */
-  reference: string;
-  /** Input size the model is built for unless a task says otherwise. */
-  imageSize: number;
-  base: Base<ResNetConfig> | Base<ViTConfig>;
+  family: AnyFamily;
+  model: NamedModel<BaseConfig<ModelConfig>>;
 }
 
-const RESNET50: Base<ResNetConfig> = { family: 'resnet', block: 'bottleneck', layers: [3, 4, 6, 3], widths: [64, 128, 256, 512], stemWidth: 64 };
-const DEIT_S: Base<ViTConfig> = { family: 'vit', patchSize: 16, dim: 384, depth: 12, heads: 6, mlpRatio: 4, qkvBias: true, eps: 1e-6 };
-
-const MODELS: Record<string, Entry> = {
-  resnet50: { description: 'ResNet50 (bottleneck v1.5), the paper\'s CNN', reference: 'torchvision.models.resnet50', imageSize: 224, base: RESNET50 },
-  resnet18: {
-    description: 'ResNet18 (basic blocks)', reference: 'torchvision.models.resnet18', imageSize: 224,
-    base: { family: 'resnet', block: 'basic', layers: [2, 2, 2, 2], widths: [64, 128, 256, 512], stemWidth: 64 },
-  },
-  resnet_demo: {
-    description: 'narrow ResNet for CPU demos: basic blocks, widths 16/32/64/128, one block per stage', reference: 'torchvision ResNet code path', imageSize: 64,
-    base: { family: 'resnet', block: 'basic', layers: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemWidth: 16 },
-  },
-  deit_small_patch16_224: { description: 'DeiT-S/16, the paper\'s transformer', reference: 'timm deit_small_patch16_224', imageSize: 224, base: DEIT_S },
-  vit_demo: {
-    description: 'small ViT for CPU demos: dim 192, depth 4, 3 heads, patch 8', reference: 'timm VisionTransformer code path', imageSize: 64,
-    base: { family: 'vit', patchSize: 8, dim: 192, depth: 4, heads: 3, mlpRatio: 4, qkvBias: true, eps: 1e-6 },
-  },
-};
+/** Every family's registered models, by name. */
+const MODELS: Record<string, Entry> = Object.fromEntries(
+  allFamilies().flatMap((family) => Object.entries(family.models).map(([name, model]) => [name, { family, model }])),
+);
 
 /** Names people write in pipelines (the paper's labels), case-insensitive. */
-const ALIASES: Record<string, string> = {
-  'resnet-50': 'resnet50',
-  'deit-s': 'deit_small_patch16_224',
-  'deit-s/16': 'deit_small_patch16_224',
-  deit_small: 'deit_small_patch16_224',
-  'resnet-demo': 'resnet_demo',
-  'vit-demo': 'vit_demo',
-};
+const ALIASES: Record<string, string> = Object.fromEntries(
+  Object.entries(MODELS).flatMap(([name, e]) => (e.model.aliases ?? []).map((a) => [a, name])),
+);
 
 export const MODEL_NAMES = Object.keys(MODELS);
 
@@ -67,18 +41,19 @@ function positiveInt(what: string, v: number): number {
 }
 
 export function modelConfig(name: string, opts: TaskOptions = {}): ModelConfig {
-  const entry = MODELS[resolveModelName(name)];
+  const { family, model } = MODELS[resolveModelName(name)];
   const task = {
     numClasses: positiveInt('num_classes', opts.numClasses ?? 1000),
     channels: positiveInt('channels', opts.channels ?? 3),
-    imageSize: positiveInt('image_size', opts.imageSize ?? entry.imageSize),
+    imageSize: positiveInt('image_size', opts.imageSize ?? model.imageSize),
   };
-  if (entry.base.family === 'resnet') return { ...entry.base, ...task, zeroInitResidual: opts.zeroInitResidual ?? false };
-  return { ...entry.base, ...task };
+  return family.configure(model.base, task, opts);
 }
 
+/** The family's parameters; the head is whatever sits under its classifier's name. */
 export function paramsOf(cfg: ModelConfig): ParamSpec[] {
-  return cfg.family === 'resnet' ? resnetParams(cfg) : vitParams(cfg);
+  const f = familyOf(cfg);
+  return f.params(cfg).map((p) => ({ ...p, head: p.name.startsWith(`${f.classifier}.`) }));
 }
 
 /** A model instance's description: canonical name, config, every parameter and buffer. */
@@ -109,12 +84,12 @@ export interface ModelInfo {
 
 export function modelInfo(name: string, opts: TaskOptions = {}): ModelInfo {
   const spec = modelSpec(name, opts);
-  const entry = MODELS[spec.name];
+  const { model } = MODELS[spec.name];
   return {
     name: spec.name,
     family: spec.config.family,
-    description: entry.description,
-    reference: entry.reference,
+    description: model.description,
+    reference: model.reference,
     imageSize: spec.config.imageSize,
     numClasses: spec.config.numClasses,
     channels: spec.config.channels,

@@ -3,12 +3,10 @@
 // files and models, independent of any tensor library.
 
 import { initialValues } from './init.js';
+import type { StateTensor } from './param-spec.js';
 import type { ModelSpec, ParamSpec } from './types.js';
 
-export interface StateTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { StateTensor } from './param-spec.js';
 
 export type StateDict = Map<string, StateTensor>;
 

@@ -1,82 +1,18 @@
-// Model descriptions that need no tensor library: what parameters a model has, their
-// PyTorch names and shapes, and how each is initialised. Planning code, `pipeline models`
-// and the weight mapper use these without loading tfjs.
-//
-// Layout choice: every name and `shape` here is the PyTorch state_dict's (conv OIHW, linear
-// [out, in]), so files are interchangeable with torchvision/timm. In memory the tfjs
-// variables hold tfjs-native layouts (conv HWIO, linear [in, out]); the conversion happens
-// once, when variables are made from a state dict or read back (see ../weights/layout.ts).
+// Model descriptions that need no tensor library (see ./param-spec.ts for parameters and
+// ./families.ts for the families' configs).
 
-/** How a tensor is laid out in PyTorch, which decides its conversion to tfjs. */
-export type Layout = 'conv' | 'linear' | 'plain';
+import type { ModelConfig } from './families.js';
+import type { ParamSpec } from './param-spec.js';
 
-/** How a fresh tensor is filled (torchvision / timm rules, see init.ts). */
-export type InitRule =
-  | { kind: 'kaimingNormalFanOut' } // torchvision convs: N(0, 2 / fan_out)
-  | { kind: 'torchDefaultWeight' } // nn.Linear/Conv2d default: U(-1/sqrt(fan_in), +)
-  | { kind: 'torchDefaultBias'; fanIn: number } // their bias: U(-1/sqrt(fan_in), +)
-  | { kind: 'truncNormal'; std: number } // timm trunc_normal_(std), cut at [-2, 2]
-  | { kind: 'normal'; std: number }
-  | { kind: 'constant'; value: number };
-
-export interface ParamSpec {
-  /** The PyTorch state_dict key, e.g. `layer1.0.conv1.weight`. */
-  name: string;
-  /** PyTorch shape. */
-  shape: number[];
-  layout: Layout;
-  init: InitRule;
-  /** Buffers (BatchNorm running stats) are state, not trained by the optimiser. */
-  trainable: boolean;
-  /** torch stores num_batches_tracked as int64; everything else is float32. */
-  dtype: 'F32' | 'I64';
-  /** Part of the classifier head, replaced per task. */
-  head: boolean;
-}
-
-export interface ResNetConfig {
-  family: 'resnet';
-  block: 'basic' | 'bottleneck';
-  /** Blocks per stage, e.g. [3, 4, 6, 3] for ResNet50. */
-  layers: number[];
-  /** Base width of each stage (bottleneck blocks output 4x this). */
-  widths: number[];
-  stemWidth: number;
-  numClasses: number;
-  channels: number;
-  imageSize: number;
-  /** torchvision's zero_init_residual: last BN of each block starts at weight 0. */
-  zeroInitResidual: boolean;
-}
-
-export interface ViTConfig {
-  family: 'vit';
-  patchSize: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  mlpRatio: number;
-  qkvBias: boolean;
-  eps: number;
-  numClasses: number;
-  channels: number;
-  imageSize: number;
-}
-
-export type ModelConfig = ResNetConfig | ViTConfig;
+export type { Layout, InitRule, ParamSpec, TaskOptions } from './param-spec.js';
+export type { ModelConfig } from './families.js';
+export type { ResNetConfig } from './resnet/spec.js';
+export type { ViTConfig } from './vit/spec.js';
+export type { ConvNeXtConfig } from './convnext/spec.js';
 
 /** A model instance's description: its registered name, config and parameter list. */
 export interface ModelSpec {
   name: string;
   config: ModelConfig;
   params: ParamSpec[];
-}
-
-/** Per-task options every model takes. */
-export interface TaskOptions {
-  /** Classes of the head; 1 means one logit (binary, sigmoid). */
-  numClasses?: number;
-  channels?: number;
-  imageSize?: number;
-  zeroInitResidual?: boolean;
 }

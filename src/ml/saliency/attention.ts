@@ -4,6 +4,7 @@
 // (nearest upsampling). The figure shows the mean over heads of the kept attention.
 
 import * as tf from '@tensorflow/tfjs';
+import { familyOf } from '../models/families.js';
 import { clsAttention, forward } from '../models/forward.js';
 import type { ParamMap } from '../models/params.js';
 import type { ModelSpec } from '../models/types.js';
@@ -35,8 +36,8 @@ export interface AttentionResult extends Omit<ClassMap, 'target'> {
  * attention does not depend on a class; the prediction is reported beside it.
  */
 export async function attentionMaps(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, threshold: number): Promise<AttentionResult[]> {
-  const cfg = spec.config;
-  if (cfg.family !== 'vit') throw new Error(`${spec.name}: attention maps need a transformer (vit family), this one is ${cfg.family}`);
+  const layout = familyOf(spec.config).attention?.(spec.config);
+  if (!layout) throw new Error(`${spec.name}: attention maps need a transformer, this one is ${spec.config.family}`);
   const [B, H, W] = x.shape;
   const attn = tf.tidy(() => clsAttention(spec, params, x));
   const logitsT = tf.tidy(() => forward(spec, params, x, { training: false }));
@@ -45,11 +46,11 @@ export async function attentionMaps(spec: ModelSpec, params: ParamMap, x: tf.Ten
   const logits = await logitsT.array();
   attn.dispose();
   logitsT.dispose();
-  const heads = cfg.heads;
+  const heads = layout.heads;
   const n = T - 1;
   const g = Math.round(Math.sqrt(n));
   if (g * g !== n) throw new Error(`${spec.name}: ${n} patches do not form a square grid`);
-  const p = cfg.patchSize;
+  const p = layout.patch;
   return Array.from({ length: B }, (_, b) => {
     const perHead: HeadMap[] = [];
     const mean = new Float32Array(H * W);

@@ -3,7 +3,7 @@
 
 import type { JSONObject } from '../../contract.js';
 import type { EvalAugment } from '../../data/augment.js';
-import { blockShapes } from '../models/resnet-spec.js';
+import { familyOf } from '../models/families.js';
 import type { ModelSpec } from '../models/types.js';
 import type { ImageSaliency } from './explain.js';
 import { composeGrid, encodePng, strip, type RgbImage } from './image.js';
@@ -74,15 +74,14 @@ export async function renderFigure(images: ImageSaliency[], o: { cell: number; g
 }
 
 export function cnnInfo(spec: ModelSpec, evalAug: EvalAugment, grid: [number, number] | undefined): JSONObject {
-  const cfg = spec.config;
-  const layer = cfg.family === 'resnet' ? blockShapes(cfg).at(-1)?.prefix ?? null : null;
+  const layer = familyOf(spec.config).gradCamLayer?.(spec.config) ?? null;
   return { model: spec.name, layer, activation_grid: grid ?? null, input: evalAug.crop, eval: { resize: evalAug.resize, crop: evalAug.crop } };
 }
 
 export function vitInfo(spec: ModelSpec, evalAug: EvalAugment): JSONObject {
-  const cfg = spec.config;
-  if (cfg.family !== 'vit') throw new Error(`${spec.name} is not a vit`);
-  return { model: spec.name, block: cfg.depth - 1, heads: cfg.heads, patch: cfg.patchSize, grid: evalAug.crop / cfg.patchSize, input: evalAug.crop, eval: { resize: evalAug.resize, crop: evalAug.crop } };
+  const a = familyOf(spec.config).attention?.(spec.config);
+  if (!a) throw new Error(`${spec.name} has no attention maps`);
+  return { model: spec.name, block: a.block, heads: a.heads, patch: a.patch, grid: evalAug.crop / a.patch, input: evalAug.crop, eval: { resize: evalAug.resize, crop: evalAug.crop } };
 }
 
 const r4 = (v: number) => Number(v.toFixed(4));

@@ -1,4 +1,5 @@
-// Grad-CAM (Selvaraju et al. 2017) on a ResNet's last residual block, as pytorch-grad-cam
+// Grad-CAM (Selvaraju et al. 2017) on a CNN's last block (the family's gradCamLayer: a
+// ResNet's layer4[-1], a ConvNeXt's last stage), as pytorch-grad-cam
 // computes it: the target is the class's raw logit; each channel is weighted by the spatial
 // mean of that logit's gradient; the weighted sum of the activations goes through a ReLU and
 // is upsampled (bilinear) to the input size.

@@ -7,6 +7,8 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { JSONObject, RecordReader } from '../../contract.js';
 import type { EvalAugment, TrainAugment } from '../../data/augment.js';
 import { epochOrder, hostBatches } from '../../data/loader.js';
+import { Rng } from '../../data/rng.js';
+import { familyOf } from '../models/families.js';
 import { forward } from '../models/forward.js';
 import { readState } from '../models/params.js';
 import { deserialize, fromFloat32, serialize, toFloat32, type Tensor } from '../safetensors.js';
@@ -15,6 +17,8 @@ import { Adam, clipByGlobalNorm } from './adam.js';
 import { saveModel, predict, type LoadedModel } from './model-io.js';
 import { plateauStep, warmupFactor, type PlateauOptions, type PlateauState } from './schedule.js';
 import { taskMetric, type TaskMetric } from './task-metrics.js';
+
+const DROP_PATH_STREAM = 0x64726f70;
 
 type Tf = typeof tfTypes;
 
@@ -114,7 +118,7 @@ function unpackState(tf: Tf, bytes: Uint8Array, model: LoadedModel, adam: Adam):
 export async function finetune(tf: Tf, model: LoadedModel, reader: RecordReader, o: FinetuneOptions, io: FinetuneIO): Promise<FinetuneResult> {
   const trainable = [...model.params].filter(([, v]) => v.trainable);
   const byVarName = new Map(trainable.map(([name, v]) => [v.name, name]));
-  const noDecay = (name: string) => name.endsWith('.bias') || /(^|\.)(bn\d*|norm\d*|downsample\.1)\./.test(name) || ['cls_token', 'pos_embed'].includes(name);
+  const noDecay = (name: string) => familyOf(model.spec.config).noDecay(name);
   const adam = new Adam(tf, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, noDecay });
   const bestPath = join(io.workdir, BEST);
   const steps = Math.floor(o.split.train.length / o.batchSize) || 1;
@@ -161,7 +165,9 @@ export async function finetune(tf: Tf, model: LoadedModel, reader: RecordReader,
         const { value, grads: g } = tf.tidy(() => {
           const x = tf.tensor4d(b.x.subarray(s * h * w * c, (s + m) * h * w * c), [m, h, w, c]);
           const y = tf.tensor1d(b.y.subarray(s, s + m), 'int32');
-          return tf.variableGrads(() => lossOf(tf, forward(model.spec, model.params, x, { training: true }), y, o.classes), trainable.map(([, v]) => v));
+          // Stochastic depth's masks: a function of (seed, step, micro-batch), so a resumed run draws the same.
+          const random = new Rng(o.seed, DROP_PATH_STREAM, progress.step, s);
+          return tf.variableGrads(() => lossOf(tf, forward(model.spec, model.params, x, { training: true, random }), y, o.classes), trainable.map(([, v]) => v));
         });
         lossValue += (await value.data())[0]! * (m / n);
         value.dispose();

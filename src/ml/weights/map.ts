@@ -1,20 +1,20 @@
-// Maps a state dict from a file (torchvision resnet50, timm deit_small_patch16_224, or a
-// medpipe checkpoint: all use PyTorch's state_dict names) onto a model, tensor by tensor,
-// shapes checked. Accepted differences, each reported in `notes`:
-// - the classifier head: a different size (another task) or absent (a backbone-only file,
-//   e.g. DINO) -> initialised fresh from the seed;
-// - the stem's input channels: a 1-channel model takes the first input-channel slice of a
-//   3-channel stem (conv1.weight[:, :1] / patch_embed.proj.weight[:, :1]), as the authors;
-// - pos_embed for another grid: resampled as timm (bicubic, antialiased);
+// Maps a state dict from a file (torchvision resnet50 / convnext_tiny, timm
+// deit_small_patch16_224, or a medpipe checkpoint: all use PyTorch's state_dict names) onto a
+// model, tensor by tensor, shapes checked. Accepted differences, each reported in `notes`:
+// - the classifier head (the family's `classifier`): a different size (another task) or
+//   absent (a backbone-only file, e.g. DINO) -> initialised fresh from the seed;
+// - the stem's input channels (the family's `stem`): a 1-channel model takes the first
+//   input-channel slice of a 3-channel stem (e.g. conv1.weight[:, :1]), as the authors;
+// - what the family's adaptWeight accepts (a ViT's pos_embed for another grid: resampled as
+//   timm, bicubic, antialiased);
 // - num_batches_tracked absent (torchvision's IMAGENET1K_V1 file predates it) -> 0;
 // - a `module.` prefix (DataParallel) on every key -> stripped.
 // Anything else (a missing or unexpected tensor, another shape) is collected, and all of it
 // is thrown in one WeightMappingError naming the file.
 
-import { resamplePosEmbed } from '../models/pos-embed.js';
+import { familyOf } from '../models/families.js';
 import { initState, type StateDict, type StateTensor } from '../models/state.js';
 import type { ModelSpec, ParamSpec } from '../models/types.js';
-import { gridSize } from '../models/vit-spec.js';
 import type { WeightsFile } from './checkpoint.js';
 
 export class WeightMappingError extends Error {
@@ -45,8 +45,6 @@ export interface MappedWeights {
   /** One human line per accepted difference. */
   notes: string[];
 }
-
-const STEMS = new Set(['conv1.weight', 'patch_embed.proj.weight']);
 
 function same(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -80,6 +78,7 @@ export function mapWeights(spec: ModelSpec, file: WeightsFile, seed: number): Ma
   const notes: string[] = [];
   if (strip) notes.push(`stripped the 'module.' prefix from every tensor name`);
   let headNote: string | undefined;
+  const family = familyOf(spec.config);
 
   for (const p of spec.params) {
     const t = source.get(p.name);
@@ -104,19 +103,16 @@ export function mapWeights(spec: ModelSpec, file: WeightsFile, seed: number): Ma
       skipped.push(p.name);
       continue;
     }
-    if (STEMS.has(p.name) && t.shape.length === p.shape.length && t.shape[1] > p.shape[1] && same([t.shape[0], ...t.shape.slice(2)], [p.shape[0], ...p.shape.slice(2)])) {
+    if (p.name === family.stem && t.shape.length === p.shape.length && t.shape[1] > p.shape[1] && same([t.shape[0], ...t.shape.slice(2)], [p.shape[0], ...p.shape.slice(2)])) {
       state.set(p.name, sliceInputChannels(t, p.shape[1]));
       notes.push(`${p.name}: took the first ${p.shape[1]} of the file's ${t.shape[1]} input channels`);
       continue;
     }
-    if (p.name === 'pos_embed' && spec.config.family === 'vit' && t.shape.length === 3 && t.shape[2] === p.shape[2]) {
-      const g0 = Math.round(Math.sqrt(t.shape[1] - 1));
-      if (g0 * g0 === t.shape[1] - 1) {
-        const g = gridSize(spec.config);
-        state.set(p.name, resamplePosEmbed(t.data, t.shape, g));
-        notes.push(`pos_embed: resampled from a ${g0}x${g0} to a ${g}x${g} patch grid (bicubic, antialiased, as timm)`);
-        continue;
-      }
+    const adapted = family.adaptWeight?.(spec.config, p.name, t);
+    if (adapted && same(adapted.tensor.shape, p.shape)) {
+      state.set(p.name, adapted.tensor);
+      notes.push(adapted.note);
+      continue;
     }
     mismatched.push(`${p.name}: file ${fmt(t.shape)}, model ${fmt(p.shape)}`);
   }

@@ -40,10 +40,20 @@ function redirect(fd: number | undefined): void {
   }
 }
 
+/** The node's log, opened for appending; its folder is made only when missing (a syscall saved per node). */
+function openLog(file: string): number {
+  try {
+    return openSync(file, 'a');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(file), { recursive: true });
+    return openSync(file, 'a');
+  }
+}
+
 async function runJob(job: Job): Promise<void> {
   const logFile = join(job.cacheDir, job.log);
-  mkdirSync(dirname(logFile), { recursive: true });
-  const logFd = openSync(logFile, 'a');
+  const logFd = openLog(logFile);
   const abort = new AbortController();
   current = { abort, logFd };
   redirect(logFd);

@@ -1,15 +1,16 @@
 // timm VisionTransformer forward (as deit_small_patch16_224) over NHWC input: patch conv,
-// CLS token, absolute position embedding, pre-norm blocks, final norm, head on the CLS.
+// CLS token, absolute position embedding, pre-norm blocks, final norm (the registry's head
+// reads the CLS).
 // Token tensors are kept as [B*T, D] so that every linear layer is a 2-D matMul.
 // No dropout or drop-path: timm.create_model('deit_small_patch16_224') defaults both to 0,
 // so `training` changes nothing here (it matters for ResNet's BatchNorm).
 
 import * as tf from '@tensorflow/tfjs';
-import { gelu, layerNorm, linear, type ForwardOptions } from './layers.js';
-import { param, type ParamMap } from './params.js';
+import { gelu, layerNorm, linear, type ForwardOptions } from '../layers.js';
+import type { FamilyNet } from '../net.js';
+import { param, type ParamMap } from '../params.js';
 import { resampleMatrix } from './pos-embed.js';
-import { gridSize } from './vit-spec.js';
-import type { ViTConfig } from './types.js';
+import { gridSize, type ViTConfig } from './spec.js';
 
 /** The position embedding for a g x g grid: the parameter itself, or (another input size)
  *  resampled as timm does, differentiably, through the same bicubic matrices. */
@@ -74,7 +75,7 @@ function encode(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, lastSink?: Att
 }
 
 /** The final-normed CLS token, [B, D]. */
-export function vitFeatures(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _opts: ForwardOptions): tf.Tensor2D {
+function features(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
     const { t, B, T } = encode(cfg, params, x);
     const D = cfg.dim;
@@ -89,7 +90,7 @@ export function vitFeatures(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _o
  * itself at index 0: DINO's `get_last_selfattention(x)[:, :, 0, :]`, what its
  * visualize_attention draws.
  */
-export function vitLastAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D {
+function clsAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D {
   return tf.tidy(() => {
     const seen: { probs?: tf.Tensor3D } = {};
     const { B, T } = encode(cfg, params, x, (p) => (seen.probs = p));
@@ -99,6 +100,4 @@ export function vitLastAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4
   });
 }
 
-export function vitForward(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
-  return tf.tidy(() => linear(params, 'head', vitFeatures(cfg, params, x, opts)));
-}
+export const VIT_NET: FamilyNet<ViTConfig> = { features, clsAttention };
