@@ -3,13 +3,15 @@
 // at `npm install` time with the machine's C++ compiler. It NEVER fails the install: on any
 // problem it prints one line and exits 0, and medpipe runs on the pure-wasm path.
 //
-// Order: g++ (or $CXX) directly against the headers of the running Node (no download), then
+// Order: g++ (or $CXX) directly against the headers of the running Node (no download; one
+// compiler process per source, as many as there are cores, then a link), then
 // node-gyp with binding.gyp (npm's bundled copy) if those headers are absent. The list of
 // sources is binding.gyp's (JSON), for both.
 // MEDPIPE_NATIVE=0 skips the build.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,6 +28,46 @@ function sources() {
   return gyp.targets[0].sources.map((s) => join(here, s));
 }
 
+// One process per source, as many at once as there are cores (a loaded machine compiles 13
+// files one after another for minutes), then one link. Resolves undefined, or the first error.
+function run(cmd, args) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 900000);
+    p.on('error', (e) => { clearTimeout(timer); resolve(e.message); });
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code === 0 ? undefined : (stderr.trim().split('\n')[0] || `exit ${code ?? signal}`));
+    });
+  });
+}
+
+async function compileAndLink(cxx, include, outFile) {
+  const objDir = join(outDir, `obj-${process.pid}`);
+  mkdirSync(objDir, { recursive: true });
+  try {
+    const flags = ['-O3', '-ffp-contract=off', '-std=c++17', '-fPIC', '-pthread', '-fvisibility=hidden', '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`];
+    const queue = sources().map((src) => [src, join(objDir, basename(src).replace(/\.cc$/, '.o'))]);
+    const objects = queue.map(([, o]) => o);
+    let failure;
+    const worker = async () => {
+      for (let job = queue.shift(); job && failure === undefined; job = queue.shift()) {
+        const e = await run(cxx, [...flags, '-c', job[0], '-o', job[1]]);
+        if (e !== undefined) failure ??= `${basename(job[0])}: ${e}`;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, availableParallelism()) }, worker));
+    if (failure !== undefined) return failure;
+    const link = ['-shared', '-pthread', '-o', outFile, ...objects];
+    if (process.platform === 'darwin') link.push('-undefined', 'dynamic_lookup');
+    return await run(cxx, link);
+  } finally {
+    rmSync(objDir, { recursive: true, force: true });
+  }
+}
+
 function smokeTest(file) {
   const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); const i = m.info(); if (!i.isa || !Array.isArray(m.ops)) process.exit(1); console.log(i.isa + (i.bf16 ? ' + bf16' : ''))`], { encoding: 'utf8', timeout: 30000 });
   return r.status === 0 ? r.stdout.trim() : undefined;
@@ -40,12 +82,9 @@ try {
   let err = '';
   if (existsSync(join(include, 'node_api.h'))) {
     const cxx = process.env.CXX || 'g++';
-    const args = ['-O3', '-ffp-contract=off', '-std=c++17', '-shared', '-fPIC', '-pthread', '-fvisibility=hidden',
-      '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`, '-o', tmp, ...sources()];
-    if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
-    const r = spawnSync(cxx, args, { encoding: 'utf8', timeout: 300000 });
-    if (r.status === 0 && existsSync(tmp)) how = cxx;
-    else err = `${cxx} failed: ${(r.error?.message ?? r.stderr ?? '').trim().split('\n')[0]}`;
+    const r = await compileAndLink(cxx, include, tmp);
+    if (r === undefined) how = cxx;
+    else err = `${cxx} failed: ${r}`;
   } else err = `no Node headers at ${include}`;
   if (!how) {
     const gyp = process.env.npm_config_node_gyp;

@@ -1,4 +1,4 @@
-// The native kernels (native/medpipe.cc via the N-API addon) on the wasm backend, against
+// The native kernels (native/src via the N-API addon) on the wasm backend, against
 // the reference cpu backend on randomised shapes: convolutions (strides, explicit and
 // asymmetric padding, dilation, odd sizes, fused bias + relu), their input and filter
 // gradients, matrix products (every transpose, batch and broadcast layout, sizes past the

@@ -74,7 +74,9 @@ struct Call {
   // A code of an enum with `count` members (the addon's `enums`), or a clear refusal.
   int code(int k, int count, const char* what) const {
     const double v = arg[k];
-    if (!(v >= 0 && v < count && v == (double)(int)v)) fail(std::string(op) + ": unknown " + what + " code " + std::to_string(v));
+    if (!(v >= 0 && v < count && v == (double)(int)v)) {
+      fail(std::string(op) + ": unknown " + what + " code " + (v == (double)(long long)v ? std::to_string((long long)v) : std::to_string(v)));
+    }
     return (int)v;
   }
 };

@@ -83,7 +83,7 @@ async function tryWasm(opts: BackendOptions, details: EngineInfo['details']): Pr
   wasm.setWasmPaths(wasmBinaryDir());
   if (opts.threads !== undefined) wasm.setThreadsCount(opts.threads);
   if (opts.wasmKernels !== false) {
-    // Native kernels (native/medpipe.cc) for convolutions and matrix products, when built.
+    // Native kernels (native/src, see native/README.md) for the heavy ops, when built.
     const { loadNative, nativeStatus } = await import('./native.js');
     const nat = loadNative();
     if (nat !== undefined && opts.threads !== undefined) nat.setThreads(opts.threads);
