@@ -142,7 +142,8 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       restore: async (name) => (await store.restoreCheckpoint(job.key, name)) ?? mirror?.restore(name),
     },
   };
-  return { ctx, produced, provenance, report, cleanup: async () => {
-      if (workdir) await rm(workdir, { recursive: true, force: true });
-    } };
+  const cleanup = async () => {
+    if (workdir) await rm(workdir, { recursive: true, force: true });
+  };
+  return { ctx, produced, provenance, report, cleanup };
 }
