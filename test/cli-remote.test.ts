@@ -47,3 +47,18 @@ test('a remote of an unknown scheme, from --remote or $MEDPIPE_REMOTE, is bad in
   assert.match(fromEnv.stderr, /^error: unsupported remote "gopher:\/\/lab"/);
   assert.equal(box.runs().length, 0);
 });
+
+test('cache push to a file:// remote that cannot be written says so once, in words, and exits 1', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const notes = box.write('notes.txt', 'a file, not a folder');
+  const url = pathToFileURL(join(notes, 'remote')).href;
+  const r = await box.cli(['cache', 'push', file, '--remote', url]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, `0 pushed, 0 already on ${url}, 7 failed\n`);
+  const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: could not push'));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0]!, new RegExp(`^warning: could not push to ${url}: cannot write ${join(notes, 'remote')}\\S* \\(a part of its path is a file, not a folder\\)$`));
+  assert.doesNotMatch(r.stderr, /ENOTDIR/);
+});

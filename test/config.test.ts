@@ -122,7 +122,8 @@ test('errors name file:line:column and the field', async (t) => {
   const cases: [string, string, RegExp][] = [
     ['unknown stage kind', TOY_PIPELINE.replace('uses: add', 'uses: addd'), /p\.yaml:16:5: stages\.train\.uses: unknown stage kind "addd"/],
     ['parameter not in the kind schema', TOY_PIPELINE.replace('offset: ${vars.base}', 'ofset: 1'), /p\.yaml:22:7: stages\.train\.with\.ofset: unknown field \(kind add\)/],
-    ['wrong parameter type', TOY_PIPELINE.replace('offset: ${vars.base}', 'offset: lots'), /p\.yaml:22:7: stages\.train\.with\.offset: must be number/],
+    ['wrong parameter type', TOY_PIPELINE.replace('offset: ${vars.base}', 'offset: lots'), /p\.yaml:22:7: stages\.train\.with\.offset: must be number, got "lots" \(kind add\)/],
+    ['wrong type through a variable set by --set (the value is said)', TOY_PIPELINE, /p\.yaml:22:7: stages\.train\.with\.offset: must be number, got "abc" \(kind add\)/],
     ['unknown axis value', TOY_PIPELINE.replace('matrix: [model, seed]', 'matrix: {model: [resnet, vit], seed: "*"}'), /p\.yaml:\d+:\d+: stages\.train\.matrix\.model: unknown value "vit" of axis model \(values: resnet, deit\)/],
     ['unknown axis', TOY_PIPELINE.replace('matrix: [model, seed]', 'matrix: [modle, seed]'), /p\.yaml:17:14: stages\.train\.matrix\.0: unknown axis "modle"/],
     ['missing stage', TOY_PIPELINE.replace('a: src.out', 'a: source.out'), /p\.yaml:19:7: stages\.train\.inputs\.a: reference to a missing stage "source"/],
@@ -135,7 +136,8 @@ test('errors name file:line:column and the field', async (t) => {
   ];
   for (const [name, yaml, pattern] of cases) {
     await t.test(name, async () => {
-      const msgs = await problems(yaml, name === 'bad --set' ? ['nosuch.with.x=1'] : []);
+      const sets = name === 'bad --set' ? ['nosuch.with.x=1'] : name.includes('--set') ? ['vars.base=abc'] : [];
+      const msgs = await problems(yaml, sets);
       assert.ok(msgs.some((m) => pattern.test(m)), `got:\n${msgs.join('\n')}`);
     });
   }

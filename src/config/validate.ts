@@ -15,7 +15,20 @@ export function compileSchema(schema: object): ValidateFunction {
   return fn;
 }
 
-function describe(err: ErrorObject): { pointer: Pointer; field: string; problem: string } {
+/** The value at a JSON pointer of value (undefined when there is none). */
+function valueAt(value: JSONValue, pointer: Pointer): JSONValue | undefined {
+  let at: JSONValue | undefined = value;
+  for (const part of pointer.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    at = at !== null && typeof at === 'object' ? (at as Record<string, JSONValue>)[key] : undefined;
+  }
+  return at;
+}
+
+/** Keywords whose message is clearer with the value that broke it: the value may come from an --set or a ${...} far from the field. */
+const SAYS_VALUE = new Set(['type', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'enum', 'pattern', 'multipleOf']);
+
+function describe(err: ErrorObject, value: JSONValue): { pointer: Pointer; field: string; problem: string } {
   let pointer = err.instancePath;
   let problem = err.message ?? 'is invalid';
   if (err.keyword === 'additionalProperties') {
@@ -26,6 +39,11 @@ function describe(err: ErrorObject): { pointer: Pointer; field: string; problem:
     problem = `missing required field "${(err.params as { missingProperty: string }).missingProperty}"`;
   } else if (err.keyword === 'enum') {
     problem = `must be one of ${JSON.stringify((err.params as { allowedValues: unknown[] }).allowedValues)}`;
+  }
+  const got = SAYS_VALUE.has(err.keyword) ? valueAt(value, err.instancePath) : undefined;
+  if (got !== undefined) {
+    const text = JSON.stringify(got);
+    problem += `, got ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`;
   }
   const field = pointer
     .split('/')
@@ -51,7 +69,7 @@ export function validateAt(
   const specific = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
   const chosen = new Map<string, ConfigError>();
   for (const err of specific.length > 0 ? specific : errors) {
-    const { pointer, field, problem } = describe(err);
+    const { pointer, field, problem } = describe(err, value);
     const full = base + pointer;
     if (chosen.has(full)) continue;
     const name = fieldPrefix ? `${fieldPrefix}${field === '(document)' ? '' : '.' + field}` : field;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Artifact, Manifest } from '../store/artifacts.js';
 import { isDigest } from '../store/names.js';
 import type { Store } from '../store/store.js';
+import { fsProblem } from '../util/errors.js';
 import { digestJSON, sha256File } from '../util/hash.js';
 import type { Stored } from './backend.js';
 import { packRecordSet, unpackRecordSet } from './pack.js';
@@ -338,7 +339,10 @@ export class RemoteCache {
         return await this.supersede(manifest, sealed, { broken: 'its blobs fail verification', stored: found.stored });
       }
     } catch (err) {
-      this.warn(`could not push ${manifest.node} (${short(manifest.key)}) to ${this.url}: ${(err as Error).message}`);
+      // A file:// remote this user cannot write fails every node alike: say it once, in words.
+      const fsError = err as NodeJS.ErrnoException;
+      if (typeof fsError.code === 'string' && fsError.path !== undefined) this.warn(`could not push to ${this.url}: cannot write ${fsError.path} (${fsProblem(err)})`);
+      else this.warn(`could not push ${manifest.node} (${short(manifest.key)}) to ${this.url}: ${(err as Error).message}`);
       return 'failed';
     }
   }

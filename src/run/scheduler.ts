@@ -58,7 +58,13 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
     return outcome;
   };
 
-  for (const id of order) outcomes.set(id, dispatch(id));
+  for (const id of order) {
+    const outcome = dispatch(id);
+    // A node that throws (a damaged index) before an earlier one is awaited must not be an
+    // unhandled rejection, which kills the process with a stack trace: it is rethrown below.
+    outcome.catch(() => {});
+    outcomes.set(id, outcome);
+  }
   const results = new Map<string, NodeOutcome>();
   for (const id of order) results.set(id, await outcomes.get(id)!);
   await reporter.finish();
