@@ -129,3 +129,13 @@ test('report -o and compare --html into a folder that is not there exit 2 naming
   assert.equal(written.code, 0, written.stderr);
   assert.ok(existsSync(join(box.dir, 'report.html')));
 });
+
+test('show and history of a node the pipeline does not have exit 2 naming the pipeline file and the node', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  for (const verb of ['show', 'history']) {
+    const r = await box.cli([verb, file, 'tarin']);
+    assert.equal(r.code, 2, `${verb}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr, `error: ${file} has no node "tarin" (try \`pipeline dag ${file}\`)\n`, verb);
+  }
+});

@@ -267,7 +267,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--json', 'the same as --full')
     .action(async (file: string, node: string, flags: Common & { output?: string; full?: boolean; json?: boolean }) => {
       const opened = await openPipeline(file, flags.set, env);
-      if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`no node "${node}" (try \`pipeline dag ${file}\`)`, { file: node, line: 0, col: 0 });
+      if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`pipeline dag ${file}\`)`);
       const store = new Store(existingCacheDir(flags.cache));
       try {
         const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));

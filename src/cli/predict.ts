@@ -6,6 +6,7 @@ import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
 import { selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import { defaultCacheDir, Store } from '../store/store.js';
+import { ConfigError } from '../util/errors.js';
 import { openPipeline, type CliEnv } from './session.js';
 
 export interface PredictFlags {
@@ -31,7 +32,7 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   if (!looksLikeNode) return resolve(spec);
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
-  if (!opened.pipeline.nodes.has(node)) throw new Error(`${file} has no node "${node}"`);
+  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`pipeline dag ${file}\`)`);
   const store = new Store(defaultCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
