@@ -46,3 +46,39 @@ test('kill -9 in the middle of a node leaves a consistent cache, and the next ru
   assert.deepEqual(box.runs().slice(before).filter((r) => r.startsWith('src')), [], 'finished nodes are kept');
   assert.match(resumed.stdout, /5 ran, 2 cached/);
 });
+
+test('Ctrl-C with -j 2: the two running nodes are interrupted, the two still queued are reported as not started', async () => {
+  const box = sandbox();
+  const file = box.write('q.yaml', `
+name: queued
+plugins: [$TOY]
+axes:
+  v: [1, 2, 3, 4]
+stages:
+  slow:
+    uses: emit
+    matrix: [v]
+    with:
+      value: \${v}
+      sleep_ms: 30000
+`);
+  const child = spawn(process.execPath, [BIN, 'run', file, '-j', '2', '--plain'], {
+    cwd: box.dir,
+    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  while ((out.match(/ running/g) ?? []).length < 2 && !gone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((out.match(/ running/g) ?? []).length, 2, out);
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, out);
+  assert.match(out, /2 interrupted, 2 not started in /, out);
+  assert.match(out, /slow \(4\): 2 interrupted, 2 not started/, 'the per-stage line tells them apart too');
+  assert.equal((out.match(/□ slow\[v=\d\] not started/g) ?? []).length, 2, out);
+});

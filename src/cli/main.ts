@@ -206,7 +206,7 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
     const partial = flags.only.length > 0 && !dryRun ? selectedTable(opened, outcomes, selected) : undefined;
     if (partial) process.stdout.write(`\ntable of the selected cells (--only ${flags.only.join(' --only ')}; the report needs every cell: run without --only for it):\n${toMarkdown(partial)}`);
     const states = [...outcomes.values()].map((o) => o.state);
-    if (states.includes('interrupted')) return 130;
+    if (states.includes('interrupted') || states.includes('not-started')) return 130;
     return states.includes('failed') || states.includes('skipped') ? 1 : 0;
   } finally {
     process.off('SIGINT', onSigint);

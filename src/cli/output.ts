@@ -18,7 +18,7 @@ export function tail(file: string, lines: number): string {
 export function summarize(outcomes: Map<string, NodeOutcome>, cacheDir: string, seconds: number): string {
   const counts = new Map<string, number>();
   for (const o of outcomes.values()) counts.set(o.state, (counts.get(o.state) ?? 0) + 1);
-  const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted'].filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
+  const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted', 'not-started'].filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s === 'not-started' ? 'not started' : s}`);
   const lines = [`${parts.join(', ') || 'nothing to do'} in ${seconds.toFixed(2)} s`];
   for (const [id, o] of outcomes) {
     if (o.state !== 'failed') continue;

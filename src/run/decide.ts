@@ -88,7 +88,7 @@ export function codeDrift(manifest: Manifest, resolved: Resolved, kind: string):
   return { why: 'code-changed-unkeyed', kind };
 }
 
-const STOPPED = new Set<NodeOutcome['state']>(['failed', 'skipped', 'interrupted']);
+const STOPPED = new Set<NodeOutcome['state']>(['failed', 'skipped', 'interrupted', 'not-started']);
 
 /**
  * What the parents' outcomes mean for a node: stopped (an upstream did not finish), pending

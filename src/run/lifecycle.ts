@@ -98,7 +98,9 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   }
   const reason: Reason = n.force ? { why: 'forced' } : whyRun(store, n.pipeline, id, material);
   if (o.dryRun) return { state: 'would-run', key, reason };
-  if (o.signal.aborted) return { state: 'interrupted', key };
+  // Stopped while queued (a slot, a lock, a lease): never started, which a summary tells apart.
+  if (o.signal.aborted) return { state: 'not-started', key };
+  let started = false;
 
   // ---- acquire ----
   // One owner per attempt: two instances of this run with the same key must not share a lock.
@@ -136,14 +138,15 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
           execute,
         );
         if (leased.held) return leased.value;
-        if ('interrupted' in leased) return { state: 'interrupted', key };
+        if ('interrupted' in leased) return { state: 'not-started', key };
         return found(leased.manifest, { why: 'computed-elsewhere', via: 'lease' });
       },
     );
     if (locked.held) return locked.value;
-    if ('interrupted' in locked) return { state: 'interrupted', key };
+    if ('interrupted' in locked) return { state: 'not-started', key };
     return found(locked.manifest, { why: 'computed-elsewhere', via: 'lock' });
   } catch (err) {
+    if (o.signal.aborted && !started) return { state: 'not-started', key };
     return { state: o.signal.aborted ? 'interrupted' : 'failed', key, reason: error((err as Error).message) };
   }
 
@@ -151,6 +154,7 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   async function execute(): Promise<NodeOutcome> {
     const release = o.admit ? await o.admit() : undefined;
     try {
+      started = true;
       o.onState('running', reason);
       const job = jobFor({
         node: n.node,

@@ -1,4 +1,4 @@
-export type NodeState = 'pending' | 'waiting' | 'running' | 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run' | 'interrupted';
+export type NodeState = 'pending' | 'waiting' | 'running' | 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run' | 'interrupted' | 'not-started';
 
 export interface PlannedNode {
   id: string;
@@ -13,4 +13,4 @@ export interface Reporter {
   finish(): Promise<void>;
 }
 
-export const FINAL_STATES: ReadonlySet<NodeState> = new Set(['cached', 'ran', 'failed', 'skipped', 'would-run', 'interrupted']);
+export const FINAL_STATES: ReadonlySet<NodeState> = new Set(['cached', 'ran', 'failed', 'skipped', 'would-run', 'interrupted', 'not-started']);

@@ -48,7 +48,7 @@ export interface RunOptions {
   force?: Set<string>;
 }
 
-export type OutcomeState = Extract<NodeState, 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run' | 'interrupted'>;
+export type OutcomeState = Extract<NodeState, 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run' | 'interrupted' | 'not-started'>;
 
 export interface NodeOutcome {
   state: OutcomeState;

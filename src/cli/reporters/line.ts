@@ -10,9 +10,10 @@ const SYMBOL: Partial<Record<NodeState, string>> = {
   skipped: '↷',
   'would-run': '○',
   interrupted: '■',
+  'not-started': '□',
 };
 
-const ENDS = new Set<NodeState>(['ran', 'failed', 'skipped', 'interrupted']);
+const ENDS = new Set<NodeState>(['ran', 'failed', 'skipped', 'interrupted', 'not-started']);
 
 /**
  * Plain timestamped lines, for CI logs and pipes: cached nodes are counted, not listed; every
@@ -46,7 +47,7 @@ export class LineReporter implements Reporter {
     }
     const symbol = SYMBOL[state] ?? '·';
     const where = ENDS.has(state) && this.progressOf ? `  [${this.progressOf.summary()}]` : '';
-    this.line(`${symbol} ${id} ${state}${detail ? ` (${detail})` : ''}${where}`);
+    this.line(`${symbol} ${id} ${state === 'not-started' ? 'not started' : state}${detail ? ` (${detail})` : ''}${where}`);
   }
 
   progress(id: string, text: string): void {
@@ -59,6 +60,6 @@ export class LineReporter implements Reporter {
   async finish(): Promise<void> {
     if (this.cached > 0) this.line(`${this.cached} node(s) cached`);
     const stages = this.progressOf?.stages() ?? [];
-    if (stages.some((c) => (c.counts['ran'] ?? 0) + (c.counts['failed'] ?? 0) > 0)) for (const c of stages) this.line(`  ${stageLine(c)}`);
+    if (stages.some((c) => (c.counts['ran'] ?? 0) + (c.counts['failed'] ?? 0) + (c.counts['interrupted'] ?? 0) > 0)) for (const c of stages) this.line(`  ${stageLine(c)}`);
   }
 }

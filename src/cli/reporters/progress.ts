@@ -174,8 +174,8 @@ function sortedMedian(s: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const ORDER: NodeState[] = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted', 'running', 'waiting', 'pending'];
-const WORD: Partial<Record<NodeState, string>> = { pending: 'queued' };
+const ORDER: NodeState[] = ['ran', 'cached', 'would-run', 'failed', 'skipped', 'interrupted', 'not-started', 'running', 'waiting', 'pending'];
+const WORD: Partial<Record<NodeState, string>> = { pending: 'queued', 'not-started': 'not started' };
 
 /** `finetune: 3 ran, 2 cached, 1 running, 30 queued` */
 export function stageLine(c: StageCounts): string {

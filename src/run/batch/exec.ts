@@ -69,7 +69,7 @@ export async function execTask(task: BatchTask, store: Store, remote: RemoteCach
       onProgress: () => {},
     },
   );
-  if (outcome.state === 'interrupted') return { state: 'interrupted' };
+  if (outcome.state === 'interrupted' || outcome.state === 'not-started') return { state: 'interrupted' };
   if ((outcome.state === 'ran' || outcome.state === 'cached') && outcome.manifest) return { state: outcome.state, manifest: outcome.manifest };
   return { state: 'failed', reason: outcome.reason ? describeReason(outcome.reason) : `${task.target} ${outcome.state}` };
 }
