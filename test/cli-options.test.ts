@@ -23,6 +23,23 @@ test('-j 0 and -j abc exit 2 naming the option instead of hanging', async () => 
   assert.deepEqual(box.runs(), [], 'nothing ran');
 });
 
+test('a bad option value is the error and one line pointing to the verb\'s help, not the whole help', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const cases: [string[], RegExp, string][] = [
+    [['run', file, '-j', '-1'], /^error: option '-j, --jobs <n>' argument '-1' is invalid/, 'pipeline run'],
+    [['dag', file, '--format', 'svg'], /^error: option '-f, --format <format>' argument 'svg' is invalid/, 'pipeline dag'],
+    [['cache', 'gc', file, '--keep-variants', 'x'], /^error: option '--keep-variants <n>'/, 'pipeline cache gc'],
+  ];
+  for (const [args, error, verb] of cases) {
+    const r = await box.cli(args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, error);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 2, `two lines, not the help:\n${r.stderr}`);
+    assert.equal(r.stderr.trimEnd().split('\n')[1], `see ${verb} --help`);
+  }
+});
+
 test('a read-only verb on a mistyped --cache is an error and creates nothing', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', TOY_PIPELINE);

@@ -21,7 +21,7 @@ import { formatRepair, repairIndex } from '../store/repair.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
-import { codeTriggerOf, existingCacheDir, wholeNumber } from './options.js';
+import { codeTriggerOf, existingCacheDir, pointErrorsToHelp, wholeNumber } from './options.js';
 import type { CompareFlags } from './compare.js';
 import { historyCommand } from './history.js';
 import { cacheRemove, type RemoveFlags } from './cache-rm.js';
@@ -220,7 +220,6 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
   const program = new Command('pipeline')
     .description('medpipe: declarative ML pipelines with content-hashed caching')
     .version(`medpipe ${packageVersions()['medpipe']} (node ${process.versions.node})`, '-V, --version', 'print the medpipe version')
-    .showHelpAfterError()
     .exitOverride();
 
   withSelection(withCommon(program.command('run <pipeline> [targets...]')))
@@ -410,6 +409,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--keep-variants <n>', 'older variants kept per node of the given pipelines, besides the current one', wholeNumber(0), 2)
     .description('delete everything the given pipelines do not reach (their current results, the newest older variants of their nodes, and resumable checkpoints stay); lists what goes and asks first')
     .action(async (files: string[], flags: GcFlags) => setExit(await gcCommand(files, flags, env, (t) => process.stdout.write(t))));
+  pointErrorsToHelp(program);
   return program;
 }
 

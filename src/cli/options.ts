@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { CodeTrigger } from '../code/kind-code.js';
 import { defaultCacheDir } from '../store/store.js';
 import { ConfigError, fsProblem } from '../util/errors.js';
@@ -22,6 +22,15 @@ export function wholeNumber(min: number): (value: string) => number {
     if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}, got "${value}"`);
     return n;
   };
+}
+
+/**
+ * A usage error (a bad option value, a missing argument) is followed by one line naming the
+ * verb's help, not the whole help, which pushes the error itself off the screen.
+ */
+export function pointErrorsToHelp(cmd: Command, path = cmd.name()): void {
+  cmd.showHelpAfterError(`see ${path} --help`);
+  for (const sub of cmd.commands) pointErrorsToHelp(sub, `${path} ${sub.name()}`);
 }
 
 /**
