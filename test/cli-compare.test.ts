@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sandbox, TOY_PIPELINE } from './support/toy.js';
 
 // The toy's train stage computes src.value + offset; its table is train.out.value per model over seed.
@@ -188,4 +188,14 @@ test('compare --commit A --against-commit B: the results recorded as made at two
   const both = await box.cli(['compare', file, '--commit', 'HEAD', '--set', 'vars.base=3']);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /--commit picks results by the commit that made them, --set by their parameters now/);
+});
+
+test('compare --commit on a pipeline in no git repository says so, not that HEAD is no commit', { skip: spawnSync('git', ['--version']).status === 0 ? false : 'git is not installed' }, async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  // git looks no further up than the sandbox, wherever the temporary folder is.
+  const r = await box.cli(['compare', file, '--commit', 'HEAD'], { env: { GIT_CEILING_DIRECTORIES: dirname(box.dir) } });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /p\.yaml is in no git repository: --commit picks results by the commit that made them/);
+  assert.doesNotMatch(r.stderr, /is no commit/);
 });

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { CURVES_STYLE, curvesSection } from '../report/curves-html.js';
 import { escapeXml } from '../report/html.js';
@@ -95,9 +95,16 @@ function asOf(store: Store, pipeline: string, nodes: Set<string>, history: strin
 export function resolveCommit(file: string, rev: string, option: string): string {
   try {
     return execFileSync('git', ['-C', dirname(file), 'rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
-  } catch {
-    throw new ConfigError(`"${rev}" is no commit of the git repository holding ${file}`, { file: `${option} ${rev}`, line: 0, col: 0 });
+  } catch (err) {
+    const at = { file: `${option} ${rev}`, line: 0, col: 0 };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(`${option} needs git, which is not installed`, at);
+    if (!inGitRepository(file)) throw new ConfigError(`${file} is in no git repository: ${option} picks results by the commit that made them`, at);
+    throw new ConfigError(`"${rev}" is no commit of the git repository holding ${file}`, at);
   }
+}
+
+function inGitRepository(file: string): boolean {
+  return spawnSync('git', ['-C', dirname(file), 'rev-parse', '--git-dir'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 }
 
 function made(outcomes: Map<string, NodeOutcome>): Made {
