@@ -111,18 +111,12 @@ void op_batch_norm(const Call& c) {
   batch_norm(rows, C, x, m, v, sc, of, (float)c.arg[7], y);
 }
 
-// bnTrain [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]: batch mean and
-// biased variance (two passes, float64), then the normalisation.
-void op_bn_train(const Call& c) {
-  long rows, C;
-  sizes(c, 1, rows, C);
-  const float* x = c.span(c.arg[2], (double)rows * C);
-  const float* scale = c.optional(c.arg[3], C);
-  const float* offset = c.optional(c.arg[4], C);
-  const float eps = (float)c.arg[5];
-  float* y = c.span(c.arg[6], (double)rows * C);
-  float* mean_out = c.span(c.arg[7], C);
-  float* var_out = c.span(c.arg[8], C);
+namespace {
+
+// Batch mean and biased variance (two passes, float64), then y = bn(x) (+ residual), ReLU'd
+// when `relu`: the whole ResNet "BN (+ identity) -> ReLU" tail in three passes over x.
+void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, const float* residual,
+              bool relu, float eps, float* y, float* mean_out, float* var_out) {
   std::vector<double> s;
   channel_sums(rows, C, 1, s, [&](long at, double* acc) {
     for (long k = 0; k < C; k++) acc[k] += x[at + k];
@@ -139,25 +133,43 @@ void op_bn_train(const Call& c) {
     var[k] = var_out[k] = (float)(q[k] / rows);
   }
   batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+  if (!residual && !relu) return;
+  // Same rounding as the composed ops: the normalised value, + residual, then max(0, .).
+  for_chunks(rows * C, [&](long i0, long i1) {
+    if (residual) for (long i = i0; i < i1; i++) y[i] += residual[i];
+    if (relu) for (long i = i0; i < i1; i++) y[i] = y[i] > 0.f ? y[i] : 0.f;
+  });
 }
 
-// bnTrainGrad [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]: the
-// gradient through the batch statistics (as autograd of the composed ops gives):
-// dx = scale * rstd * (dy - mean(dy) - (x - mean) * rstd^2 * mean(dy * (x - mean))),
-// dscale = rstd * sum(dy * (x - mean)), doffset = sum(dy).
-void op_bn_train_grad(const Call& c) {
-  long rows, C;
-  sizes(c, 1, rows, C);
-  const float* dy = c.span(c.arg[2], (double)rows * C);
-  const float* x = c.span(c.arg[3], (double)rows * C);
-  const float* mean = c.span(c.arg[4], C);
-  const float* var = c.span(c.arg[5], C);
-  const float* scale = c.optional(c.arg[6], C);
-  const float eps = (float)c.arg[7];
-  float* dx = c.span(c.arg[8], (double)rows * C);
-  float* dscale = c.span(c.arg[9], C);
-  float* doffset = c.span(c.arg[10], C);
-  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
+// The gradient through the batch statistics (as autograd of the composed ops gives) of
+// dy, masked by y > 0 where `y` is given (the ReLU after the BatchNorm):
+// dx = scale * rstd * (g - mean(g) - (x - mean) * rstd^2 * mean(g * (x - mean))),
+// dscale = rstd * sum(g * (x - mean)), doffset = sum(g); g itself into `dres` when given
+// (the gradient of a residual added before the ReLU).
+void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* y, const float* mean,
+                   const float* var, const float* scale, float eps, float* dx, float* dscale, float* doffset,
+                   float* dres) {
+  const float* g = dy;
+  if (y && dres) {
+    // Written once, read by both passes below (and returned as the residual's gradient).
+    for_chunks(rows * C, [&](long i0, long i1) {
+      for (long i = i0; i < i1; i++) dres[i] = y[i] > 0.f ? dy[i] : 0.f;
+    });
+    g = dres;
+    y = nullptr;
+  }
+  std::vector<double> s;
+  if (y) {
+    channel_sums(rows, C, 2, s, [&](long at, double* acc) {
+      for (long c = 0; c < C; c++) {
+        const double v = y[at + c] > 0.f ? g[at + c] : 0.f;
+        acc[c] += v;
+        acc[C + c] += v * ((double)x[at + c] - mean[c]);
+      }
+    });
+  } else {
+    s = bn_grad_sums(rows, C, g, x, mean);
+  }
   std::vector<float> k1(C), k2(C), k3(C);
   for (long k = 0; k < C; k++) {
     const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
@@ -171,13 +183,63 @@ void op_bn_train_grad(const Call& c) {
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      for (long k = 0; k < len; k++) {
-        const long ch = j + k;
-        dx[i + k] = p1[ch] * (dy[i + k] - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
+      if (y) {
+        for (long k = 0; k < len; k++) {
+          const long ch = j + k;
+          const float v = y[i + k] > 0.f ? g[i + k] : 0.f;
+          dx[i + k] = p1[ch] * (v - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
+        }
+      } else {
+        for (long k = 0; k < len; k++) {
+          const long ch = j + k;
+          dx[i + k] = p1[ch] * (g[i + k] - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
+        }
       }
       i += len;
     }
   });
+}
+
+}  // namespace
+
+// bnTrain [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]
+void op_bn_train(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train(rows, C, c.span(c.arg[2], n), c.optional(c.arg[3], C), c.optional(c.arg[4], C), nullptr, false,
+           (float)c.arg[5], c.span(c.arg[6], n), c.span(c.arg[7], C), c.span(c.arg[8], C));
+}
+
+// bnTrainGrad [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]
+void op_bn_train_grad(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), nullptr, c.span(c.arg[4], C), c.span(c.arg[5], C),
+                c.optional(c.arg[6], C), (float)c.arg[7], c.span(c.arg[8], n), c.span(c.arg[9], C),
+                c.span(c.arg[10], C), nullptr);
+}
+
+// bnReluTrain [rows, C, x, scale (-1), offset (-1), residual (-1), eps, y, mean, variance]:
+// y = max(0, bn(x) + residual), batch statistics.
+void op_bn_relu_train(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train(rows, C, c.span(c.arg[2], n), c.optional(c.arg[3], C), c.optional(c.arg[4], C), c.optional(c.arg[5], n),
+           true, (float)c.arg[6], c.span(c.arg[7], n), c.span(c.arg[8], C), c.span(c.arg[9], C));
+}
+
+// bnReluTrainGrad [rows, C, dy, x, y, mean, variance, scale (-1), eps, dx, dscale, doffset,
+// dresidual (-1)]: the gradients of bnReluTrain, y its output (the ReLU's mask).
+void op_bn_relu_train_grad(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), c.span(c.arg[4], n), c.span(c.arg[5], C),
+                c.span(c.arg[6], C), c.optional(c.arg[7], C), (float)c.arg[8], c.span(c.arg[9], n),
+                c.span(c.arg[10], C), c.span(c.arg[11], C), c.optional(c.arg[12], n));
 }
 
 // layerNorm [rows, D, x, scale, offset, eps, y, mean, rstd]: over the last axis, per row
