@@ -132,12 +132,30 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
     mf[k] = mean_out[k] = (float)mean[k];
     var[k] = var_out[k] = (float)(q[k] / rows);
   }
-  batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
-  if (!residual && !relu) return;
+  if (!residual && !relu) return batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+  std::vector<float> mul(C), add(C);
+  for (long k = 0; k < C; k++) {
+    mul[k] = (scale ? scale[k] : 1.f) / std::sqrt(var[k] + eps);
+    add[k] = offset ? offset[k] : 0.f;
+  }
+  const float *pm = mul.data(), *pa = add.data(), *pmean = mf.data();
   // Same rounding as the composed ops: the normalised value, + residual, then max(0, .).
   for_chunks(rows * C, [&](long i0, long i1) {
-    if (residual) for (long i = i0; i < i1; i++) y[i] += residual[i];
-    if (relu) for (long i = i0; i < i1; i++) y[i] = y[i] > 0.f ? y[i] : 0.f;
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      if (residual) {
+        for (long k = 0; k < len; k++) {
+          const float v = (x[i + k] - pmean[j + k]) * pm[j + k] + pa[j + k] + residual[i + k];
+          y[i + k] = v > 0.f ? v : 0.f;
+        }
+      } else {
+        for (long k = 0; k < len; k++) {
+          const float v = (x[i + k] - pmean[j + k]) * pm[j + k] + pa[j + k];
+          y[i + k] = v > 0.f ? v : 0.f;
+        }
+      }
+      i += len;
+    }
   });
 }
 
