@@ -10,6 +10,67 @@
 namespace mp {
 namespace {
 
+// The per-row loops, compiled for AVX-512, AVX2 and baseline x86-64 (target_clones): each
+// is element-wise along the channels (no reassociation, -ffp-contract=off), so every ISA
+// gives the same bits.
+#ifdef MP_X86
+#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MP_CLONES
+#endif
+
+MP_CLONES void row_sum(long C, const float* x, double* acc) {
+  for (long k = 0; k < C; k++) acc[k] += x[k];
+}
+MP_CLONES void row_sq(long C, const float* x, const double* mean, double* acc) {
+  for (long k = 0; k < C; k++) { const double d = x[k] - mean[k]; acc[k] += d * d; }
+}
+// acc[c] += g, acc[C + c] += g (x - mean), g = dy masked by y > 0 when y is given.
+MP_CLONES void row_grad_sums(long C, const float* dy, const float* y, const float* x, const float* mean, double* acc) {
+  if (y) {
+    for (long c = 0; c < C; c++) {
+      const double g = y[c] > 0.f ? dy[c] : 0.f;
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[c] - mean[c]);
+    }
+  } else {
+    for (long c = 0; c < C; c++) {
+      const double g = dy[c];
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[c] - mean[c]);
+    }
+  }
+}
+// len channels from one row: y = (x - mean) * mul + add (+ res), ReLU'd when relu.
+MP_CLONES void span_norm(long len, const float* x, const float* mean, const float* mul, const float* add,
+                         const float* res, bool relu, float* y) {
+  if (res) {
+    for (long k = 0; k < len; k++) {
+      const float v = (x[k] - mean[k]) * mul[k] + add[k] + res[k];
+      y[k] = v > 0.f ? v : 0.f;
+    }
+  } else if (relu) {
+    for (long k = 0; k < len; k++) {
+      const float v = (x[k] - mean[k]) * mul[k] + add[k];
+      y[k] = v > 0.f ? v : 0.f;
+    }
+  } else {
+    for (long k = 0; k < len; k++) y[k] = (x[k] - mean[k]) * mul[k] + add[k];
+  }
+}
+// len channels from one row: dx = k1 (g - k2 - (x - mean) k3), g = dy masked by y > 0 when y is given.
+MP_CLONES void span_bn_dx(long len, const float* dy, const float* y, const float* x, const float* mean, const float* k1,
+                          const float* k2, const float* k3, float* dx) {
+  if (y) {
+    for (long k = 0; k < len; k++) {
+      const float g = y[k] > 0.f ? dy[k] : 0.f;
+      dx[k] = k1[k] * (g - k2[k] - (x[k] - mean[k]) * k3[k]);
+    }
+  } else {
+    for (long k = 0; k < len; k++) dx[k] = k1[k] * (dy[k] - k2[k] - (x[k] - mean[k]) * k3[k]);
+  }
+}
+
 // f(row offset, partial row of width * C doubles) accumulates one row.
 template <class F>
 void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
@@ -32,13 +93,7 @@ void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f)
 // BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
 std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
-    for (long c = 0; c < C; c++) {
-      const double g = dy[at + c];
-      acc[c] += g;
-      acc[C + c] += g * ((double)x[at + c] - mean[c]);
-    }
-  });
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, dy + at, nullptr, x + at, mean, acc); });
   return s;
 }
 
@@ -56,7 +111,7 @@ void batch_norm(long rows, long C, const float* x, const float* mean, const floa
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      for (long k = 0; k < len; k++) y[i + k] = (x[i + k] - mean[j + k]) * pm[j + k] + pa[j + k];
+      span_norm(len, x + i, mean + j, pm + j, pa + j, nullptr, false, y + i);
       i += len;
     }
   });
@@ -81,7 +136,7 @@ void op_col_reduce(const Call& c) {
   const double scale = c.arg[4];
   std::vector<double> s;
   channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+    row_sum(C, x + at, acc);
   });
   for (long k = 0; k < C; k++) out[k] = (float)(s[k] * scale);
 }
@@ -119,13 +174,13 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
               bool relu, float eps, float* y, float* mean_out, float* var_out) {
   std::vector<double> s;
   channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+    row_sum(C, x + at, acc);
   });
   std::vector<double> mean(C);
   for (long k = 0; k < C; k++) mean[k] = s[k] / rows;
   std::vector<double> q;
   channel_sums(rows, C, 1, q, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) { const double d = x[at + k] - mean[k]; acc[k] += d * d; }
+    row_sq(C, x + at, mean.data(), acc);
   });
   std::vector<float> var(C), mf(C);
   for (long k = 0; k < C; k++) {
@@ -143,17 +198,7 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      if (residual) {
-        for (long k = 0; k < len; k++) {
-          const float v = (x[i + k] - pmean[j + k]) * pm[j + k] + pa[j + k] + residual[i + k];
-          y[i + k] = v > 0.f ? v : 0.f;
-        }
-      } else {
-        for (long k = 0; k < len; k++) {
-          const float v = (x[i + k] - pmean[j + k]) * pm[j + k] + pa[j + k];
-          y[i + k] = v > 0.f ? v : 0.f;
-        }
-      }
+      span_norm(len, x + i, pmean + j, pm + j, pa + j, residual ? residual + i : nullptr, relu, y + i);
       i += len;
     }
   });
@@ -177,17 +222,7 @@ void bn_train_grad(long rows, long C, const float* dy, const float* x, const flo
     y = nullptr;
   }
   std::vector<double> s;
-  if (y) {
-    channel_sums(rows, C, 2, s, [&](long at, double* acc) {
-      for (long c = 0; c < C; c++) {
-        const double v = y[at + c] > 0.f ? g[at + c] : 0.f;
-        acc[c] += v;
-        acc[C + c] += v * ((double)x[at + c] - mean[c]);
-      }
-    });
-  } else {
-    s = bn_grad_sums(rows, C, g, x, mean);
-  }
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, g + at, y ? y + at : nullptr, x + at, mean, acc); });
   std::vector<float> k1(C), k2(C), k3(C);
   for (long k = 0; k < C; k++) {
     const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
@@ -201,18 +236,7 @@ void bn_train_grad(long rows, long C, const float* dy, const float* x, const flo
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      if (y) {
-        for (long k = 0; k < len; k++) {
-          const long ch = j + k;
-          const float v = y[i + k] > 0.f ? g[i + k] : 0.f;
-          dx[i + k] = p1[ch] * (v - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
-        }
-      } else {
-        for (long k = 0; k < len; k++) {
-          const long ch = j + k;
-          dx[i + k] = p1[ch] * (g[i + k] - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
-        }
-      }
+      span_bn_dx(len, g + i, y ? y + i : nullptr, x + i, mean + j, p1 + j, p2 + j, p3 + j, dx + i);
       i += len;
     }
   });
