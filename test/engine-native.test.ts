@@ -12,7 +12,11 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
-import { batchNormTraining, gelu, layerNorm } from '../src/engine/fused-ops.js';
+import { batchNormReluTraining, batchNormTraining, gelu, layerNorm } from '../src/engine/fused-ops.js';
+import { forward } from '../src/ml/models/forward.js';
+import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
+import { modelSpec } from '../src/ml/models/registry.js';
+import { initState } from '../src/ml/models/state.js';
 import { on, Random, relErr, same, z4, type In, type Pad, type T } from './support/backend-compare.js';
 
 const rng = new Random(777);
@@ -125,6 +129,12 @@ test('native results are bit-identical for 1 and 2 threads, run to run', { skip 
         tf.dispose([f.mean, f.variance]);
         return tf.sum(tf.mul(f.y, w));
       })([x, g, b])],
+    ['fused bn + residual + relu grads', [F([8, 30, 30, 24]), F([24]), F([24]), F([8, 30, 30, 24]), F([8, 30, 30, 24])], (x, g, b, r, w) =>
+      tf.grads((a: T, gamma: T, beta: T, res: T) => {
+        const f = batchNormReluTraining(tf, a, gamma, beta, 1e-5, res)!;
+        tf.dispose([f.mean, f.variance]);
+        return tf.sum(tf.mul(f.y, w));
+      })([x, g, b, r])],
     ['fused layerNorm + gelu grads', [F([700, 96]), F([96]), F([96]), F([700, 96])], (x, g, b, w) =>
       tf.grads((a: T, gamma: T, beta: T) => tf.sum(tf.mul(gelu(tf, layerNorm(tf, a, gamma, beta, 1e-6)!)!, w)))([x, g, b])],
   ];
@@ -286,6 +296,91 @@ test('fused BatchNorm training (one kernel each way) matches the composed ops on
     same(`bn forward ${shape}`, inputs, (xs, g, b) => bn(xs, g, b), 1e-4);
     same(`bn gradients ${shape}`, inputs, (xs, g, b, w) =>
       tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(bn(a, c, d)[0]!, w)))([xs, g, b]), 2e-4);
+  }
+});
+
+test('fused BatchNorm + residual + ReLU (one kernel each way) matches relu(bn(x) + r) on cpu: output, gradients of x, scale, offset, residual', { skip }, () => {
+  const fused = (x: T, g: T, b: T, r?: T): T => {
+    const f = batchNormReluTraining(tf, x, g, b, 1e-5, r);
+    assert.equal(f !== undefined, tf.getBackend() === 'wasm', 'fused on wasm only');
+    if (f === undefined) {
+      const m = tf.moments(x, [0, 1, 2]);
+      const y = tf.batchNorm(x, m.mean, m.variance, b, g, 1e-5);
+      return tf.relu(r ? tf.add(y, r) : y);
+    }
+    tf.dispose([f.mean, f.variance]);
+    return f.y;
+  };
+  for (const shape of [[2, 5, 7, 3], [4, 17, 19, 48], [3, 9, 1, 130], [1, 3, 1, 2], [8, 6, 6, 64]]) {
+    const C = shape[3]!;
+    const x = F(shape);
+    x.data.forEach((v, i) => { x.data[i] = v * 3 + (i % C) * 10; });
+    // Offsets around zero: a good share of each channel is cut by the ReLU.
+    const inputs = [x, F([C]), F([C]), F(shape), F(shape)];
+    same(`bn+relu forward ${shape}`, inputs, (xs, g, b) => fused(xs, g, b), 1e-4);
+    same(`bn+residual+relu forward ${shape}`, inputs, (xs, g, b, r) => fused(xs, g, b, r), 1e-4);
+    same(`bn+relu gradients ${shape}`, inputs, (xs, g, b, _r, w) =>
+      tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(fused(a, c, d), w)))([xs, g, b]), 2e-4);
+    same(`bn+residual+relu gradients ${shape}`, inputs, (xs, g, b, r, w) =>
+      tf.grads((a: T, c: T, d: T, e: T) => tf.sum(tf.mul(fused(a, c, d, e), w)))([xs, g, b, r]), 2e-4);
+  }
+});
+
+test('fused BatchNorm + ReLU moves the running estimates as the plain fused BatchNorm does', { skip }, () => {
+  tf.setBackend('wasm');
+  const xin = F([2, 4, 3, 5]);
+  try {
+    const stats = (relu: boolean): Float32Array[] => tf.tidy(() => {
+      const mean = tf.variable(tf.zeros([5]));
+      const variance = tf.variable(tf.ones([5]));
+      const count = tf.variable(tf.scalar(0, 'int32'));
+      const x = tf.tensor(xin.data, xin.shape);
+      const run = { mean, variance, count, momentum: 0.2 };
+      const f = relu ? batchNormReluTraining(tf, x, tf.ones([5]), tf.zeros([5]), 1e-5, undefined, run)! : batchNormTraining(tf, x, tf.ones([5]), tf.zeros([5]), 1e-5, run)!;
+      tf.dispose([f.mean, f.variance]);
+      const out = [mean, variance, count].map((t) => Float32Array.from(t.dataSync()));
+      tf.dispose([mean, variance, count]);
+      return out;
+    });
+    assert.deepEqual(stats(true), stats(false));
+    assert.deepEqual(stats(true)[2], Float32Array.from([1]));
+  } finally {
+    tf.setBackend('cpu');
+  }
+});
+
+test('a ResNet training step on the native engine (fused BN + ReLU blocks) gives the cpu backend\'s loss, gradients and running statistics', { skip }, () => {
+  const spec = modelSpec('resnet_demo', { numClasses: 3, imageSize: 32 });
+  const img = F([2, 32, 32, 3]);
+  const run = (backend: 'cpu' | 'wasm'): Map<string, Float32Array> => {
+    tf.setBackend(backend);
+    const params = createParams(spec, initState(spec, 5));
+    try {
+      const out = new Map<string, Float32Array>();
+      const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
+        const logits = forward(spec, params, tf.tensor4d(img.data, img.shape as [number, number, number, number]), { training: true });
+        return tf.mean(tf.square(logits)) as tf.Scalar;
+      }), trainableVariables(params));
+      out.set('loss', Float32Array.from(value.dataSync()));
+      for (const [name, v] of params) {
+        const g = grads[v.name];
+        if (g) out.set(`grad ${name}`, Float32Array.from(g.dataSync()));
+        if (name.includes('running')) out.set(name, Float32Array.from(v.dataSync()));
+      }
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    } finally {
+      disposeParams(params);
+      tf.setBackend('cpu');
+    }
+  };
+  const want = run('cpu');
+  const got = run('wasm');
+  assert.equal(got.size, want.size);
+  for (const [name, w] of want) {
+    const e = relErr(got.get(name)!, w, name);
+    // Eight BatchNorms deep: float32 sums in another order compound to ~1e-4.
+    assert.ok(e < 2e-3, `${name}: rel. error ${e.toExponential(2)}`);
   }
 });
 

@@ -10,6 +10,67 @@
 namespace mp {
 namespace {
 
+// The per-row loops, compiled for AVX-512, AVX2 and baseline x86-64 (target_clones): each
+// is element-wise along the channels (no reassociation, -ffp-contract=off), so every ISA
+// gives the same bits.
+#ifdef MP_X86
+#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MP_CLONES
+#endif
+
+MP_CLONES void row_sum(long C, const float* x, double* acc) {
+  for (long k = 0; k < C; k++) acc[k] += x[k];
+}
+MP_CLONES void row_sq(long C, const float* x, const double* mean, double* acc) {
+  for (long k = 0; k < C; k++) { const double d = x[k] - mean[k]; acc[k] += d * d; }
+}
+// acc[c] += g, acc[C + c] += g (x - mean), g = dy masked by y > 0 when y is given.
+MP_CLONES void row_grad_sums(long C, const float* dy, const float* y, const float* x, const float* mean, double* acc) {
+  if (y) {
+    for (long c = 0; c < C; c++) {
+      const double g = y[c] > 0.f ? dy[c] : 0.f;
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[c] - mean[c]);
+    }
+  } else {
+    for (long c = 0; c < C; c++) {
+      const double g = dy[c];
+      acc[c] += g;
+      acc[C + c] += g * ((double)x[c] - mean[c]);
+    }
+  }
+}
+// len channels from one row: y = (x - mean) * mul + add (+ res), ReLU'd when relu.
+MP_CLONES void span_norm(long len, const float* x, const float* mean, const float* mul, const float* add,
+                         const float* res, bool relu, float* y) {
+  if (res) {
+    for (long k = 0; k < len; k++) {
+      const float v = (x[k] - mean[k]) * mul[k] + add[k] + res[k];
+      y[k] = v > 0.f ? v : 0.f;
+    }
+  } else if (relu) {
+    for (long k = 0; k < len; k++) {
+      const float v = (x[k] - mean[k]) * mul[k] + add[k];
+      y[k] = v > 0.f ? v : 0.f;
+    }
+  } else {
+    for (long k = 0; k < len; k++) y[k] = (x[k] - mean[k]) * mul[k] + add[k];
+  }
+}
+// len channels from one row: dx = k1 (g - k2 - (x - mean) k3), g = dy masked by y > 0 when y is given.
+MP_CLONES void span_bn_dx(long len, const float* dy, const float* y, const float* x, const float* mean, const float* k1,
+                          const float* k2, const float* k3, float* dx) {
+  if (y) {
+    for (long k = 0; k < len; k++) {
+      const float g = y[k] > 0.f ? dy[k] : 0.f;
+      dx[k] = k1[k] * (g - k2[k] - (x[k] - mean[k]) * k3[k]);
+    }
+  } else {
+    for (long k = 0; k < len; k++) dx[k] = k1[k] * (dy[k] - k2[k] - (x[k] - mean[k]) * k3[k]);
+  }
+}
+
 // f(row offset, partial row of width * C doubles) accumulates one row.
 template <class F>
 void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
@@ -32,13 +93,7 @@ void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f)
 // BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
 std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long at, double* acc) {
-    for (long c = 0; c < C; c++) {
-      const double g = dy[at + c];
-      acc[c] += g;
-      acc[C + c] += g * ((double)x[at + c] - mean[c]);
-    }
-  });
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, dy + at, nullptr, x + at, mean, acc); });
   return s;
 }
 
@@ -56,7 +111,7 @@ void batch_norm(long rows, long C, const float* x, const float* mean, const floa
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      for (long k = 0; k < len; k++) y[i + k] = (x[i + k] - mean[j + k]) * pm[j + k] + pa[j + k];
+      span_norm(len, x + i, mean + j, pm + j, pa + j, nullptr, false, y + i);
       i += len;
     }
   });
@@ -81,7 +136,7 @@ void op_col_reduce(const Call& c) {
   const double scale = c.arg[4];
   std::vector<double> s;
   channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+    row_sum(C, x + at, acc);
   });
   for (long k = 0; k < C; k++) out[k] = (float)(s[k] * scale);
 }
@@ -111,53 +166,63 @@ void op_batch_norm(const Call& c) {
   batch_norm(rows, C, x, m, v, sc, of, (float)c.arg[7], y);
 }
 
-// bnTrain [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]: batch mean and
-// biased variance (two passes, float64), then the normalisation.
-void op_bn_train(const Call& c) {
-  long rows, C;
-  sizes(c, 1, rows, C);
-  const float* x = c.span(c.arg[2], (double)rows * C);
-  const float* scale = c.optional(c.arg[3], C);
-  const float* offset = c.optional(c.arg[4], C);
-  const float eps = (float)c.arg[5];
-  float* y = c.span(c.arg[6], (double)rows * C);
-  float* mean_out = c.span(c.arg[7], C);
-  float* var_out = c.span(c.arg[8], C);
+namespace {
+
+// Batch mean and biased variance (two passes, float64), then y = bn(x) (+ residual), ReLU'd
+// when `relu`: the whole ResNet "BN (+ identity) -> ReLU" tail in three passes over x.
+void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, const float* residual,
+              bool relu, float eps, float* y, float* mean_out, float* var_out) {
   std::vector<double> s;
   channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) acc[k] += x[at + k];
+    row_sum(C, x + at, acc);
   });
   std::vector<double> mean(C);
   for (long k = 0; k < C; k++) mean[k] = s[k] / rows;
   std::vector<double> q;
   channel_sums(rows, C, 1, q, [&](long at, double* acc) {
-    for (long k = 0; k < C; k++) { const double d = x[at + k] - mean[k]; acc[k] += d * d; }
+    row_sq(C, x + at, mean.data(), acc);
   });
   std::vector<float> var(C), mf(C);
   for (long k = 0; k < C; k++) {
     mf[k] = mean_out[k] = (float)mean[k];
     var[k] = var_out[k] = (float)(q[k] / rows);
   }
-  batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+  if (!residual && !relu) return batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
+  std::vector<float> mul(C), add(C);
+  for (long k = 0; k < C; k++) {
+    mul[k] = (scale ? scale[k] : 1.f) / std::sqrt(var[k] + eps);
+    add[k] = offset ? offset[k] : 0.f;
+  }
+  const float *pm = mul.data(), *pa = add.data(), *pmean = mf.data();
+  // Same rounding as the composed ops: the normalised value, + residual, then max(0, .).
+  for_chunks(rows * C, [&](long i0, long i1) {
+    for (long i = i0; i < i1;) {
+      const long j = i % C, len = std::min(i1 - i, C - j);
+      span_norm(len, x + i, pmean + j, pm + j, pa + j, residual ? residual + i : nullptr, relu, y + i);
+      i += len;
+    }
+  });
 }
 
-// bnTrainGrad [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]: the
-// gradient through the batch statistics (as autograd of the composed ops gives):
-// dx = scale * rstd * (dy - mean(dy) - (x - mean) * rstd^2 * mean(dy * (x - mean))),
-// dscale = rstd * sum(dy * (x - mean)), doffset = sum(dy).
-void op_bn_train_grad(const Call& c) {
-  long rows, C;
-  sizes(c, 1, rows, C);
-  const float* dy = c.span(c.arg[2], (double)rows * C);
-  const float* x = c.span(c.arg[3], (double)rows * C);
-  const float* mean = c.span(c.arg[4], C);
-  const float* var = c.span(c.arg[5], C);
-  const float* scale = c.optional(c.arg[6], C);
-  const float eps = (float)c.arg[7];
-  float* dx = c.span(c.arg[8], (double)rows * C);
-  float* dscale = c.span(c.arg[9], C);
-  float* doffset = c.span(c.arg[10], C);
-  const std::vector<double> s = bn_grad_sums(rows, C, dy, x, mean);
+// The gradient through the batch statistics (as autograd of the composed ops gives) of
+// dy, masked by y > 0 where `y` is given (the ReLU after the BatchNorm):
+// dx = scale * rstd * (g - mean(g) - (x - mean) * rstd^2 * mean(g * (x - mean))),
+// dscale = rstd * sum(g * (x - mean)), doffset = sum(g); g itself into `dres` when given
+// (the gradient of a residual added before the ReLU).
+void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* y, const float* mean,
+                   const float* var, const float* scale, float eps, float* dx, float* dscale, float* doffset,
+                   float* dres) {
+  const float* g = dy;
+  if (y && dres) {
+    // Written once, read by both passes below (and returned as the residual's gradient).
+    for_chunks(rows * C, [&](long i0, long i1) {
+      for (long i = i0; i < i1; i++) dres[i] = y[i] > 0.f ? dy[i] : 0.f;
+    });
+    g = dres;
+    y = nullptr;
+  }
+  std::vector<double> s;
+  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, g + at, y ? y + at : nullptr, x + at, mean, acc); });
   std::vector<float> k1(C), k2(C), k3(C);
   for (long k = 0; k < C; k++) {
     const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
@@ -171,13 +236,52 @@ void op_bn_train_grad(const Call& c) {
   for_chunks(rows * C, [&](long i0, long i1) {
     for (long i = i0; i < i1;) {
       const long j = i % C, len = std::min(i1 - i, C - j);
-      for (long k = 0; k < len; k++) {
-        const long ch = j + k;
-        dx[i + k] = p1[ch] * (dy[i + k] - p2[ch] - (x[i + k] - mean[ch]) * p3[ch]);
-      }
+      span_bn_dx(len, g + i, y ? y + i : nullptr, x + i, mean + j, p1 + j, p2 + j, p3 + j, dx + i);
       i += len;
     }
   });
+}
+
+}  // namespace
+
+// bnTrain [rows, C, x, scale (-1), offset (-1), eps, y, mean, variance]
+void op_bn_train(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train(rows, C, c.span(c.arg[2], n), c.optional(c.arg[3], C), c.optional(c.arg[4], C), nullptr, false,
+           (float)c.arg[5], c.span(c.arg[6], n), c.span(c.arg[7], C), c.span(c.arg[8], C));
+}
+
+// bnTrainGrad [rows, C, dy, x, mean, variance, scale (-1), eps, dx, dscale, doffset]
+void op_bn_train_grad(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), nullptr, c.span(c.arg[4], C), c.span(c.arg[5], C),
+                c.optional(c.arg[6], C), (float)c.arg[7], c.span(c.arg[8], n), c.span(c.arg[9], C),
+                c.span(c.arg[10], C), nullptr);
+}
+
+// bnReluTrain [rows, C, x, scale (-1), offset (-1), residual (-1), eps, y, mean, variance]:
+// y = max(0, bn(x) + residual), batch statistics.
+void op_bn_relu_train(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train(rows, C, c.span(c.arg[2], n), c.optional(c.arg[3], C), c.optional(c.arg[4], C), c.optional(c.arg[5], n),
+           true, (float)c.arg[6], c.span(c.arg[7], n), c.span(c.arg[8], C), c.span(c.arg[9], C));
+}
+
+// bnReluTrainGrad [rows, C, dy, x, y, mean, variance, scale (-1), eps, dx, dscale, doffset,
+// dresidual (-1)]: the gradients of bnReluTrain, y its output (the ReLU's mask).
+void op_bn_relu_train_grad(const Call& c) {
+  long rows, C;
+  sizes(c, 1, rows, C);
+  const double n = (double)rows * C;
+  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), c.span(c.arg[4], n), c.span(c.arg[5], C),
+                c.span(c.arg[6], C), c.optional(c.arg[7], C), (float)c.arg[8], c.span(c.arg[9], n),
+                c.span(c.arg[10], C), c.span(c.arg[11], C), c.optional(c.arg[12], n));
 }
 
 // layerNorm [rows, D, x, scale, offset, eps, y, mean, rstd]: over the last axis, per row

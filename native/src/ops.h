@@ -49,6 +49,8 @@ void op_bn_reduce(const Call& c);
 void op_batch_norm(const Call& c);
 void op_bn_train(const Call& c);
 void op_bn_train_grad(const Call& c);
+void op_bn_relu_train(const Call& c);
+void op_bn_relu_train_grad(const Call& c);
 void op_layer_norm(const Call& c);
 void op_layer_norm_grad(const Call& c);
 // pooling.cc

@@ -24,6 +24,8 @@ const OPS = {
   batchNorm: [9, 0],
   bnTrain: [9, 0],
   bnTrainGrad: [11, 0],
+  bnReluTrain: [10, 0],
+  bnReluTrainGrad: [13, 0],
   layerNorm: [9, 0],
   layerNormGrad: [10, 0],
   maxPoolGrad: [17, 0],

@@ -14,7 +14,7 @@ import { binaryOp, geluKernel, reluGrad, unaryOp } from './wasm/elementwise.js';
 import { registerGradients, restoreGradients } from './wasm/gradients.js';
 import { batchMatMul, fusedMatMul } from './wasm/matmul.js';
 import { cast, identity, slice, splitV, tile } from './wasm/memory.js';
-import { batchNormReduce, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
+import { batchNormReduce, batchNormReluTrain, batchNormReluTrainGrad, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
 import { maxPoolGrad, unsortedSegmentSum } from './wasm/pooling.js';
 
 export { setNativeKernels } from './native.js';
@@ -22,6 +22,8 @@ export { setNativeKernels } from './native.js';
 /** Names of the fused layer kernels (src/engine/fused-ops.ts calls them). */
 export const BN_TRAIN = KERNELS.bnTrain;
 export const BN_TRAIN_GRAD = KERNELS.bnTrainGrad;
+export const BN_RELU_TRAIN = KERNELS.bnReluTrain;
+export const BN_RELU_TRAIN_GRAD = KERNELS.bnReluTrainGrad;
 export const LN = KERNELS.layerNorm;
 export const LN_GRAD = KERNELS.layerNormGrad;
 export const GELU = KERNELS.gelu;
@@ -56,6 +58,8 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [KERNELS.reluGrad]: reluGrad,
   [KERNELS.bnTrain]: batchNormTrain,
   [KERNELS.bnTrainGrad]: batchNormTrainGrad,
+  [KERNELS.bnReluTrain]: batchNormReluTrain,
+  [KERNELS.bnReluTrainGrad]: batchNormReluTrainGrad,
   [KERNELS.layerNorm]: layerNormKernel,
   [KERNELS.layerNormGrad]: layerNormGradKernel,
   [KERNELS.gelu]: (tf) => geluKernel(tf, false),

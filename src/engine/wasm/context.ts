@@ -113,6 +113,8 @@ export const KERNELS = {
   bnReduce: 'MedpipeBatchNormReduce',
   bnTrain: 'MedpipeBatchNormTrain',
   bnTrainGrad: 'MedpipeBatchNormTrainGrad',
+  bnReluTrain: 'MedpipeBatchNormReluTrain',
+  bnReluTrainGrad: 'MedpipeBatchNormReluTrainGrad',
   layerNorm: 'MedpipeLayerNorm',
   layerNormGrad: 'MedpipeLayerNormGrad',
   gelu: 'MedpipeGelu',

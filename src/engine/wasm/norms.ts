@@ -129,6 +129,49 @@ export function batchNormTrainGrad(tf: Tf): KernelFunc {
   };
 }
 
+/** [y, mean, variance] of max(0, BatchNorm(x) + residual) (residual optional), batch
+ *  statistics: ResNet's "BN -> ReLU" and "BN + identity -> ReLU" as one kernel. */
+export function batchNormReluTrain(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(KERNELS.bnReluTrain);
+    const x = need(inputs, 'x');
+    const { scale, offset, residual } = inputs;
+    const C = x.shape[x.shape.length - 1]!;
+    const y = c.be.makeOutput(x.shape, 'float32');
+    const mean = c.be.makeOutput([C], 'float32');
+    const variance = c.be.makeOutput([C], 'float32');
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
+    nat.run('bnReluTrain', heapOf(c.be), [
+      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(scale), at(offset), at(residual),
+      attr<number>(attrs, 'varianceEpsilon'), at(y), at(mean), at(variance),
+    ]);
+    return [y, mean, variance];
+  };
+}
+
+/** [dx, dscale, doffset] (and dresidual when attr `residual` is set) of batchNormReluTrain;
+ *  y is its output, whose sign is the ReLU's mask. */
+export function batchNormReluTrainGrad(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(KERNELS.bnReluTrainGrad);
+    const x = need(inputs, 'x');
+    const { scale } = inputs;
+    const C = x.shape[x.shape.length - 1]!;
+    const dx = c.be.makeOutput(x.shape, 'float32');
+    const dscale = c.be.makeOutput([C], 'float32');
+    const doffset = c.be.makeOutput([C], 'float32');
+    const dres = attr<boolean | undefined>(attrs, 'residual') === true ? c.be.makeOutput(x.shape, 'float32') : undefined;
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
+    nat.run('bnReluTrainGrad', heapOf(c.be), [
+      tf.util.sizeFromShape(x.shape) / C, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'y')), at(need(inputs, 'mean')),
+      at(need(inputs, 'variance')), at(scale), attr<number>(attrs, 'varianceEpsilon'), at(dx), at(dscale), at(doffset), at(dres),
+    ]);
+    return dres ? [dx, dscale, doffset, dres] : [dx, dscale, doffset];
+  };
+}
+
 /** [y, mean, rstd] of a LayerNorm over the last axis (mean and 1/sqrt(var + eps) per row). */
 export function layerNormKernel(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {

@@ -2,7 +2,7 @@
 // PyTorch semantics (symmetric padding, BatchNorm running statistics, exact GELU).
 
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
+import { batchNormReluTraining, batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
 import type { Rng } from '../../data/rng.js';
 import { param, type ParamMap } from './params.js';
 
@@ -60,6 +60,25 @@ export function batchNorm(params: ParamMap, prefix: string, x: tf.Tensor4D, opts
     });
   }
   return tf.batchNorm(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, BN_EPS);
+}
+
+/** relu(batchNorm(x) + residual) (residual optional): one fused kernel each way when
+ *  training on the native engine, the composed ops elsewhere. */
+export function batchNormRelu(params: ParamMap, prefix: string, x: tf.Tensor4D, opts: ForwardOptions, residual?: tf.Tensor4D): tf.Tensor4D {
+  if (opts.training && x.shape[0] * x.shape[1] * x.shape[2] >= 2) {
+    const running = {
+      mean: param(params, `${prefix}.running_mean`), variance: param(params, `${prefix}.running_var`),
+      count: param(params, `${prefix}.num_batches_tracked`), momentum: opts.bnMomentum ?? 0.1,
+    };
+    const fused = batchNormReluTraining(tf, x, param(params, `${prefix}.weight`), param(params, `${prefix}.bias`), BN_EPS,
+      residual, opts.updateStats !== false ? running : undefined);
+    if (fused) {
+      tf.dispose([fused.mean, fused.variance]);
+      return fused.y as tf.Tensor4D;
+    }
+  }
+  const y = batchNorm(params, prefix, x, opts);
+  return tf.relu(residual ? tf.add(y, residual) : y);
 }
 
 /** nn.Linear over rows: x [N, in], weight [in, out]. Always 2-D: tfjs 4.22's matMul

@@ -2,7 +2,7 @@
 // stages, global average pool (then the registry's fc). Bottleneck v1.5 (stride on the 3x3).
 
 import * as tf from '@tensorflow/tfjs';
-import { batchNorm, conv2d, type ForwardOptions } from '../layers.js';
+import { batchNorm, batchNormRelu, conv2d, type ForwardOptions } from '../layers.js';
 import type { FamilyNet } from '../net.js';
 import type { ParamMap } from '../params.js';
 import { blockShapes, type BlockShape, type ResNetConfig } from './spec.js';
@@ -10,24 +10,28 @@ import { blockShapes, type BlockShape, type ResNetConfig } from './spec.js';
 function block(cfg: ResNetConfig, params: ParamMap, b: BlockShape, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
   const p = b.prefix;
   let out: tf.Tensor4D;
+  let last: string;
   if (cfg.block === 'basic') {
-    out = tf.relu(batchNorm(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, b.stride, 1), opts));
-    out = batchNorm(params, `${p}.bn2`, conv2d(params, `${p}.conv2.weight`, out, 1, 1), opts);
+    out = batchNormRelu(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, b.stride, 1), opts);
+    out = conv2d(params, `${p}.conv2.weight`, out, 1, 1);
+    last = 'bn2';
   } else {
-    out = tf.relu(batchNorm(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, 1, 0), opts));
-    out = tf.relu(batchNorm(params, `${p}.bn2`, conv2d(params, `${p}.conv2.weight`, out, b.stride, 1), opts));
-    out = batchNorm(params, `${p}.bn3`, conv2d(params, `${p}.conv3.weight`, out, 1, 0), opts);
+    out = batchNormRelu(params, `${p}.bn1`, conv2d(params, `${p}.conv1.weight`, x, 1, 0), opts);
+    out = batchNormRelu(params, `${p}.bn2`, conv2d(params, `${p}.conv2.weight`, out, b.stride, 1), opts);
+    out = conv2d(params, `${p}.conv3.weight`, out, 1, 0);
+    last = 'bn3';
   }
   const identity = b.downsample
     ? batchNorm(params, `${p}.downsample.1`, conv2d(params, `${p}.downsample.0.weight`, x, b.stride, 0), opts)
     : x;
-  return tf.relu(tf.add(out, identity));
+  // relu(bn(out) + identity): one kernel each way on the native engine.
+  return batchNormRelu(params, `${p}.${last}`, out, opts, identity);
 }
 
 /** The last residual block's output, [B, h, w, C]: everything before the global pool. */
 function activations(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
   return tf.tidy(() => {
-    let h = tf.relu(batchNorm(params, 'bn1', conv2d(params, 'conv1.weight', x, 2, 3), opts));
+    let h = batchNormRelu(params, 'bn1', conv2d(params, 'conv1.weight', x, 2, 3), opts);
     // Padding 1 of a max pool counts as -inf in torch; tfjs pools over in-bounds values only.
     h = tf.maxPool(h, 3, 2, 1);
     for (const b of blockShapes(cfg)) h = block(cfg, params, b, h, opts);
