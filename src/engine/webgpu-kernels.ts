@@ -243,7 +243,8 @@ const ERF_WGSL = `
         return select(r, -r, v < 0.0);
       }`;
 
-function elementwise(key: string, names: string[], shape: number[], body: string): Program {
+/** One thread per element of `shape`; `helpers` are WGSL functions the body calls. */
+function elementwise(key: string, names: string[], shape: number[], body: string, o: { uniforms?: string; helpers?: string } = {}): Program {
   const size = shape.reduce((a, b) => a * b, 1);
   return {
     outputShape: shape,
@@ -251,11 +252,11 @@ function elementwise(key: string, names: string[], shape: number[], body: string
     dispatchLayout: { x: shape.map((_, i) => i) },
     dispatch: [Math.ceil(size / 64), 1, 1],
     variableNames: names,
-    uniforms: '',
+    uniforms: o.uniforms ?? '',
     workgroupSize: [64, 1, 1],
     size: true,
     getUserCode: () => `
-      ${ERF_WGSL}
+      ${o.helpers ?? ''}
       fn main(index : i32) {
         if (index < uniforms.size) {
           ${body}
@@ -271,7 +272,7 @@ function gelu(): KernelFunc {
     const be = args.backend as WebGPUBackendLike;
     return be.runWebGPUProgram(elementwise('medpipeGelu', ['x'], x.shape, `
           let v = x[index];
-          setOutputAtIndex(index, 0.5 * v * (1.0 + erfAS(v * 0.7071067811865476)));`), [x], 'float32', []);
+          setOutputAtIndex(index, 0.5 * v * (1.0 + erfAS(v * 0.7071067811865476)));`, { helpers: ERF_WGSL }), [x], 'float32', []);
   }) as unknown as KernelFunc;
 }
 
@@ -283,7 +284,7 @@ function geluGrad(): KernelFunc {
           let v = x[index];
           let cdf = 0.5 * (1.0 + erfAS(v * 0.7071067811865476));
           let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
-          setOutputAtIndex(index, dy[index] * (cdf + v * pdf));`), [dy, x], 'float32', []);
+          setOutputAtIndex(index, dy[index] * (cdf + v * pdf));`, { helpers: ERF_WGSL }), [dy, x], 'float32', []);
   }) as unknown as KernelFunc;
 }
 
@@ -493,25 +494,8 @@ function columnSums(be: WebGPUBackendLike, key: string, names: string[], inputs:
 
 /** An element-wise pass over [R x C] with per-channel inputs (c = index % C). */
 function perChannel(key: string, names: string[], shape: number[], body: string): Program {
-  const size = shape.reduce((a, b) => a * b, 1);
-  return {
-    outputShape: shape,
-    shaderKey: key,
-    dispatchLayout: { x: shape.map((_, i) => i) },
-    dispatch: [Math.ceil(size / 64), 1, 1],
-    variableNames: names,
-    uniforms: 'C : i32, eps : f32, invR : f32,',
-    workgroupSize: [64, 1, 1],
-    size: true,
-    getUserCode: () => `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          let c = index % uniforms.C;
-          ${body}
-        }
-      }
-    `,
-  };
+  return elementwise(key, names, shape, `let c = index % uniforms.C;
+          ${body}`, { uniforms: 'C : i32, eps : f32, invR : f32,' });
 }
 
 interface BnShape {
