@@ -120,3 +120,24 @@ test('a result replaced by `run --force` stays replaced through `cache repair` (
   assert.match(repair.stdout, /re-indexed 1 result\(s\)/);
   assert.deepEqual((await box.show(file, 'draw')).outputs['out']!.value, { value: 2 }, 'the forced result, not the one it replaced');
 });
+
+test('one digit changed inside a cached result in index.lmdb is refused naming the index, never shown as the number', async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  const index = join(box.cache, 'index.lmdb');
+  const bytes = readFileSync(index);
+  const at = bytes.indexOf('"sum":46');
+  assert.ok(at > 0 && bytes.indexOf('"sum":46', at + 1) < 0, 'the total is stored once');
+  bytes[at + 7] = '7'.charCodeAt(0);
+  writeFileSync(index, bytes);
+  for (const args of [['show', toy, 'total', '--json'], ['status', toy], ['run', toy]]) {
+    const r = await box.cli(args);
+    assert.equal(r.code, 1, `${args.join(' ')}\n${r.stdout}${r.stderr}`);
+    assert.doesNotMatch(r.stdout, /47/);
+    assert.match(r.stderr, /^error: cache index \S+index\.lmdb is damaged: an entry of its manifests table does not match its checksum\. Run `pipeline cache repair/m);
+  }
+  const repair = await box.cli(['cache', 'repair']);
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.deepEqual(((await box.show(toy, 'total')).outputs['out']!.value as { sum: number }).sum, 46);
+});

@@ -410,7 +410,7 @@ test('64 flipped bytes in index.lmdb: every command says the index is damaged (v
   assert.ok(at > 0);
   for (let i = 0; i < 64; i++) bytes[at + i] = bytes[at + i]! ^ 0x5a;
   writeFileSync(index, bytes);
-  await assertRefusedOverDamage(box, file, /^an entry of its manifests table is not valid JSON$/);
+  await assertRefusedOverDamage(box, file, /^an entry of its manifests table does not match its checksum$/);
 
   const repair = await box.cli(['cache', 'repair']);
   assert.equal(repair.code, 0, repair.stdout + repair.stderr);
