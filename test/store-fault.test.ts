@@ -4,9 +4,10 @@
 // the repair must bring back every result whose blobs and values verify.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Store } from '../src/store/store.js';
 import { REPO, sandbox, TOY_PIPELINE, type CliResult, type Sandbox } from './support/toy.js';
 
 const LAUNCHER = join(REPO, 'bin', 'pipeline');
@@ -140,4 +141,20 @@ test('one digit changed inside a cached result in index.lmdb is refused naming t
   const repair = await box.cli(['cache', 'repair']);
   assert.equal(repair.code, 0, repair.stdout + repair.stderr);
   assert.deepEqual(((await box.show(toy, 'total')).outputs['out']!.value as { sum: number }).sum, 46);
+});
+
+test('a raw file replaced in place by other bytes of the same size, its mtime put back (cp -p, rsync -t), is hashed again, not answered from the remembered digest', async () => {
+  const box = sandbox();
+  const store = new Store(box.cache);
+  const raw = join(box.dir, 'scan.dcm');
+  writeFileSync(raw, 'first scan bytes');
+  // A whole second, so that putting it back is exact (as cp -p and rsync -t do).
+  utimesSync(raw, 1_700_000_000, 1_700_000_000);
+  const first = await store.hashFile(raw);
+  assert.equal(await store.hashFile(raw), first);
+  writeFileSync(raw, 'other scan bytes');
+  utimesSync(raw, 1_700_000_000, 1_700_000_000);
+  assert.equal(statSync(raw).mtimeMs, 1_700_000_000_000, 'same size, same mtime');
+  assert.notEqual(await store.hashFile(raw), first, 'the new bytes are hashed');
+  await store.close();
 });

@@ -52,6 +52,9 @@ export interface LockRecord {
 interface FileHashRecord {
   size: number;
   mtimeMs: number;
+  /** Change time and inode: no tool sets them back (cp -p and rsync -t keep the mtime of other bytes). Absent in older records, which are rehashed once. */
+  ctimeMs?: number;
+  ino?: number;
   digest: string;
 }
 
@@ -294,15 +297,15 @@ export class Store {
     return dir;
   }
 
-  /** sha256 of a file, remembered by (path, size, mtime) so unchanged raw data is not re-read. */
+  /** sha256 of a file, remembered by (path, size, mtime, ctime, inode) so unchanged raw data is not re-read. */
   async hashFile(path: string): Promise<string> {
     const abs = resolve(path);
     const st = await stat(abs);
     const known = this.fileHashes.get(abs);
-    if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
+    if (known && known.size === st.size && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs && known.ino === st.ino) return known.digest;
     const { digest } = await sha256File(abs);
     if (this.readOnly) return digest;
-    await this.fileHashes.put(abs, { size: st.size, mtimeMs: st.mtimeMs, digest });
+    await this.fileHashes.put(abs, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, digest });
     return digest;
   }
 
