@@ -8,7 +8,7 @@ import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Store } from '../src/store/store.js';
-import { REPO, sandbox, TOY_PIPELINE, type CliResult, type Sandbox } from './support/toy.js';
+import { blobsPipeline, REPO, sandbox, TOY_PIPELINE, type CliResult, type Sandbox } from './support/toy.js';
 
 const LAUNCHER = join(REPO, 'bin', 'pipeline');
 
@@ -157,4 +157,20 @@ test('a raw file replaced in place by other bytes of the same size, its mtime pu
   assert.equal(statSync(raw).mtimeMs, 1_700_000_000_000, 'same size, same mtime');
   assert.notEqual(await store.hashFile(raw), first, 'the new bytes are hashed');
   await store.close();
+});
+
+test('when salvaging record sets from the damaged index faults too, repair rebuilds without them: only their producer reruns, its consumer stays cached', async () => {
+  const box = sandbox();
+  const file = box.write('blobs.yaml', blobsPipeline('hello'));
+  assert.equal((await launch(box, ['run', file])).code, 0);
+  assert.deepEqual(box.runs(), ['make', 'read']);
+  damageLeafPages(join(box.cache, 'index.lmdb'));
+  const repair = await launch(box, ['cache', 'repair']);
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.match(repair.stdout, /salvaging record sets from the damaged file crashed \(SIG(?:BUS|SEGV)\); the index was rebuilt without them/);
+  assert.match(repair.stdout, /re-indexed 1 result\(s\) \(0 record set\(s\) salvaged from the damaged index\); 1 could not be verified/);
+  const run = await launch(box, ['run', file]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.deepEqual(box.runs(), ['make', 'read', 'make'], 'make rewrites its record set; read, whose inputs come out the same bytes, stays cached');
+  assert.equal(((await box.show(file, 'read')).outputs['out']!.value as { joined: string }).joined, 'hello');
 });

@@ -8,16 +8,20 @@ import { padIndexFile } from './index-file.js';
 import { probeIndex, runIndexChild } from './index-probe.js';
 import { assertManifestNames, Store } from './store.js';
 
-export interface RepairReport {
+/** What rebuilding the index from the manifest files did. */
+export interface Rebuilt {
+  reindexed: number;
+  salvagedSets: number;
+  skipped: { file: string; why: string }[];
+}
+
+export interface RepairReport extends Rebuilt {
   healthy: boolean;
   indexFile: string;
   /** Why the index was rebuilt, and where the damaged file now lies. */
   damage?: { problem: string; keptAt: string };
   /** The signal that ended the salvage from the damaged copy, when it faulted (the index was rebuilt without it). */
   salvageFault?: string;
-  reindexed: number;
-  salvagedSets: number;
-  skipped: { file: string; why: string }[];
 }
 
 /** A manifest file's key material must hash to its key, its name must be that key. */
@@ -85,13 +89,6 @@ class Salvage {
   async close(): Promise<void> {
     await this.root?.close();
   }
-}
-
-/** What rebuilding the index from the manifest files did. */
-export interface Rebuilt {
-  reindexed: number;
-  salvagedSets: number;
-  skipped: { file: string; why: string }[];
 }
 
 /**
