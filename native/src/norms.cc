@@ -13,11 +13,6 @@ namespace {
 // The per-row loops, compiled for AVX-512, AVX2 and baseline x86-64 (target_clones): each
 // is element-wise along the channels (no reassociation, -ffp-contract=off), so every ISA
 // gives the same bits.
-#ifdef MP_X86
-#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MP_CLONES
-#endif
 
 MP_CLONES void row_sum(long C, const float* x, double* acc) {
   for (long k = 0; k < C; k++) acc[k] += x[k];
