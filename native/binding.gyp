@@ -6,7 +6,7 @@
       "src/gemm.cc", "src/ukr_avx512.cc", "src/ukr_avx512bf16.cc", "src/ukr_avx2.cc", "src/ukr_c.cc",
       "src/conv.cc", "src/elementwise.cc", "src/norms.cc", "src/pooling.cc", "src/optimizer.cc"
     ],
-    "cflags_cc": ["-O3", "-ffp-contract=off", "-std=c++17", "-pthread"],
+    "cflags_cc": ["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-pthread"],
     "cflags_cc!": ["-fno-exceptions"],
     "ldflags": ["-pthread"]
   }]
