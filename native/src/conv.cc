@@ -28,9 +28,23 @@ void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const f
 
 void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw) {
   const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
-  Src A;  // [K x M] = im2col^T, packed straight from the image (nothing materialised)
+  Src A;  // [K x M] = im2col^T
   if (pointwise(g)) { A.p = x; A.rs = 1; A.cs = g.C; }
-  else { A.kind = Src::IM2COL_T; A.p = x; A.g = &g; }
+  else if (g.C % gemm_mr() == 0) {
+    // Packed straight from the image: each strip is mr channels of one tap.
+    A.kind = Src::IM2COL_T; A.p = x; A.g = &g;
+  } else {
+    // Strips spanning taps (the stem's C = 3) would redo the index arithmetic every few
+    // floats: im2col materialised row by row (contiguous writes), then read transposed.
+    if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
+    float* cols = g_cols.data();
+    const int nt = (long)M * K < 65536 ? 1 : std::min(2 * pool_size(), M);
+    parallel(nt, [&](int t, int) {
+      const long m0 = (long)M * t / nt, m1 = (long)M * (t + 1) / nt;
+      for (long m = m0; m < m1; m++) im2col_run(g, x, m, 0, K, cols + m * K, 1);
+    });
+    A.p = cols; A.rs = 1; A.cs = K;
+  }
   Src B; B.p = dy; B.rs = g.OC; B.cs = 1;
   gemm(K, g.OC, M, A, B, dw, g.OC, nullptr, ACT_NONE);
 }

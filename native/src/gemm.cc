@@ -254,6 +254,7 @@ Scratch g_scratch[64];
 
 bool bf16_supported() { return g_kernel.bf16 != nullptr; }
 const char* gemm_isa() { return g_kernel.name; }
+int gemm_mr() { return g_kernel.mr; }
 Precision gemm_precision() { return g_precision; }
 bool set_gemm_precision(Precision p) {
   if (p == PREC_BF16 && !bf16_supported()) return false;
