@@ -68,19 +68,45 @@ export function splitK(M: number, N: number, K: number, maxBindingBytes: number)
   return { slices: Math.ceil(K / chunk), chunk };
 }
 
-function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number): Program {
+/** How the 256 threads of a workgroup stage one operand's 16 x 64 tile: `outer` puts the 64
+ *  tile index (m or n) fastest across threads, `k` the reduction index; each operand takes
+ *  the order its memory is contiguous in, so that neighbouring threads read neighbouring
+ *  floats. */
+type Fastest = 'outer' | 'k';
+
+/**
+ * A 64 x 64 x 16 tiled GEMM, result[z][M x N] = A[M x K] . B[K x N] over the K range of slice
+ * z (workgroupId.z), the layout of tfjs-webgpu's matmul_packed (tiles staged in workgroup
+ * memory, each thread a 4 x 4 block of outputs). A and B are never materialised: the kernel's
+ * `helpers` define `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range
+ * (m < M, n < N, k inside the slice): an implicit im2col.
+ */
+function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest }): Program {
+  const stage = (which: 'A' | 'B', order: Fastest, bound: string, load: string) => `
+            {
+              let kk = ${order === 'k' ? `e % ${TK}` : 'e / 64'};
+              let oo = ${order === 'k' ? `e / ${TK}` : 'e % 64'};
+              let k = k0 + kk;
+              let o = ${which === 'A' ? 'm0' : 'n0'} + oo;
+              var v = 0.0;
+              if (k < kEnd && o < ${bound}) {
+                v = ${load};
+              }
+              ${which}s[kk * 64 + oo] = v;
+            }`;
   return {
-    outputShape,
+    outputShape: o.outputShape,
     // The K loop's trip count is baked in (uniform control flow around the barriers).
-    shaderKey: `medpipeConvFilterGemm_${tilesPerSlice}`,
-    dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch,
-    variableNames: ['x', 'dy'],
-    uniforms: 'M : i32, N : i32, K : i32, chunk : i32, CI : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,',
+    shaderKey: `${o.key}_${o.a}${o.b}_${o.tilesPerSlice}`,
+    dispatchLayout: { x: o.outputShape.map((_, i) => i) },
+    dispatch: o.dispatch,
+    variableNames: o.names,
+    uniforms: `M : i32, N : i32, K : i32, chunk : i32, ${o.uniforms}`,
     workgroupSize: [256, 1, 1],
     getUserCode: () => `
       var<workgroup> As : array<f32, ${TK * 64}>;
       var<workgroup> Bs : array<f32, ${TK * 64}>;
+      ${o.helpers}
 
       fn main(index : i32) {
         let tid = i32(localIndex);
@@ -91,37 +117,12 @@ function convFilterGemm(outputShape: number[], dispatch: [number, number, number
         let kBegin = i32(workgroupId.z) * uniforms.chunk;
         let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
         var acc : array<f32, 16>;
-        for (var t = 0; t < ${tilesPerSlice}; t++) {
+        for (var t = 0; t < ${o.tilesPerSlice}; t++) {
           let k0 = kBegin + t * ${TK};
           for (var i = 0; i < ${(TK * 64) / 256}; i++) {
             let e = tid + i * 256;
-            let kk = e / 64;
-            let mm = e % 64;
-            let k = k0 + kk;
-            let m = m0 + mm;
-            var a = 0.0;
-            if (k < kEnd && m < uniforms.M) {
-              let ci = m % uniforms.CI;
-              let r = m / uniforms.CI;
-              let kw = r % uniforms.KW;
-              let kh = r / uniforms.KW;
-              let ow = k % uniforms.OW;
-              let q = k / uniforms.OW;
-              let oh = q % uniforms.OH;
-              let b = q / uniforms.OH;
-              let ih = oh * uniforms.sh - uniforms.pt + kh;
-              let iw = ow * uniforms.sw - uniforms.pl + kw;
-              if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
-                a = x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
-              }
-            }
-            As[e] = a;
-            let n = n0 + mm;
-            var bv = 0.0;
-            if (k < kEnd && n < uniforms.N) {
-              bv = dy[k * uniforms.N + n];
-            }
-            Bs[e] = bv;
+            ${stage('A', o.a, 'uniforms.M', 'loadA(o, k)')}
+            ${stage('B', o.b, 'uniforms.N', 'loadB(k, o)')}
           }
           workgroupBarrier();
           for (var kk = 0; kk < ${TK}; kk++) {
@@ -152,6 +153,83 @@ function convFilterGemm(outputShape: number[], dispatch: [number, number, number
       }
     `,
   };
+}
+
+/** A 1 x 1 convolution with stride 1 and no padding: im2col is the tensor itself. */
+function pointwise(info: BackendUtil.Conv2DInfo): boolean {
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+}
+
+const CONV_UNIFORMS = 'CI : i32, CO : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,';
+
+function convUniforms(info: BackendUtil.Conv2DInfo, M: number, N: number, K: number, chunk: number): UniformEntry[] {
+  return [M, N, K, chunk, info.inChannels, info.outChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
+    info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
+}
+
+/** dW[M = KH*KW*CI, N = CO] = im2col(x)^T [M x K = B*OH*OW] . dy [K x N]. */
+function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+  const loadA = isPointwise ? 'return x[k * uniforms.CI + m];' : `
+        let ci = m % uniforms.CI;
+        let r = m / uniforms.CI;
+        let kw = r % uniforms.KW;
+        let kh = r / uniforms.KW;
+        let ow = k % uniforms.OW;
+        let q = k / uniforms.OW;
+        let oh = q % uniforms.OH;
+        let b = q / uniforms.OH;
+        let ih = oh * uniforms.sh - uniforms.pt + kh;
+        let iw = ow * uniforms.sw - uniforms.pl + kw;
+        if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
+          return x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
+        }
+        return 0.0;`;
+  return tiledGemm({
+    key: `medpipeConvFilterGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['x', 'dy'], uniforms: CONV_UNIFORMS, a: 'outer', b: 'outer',
+    helpers: `
+      fn loadA(m : i32, k : i32) -> f32 {${loadA}
+      }
+      fn loadB(k : i32, n : i32) -> f32 {
+        return dy[k * uniforms.N + n];
+      }`,
+  });
+}
+
+/** dx[M = B*H*W, N = CI] = dy scattered back [M x K = KH*KW*CO] . W^T [K x N]: row m is input
+ *  pixel (b, ih, iw), column k the tap (kh, kw, co) whose output pixel reads it, zero where
+ *  none does (off the output, or between strides). */
+function convInputGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+  const loadA = isPointwise ? 'return dy[m * uniforms.CO + k];' : `
+        let co = k % uniforms.CO;
+        let r = k / uniforms.CO;
+        let kw = r % uniforms.KW;
+        let kh = r / uniforms.KW;
+        let iw = m % uniforms.W;
+        let q = m / uniforms.W;
+        let ih = q % uniforms.H;
+        let b = q / uniforms.H;
+        let th = ih + uniforms.pt - kh;
+        let tw = iw + uniforms.pl - kw;
+        if (th < 0 || tw < 0 || th % uniforms.sh != 0 || tw % uniforms.sw != 0) {
+          return 0.0;
+        }
+        let oh = th / uniforms.sh;
+        let ow = tw / uniforms.sw;
+        if (oh >= uniforms.OH || ow >= uniforms.OW) {
+          return 0.0;
+        }
+        return dy[((b * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + co];`;
+  // W is [KH, KW, CI, CO]: tap k = (kh * KW + kw) * CO + co, column n = ci.
+  const loadB = isPointwise ? 'return W[n * uniforms.CO + k];' : 'return W[((k / uniforms.CO) * uniforms.CI + n) * uniforms.CO + k % uniforms.CO];';
+  return tiledGemm({
+    key: `medpipeConvInputGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: CONV_UNIFORMS, a: 'k', b: 'k',
+    helpers: `
+      fn loadA(m : i32, k : i32) -> f32 {${loadA}
+      }
+      fn loadB(k : i32, n : i32) -> f32 {
+        ${loadB}
+      }`,
+  });
 }
 
 function sliceSum(outputShape: number[]): Program {
@@ -197,14 +275,32 @@ function conv2DBackpropFilter(tf: Tf, original: KernelFunc): KernelFunc {
     const K = info.batchSize * info.outHeight * info.outWidth;
     const { slices, chunk } = splitK(M, N, K, be.device.limits.maxStorageBufferBindingSize ?? 128 << 20);
     const dispatch: [number, number, number] = [Math.ceil(M / 64), Math.ceil(N / 64), slices];
-    const uniforms: UniformEntry[] = [M, N, K, chunk, info.inChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
-      info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
-    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK);
-    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', uniforms);
+    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK, pointwise(info));
+    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', convUniforms(info, M, N, K, chunk));
     if (slices === 1) return out;
     const summed = be.runWebGPUProgram(sliceSum([...a.filterShape]), [out], 'float32', [{ type: 'int32', data: [slices] }]);
     be.disposeData(out.dataId);
     return summed;
+  }) as unknown as KernelFunc;
+}
+
+/** Workgroups per dispatch dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
+const MAX_WORKGROUPS = 65535;
+
+function conv2DBackpropInput(tf: Tf, original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const a = args.attrs as unknown as { inputShape: [number, number, number, number]; strides: number | [number, number]; pad: Pad; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+    if (a.dataFormat === 'NCHW' || dy.dtype !== 'float32') return original(args as Parameters<KernelFunc>[0]);
+    const be = args.backend as WebGPUBackendLike;
+    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode);
+    const M = info.batchSize * info.inHeight * info.inWidth;
+    const N = info.inChannels;
+    const K = info.filterHeight * info.filterWidth * info.outChannels;
+    if (Math.ceil(M / 64) > MAX_WORKGROUPS) return original(args as Parameters<KernelFunc>[0]);
+    const chunk = Math.ceil(K / TK) * TK;
+    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), 1], chunk / TK, pointwise(info));
+    return be.runWebGPUProgram(prog, [dy, filter], 'float32', convUniforms(info, M, N, K, chunk));
   }) as unknown as KernelFunc;
 }
 
@@ -585,6 +681,7 @@ const originals = new Map<string, KernelConfig>();
 export function registerWebGPUKernels(tf: Tf): string[] {
   const mine: [string, (original: KernelFunc) => KernelFunc][] = [
     ['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)],
+    ['Conv2DBackpropInput', (o) => conv2DBackpropInput(tf, o)],
     ['AddN', addN],
     [GELU, gelu],
     [GELU_GRAD, geluGrad],
