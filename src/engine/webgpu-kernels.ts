@@ -74,12 +74,19 @@ export function splitK(M: number, N: number, K: number, maxBindingBytes: number)
  *  floats. */
 type Fastest = 'outer' | 'k';
 
+/** A staged tile's row stride in vec4s: 64 floats and one vec4 of padding, so that the 16
+ *  threads of a `k`-ordered stage (16 rows, one column) hit 8 banks twice rather than one
+ *  bank 16 times; still vec4-aligned for the inner loop's reads. */
+const ROW4 = 17;
+
 /**
  * A 64 x 64 x 16 tiled GEMM, result[z][M x N] = A[M x K] . B[K x N] over the K range of slice
- * z (workgroupId.z), the layout of tfjs-webgpu's matmul_packed (tiles staged in workgroup
- * memory, each thread a 4 x 4 block of outputs). A and B are never materialised: the kernel's
- * `helpers` define `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range
- * (m < M, n < N, k inside the slice): an implicit im2col.
+ * z (workgroupId.z), the layout of tfjs-webgpu's matmul_packed: tiles staged in workgroup
+ * memory, each of the 256 threads a 4 x 4 block of outputs in four vec4 accumulators (no
+ * dynamically indexed private array, which a GPU compiler may put in local memory), tile
+ * reads as vec4. A and B are never materialised: the kernel's `helpers` define
+ * `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range (m < M, n < N,
+ * k inside the slice): an implicit im2col.
  */
 function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest }): Program {
   const stage = (which: 'A' | 'B', order: Fastest, bound: string, load: string) => `
@@ -92,7 +99,7 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
               if (k < kEnd && o < ${bound}) {
                 v = ${load};
               }
-              ${which}s[kk * 64 + oo] = v;
+              ${which}s[kk * ${ROW4} + oo / 4][oo % 4] = v;
             }`;
   return {
     outputShape: o.outputShape,
@@ -104,8 +111,8 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
     uniforms: `M : i32, N : i32, K : i32, chunk : i32, ${o.uniforms}`,
     workgroupSize: [256, 1, 1],
     getUserCode: () => `
-      var<workgroup> As : array<f32, ${TK * 64}>;
-      var<workgroup> Bs : array<f32, ${TK * 64}>;
+      var<workgroup> As : array<vec4<f32>, ${TK * ROW4}>;
+      var<workgroup> Bs : array<vec4<f32>, ${TK * ROW4}>;
       ${o.helpers}
 
       fn main(index : i32) {
@@ -116,7 +123,10 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
         let n0 = i32(workgroupId.y) * 64;
         let kBegin = i32(workgroupId.z) * uniforms.chunk;
         let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
-        var acc : array<f32, 16>;
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
         for (var t = 0; t < ${o.tilesPerSlice}; t++) {
           let k0 = kBegin + t * ${TK};
           for (var i = 0; i < ${(TK * 64) / 256}; i++) {
@@ -126,27 +136,23 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
           }
           workgroupBarrier();
           for (var kk = 0; kk < ${TK}; kk++) {
-            let a0 = As[kk * 64 + ty * 4];
-            let a1 = As[kk * 64 + ty * 4 + 1];
-            let a2 = As[kk * 64 + ty * 4 + 2];
-            let a3 = As[kk * 64 + ty * 4 + 3];
-            let bq = vec4<f32>(Bs[kk * 64 + tx * 4], Bs[kk * 64 + tx * 4 + 1], Bs[kk * 64 + tx * 4 + 2], Bs[kk * 64 + tx * 4 + 3]);
-            for (var j = 0; j < 4; j++) {
-              acc[j] = acc[j] + a0 * bq[j];
-              acc[4 + j] = acc[4 + j] + a1 * bq[j];
-              acc[8 + j] = acc[8 + j] + a2 * bq[j];
-              acc[12 + j] = acc[12 + j] + a3 * bq[j];
-            }
+            let a = As[kk * ${ROW4} + ty];
+            let b = Bs[kk * ${ROW4} + tx];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
           }
           workgroupBarrier();
         }
         let base = i32(workgroupId.z) * uniforms.M * uniforms.N;
+        let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
         for (var i = 0; i < 4; i++) {
           let m = m0 + ty * 4 + i;
           for (var j = 0; j < 4; j++) {
             let n = n0 + tx * 4 + j;
             if (m < uniforms.M && n < uniforms.N) {
-              result[base + m * uniforms.N + n] = acc[i * 4 + j];
+              result[base + m * uniforms.N + n] = rows[i][j];
             }
           }
         }
@@ -677,8 +683,20 @@ function runningStatKernel(): KernelFunc {
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
-/** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
-export function registerWebGPUKernels(tf: Tf): string[] {
+/** MEDPIPE_WEBGPU_KERNELS: unset = all of medpipe's kernels, '0' = none (tfjs's own),
+ *  '-A,-B' = all but A and B. */
+export function kernelsLeftOut(env: string | undefined): 'all' | string[] {
+  if (env === undefined || env === '') return [];
+  if (env === '0') return 'all';
+  const names = env.split(',').map((n) => n.trim());
+  const bad = names.find((n) => !/^-\w+$/.test(n));
+  if (bad !== undefined) throw new Error(`MEDPIPE_WEBGPU_KERNELS=${env}: expected 0 or -Name[,-Name...] (medpipe's kernels to leave out), got '${bad}'`);
+  return names.map((n) => n.slice(1));
+}
+
+/** Registers medpipe's kernels over tfjs-webgpu's (once), but those in `leaveOut`; returns
+ *  the names registered. */
+export function registerWebGPUKernels(tf: Tf, leaveOut: string[] = []): string[] {
   const mine: [string, (original: KernelFunc) => KernelFunc][] = [
     ['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)],
     ['Conv2DBackpropInput', (o) => conv2DBackpropInput(tf, o)],
@@ -692,7 +710,13 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     [RUNNING_STAT, runningStatKernel],
     [WEBGPU_ADAM, webgpuAdamKernel],
   ];
-  for (const [name, make] of mine) {
+  // Only kernels standing in for tfjs's, one by one (a fused kernel left out alone could
+  // strand its partner: BatchNorm's running-stat update).
+  const tfjsNames = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'AddN'];
+  const bad = leaveOut.find((n) => !tfjsNames.includes(n));
+  if (bad !== undefined) throw new Error(`MEDPIPE_WEBGPU_KERNELS: '${bad}' cannot be left out (only ${tfjsNames.join(', ')})`);
+  const kept = mine.filter(([n]) => !leaveOut.includes(n));
+  for (const [name, make] of kept) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
     if (current?.[REGISTERED]) continue;
     // Kernels of medpipe's own (fused ops) have no tfjs original to wrap or restore.
@@ -706,7 +730,7 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(fallback), [REGISTERED]: true };
     tf.registerKernel(config);
   }
-  return mine.map(([n]) => n);
+  return kept.map(([n]) => n);
 }
 
 /** Puts tfjs-webgpu's own kernels back (tests compare both). */
