@@ -100,6 +100,19 @@ gpuTest('Conv2DBackpropInput (WGSL tiled GEMM) matches cpu: strides, paddings, o
     const attrs = { inputShape: xShape, strides, pad, dataFormat: 'NHWC' };
     same(`${what} bpInput`, [F(yShape), F(fShape)], (dy, f) => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as T, 1e-4, 'webgpu');
   }
+  // ResNet's strided convs (split by stride phase: a phase may have no taps at all) and a
+  // filter smaller than its stride.
+  const cases: [number[], number[], [number, number], Pad][] = [
+    [[2, 9, 11, 6], [1, 1, 6, 10], [2, 2], 'valid'],
+    [[1, 13, 12, 5], [3, 3, 5, 7], [2, 2], 'same'],
+    [[2, 15, 15, 3], [7, 7, 3, 9], [2, 2], [[0, 0], [3, 3], [3, 3], [0, 0]]],
+    [[1, 10, 11, 4], [2, 1, 4, 5], [3, 2], [[0, 0], [1, 0], [0, 1], [0, 0]]],
+  ];
+  for (const [xShape, fShape, strides, pad] of cases) {
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), strides, pad).shape;
+    const attrs = { inputShape: xShape, strides, pad, dataFormat: 'NHWC' };
+    same(`x ${xShape} f ${fShape} s ${strides} pad ${JSON.stringify(pad)} bpInput`, [F(yShape), F(fShape)], (dy, f) => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as T, 1e-4, 'webgpu');
+  }
 });
 
 gpuTest("medpipe's kernel replaces tfjs-webgpu's and agrees with it", () => {

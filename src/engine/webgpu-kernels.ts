@@ -86,9 +86,11 @@ const ROW4 = 17;
  * dynamically indexed private array, which a GPU compiler may put in local memory), tile
  * reads as vec4. A and B are never materialised: the kernel's `helpers` define
  * `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range (m < M, n < N,
- * k inside the slice): an implicit im2col.
+ * k inside the slice): an implicit im2col. `slice` (WGSL) may redefine, per workgroup, the
+ * rows `M`, the K range `kBegin`..`kEnd` and `fn outIndex(m, n) -> i32` (default: split-K
+ * slice z of K, row-major [z][M][N]).
  */
-function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest }): Program {
+function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest; slice?: string }): Program {
   const stage = (which: 'A' | 'B', order: Fastest, bound: string, load: string) => `
             {
               let kk = ${order === 'k' ? `e % ${TK}` : 'e / 64'};
@@ -121,8 +123,9 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
         let ty = tid / 16;
         let m0 = i32(workgroupId.x) * 64;
         let n0 = i32(workgroupId.y) * 64;
+        ${o.slice ?? `let M = uniforms.M;
         let kBegin = i32(workgroupId.z) * uniforms.chunk;
-        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
+        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);`}
         var acc0 = vec4<f32>(0.0);
         var acc1 = vec4<f32>(0.0);
         var acc2 = vec4<f32>(0.0);
@@ -131,7 +134,7 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
           let k0 = kBegin + t * ${TK};
           for (var i = 0; i < ${(TK * 64) / 256}; i++) {
             let e = tid + i * 256;
-            ${stage('A', o.a, 'uniforms.M', 'loadA(o, k)')}
+            ${stage('A', o.a, 'M', 'loadA(o, k)')}
             ${stage('B', o.b, 'uniforms.N', 'loadB(k, o)')}
           }
           workgroupBarrier();
@@ -145,14 +148,13 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
           }
           workgroupBarrier();
         }
-        let base = i32(workgroupId.z) * uniforms.M * uniforms.N;
         let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
         for (var i = 0; i < 4; i++) {
           let m = m0 + ty * 4 + i;
           for (var j = 0; j < 4; j++) {
             let n = n0 + tx * 4 + j;
-            if (m < uniforms.M && n < uniforms.N) {
-              result[base + m * uniforms.N + n] = rows[i][j];
+            if (m < M && n < uniforms.N) {
+              result[${o.slice ? 'outIndex(m, n)' : 'i32(workgroupId.z) * uniforms.M * uniforms.N + m * uniforms.N + n'}] = rows[i][j];
             }
           }
         }
@@ -201,22 +203,49 @@ function convFilterGemm(outputShape: number[], dispatch: [number, number, number
   });
 }
 
-/** dx[M = B*H*W, N = CI] = dy scattered back [M x K = KH*KW*CO] . W^T [K x N]: row m is input
- *  pixel (b, ih, iw), column k the tap (kh, kw, co) whose output pixel reads it, zero where
- *  none does (off the output, or between strides). */
+/**
+ * dx[M = B*H*W, N = CI] = dy scattered back [M x K = KH*KW*CO] . W^T [K x N]: row m is input
+ * pixel (b, ih, iw), column k the tap (kh, kw, co) whose output pixel reads it.
+ *
+ * With strides, most taps of a pixel land between output pixels (3 of 4 at stride 2): the
+ * pixels are split by phase, (ih + pt) % sh and (iw + pl) % sw, one GEMM per phase
+ * (workgroupId.z), each over only the taps of its phase (kh = ph + u * sh), so no
+ * multiply-by-zero is done. A phase with no taps (a 1x1 stride-2 conv's odd pixels) writes
+ * its zeros. The 1x1 stride-1 case reads dy and W directly.
+ */
 function convInputGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
-  const loadA = isPointwise ? 'return dy[m * uniforms.CO + k];' : `
-        let co = k % uniforms.CO;
+  const pointwiseHelpers = `
+      fn loadA(m : i32, k : i32) -> f32 {
+        return dy[m * uniforms.CO + k];
+      }
+      fn loadB(k : i32, n : i32) -> f32 {
+        return W[n * uniforms.CO + k];
+      }`;
+  const phaseHelpers = `
+      var<private> ph : i32;
+      var<private> pw : i32;
+      var<private> ih0 : i32;
+      var<private> iw0 : i32;
+      var<private> Hp : i32;
+      var<private> Wp : i32;
+      var<private> KWp : i32;
+      // Pixel (b, ih, iw) of row m of this phase.
+      fn pixel(m : i32) -> vec3<i32> {
+        let q = m / Wp;
+        return vec3<i32>(q / Hp, ih0 + (q % Hp) * uniforms.sh, iw0 + (m % Wp) * uniforms.sw);
+      }
+      // Tap (kh, kw, co) of column k of this phase.
+      fn tap(k : i32) -> vec3<i32> {
         let r = k / uniforms.CO;
-        let kw = r % uniforms.KW;
-        let kh = r / uniforms.KW;
-        let iw = m % uniforms.W;
-        let q = m / uniforms.W;
-        let ih = q % uniforms.H;
-        let b = q / uniforms.H;
-        let th = ih + uniforms.pt - kh;
-        let tw = iw + uniforms.pl - kw;
-        if (th < 0 || tw < 0 || th % uniforms.sh != 0 || tw % uniforms.sw != 0) {
+        return vec3<i32>(ph + (r / KWp) * uniforms.sh, pw + (r % KWp) * uniforms.sw, k % uniforms.CO);
+      }
+      fn loadA(m : i32, k : i32) -> f32 {
+        let p = pixel(m);
+        let t = tap(k);
+        // Divisible by the stride by construction; off the output when negative or past it.
+        let th = p.y + uniforms.pt - t.x;
+        let tw = p.z + uniforms.pl - t.y;
+        if (th < 0 || tw < 0) {
           return 0.0;
         }
         let oh = th / uniforms.sh;
@@ -224,17 +253,37 @@ function convInputGemm(outputShape: number[], dispatch: [number, number, number]
         if (oh >= uniforms.OH || ow >= uniforms.OW) {
           return 0.0;
         }
-        return dy[((b * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + co];`;
-  // W is [KH, KW, CI, CO]: tap k = (kh * KW + kw) * CO + co, column n = ci.
-  const loadB = isPointwise ? 'return W[n * uniforms.CO + k];' : 'return W[((k / uniforms.CO) * uniforms.CI + n) * uniforms.CO + k % uniforms.CO];';
-  return tiledGemm({
-    key: `medpipeConvInputGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: CONV_UNIFORMS, a: 'k', b: 'k',
-    helpers: `
-      fn loadA(m : i32, k : i32) -> f32 {${loadA}
+        return dy[((p.x * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + t.z];
       }
+      // W is [KH, KW, CI, CO].
       fn loadB(k : i32, n : i32) -> f32 {
-        ${loadB}
-      }`,
+        let t = tap(k);
+        return W[((t.x * uniforms.KW + t.y) * uniforms.CI + n) * uniforms.CO + t.z];
+      }
+      fn outIndex(m : i32, n : i32) -> i32 {
+        let p = pixel(m);
+        return ((p.x * uniforms.H + p.y) * uniforms.W + p.z) * uniforms.CI + n;
+      }
+      // How many of 0..size-1 are congruent to r modulo s (r in 0..s-1).
+      fn countMod(size : i32, r : i32, s : i32) -> i32 {
+        return select(0, (size - r + s - 1) / s, r < size);
+      }`;
+  // Per workgroup (uniform: from workgroupId.z and uniforms): this phase's rows and taps.
+  const phaseSlice = `
+        ph = i32(workgroupId.z) / uniforms.sw;
+        pw = i32(workgroupId.z) % uniforms.sw;
+        ih0 = ((ph - uniforms.pt) % uniforms.sh + uniforms.sh) % uniforms.sh;
+        iw0 = ((pw - uniforms.pl) % uniforms.sw + uniforms.sw) % uniforms.sw;
+        Hp = countMod(uniforms.H, ih0, uniforms.sh);
+        Wp = countMod(uniforms.W, iw0, uniforms.sw);
+        KWp = countMod(uniforms.KW, pw, uniforms.sw);
+        let M = uniforms.B * Hp * Wp;
+        let kBegin = 0;
+        let kEnd = countMod(uniforms.KH, ph, uniforms.sh) * KWp * uniforms.CO;`;
+  return tiledGemm({
+    key: `medpipeConvInputGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: `${CONV_UNIFORMS} B : i32, KH : i32,`, a: 'k', b: 'k',
+    helpers: isPointwise ? pointwiseHelpers : phaseHelpers,
+    ...(isPointwise ? {} : { slice: phaseSlice }),
   });
 }
 
@@ -300,13 +349,16 @@ function conv2DBackpropInput(tf: Tf, original: KernelFunc): KernelFunc {
     if (a.dataFormat === 'NCHW' || dy.dtype !== 'float32') return original(args as Parameters<KernelFunc>[0]);
     const be = args.backend as WebGPUBackendLike;
     const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode);
-    const M = info.batchSize * info.inHeight * info.inWidth;
+    const { strideHeight: sh, strideWidth: sw } = info;
+    // The largest phase: ceil(H / sh) x ceil(W / sw) pixels, ceil(KH / sh) x ceil(KW / sw) taps.
+    const M = info.batchSize * Math.ceil(info.inHeight / sh) * Math.ceil(info.inWidth / sw);
     const N = info.inChannels;
-    const K = info.filterHeight * info.filterWidth * info.outChannels;
+    const K = Math.ceil(info.filterHeight / sh) * Math.ceil(info.filterWidth / sw) * info.outChannels;
     if (Math.ceil(M / 64) > MAX_WORKGROUPS) return original(args as Parameters<KernelFunc>[0]);
     const chunk = Math.ceil(K / TK) * TK;
-    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), 1], chunk / TK, pointwise(info));
-    return be.runWebGPUProgram(prog, [dy, filter], 'float32', convUniforms(info, M, N, K, chunk));
+    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), sh * sw], chunk / TK, pointwise(info));
+    const uniforms = [...convUniforms(info, M, N, K, chunk), ...[info.batchSize, info.filterHeight].map((v): UniformEntry => ({ type: 'int32', data: [v] }))];
+    return be.runWebGPUProgram(prog, [dy, filter], 'float32', uniforms);
   }) as unknown as KernelFunc;
 }
 
