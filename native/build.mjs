@@ -48,7 +48,7 @@ async function compileAndLink(cxx, include, outFile) {
   const objDir = join(outDir, `obj-${process.pid}`);
   mkdirSync(objDir, { recursive: true });
   try {
-    const flags = ['-O3', '-ffp-contract=off', '-std=c++17', '-fPIC', '-pthread', '-fvisibility=hidden', '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`];
+    const flags = ['-O3', '-ffp-contract=off', '-fno-math-errno', '-std=c++17', '-fPIC', '-pthread', '-fvisibility=hidden', '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`];
     const queue = sources().map((src) => [src, join(objDir, basename(src).replace(/\.cc$/, '.o'))]);
     const objects = queue.map(([, o]) => o);
     let failure;

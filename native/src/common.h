@@ -13,6 +13,16 @@
 #define MP_X86 1
 #endif
 
+// A loop compiled for AVX-512, AVX2 and baseline x86-64, picked at load (target_clones): the
+// rest of the sources compile for baseline (SSE2). Only element-wise loops get it, with no
+// reassociation and no fused multiply-adds (-ffp-contract=off), so every ISA gives the
+// same bits.
+#ifdef MP_X86
+#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MP_CLONES
+#endif
+
 namespace mp {
 
 // A kernel's refusal (bad sizes, an offset outside the heap, an unknown code): the N-API

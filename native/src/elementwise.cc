@@ -78,11 +78,6 @@ inline float erf_f32(float a) {
   return p / q;
 }
 
-#ifdef MP_X86
-#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MP_CLONES
-#endif
 
 MP_CLONES void exp_loop(long n, const float* x, float* y) {
   for (long i = 0; i < n; i++) y[i] = exp_f32(x[i]);

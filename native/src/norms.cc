@@ -10,77 +10,107 @@
 namespace mp {
 namespace {
 
-// The per-row loops, compiled for AVX-512, AVX2 and baseline x86-64 (target_clones): each
-// is element-wise along the channels (no reassociation, -ffp-contract=off), so every ISA
-// gives the same bits.
-#ifdef MP_X86
-#define MP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MP_CLONES
-#endif
+// The loops over a range of rows of [rows x C], compiled for AVX-512, AVX2 and baseline
+// (MP_CLONES): one call per chunk of rows, not per row (a call and a ragged vector tail per
+// 16-channel row cost more than its arithmetic). Each is element-wise along the channels
+// and adds rows in order (no reassociation, -ffp-contract=off): every ISA, and any chunking
+// of the element-wise passes, gives the same bits.
 
-MP_CLONES void row_sum(long C, const float* x, double* acc) {
-  for (long k = 0; k < C; k++) acc[k] += x[k];
-}
-MP_CLONES void row_sq(long C, const float* x, const double* mean, double* acc) {
-  for (long k = 0; k < C; k++) { const double d = x[k] - mean[k]; acc[k] += d * d; }
-}
-// acc[c] += g, acc[C + c] += g (x - mean), g = dy masked by y > 0 when y is given.
-MP_CLONES void row_grad_sums(long C, const float* dy, const float* y, const float* x, const float* mean, double* acc) {
-  if (y) {
-    for (long c = 0; c < C; c++) {
-      const double g = y[c] > 0.f ? dy[c] : 0.f;
-      acc[c] += g;
-      acc[C + c] += g * ((double)x[c] - mean[c]);
-    }
-  } else {
-    for (long c = 0; c < C; c++) {
-      const double g = dy[c];
-      acc[c] += g;
-      acc[C + c] += g * ((double)x[c] - mean[c]);
-    }
-  }
-}
-// len channels from one row: y = (x - mean) * mul + add (+ res), ReLU'd when relu.
-MP_CLONES void span_norm(long len, const float* x, const float* mean, const float* mul, const float* add,
-                         const float* res, bool relu, float* y) {
-  if (res) {
-    for (long k = 0; k < len; k++) {
-      const float v = (x[k] - mean[k]) * mul[k] + add[k] + res[k];
-      y[k] = v > 0.f ? v : 0.f;
-    }
-  } else if (relu) {
-    for (long k = 0; k < len; k++) {
-      const float v = (x[k] - mean[k]) * mul[k] + add[k];
-      y[k] = v > 0.f ? v : 0.f;
-    }
-  } else {
-    for (long k = 0; k < len; k++) y[k] = (x[k] - mean[k]) * mul[k] + add[k];
-  }
-}
-// len channels from one row: dx = k1 (g - k2 - (x - mean) k3), g = dy masked by y > 0 when y is given.
-MP_CLONES void span_bn_dx(long len, const float* dy, const float* y, const float* x, const float* mean, const float* k1,
-                          const float* k2, const float* k3, float* dx) {
-  if (y) {
-    for (long k = 0; k < len; k++) {
-      const float g = y[k] > 0.f ? dy[k] : 0.f;
-      dx[k] = k1[k] * (g - k2[k] - (x[k] - mean[k]) * k3[k]);
-    }
-  } else {
-    for (long k = 0; k < len; k++) dx[k] = k1[k] * (dy[k] - k2[k] - (x[k] - mean[k]) * k3[k]);
-  }
+// y > 0 ? d : +0, as a bit mask: GCC does not if-convert the select in these loops.
+inline float relu_mask(float y, float d) {
+  const uint32_t m = 0u - (uint32_t)(y > 0.f);
+  return __builtin_bit_cast(float, __builtin_bit_cast(uint32_t, d) & m);
 }
 
-// f(row offset, partial row of width * C doubles) accumulates one row.
+MP_CLONES void rows_sum(long r0, long r1, long C, const float* __restrict x, double* __restrict acc) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * C;
+    for (long k = 0; k < C; k++) acc[k] += xr[k];
+  }
+}
+MP_CLONES void rows_sq(long r0, long r1, long C, const float* __restrict x, const double* __restrict mean, double* __restrict acc) {
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * C;
+    for (long k = 0; k < C; k++) { const double d = xr[k] - mean[k]; acc[k] += d * d; }
+  }
+}
+// acc[c] += g, acc[C + c] += g (x - mean), g = dy masked by y > 0 when y is given (and then
+// written to gout when given: the residual's gradient, read again by the dx pass).
+MP_CLONES void rows_grad_sums(long r0, long r1, long C, const float* __restrict dy, const float* __restrict y,
+                              const float* __restrict x, const float* __restrict mean, double* __restrict acc,
+                              float* __restrict gout) {
+  double* acc2 = acc + C;
+  for (long r = r0; r < r1; r++) {
+    const long at = r * C;
+    if (y && gout) {
+      for (long c = 0; c < C; c++) {
+        const float gf = relu_mask(y[at + c], dy[at + c]);
+        gout[at + c] = gf;
+        const double g = gf;
+        acc[c] += g;
+        acc2[c] += g * ((double)x[at + c] - mean[c]);
+      }
+    } else if (y) {
+      for (long c = 0; c < C; c++) {
+        const double g = relu_mask(y[at + c], dy[at + c]);
+        acc[c] += g;
+        acc2[c] += g * ((double)x[at + c] - mean[c]);
+      }
+    } else {
+      for (long c = 0; c < C; c++) {
+        const double g = dy[at + c];
+        acc[c] += g;
+        acc2[c] += g * ((double)x[at + c] - mean[c]);
+      }
+    }
+  }
+}
+// y = (x - mean) * mul + add (+ res), ReLU'd when relu, rows [r0, r1).
+MP_CLONES void rows_norm(long r0, long r1, long C, const float* __restrict x, const float* __restrict mean,
+                         const float* __restrict mul, const float* __restrict add, const float* __restrict res, bool relu,
+                         float* __restrict y) {
+  for (long r = r0; r < r1; r++) {
+    const long at = r * C;
+    if (res) {
+      for (long k = 0; k < C; k++) {
+        const float v = (x[at + k] - mean[k]) * mul[k] + add[k] + res[at + k];
+        y[at + k] = v > 0.f ? v : 0.f;
+      }
+    } else if (relu) {
+      for (long k = 0; k < C; k++) {
+        const float v = (x[at + k] - mean[k]) * mul[k] + add[k];
+        y[at + k] = v > 0.f ? v : 0.f;
+      }
+    } else {
+      for (long k = 0; k < C; k++) y[at + k] = (x[at + k] - mean[k]) * mul[k] + add[k];
+    }
+  }
+}
+// dx = k1 (g - k2 - (x - mean) k3), g = dy masked by y > 0 when y is given, rows [r0, r1).
+MP_CLONES void rows_bn_dx(long r0, long r1, long C, const float* __restrict dy, const float* __restrict y,
+                          const float* __restrict x, const float* __restrict mean, const float* __restrict k1,
+                          const float* __restrict k2, const float* __restrict k3, float* __restrict dx) {
+  for (long r = r0; r < r1; r++) {
+    const long at = r * C;
+    if (y) {
+      for (long k = 0; k < C; k++) {
+        const float g = relu_mask(y[at + k], dy[at + k]);
+        dx[at + k] = k1[k] * (g - k2[k] - (x[at + k] - mean[k]) * k3[k]);
+      }
+    } else {
+      for (long k = 0; k < C; k++) dx[at + k] = k1[k] * (dy[at + k] - k2[k] - (x[at + k] - mean[k]) * k3[k]);
+    }
+  }
+}
+
+// f(r0, r1, acc) accumulates rows [r0, r1) into a partial of width * C doubles; partials
+// are per fixed chunk of rows and added in chunk order.
 template <class F>
 void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f) {
   const long RC = std::max(1L, 65536 / C);  // rows per chunk
   const long chunks = (rows + RC - 1) / RC;
   std::vector<double> part((size_t)chunks * width * C, 0.0);
-  auto run = [&](int k, int) {
-    double* acc = part.data() + (size_t)k * width * C;
-    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) f(r * C, acc);
-  };
+  auto run = [&](int k, int) { f((long)k * RC, std::min(rows, (long)(k + 1) * RC), part.data() + (size_t)k * width * C); };
   if (chunks == 1) run(0, 0);
   else parallel((int)chunks, run);
   out.assign((size_t)width * C, 0.0);
@@ -90,10 +120,19 @@ void channel_sums(long rows, long C, int width, std::vector<double>& out, F&& f)
   }
 }
 
+// f(r0, r1) over the rows of [rows x C] in chunks of about EW_CHUNK elements (element-wise).
+template <class F>
+void for_rows(long rows, long C, F&& f) {
+  const long RC = std::max(1L, EW_CHUNK / C);
+  const long chunks = (rows + RC - 1) / RC;
+  if (chunks <= 1) { if (rows > 0) f(0L, rows); return; }
+  parallel((int)chunks, [&](int k, int) { f((long)k * RC, std::min(rows, (long)(k + 1) * RC)); });
+}
+
 // BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
 std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, dy + at, nullptr, x + at, mean, acc); });
+  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, nullptr, x, mean, acc, nullptr); });
   return s;
 }
 
@@ -108,13 +147,7 @@ void batch_norm(long rows, long C, const float* x, const float* mean, const floa
   }
   const float* pm = mul.data();
   const float* pa = add.data();
-  for_chunks(rows * C, [&](long i0, long i1) {
-    for (long i = i0; i < i1;) {
-      const long j = i % C, len = std::min(i1 - i, C - j);
-      span_norm(len, x + i, mean + j, pm + j, pa + j, nullptr, false, y + i);
-      i += len;
-    }
-  });
+  for_rows(rows, C, [&](long r0, long r1) { rows_norm(r0, r1, C, x, mean, pm, pa, nullptr, false, y); });
 }
 
 // Rows and channels of a [rows x C] op at args 0, 1: whole numbers, rows >= min_rows, C >= 1.
@@ -135,9 +168,7 @@ void op_col_reduce(const Call& c) {
   float* out = c.span(c.arg[3], C);
   const double scale = c.arg[4];
   std::vector<double> s;
-  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    row_sum(C, x + at, acc);
-  });
+  channel_sums(rows, C, 1, s, [&](long r0, long r1, double* acc) { rows_sum(r0, r1, C, x, acc); });
   for (long k = 0; k < C; k++) out[k] = (float)(s[k] * scale);
 }
 
@@ -173,15 +204,11 @@ namespace {
 void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, const float* residual,
               bool relu, float eps, float* y, float* mean_out, float* var_out) {
   std::vector<double> s;
-  channel_sums(rows, C, 1, s, [&](long at, double* acc) {
-    row_sum(C, x + at, acc);
-  });
+  channel_sums(rows, C, 1, s, [&](long r0, long r1, double* acc) { rows_sum(r0, r1, C, x, acc); });
   std::vector<double> mean(C);
   for (long k = 0; k < C; k++) mean[k] = s[k] / rows;
   std::vector<double> q;
-  channel_sums(rows, C, 1, q, [&](long at, double* acc) {
-    row_sq(C, x + at, mean.data(), acc);
-  });
+  channel_sums(rows, C, 1, q, [&](long r0, long r1, double* acc) { rows_sq(r0, r1, C, x, mean.data(), acc); });
   std::vector<float> var(C), mf(C);
   for (long k = 0; k < C; k++) {
     mf[k] = mean_out[k] = (float)mean[k];
@@ -195,13 +222,7 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
   }
   const float *pm = mul.data(), *pa = add.data(), *pmean = mf.data();
   // Same rounding as the composed ops: the normalised value, + residual, then max(0, .).
-  for_chunks(rows * C, [&](long i0, long i1) {
-    for (long i = i0; i < i1;) {
-      const long j = i % C, len = std::min(i1 - i, C - j);
-      span_norm(len, x + i, pmean + j, pm + j, pa + j, residual ? residual + i : nullptr, relu, y + i);
-      i += len;
-    }
-  });
+  for_rows(rows, C, [&](long r0, long r1) { rows_norm(r0, r1, C, x, pmean, pm, pa, residual, relu, y); });
 }
 
 // The gradient through the batch statistics (as autograd of the composed ops gives) of
@@ -212,17 +233,13 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
 void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* y, const float* mean,
                    const float* var, const float* scale, float eps, float* dx, float* dscale, float* doffset,
                    float* dres) {
-  const float* g = dy;
-  if (y && dres) {
-    // Written once, read by both passes below (and returned as the residual's gradient).
-    for_chunks(rows * C, [&](long i0, long i1) {
-      for (long i = i0; i < i1; i++) dres[i] = y[i] > 0.f ? dy[i] : 0.f;
-    });
-    g = dres;
-    y = nullptr;
-  }
+  // With a residual, the masked gradient is written once by the sums' pass (it is the
+  // residual's gradient) and the dx pass reads it unmasked.
+  float* gout = y ? dres : nullptr;
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long at, double* acc) { row_grad_sums(C, g + at, y ? y + at : nullptr, x + at, mean, acc); });
+  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, y, x, mean, acc, gout); });
+  const float* g = gout ? gout : dy;
+  if (gout) y = nullptr;
   std::vector<float> k1(C), k2(C), k3(C);
   for (long k = 0; k < C; k++) {
     const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
@@ -233,13 +250,7 @@ void bn_train_grad(long rows, long C, const float* dy, const float* x, const flo
     k3[k] = (float)(rstd * rstd * s[C + k] / rows);
   }
   const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
-  for_chunks(rows * C, [&](long i0, long i1) {
-    for (long i = i0; i < i1;) {
-      const long j = i % C, len = std::min(i1 - i, C - j);
-      span_bn_dx(len, g + i, y ? y + i : nullptr, x + i, mean + j, p1 + j, p2 + j, p3 + j, dx + i);
-      i += len;
-    }
-  });
+  for_rows(rows, C, [&](long r0, long r1) { rows_bn_dx(r0, r1, C, g, y, x, mean, p1, p2, p3, dx); });
 }
 
 }  // namespace
@@ -330,12 +341,14 @@ void op_layer_norm_grad(const Call& c) {
   float* dscale = c.span(c.arg[8], D);
   float* doffset = c.span(c.arg[9], D);
   std::vector<double> s;
-  channel_sums(rows, D, 2, s, [&](long at, double* acc) {
-    const long r = at / D;
-    for (long j = 0; j < D; j++) {
-      const double g = dy[at + j];
-      acc[j] += g * (((double)x[at + j] - mean[r]) * rstd[r]);
-      acc[D + j] += g;
+  channel_sums(rows, D, 2, s, [&](long r0, long r1, double* acc) {
+    for (long r = r0; r < r1; r++) {
+      const long at = r * D;
+      for (long j = 0; j < D; j++) {
+        const double g = dy[at + j];
+        acc[j] += g * (((double)x[at + j] - mean[r]) * rstd[r]);
+        acc[D + j] += g;
+      }
     }
   });
   for (long j = 0; j < D; j++) { dscale[j] = (float)s[j]; doffset[j] = (float)s[D + j]; }

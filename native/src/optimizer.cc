@@ -14,18 +14,40 @@ struct AdamScalars {
   float b1, omb1, b2, omb2, bc2, eps, step, wd, keep;  // step = lr / bc1, keep = 1 - lr * wd
 };
 
-void adam_range(const AdamScalars& s, int mode, float* p, float* m, float* v, const float* g, long i0, long i1) {
-  for (long i = i0; i < i1; i++) {
-    float pi = p[i];
-    float gi = g[i];
-    if (mode == ADAM_L2) gi = gi + pi * s.wd;
-    else if (mode == ADAM_DECOUPLED) pi = pi * s.keep;
-    const float mi = m[i] * s.b1 + gi * s.omb1;
-    const float vi = v[i] * s.b2 + (gi * gi) * s.omb2;
-    m[i] = mi;
-    v[i] = vi;
-    const float denom = std::sqrt(vi / s.bc2) + s.eps;
-    p[i] = pi - (mi / denom) * s.step;
+// One loop per mode, each vectorised (MP_CLONES: AVX-512 on this CPU); sqrt and division
+// are correctly rounded in every width, so the lanes give the scalar loop's bits.
+MP_CLONES void adam_range(const AdamScalars& s, int mode, float* __restrict p, float* __restrict m, float* __restrict v,
+                          const float* __restrict g, long n) {
+  const float b1 = s.b1, omb1 = s.omb1, b2 = s.b2, omb2 = s.omb2, bc2 = s.bc2, eps = s.eps, step = s.step;
+  if (mode == ADAM_L2) {
+    const float wd = s.wd;
+    for (long i = 0; i < n; i++) {
+      const float gi = g[i] + p[i] * wd;
+      const float mi = m[i] * b1 + gi * omb1;
+      const float vi = v[i] * b2 + (gi * gi) * omb2;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] - (mi / (std::sqrt(vi / bc2) + eps)) * step;
+    }
+  } else if (mode == ADAM_DECOUPLED) {
+    const float keep = s.keep;
+    for (long i = 0; i < n; i++) {
+      const float gi = g[i];
+      const float mi = m[i] * b1 + gi * omb1;
+      const float vi = v[i] * b2 + (gi * gi) * omb2;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * keep - (mi / (std::sqrt(vi / bc2) + eps)) * step;
+    }
+  } else {
+    for (long i = 0; i < n; i++) {
+      const float gi = g[i];
+      const float mi = m[i] * b1 + gi * omb1;
+      const float vi = v[i] * b2 + (gi * gi) * omb2;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] - (mi / (std::sqrt(vi / bc2) + eps)) * step;
+    }
   }
 }
 
@@ -63,7 +85,7 @@ void op_adam(const Call& c) {
     for (size_t q = (size_t)k * per; q < std::min(pieces.size(), (size_t)(k + 1) * per); q++) {
       const Piece& pc = pieces[q];
       const Tensor& t = ts[pc.t];
-      adam_range(s, t.mode, t.p, t.m, t.v, t.g, pc.i0, pc.i1);
+      adam_range(s, t.mode, t.p + pc.i0, t.m + pc.i0, t.v + pc.i0, t.g + pc.i0, pc.i1 - pc.i0);
     }
   };
   if (total < 65536) for (int k = 0; k < chunks; k++) run(k, 0);

@@ -5,6 +5,7 @@
 
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { ownData as own } from './in-place.js';
 import { activeNative, type NativeCodes } from './native.js';
 import { WEBGPU_ADAM, type AdamAttrs } from './webgpu-adam.js';
 
@@ -33,13 +34,6 @@ export interface AdamConstants {
   /** 1 - beta1^t and 1 - beta2^t. */
   bc1: number;
   bc2: number;
-}
-
-/** Makes `t` the only holder of its data (a variable made from a tensor still shares it),
- *  so that writing in place changes nothing else. */
-function own(tf: Tf, be: { refCount(id: object): number }, t: tfTypes.Variable): void {
-  if (be.refCount(t.dataId) === 1) return;
-  tf.tidy(() => t.assign(tf.mul(t, 1)));
 }
 
 /** Runs the step natively (wasm) or as WGSL (webgpu) and returns true, or returns false

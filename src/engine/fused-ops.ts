@@ -8,6 +8,8 @@
 // BatchNorm running estimates are updated on the device.
 
 import type * as tfTypes from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { ownData } from './in-place.js';
 import { activeNative } from './native.js';
 import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
 import { RUNNING_STAT } from './webgpu-kernels.js';
@@ -56,23 +58,23 @@ export interface RunningStats {
 
 /**
  * The running estimates' update in host arithmetic, with the float32 rounding of each tfjs op
- * the composed form uses. Reading C values back is free on wasm (the heap is host memory);
- * as tfjs ops recorded on the gradient tape it was ~10 dispatches and ~20 saved copies per
- * layer.
+ * the composed form uses, written in place into the variables' data on the wasm heap (host
+ * memory). As tfjs ops recorded on the gradient tape it was ~10 dispatches and ~20 saved
+ * copies per layer; as fresh tensors assigned, three allocations and frees per layer.
  */
 function updateRunningStats(tf: Tf, r: RunningStats, mean: Tensor, variance: Tensor, n: number): void {
+  const be = tf.backend() as BackendWasm;
+  for (const v of [r.mean, r.variance, r.count]) ownData(tf, be, v);
+  // Views taken after ownData's copies: an allocation may have grown (replaced) the heap.
+  const heap = (t: Tensor) => be.typedArrayFromHeap(t);
   const f = Math.fround;
   const m = r.momentum;
-  const mix = (old: Float32Array, batch: Float32Array, scale: number): Float32Array =>
-    old.map((o, i) => f(f(o * f(1 - m)) + f(f(batch[i]! * f(scale)) * f(m))));
-  const newMean = mix(r.mean.dataSync() as Float32Array, mean.dataSync() as Float32Array, 1);
-  const newVar = mix(r.variance.dataSync() as Float32Array, variance.dataSync() as Float32Array, n / (n - 1));
-  const count = r.count.dataSync()[0]! + 1;
-  tf.tidy(() => {
-    r.mean.assign(tf.tensor(newMean, r.mean.shape, 'float32'));
-    r.variance.assign(tf.tensor(newVar, r.variance.shape, 'float32'));
-    r.count.assign(tf.tensor(count, r.count.shape, r.count.dtype));
-  });
+  const mix = (old: ArrayLike<number> & { [i: number]: number }, batch: ArrayLike<number>, scale: number): void => {
+    for (let i = 0; i < old.length; i++) old[i] = f(f(old[i]! * f(1 - m)) + f(f(batch[i]! * f(scale)) * f(m)));
+  };
+  mix(heap(r.mean), heap(mean), 1);
+  mix(heap(r.variance), heap(variance), n / (n - 1));
+  heap(r.count)[0]! += 1;
 }
 
 /** The same update as device kernels: on a GPU a host read per layer would stall the queue. */
