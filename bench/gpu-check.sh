@@ -2,7 +2,8 @@
 # On a GPU machine, from a built checkout (npm ci && npm run build, or a tree carried from a
 # build machine with dist/, native/build/ and node_modules/): what medpipe sees, the WebGPU
 # numerics, limits and stage tests on the hardware adapter, then the GPU benchmark against
-# PyTorch with a per-kernel GPU-time profile of a medpipe training step.
+# PyTorch with a per-kernel GPU-time profile of a medpipe training step, and an A/B of
+# medpipe's conv-gradient kernels against tfjs-webgpu's on this GPU.
 #
 # A bare CUDA machine has the NVIDIA driver (whose Vulkan driver is libGLX_nvidia.so.0) but
 # often neither Node nor the Vulkan loader: bench/gpu-bundle.sh, run on the build machine,
@@ -82,4 +83,10 @@ if [ -z "${MEDPIPE_BENCH_PYTHON:-}" ]; then
 fi
 say "PyTorch: ${MEDPIPE_BENCH_PYTHON:-none with CUDA found (rows without it)}"
 say "bench gpu"; node dist/bench/run.js gpu || status=1
+# Which conv-gradient kernels to keep on this GPU: medpipe's tiled GEMMs against tfjs-webgpu's
+# own (MEDPIPE_WEBGPU_KERNELS=-Name leaves one of medpipe's out if it loses here).
+for k in Conv2DBackpropInput Conv2DBackpropFilter; do
+  say "A/B $k: tfjs-webgpu's (A) vs medpipe's (B), a ResNet50@224 step at batch 16"
+  node dist/bench/webgpu-ab.js resnet50@224 16 2 "$k" || status=1
+done
 exit $status

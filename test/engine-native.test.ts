@@ -71,6 +71,10 @@ test('native conv gradients (input and filter) match cpu', { skip }, () => {
   // One case past the GEMM's blocking (K > 256, several row blocks) and ResNet's shapes.
   same('pointwise 1x1 large', [F([2, 14, 14, 300]), F([1, 1, 300, 70])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid'))))([x, f]));
+  // Stride 1 with 64 channels: the input gradient as a forward conv of dy over the taps
+  // backwards, 8-channel strips packed whole (and K = 9 x 48 past one k-block).
+  same('3x3 stride 1 64 channels', [F([2, 11, 10, 64]), F([3, 3, 64, 48])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
   same('3x3 stride 2 large', [F([2, 15, 15, 40]), F([3, 3, 40, 33])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]))))([x, f]));
 });

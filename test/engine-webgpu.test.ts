@@ -84,6 +84,37 @@ gpuTest('Conv2DBackpropFilter (WGSL tiled GEMM) matches cpu: strides, paddings, 
   }
 });
 
+gpuTest('Conv2DBackpropInput (WGSL tiled GEMM) matches cpu: strides, paddings, odd sizes, 1x1', () => {
+  for (let i = 0; i < 12; i++) {
+    // Every third case a 1 x 1 stride-1 conv (the bottlenecks' pointwise path), some with
+    // more than one 64-wide tile of rows and of input channels.
+    const point = i % 3 === 0;
+    const kh = point ? 1 : int(1, 7);
+    const kw = point ? 1 : int(1, 7);
+    const strides: [number, number] = point ? [1, 1] : [pick([1, 2, 3]), pick([1, 2])];
+    const pad = point ? 'valid' : randomPad(kh, kw);
+    const xShape = [int(1, 3), int(kh + 1, 17), int(kw + 1, 17), i % 4 === 1 ? int(60, 140) : int(1, 9)];
+    const fShape = [kh, kw, xShape[3]!, int(1, i % 4 === 2 ? 90 : 40)];
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), strides, pad).shape;
+    const what = `x ${xShape} f ${fShape} s ${strides} pad ${JSON.stringify(pad)}`;
+    const attrs = { inputShape: xShape, strides, pad, dataFormat: 'NHWC' };
+    same(`${what} bpInput`, [F(yShape), F(fShape)], (dy, f) => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as T, 1e-4, 'webgpu');
+  }
+  // ResNet's strided convs (split by stride phase: a phase may have no taps at all) and a
+  // filter smaller than its stride.
+  const cases: [number[], number[], [number, number], Pad][] = [
+    [[2, 9, 11, 6], [1, 1, 6, 10], [2, 2], 'valid'],
+    [[1, 13, 12, 5], [3, 3, 5, 7], [2, 2], 'same'],
+    [[2, 15, 15, 3], [7, 7, 3, 9], [2, 2], [[0, 0], [3, 3], [3, 3], [0, 0]]],
+    [[1, 10, 11, 4], [2, 1, 4, 5], [3, 2], [[0, 0], [1, 0], [0, 1], [0, 0]]],
+  ];
+  for (const [xShape, fShape, strides, pad] of cases) {
+    const yShape = tf.conv2d(z4(xShape), z4(fShape), strides, pad).shape;
+    const attrs = { inputShape: xShape, strides, pad, dataFormat: 'NHWC' };
+    same(`x ${xShape} f ${fShape} s ${strides} pad ${JSON.stringify(pad)} bpInput`, [F(yShape), F(fShape)], (dy, f) => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as T, 1e-4, 'webgpu');
+  }
+});
+
 gpuTest("medpipe's kernel replaces tfjs-webgpu's and agrees with it", () => {
   const x = F([2, 15, 17, 5]);
   const fShape = [3, 3, 5, 33];

@@ -1,6 +1,6 @@
 // Checkpoints mirrored to the remote cache: a run killed on one machine resumes on another.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -9,6 +9,7 @@ import { CheckpointMirror } from '../src/remote/checkpoint-mirror.js';
 import { FileBackend } from '../src/remote/file-backend.js';
 import { openRemote } from '../src/remote/open.js';
 import { ObjectRemote } from '../src/remote/remote-store.js';
+import { Store } from '../src/store/store.js';
 import { sandbox } from './support/toy.js';
 
 const RESUMABLE = `
@@ -78,4 +79,31 @@ test('a node whose remote is down runs to the end, its log saying the checkpoint
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const key = (JSON.parse((await box.cli(['show', file, 'fit', '--json'])).stdout) as { key: string }).key;
   assert.match(readFileSync(join(box.cache, 'logs', `fit.${key.slice(0, 12)}.log`), 'utf8'), /warning: could not upload checkpoint state/);
+});
+
+test('without a team key a checkpoint cut short or with a flipped byte is not resumed from, here or on the remote', async () => {
+  const remote = new ObjectRemote(new FileBackend(mkdtempSync(join(tmpdir(), 'medpipe-shared-'))));
+  const lines: string[] = [];
+  const writer = new CheckpointMirror(remote, KEY, (t) => lines.push(t), undefined);
+  await writer.save('state', new TextEncoder().encode('step 7 weights'));
+  await writer.settle();
+  const reader = () => new CheckpointMirror(remote, KEY, (t) => lines.push(t), undefined);
+  assert.equal(Buffer.from((await reader().restore('state'))!).toString(), 'step 7 weights');
+  const sealed = Buffer.from((await remote.getCheckpoint(KEY, 'state'))!);
+  await remote.putCheckpoint(KEY, 'state', sealed.subarray(0, sealed.length - 3));
+  assert.equal(await reader().restore('state'), undefined, 'a torn upload');
+  sealed[sealed.length - 1] ^= 0x01;
+  await remote.putCheckpoint(KEY, 'state', sealed);
+  assert.equal(await reader().restore('state'), undefined, 'a flipped byte');
+  assert.equal(lines.filter((l) => /ignoring checkpoint state on .*: damaged, cut short or not a medpipe checkpoint/.test(l)).length, 2, lines.join('\n'));
+
+  const store = new Store(mkdtempSync(join(tmpdir(), 'medpipe-cache-')));
+  await store.saveCheckpoint(KEY, 'state', Buffer.from('step 3'));
+  assert.equal(Buffer.from((await store.restoreCheckpoint(KEY, 'state'))!).toString(), 'step 3');
+  const file = join(store.checkpointDir(KEY), 'state');
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 1] ^= 0x01;
+  writeFileSync(file, bytes);
+  assert.equal(await store.restoreCheckpoint(KEY, 'state'), undefined, 'a local checkpoint that rotted');
+  await store.close();
 });

@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { HttpBackend } from '../src/remote/http-backend.js';
 import { ObjectRemote } from '../src/remote/remote-store.js';
 import { parseS3Url, S3Backend } from '../src/remote/s3-backend.js';
-import { defaultRetryPolicy, retryAfterMs, type RetryPolicy } from '../src/remote/retry.js';
+import { defaultRetryPolicy, retryAfterMs, retryDelayMs, TransientError, withRetries, type RetryPolicy } from '../src/remote/retry.js';
 import { sha256 } from '../src/util/hash.js';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy.js';
 import { startDavServer, startS3Server, type TestServer } from './support/remote-servers.js';
@@ -110,6 +110,32 @@ test('policy: MEDPIPE_REMOTE_RETRIES sets the bound; Retry-After reads seconds a
   assert.equal(retryAfterMs(new Date(10_000).toUTCString(), 4_000), 6000);
   assert.equal(retryAfterMs(null), undefined);
   assert.equal(retryAfterMs('soon'), undefined);
+});
+
+test('Retry-After is waited for (up to the ceiling), backoff doubles with jitter, and a non-transient error is not retried', async () => {
+  const policy: RetryPolicy = { retries: 3, minTimeout: 100, maxTimeout: 2000 };
+  assert.equal(retryDelayMs(policy, 1, undefined, 0), 100);
+  assert.equal(retryDelayMs(policy, 3, undefined, 0.5), 600);
+  assert.equal(retryDelayMs(policy, 9, undefined, 0.99), 2000, 'never past maxTimeout');
+  assert.equal(retryDelayMs(policy, 1, 1500, 0), 1500, 'Retry-After beats a shorter backoff');
+  assert.equal(retryDelayMs(policy, 1, 60_000, 0), 2000, 'but not the ceiling');
+
+  let calls = 0;
+  const started = Date.now();
+  const value = await withRetries('get x', { ...policy, minTimeout: 1 }, () => {}, async () => {
+    if (++calls === 1) throw new TransientError('503 Service Unavailable', 700);
+    return 'ok';
+  });
+  assert.equal(value, 'ok');
+  assert.equal(calls, 2);
+  assert.ok(Date.now() - started >= 690, `waited ${Date.now() - started} ms for a Retry-After of 700 ms`);
+
+  calls = 0;
+  await assert.rejects(withRetries('get y', policy, () => {}, async () => {
+    calls++;
+    throw new Error('404 Not Found');
+  }), /404/);
+  assert.equal(calls, 1);
 });
 
 test('through the CLI: B pulls everything A pushed over a flaky proxy, running nothing', async () => {

@@ -1,6 +1,7 @@
 // Hostile or stuck writers on a shared remote: unsigned remotes, required signatures, planted
 // checkpoints, forged and never-ending leases.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,12 +89,18 @@ test('remote_trust: signed (or --remote-trust signed) refuses a remote without a
   assert.deepEqual(b.runs().sort(), ['make', 'read'], 'the unsigned results were not used');
 });
 
+/** A well-formed unsigned checkpoint at step 7: its sha256 tag is what anyone can compute, a team key's HMAC is not. */
+const planted = (key: string): Buffer => {
+  const data = Buffer.from('7');
+  return Buffer.concat([Buffer.from('medpipe-ckpt/1\n'), createHash('sha256').update(`${key}\nstate\n`).update(data).digest(), data]);
+};
+
 test('a checkpoint planted on the remote steers only a run that trusts unsigned entries', async () => {
   const key = await keyOf(RESUMABLE, 'fit');
   const remote = shared();
   // What a writer without the key can put there: a well-formed but unsigned checkpoint at step 7.
   mkdirSync(join(remote, 'ckpt', key), { recursive: true });
-  writeFileSync(join(remote, 'ckpt', key, 'state'), Buffer.concat([Buffer.from('medpipe-ckpt/1\n'), Buffer.alloc(32), Buffer.from('7')]));
+  writeFileSync(join(remote, 'ckpt', key, 'state'), planted(key));
 
   const keyed = sandbox();
   const strict = keyed.write('p.yaml', RESUMABLE.replace('name: ckpt', 'name: ckpt\nremote_trust: signed'));
@@ -106,7 +113,7 @@ test('a checkpoint planted on the remote steers only a run that trusts unsigned 
   // The same plant on a remote used without a key is taken, which is what the run's warning says.
   const unsigned = shared();
   mkdirSync(join(unsigned, 'ckpt', key), { recursive: true });
-  writeFileSync(join(unsigned, 'ckpt', key, 'state'), Buffer.concat([Buffer.from('medpipe-ckpt/1\n'), Buffer.alloc(32), Buffer.from('7')]));
+  writeFileSync(join(unsigned, 'ckpt', key, 'state'), planted(key));
   const open = sandbox();
   const file = open.write('p.yaml', RESUMABLE);
   const ro = await open.cli(['run', file, '--remote', unsigned]);

@@ -11,6 +11,7 @@ namespace mp {
 namespace {
 
 std::vector<float> g_cols;
+std::vector<float> g_wt;  // the input gradient's transposed filter
 
 bool pointwise(const ConvGeom& g) {
   return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
@@ -29,9 +30,12 @@ void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, 
   const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
   Src A;  // [K x M] = im2col^T
   if (pointwise(g)) { A.p = x; A.rs = 1; A.cs = g.C; }
-  else {
-    // im2col materialised row by row (contiguous writes), then read transposed: packing
-    // straight from the image in this orientation moves a few floats per call.
+  else if (g.C % gemm_mr() == 0) {
+    // Packed straight from the image: each strip is mr channels of one tap.
+    A.kind = Src::IM2COL_T; A.p = x; A.g = &g;
+  } else {
+    // Strips spanning taps (the stem's C = 3) would redo the index arithmetic every few
+    // floats: im2col materialised row by row (contiguous writes), then read transposed.
     if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
     float* cols = g_cols.data();
     const int nt = (long)M * K < 65536 ? 1 : std::min(2 * pool_size(), M);
@@ -45,12 +49,42 @@ void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, 
   gemm(K, g.OC, M, A, B, dw, g.OC, nullptr, ACT_NONE);
 }
 
+// Stride 1: dx(ih, iw, c) = sum over taps and oc of dy(ih + pt - kh*dh, iw + pl - kw*dw, oc)
+// w(kh, kw, c, oc), i.e. a forward convolution of dy (OC channels) whose im2col walks the
+// taps backwards: padding -pt and dilation -dh in the geometry, with each tap's C x OC
+// block of the filter transposed. One GEMM over an implicit im2col of dy; the column buffer
+// (KH*KW times the size of dx) and the col2im pass are gone.
+void conv2d_backprop_input_s1(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+  const int taps = g.KH * g.KW, K = taps * g.OC;
+  const size_t wsize = (size_t)taps * g.C * g.OC;
+  if (g_wt.size() < wsize) g_wt.resize(wsize);
+  float* wt = g_wt.data();  // [tap][oc][c]
+  for (int t = 0; t < taps; t++) {
+    const float* s = w + (size_t)t * g.C * g.OC;
+    float* d = wt + (size_t)t * g.C * g.OC;
+    for (int c0 = 0; c0 < g.C; c0 += 32) {
+      const int c1 = std::min(g.C, c0 + 32);
+      for (int o = 0; o < g.OC; o++) for (int c = c0; c < c1; c++) d[(size_t)o * g.C + c] = s[(size_t)c * g.OC + o];
+    }
+  }
+  ConvGeom f;
+  f.N = g.N; f.H = g.OH; f.W = g.OW; f.C = g.OC; f.OC = g.C; f.KH = g.KH; f.KW = g.KW;
+  f.sh = 1; f.sw = 1; f.dh = -g.dh; f.dw = -g.dw; f.pt = -g.pt; f.pl = -g.pl; f.OH = g.H; f.OW = g.W;
+  Src A; A.kind = Src::IM2COL; A.p = dy; A.g = &f;
+  Src B; B.p = wt; B.rs = g.C; B.cs = 1;
+  gemm(g.N * g.H * g.W, g.C, K, A, B, dx, g.C, nullptr, ACT_NONE);
+}
+
 void conv2d_backprop_input(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
   Src A; A.p = dy; A.rs = g.OC; A.cs = 1;
   Src B; B.p = w; B.rs = 1; B.cs = g.OC;  // W^T: (oc, k) -> w[k*OC + oc]
   if (pointwise(g)) {
     gemm(M, K, g.OC, A, B, dx, K, nullptr, ACT_NONE);
+    return;
+  }
+  if (g.sh == 1 && g.sw == 1) {
+    conv2d_backprop_input_s1(g, dy, w, dx);
     return;
   }
   if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);

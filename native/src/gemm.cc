@@ -42,6 +42,20 @@ namespace {
 constexpr int ZEROS = 4096;
 const float g_zeros[ZEROS] = {};
 
+// The vectorised 8-row packer, where the chosen microkernel's strips are 8 rows (AVX-512).
+PackRows8 pick_rows8() {
+#ifdef MP_X86
+  const char* force = std::getenv("MEDPIPE_NATIVE_ISA");
+  const bool any = force == nullptr || *force == 0;
+  __builtin_cpu_init();
+  if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && MR512 == 8) {
+    return pack_rows8_avx2;
+  }
+#endif
+  return nullptr;
+}
+const PackRows8 g_rows8 = pick_rows8();
+
 // One strip of im2col rows [m0, m0+rows) x cols [p0, p0+kc) into dst[p][r] (r < mr): for
 // each filter tap, one source pointer per row (the zero page for padding), then the tap's
 // channels with contiguous stores. Row by row (im2col_run) wrote one float every mr, with a
@@ -70,13 +84,51 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
       const int ih = ihb[r] + kh * g.dh, iw = iwb[r] + kw * g.dw;
       src[r] = ih < 0 || ih >= g.H || iw < 0 || iw >= g.W ? g_zeros : x + ((nb[r] + ih) * g.W + iw) * g.C + c;
     }
-    for (int q = 0; q < run; q++) {
-      float* d = dst + (long)(p + q) * mr;
-      for (int r = 0; r < rows; r++) d[r] = src[r][q];
+    if (g_rows8 != nullptr && rows == 8 && mr == 8) g_rows8(src, run, dst + (long)p * mr);
+    else {
+      for (int q = 0; q < run; q++) {
+        float* d = dst + (long)(p + q) * mr;
+        for (int r = 0; r < rows; r++) d[r] = src[r][q];
+      }
     }
     p += run;
     c = 0;
     if (++kw == g.KW) { kw = 0; kh++; }
+  }
+  return true;
+}
+
+// One strip of the transposed im2col, A(i, p) = im2col(p, i) for rows i in [i0, i0+rows)
+// (filter-tap columns) x p in [p0, p0+kc) (output pixels), when the rows lie inside one
+// tap: each p is `rows` consecutive channels of one input pixel (or zeros), and the pixel
+// walk is incremental. The filter gradient's operand; im2col_run per p redid the index
+// arithmetic for every few floats. False (nothing written) when the rows span two taps.
+bool pack_im2col_t_strip(const ConvGeom& g, const float* x, int i0, int rows, int p0, int kc, int mr, float* dst) {
+  const int c = i0 % g.C;
+  if (c + rows > g.C) return false;
+  const int tap = i0 / g.C, kw = tap % g.KW, kh = tap / g.KW;
+  int ow = p0 % g.OW;
+  long t = p0 / g.OW;
+  int oh = (int)(t % g.OH);
+  long n = t / g.OH;
+  const bool full = rows == mr;
+  for (int p = 0; p < kc; p++) {
+    const int ih = oh * g.sh - g.pt + kh * g.dh, iw = ow * g.sw - g.pl + kw * g.dw;
+    float* d = dst + (long)p * mr;
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
+      for (int r = 0; r < mr; r++) d[r] = 0.f;
+    } else {
+      const float* s = x + ((n * g.H + ih) * g.W + iw) * g.C + c;
+      if (full && mr == 8) std::memcpy(d, s, 8 * sizeof(float));
+      else {
+        for (int r = 0; r < rows; r++) d[r] = s[r];
+        for (int r = rows; r < mr; r++) d[r] = 0.f;
+      }
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; n++; }
+    }
   }
   return true;
 }
@@ -87,7 +139,11 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
     const int rows = std::min(mr, mc - s);
     float* d = dst + (long)s * kc;
     if (A.kind == Src::STRIDED) {
-      if (A.cs == 1) {
+      if (A.cs == 1 && g_rows8 != nullptr && rows == 8 && mr == 8) {
+        const float* src[8];
+        for (int r = 0; r < 8; r++) src[r] = A.p + (long)(i0 + s + r) * A.rs + p0;
+        g_rows8(src, kc, d);
+      } else if (A.cs == 1) {
         for (int r = 0; r < rows; r++) {
           const float* a = A.p + (long)(i0 + s + r) * A.rs + p0;
           for (int p = 0; p < kc; p++) d[p * mr + r] = a[p];
@@ -104,7 +160,9 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
         for (int r = 0; r < rows; r++) im2col_run(*A.g, A.p, i0 + s + r, p0, kc, d + r, mr);
       }
     } else {  // IM2COL_T: A(i, p) = im2col(p, i)
-      for (int p = 0; p < kc; p++) im2col_run(*A.g, A.p, p0 + p, i0 + s, rows, d + (long)p * mr, 1);
+      if (!pack_im2col_t_strip(*A.g, A.p, i0 + s, rows, p0, kc, mr, d)) {
+        for (int p = 0; p < kc; p++) im2col_run(*A.g, A.p, p0 + p, i0 + s, rows, d + (long)p * mr, 1);
+      }
     }
     if (rows < mr) {
       for (int p = 0; p < kc; p++) for (int r = rows; r < mr; r++) d[p * mr + r] = 0.f;
@@ -196,6 +254,7 @@ Scratch g_scratch[64];
 
 bool bf16_supported() { return g_kernel.bf16 != nullptr; }
 const char* gemm_isa() { return g_kernel.name; }
+int gemm_mr() { return g_kernel.mr; }
 Precision gemm_precision() { return g_precision; }
 bool set_gemm_precision(Precision p) {
   if (p == PREC_BF16 && !bf16_supported()) return false;

@@ -33,6 +33,8 @@ bool set_gemm_precision(Precision p);
 Precision gemm_precision();
 bool bf16_supported();
 const char* gemm_isa();
+// Rows per A strip of the chosen microkernel (operands whose strips align with it pack faster).
+int gemm_mr();
 
 // C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
 // keeps it on the calling thread (the caller already splits work over the pool).

@@ -14,12 +14,16 @@ typedef void (*UkrBf16)(int kp, const uint32_t* A, const uint32_t* B, float* C, 
 
 void store_tile(const float* t, int nr, float* C, long ldc, bool acc, int m, int n);
 
+// dst[q * 8 + r] = src[r][q] for r < 8, q < len: one k-range of an 8-row A strip.
+typedef void (*PackRows8)(const float* const* src, int len, float* dst);
+
 constexpr int MR512 = 8, NR512 = 32;
 constexpr int MR256 = 6, NR256 = 16;
 constexpr int MRC = 4, NRC = 8;
 
 #ifdef MP_X86
 void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+void pack_rows8_avx2(const float* const* src, int len, float* dst);
 void ukr_avx2(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
 // AVX512_BF16 vdpbf16ps, MR512 x NR512 tiles, fp32 accumulation.
 void ukr_avx512bf16(int kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc, int m, int n);

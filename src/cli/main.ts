@@ -18,6 +18,7 @@ import { listManifests, verifyStore } from '../store/maintenance.js';
 import { holdingCache } from '../store/cache-lock.js';
 import { withIndexHint } from '../store/errors.js';
 import { formatRepair, repairIndex } from '../store/repair.js';
+import { assertIndexReadable } from '../store/index-probe.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError, ConfigErrors } from '../util/errors.js';
 import { modelsTable } from './models.js';
@@ -387,7 +388,10 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--keep', 'report broken entries without dropping them')
     .description('rehash every artifact; broken entries are dropped so their nodes rerun')
     .action(async (flags: { cache?: string; keep?: boolean }) => {
-      const store = new Store(existingCacheDir(flags.cache));
+      const dir = existingCacheDir(flags.cache);
+      // Read through in a child first: a damaged page can fault instead of failing, and verify must say "damaged", never crash.
+      await assertIndexReadable(dir);
+      const store = new Store(dir);
       const { checked, problems } = await holdingCache(store, 'shared', 'pipeline cache verify', () => verifyStore(store, { drop: !flags.keep }), (m) => process.stderr.write(m));
       for (const p of problems) process.stdout.write(`✖ ${p.node} (${p.key.slice(0, 12)}) output ${p.output}: ${p.problem}${flags.keep ? '' : ' — dropped'}\n`);
       process.stdout.write(`${checked} result(s) checked, ${problems.length} problem(s)\n`);

@@ -68,19 +68,54 @@ export function splitK(M: number, N: number, K: number, maxBindingBytes: number)
   return { slices: Math.ceil(K / chunk), chunk };
 }
 
-function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number): Program {
+/** How the 256 threads of a workgroup stage one operand's 16 x 64 tile: `outer` puts the 64
+ *  tile index (m or n) fastest across threads, `k` the reduction index; each operand takes
+ *  the order its memory is contiguous in, so that neighbouring threads read neighbouring
+ *  floats. */
+type Fastest = 'outer' | 'k';
+
+/** A staged tile's row stride in vec4s: 64 floats and one vec4 of padding, so that the 16
+ *  threads of a `k`-ordered stage (16 rows, one column) hit 8 banks twice rather than one
+ *  bank 16 times; still vec4-aligned for the inner loop's reads. */
+const ROW4 = 17;
+
+/**
+ * A 64 x 64 x 16 tiled GEMM, result[z][M x N] = A[M x K] . B[K x N] over the K range of slice
+ * z (workgroupId.z), the layout of tfjs-webgpu's matmul_packed: tiles staged in workgroup
+ * memory, each of the 256 threads a 4 x 4 block of outputs in four vec4 accumulators (no
+ * dynamically indexed private array, which a GPU compiler may put in local memory), tile
+ * reads as vec4. A and B are never materialised: the kernel's `helpers` define
+ * `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range (m < M, n < N,
+ * k inside the slice): an implicit im2col. `slice` (WGSL) may redefine, per workgroup, the
+ * rows `M`, the K range `kBegin`..`kEnd` and `fn outIndex(m, n) -> i32` (default: split-K
+ * slice z of K, row-major [z][M][N]).
+ */
+function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest; slice?: string }): Program {
+  const stage = (which: 'A' | 'B', order: Fastest, bound: string, load: string) => `
+            {
+              let kk = ${order === 'k' ? `e % ${TK}` : 'e / 64'};
+              let oo = ${order === 'k' ? `e / ${TK}` : 'e % 64'};
+              let k = k0 + kk;
+              let o = ${which === 'A' ? 'm0' : 'n0'} + oo;
+              var v = 0.0;
+              if (k < kEnd && o < ${bound}) {
+                v = ${load};
+              }
+              ${which}s[kk * ${ROW4} + oo / 4][oo % 4] = v;
+            }`;
   return {
-    outputShape,
+    outputShape: o.outputShape,
     // The K loop's trip count is baked in (uniform control flow around the barriers).
-    shaderKey: `medpipeConvFilterGemm_${tilesPerSlice}`,
-    dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch,
-    variableNames: ['x', 'dy'],
-    uniforms: 'M : i32, N : i32, K : i32, chunk : i32, CI : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,',
+    shaderKey: `${o.key}_${o.a}${o.b}_${o.tilesPerSlice}`,
+    dispatchLayout: { x: o.outputShape.map((_, i) => i) },
+    dispatch: o.dispatch,
+    variableNames: o.names,
+    uniforms: `M : i32, N : i32, K : i32, chunk : i32, ${o.uniforms}`,
     workgroupSize: [256, 1, 1],
     getUserCode: () => `
-      var<workgroup> As : array<f32, ${TK * 64}>;
-      var<workgroup> Bs : array<f32, ${TK * 64}>;
+      var<workgroup> As : array<vec4<f32>, ${TK * ROW4}>;
+      var<workgroup> Bs : array<vec4<f32>, ${TK * ROW4}>;
+      ${o.helpers}
 
       fn main(index : i32) {
         let tid = i32(localIndex);
@@ -88,70 +123,168 @@ function convFilterGemm(outputShape: number[], dispatch: [number, number, number
         let ty = tid / 16;
         let m0 = i32(workgroupId.x) * 64;
         let n0 = i32(workgroupId.y) * 64;
+        ${o.slice ?? `let M = uniforms.M;
         let kBegin = i32(workgroupId.z) * uniforms.chunk;
-        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);
-        var acc : array<f32, 16>;
-        for (var t = 0; t < ${tilesPerSlice}; t++) {
+        let kEnd = min(kBegin + uniforms.chunk, uniforms.K);`}
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
+        for (var t = 0; t < ${o.tilesPerSlice}; t++) {
           let k0 = kBegin + t * ${TK};
           for (var i = 0; i < ${(TK * 64) / 256}; i++) {
             let e = tid + i * 256;
-            let kk = e / 64;
-            let mm = e % 64;
-            let k = k0 + kk;
-            let m = m0 + mm;
-            var a = 0.0;
-            if (k < kEnd && m < uniforms.M) {
-              let ci = m % uniforms.CI;
-              let r = m / uniforms.CI;
-              let kw = r % uniforms.KW;
-              let kh = r / uniforms.KW;
-              let ow = k % uniforms.OW;
-              let q = k / uniforms.OW;
-              let oh = q % uniforms.OH;
-              let b = q / uniforms.OH;
-              let ih = oh * uniforms.sh - uniforms.pt + kh;
-              let iw = ow * uniforms.sw - uniforms.pl + kw;
-              if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
-                a = x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
-              }
-            }
-            As[e] = a;
-            let n = n0 + mm;
-            var bv = 0.0;
-            if (k < kEnd && n < uniforms.N) {
-              bv = dy[k * uniforms.N + n];
-            }
-            Bs[e] = bv;
+            ${stage('A', o.a, 'M', 'loadA(o, k)')}
+            ${stage('B', o.b, 'uniforms.N', 'loadB(k, o)')}
           }
           workgroupBarrier();
           for (var kk = 0; kk < ${TK}; kk++) {
-            let a0 = As[kk * 64 + ty * 4];
-            let a1 = As[kk * 64 + ty * 4 + 1];
-            let a2 = As[kk * 64 + ty * 4 + 2];
-            let a3 = As[kk * 64 + ty * 4 + 3];
-            let bq = vec4<f32>(Bs[kk * 64 + tx * 4], Bs[kk * 64 + tx * 4 + 1], Bs[kk * 64 + tx * 4 + 2], Bs[kk * 64 + tx * 4 + 3]);
-            for (var j = 0; j < 4; j++) {
-              acc[j] = acc[j] + a0 * bq[j];
-              acc[4 + j] = acc[4 + j] + a1 * bq[j];
-              acc[8 + j] = acc[8 + j] + a2 * bq[j];
-              acc[12 + j] = acc[12 + j] + a3 * bq[j];
-            }
+            let a = As[kk * ${ROW4} + ty];
+            let b = Bs[kk * ${ROW4} + tx];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
           }
           workgroupBarrier();
         }
-        let base = i32(workgroupId.z) * uniforms.M * uniforms.N;
+        let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
         for (var i = 0; i < 4; i++) {
           let m = m0 + ty * 4 + i;
           for (var j = 0; j < 4; j++) {
             let n = n0 + tx * 4 + j;
-            if (m < uniforms.M && n < uniforms.N) {
-              result[base + m * uniforms.N + n] = acc[i * 4 + j];
+            if (m < M && n < uniforms.N) {
+              result[${o.slice ? 'outIndex(m, n)' : 'i32(workgroupId.z) * uniforms.M * uniforms.N + m * uniforms.N + n'}] = rows[i][j];
             }
           }
         }
       }
     `,
   };
+}
+
+/** A 1 x 1 convolution with stride 1 and no padding: im2col is the tensor itself. */
+function pointwise(info: BackendUtil.Conv2DInfo): boolean {
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+}
+
+const CONV_UNIFORMS = 'CI : i32, CO : i32, KW : i32, OH : i32, OW : i32, H : i32, W : i32, sh : i32, sw : i32, pt : i32, pl : i32,';
+
+function convUniforms(info: BackendUtil.Conv2DInfo, M: number, N: number, K: number, chunk: number): UniformEntry[] {
+  return [M, N, K, chunk, info.inChannels, info.outChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
+    info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
+}
+
+/** dW[M = KH*KW*CI, N = CO] = im2col(x)^T [M x K = B*OH*OW] . dy [K x N]. */
+function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+  const loadA = isPointwise ? 'return x[k * uniforms.CI + m];' : `
+        let ci = m % uniforms.CI;
+        let r = m / uniforms.CI;
+        let kw = r % uniforms.KW;
+        let kh = r / uniforms.KW;
+        let ow = k % uniforms.OW;
+        let q = k / uniforms.OW;
+        let oh = q % uniforms.OH;
+        let b = q / uniforms.OH;
+        let ih = oh * uniforms.sh - uniforms.pt + kh;
+        let iw = ow * uniforms.sw - uniforms.pl + kw;
+        if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
+          return x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
+        }
+        return 0.0;`;
+  return tiledGemm({
+    key: `medpipeConvFilterGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['x', 'dy'], uniforms: CONV_UNIFORMS, a: 'outer', b: 'outer',
+    helpers: `
+      fn loadA(m : i32, k : i32) -> f32 {${loadA}
+      }
+      fn loadB(k : i32, n : i32) -> f32 {
+        return dy[k * uniforms.N + n];
+      }`,
+  });
+}
+
+/**
+ * dx[M = B*H*W, N = CI] = dy scattered back [M x K = KH*KW*CO] . W^T [K x N]: row m is input
+ * pixel (b, ih, iw), column k the tap (kh, kw, co) whose output pixel reads it.
+ *
+ * With strides, most taps of a pixel land between output pixels (3 of 4 at stride 2): the
+ * pixels are split by phase, (ih + pt) % sh and (iw + pl) % sw, one GEMM per phase
+ * (workgroupId.z), each over only the taps of its phase (kh = ph + u * sh), so no
+ * multiply-by-zero is done. A phase with no taps (a 1x1 stride-2 conv's odd pixels) writes
+ * its zeros. The 1x1 stride-1 case reads dy and W directly.
+ */
+function convInputGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+  const pointwiseHelpers = `
+      fn loadA(m : i32, k : i32) -> f32 {
+        return dy[m * uniforms.CO + k];
+      }
+      fn loadB(k : i32, n : i32) -> f32 {
+        return W[n * uniforms.CO + k];
+      }`;
+  const phaseHelpers = `
+      var<private> ph : i32;
+      var<private> pw : i32;
+      var<private> ih0 : i32;
+      var<private> iw0 : i32;
+      var<private> Hp : i32;
+      var<private> Wp : i32;
+      var<private> KWp : i32;
+      // Pixel (b, ih, iw) of row m of this phase.
+      fn pixel(m : i32) -> vec3<i32> {
+        let q = m / Wp;
+        return vec3<i32>(q / Hp, ih0 + (q % Hp) * uniforms.sh, iw0 + (m % Wp) * uniforms.sw);
+      }
+      // Tap (kh, kw, co) of column k of this phase.
+      fn tap(k : i32) -> vec3<i32> {
+        let r = k / uniforms.CO;
+        return vec3<i32>(ph + (r / KWp) * uniforms.sh, pw + (r % KWp) * uniforms.sw, k % uniforms.CO);
+      }
+      fn loadA(m : i32, k : i32) -> f32 {
+        let p = pixel(m);
+        let t = tap(k);
+        // Divisible by the stride by construction; off the output when negative or past it.
+        let th = p.y + uniforms.pt - t.x;
+        let tw = p.z + uniforms.pl - t.y;
+        if (th < 0 || tw < 0) {
+          return 0.0;
+        }
+        let oh = th / uniforms.sh;
+        let ow = tw / uniforms.sw;
+        if (oh >= uniforms.OH || ow >= uniforms.OW) {
+          return 0.0;
+        }
+        return dy[((p.x * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + t.z];
+      }
+      // W is [KH, KW, CI, CO].
+      fn loadB(k : i32, n : i32) -> f32 {
+        let t = tap(k);
+        return W[((t.x * uniforms.KW + t.y) * uniforms.CI + n) * uniforms.CO + t.z];
+      }
+      fn outIndex(m : i32, n : i32) -> i32 {
+        let p = pixel(m);
+        return ((p.x * uniforms.H + p.y) * uniforms.W + p.z) * uniforms.CI + n;
+      }
+      // How many of 0..size-1 are congruent to r modulo s (r in 0..s-1).
+      fn countMod(size : i32, r : i32, s : i32) -> i32 {
+        return select(0, (size - r + s - 1) / s, r < size);
+      }`;
+  // Per workgroup (uniform: from workgroupId.z and uniforms): this phase's rows and taps.
+  const phaseSlice = `
+        ph = i32(workgroupId.z) / uniforms.sw;
+        pw = i32(workgroupId.z) % uniforms.sw;
+        ih0 = ((ph - uniforms.pt) % uniforms.sh + uniforms.sh) % uniforms.sh;
+        iw0 = ((pw - uniforms.pl) % uniforms.sw + uniforms.sw) % uniforms.sw;
+        Hp = countMod(uniforms.H, ih0, uniforms.sh);
+        Wp = countMod(uniforms.W, iw0, uniforms.sw);
+        KWp = countMod(uniforms.KW, pw, uniforms.sw);
+        let M = uniforms.B * Hp * Wp;
+        let kBegin = 0;
+        let kEnd = countMod(uniforms.KH, ph, uniforms.sh) * KWp * uniforms.CO;`;
+  return tiledGemm({
+    key: `medpipeConvInputGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: `${CONV_UNIFORMS} B : i32, KH : i32,`, a: 'k', b: 'k',
+    helpers: isPointwise ? pointwiseHelpers : phaseHelpers,
+    ...(isPointwise ? {} : { slice: phaseSlice }),
+  });
 }
 
 function sliceSum(outputShape: number[]): Program {
@@ -197,14 +330,35 @@ function conv2DBackpropFilter(tf: Tf, original: KernelFunc): KernelFunc {
     const K = info.batchSize * info.outHeight * info.outWidth;
     const { slices, chunk } = splitK(M, N, K, be.device.limits.maxStorageBufferBindingSize ?? 128 << 20);
     const dispatch: [number, number, number] = [Math.ceil(M / 64), Math.ceil(N / 64), slices];
-    const uniforms: UniformEntry[] = [M, N, K, chunk, info.inChannels, info.filterWidth, info.outHeight, info.outWidth, info.inHeight, info.inWidth,
-      info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].map((v) => ({ type: 'int32', data: [v] }));
-    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK);
-    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', uniforms);
+    const prog = convFilterGemm(slices === 1 ? [...a.filterShape] : [slices, M, N], dispatch, chunk / TK, pointwise(info));
+    const out = be.runWebGPUProgram(prog, [x, dy], 'float32', convUniforms(info, M, N, K, chunk));
     if (slices === 1) return out;
     const summed = be.runWebGPUProgram(sliceSum([...a.filterShape]), [out], 'float32', [{ type: 'int32', data: [slices] }]);
     be.disposeData(out.dataId);
     return summed;
+  }) as unknown as KernelFunc;
+}
+
+/** Workgroups per dispatch dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
+const MAX_WORKGROUPS = 65535;
+
+function conv2DBackpropInput(tf: Tf, original: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const a = args.attrs as unknown as { inputShape: [number, number, number, number]; strides: number | [number, number]; pad: Pad; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+    if (a.dataFormat === 'NCHW' || dy.dtype !== 'float32') return original(args as Parameters<KernelFunc>[0]);
+    const be = args.backend as WebGPUBackendLike;
+    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode);
+    const { strideHeight: sh, strideWidth: sw } = info;
+    // The largest phase: ceil(H / sh) x ceil(W / sw) pixels, ceil(KH / sh) x ceil(KW / sw) taps.
+    const M = info.batchSize * Math.ceil(info.inHeight / sh) * Math.ceil(info.inWidth / sw);
+    const N = info.inChannels;
+    const K = Math.ceil(info.filterHeight / sh) * Math.ceil(info.filterWidth / sw) * info.outChannels;
+    if (Math.ceil(M / 64) > MAX_WORKGROUPS) return original(args as Parameters<KernelFunc>[0]);
+    const chunk = Math.ceil(K / TK) * TK;
+    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), sh * sw], chunk / TK, pointwise(info));
+    const uniforms = [...convUniforms(info, M, N, K, chunk), ...[info.batchSize, info.filterHeight].map((v): UniformEntry => ({ type: 'int32', data: [v] }))];
+    return be.runWebGPUProgram(prog, [dy, filter], 'float32', uniforms);
   }) as unknown as KernelFunc;
 }
 
@@ -581,10 +735,23 @@ function runningStatKernel(): KernelFunc {
 const REGISTERED = Symbol.for('medpipe.webgpu-kernel');
 const originals = new Map<string, KernelConfig>();
 
-/** Registers medpipe's kernels over tfjs-webgpu's (once); returns their names. */
-export function registerWebGPUKernels(tf: Tf): string[] {
+/** MEDPIPE_WEBGPU_KERNELS: unset = all of medpipe's kernels, '0' = none (tfjs's own),
+ *  '-A,-B' = all but A and B. */
+export function kernelsLeftOut(env: string | undefined): 'all' | string[] {
+  if (env === undefined || env === '') return [];
+  if (env === '0') return 'all';
+  const names = env.split(',').map((n) => n.trim());
+  const bad = names.find((n) => !/^-\w+$/.test(n));
+  if (bad !== undefined) throw new Error(`MEDPIPE_WEBGPU_KERNELS=${env}: expected 0 or -Name[,-Name...] (medpipe's kernels to leave out), got '${bad}'`);
+  return names.map((n) => n.slice(1));
+}
+
+/** Registers medpipe's kernels over tfjs-webgpu's (once), but those in `leaveOut`; returns
+ *  the names registered. */
+export function registerWebGPUKernels(tf: Tf, leaveOut: string[] = []): string[] {
   const mine: [string, (original: KernelFunc) => KernelFunc][] = [
     ['Conv2DBackpropFilter', (o) => conv2DBackpropFilter(tf, o)],
+    ['Conv2DBackpropInput', (o) => conv2DBackpropInput(tf, o)],
     ['AddN', addN],
     [GELU, gelu],
     [GELU_GRAD, geluGrad],
@@ -595,7 +762,13 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     [RUNNING_STAT, runningStatKernel],
     [WEBGPU_ADAM, webgpuAdamKernel],
   ];
-  for (const [name, make] of mine) {
+  // Only kernels standing in for tfjs's, one by one (a fused kernel left out alone could
+  // strand its partner: BatchNorm's running-stat update).
+  const tfjsNames = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'AddN'];
+  const bad = leaveOut.find((n) => !tfjsNames.includes(n));
+  if (bad !== undefined) throw new Error(`MEDPIPE_WEBGPU_KERNELS: '${bad}' cannot be left out (only ${tfjsNames.join(', ')})`);
+  const kept = mine.filter(([n]) => !leaveOut.includes(n));
+  for (const [name, make] of kept) {
     const current = tf.getKernel(name, BACKEND) as (KernelConfig & { [REGISTERED]?: true }) | undefined;
     if (current?.[REGISTERED]) continue;
     // Kernels of medpipe's own (fused ops) have no tfjs original to wrap or restore.
@@ -609,7 +782,7 @@ export function registerWebGPUKernels(tf: Tf): string[] {
     const config: KernelConfig & { [REGISTERED]: true } = { kernelName: name, backendName: BACKEND, kernelFunc: make(fallback), [REGISTERED]: true };
     tf.registerKernel(config);
   }
-  return mine.map(([n]) => n);
+  return kept.map(([n]) => n);
 }
 
 /** Puts tfjs-webgpu's own kernels back (tests compare both). */

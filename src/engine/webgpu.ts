@@ -270,9 +270,11 @@ export async function startWebGPU(tf: Tf, opts: WebGPUOptions): Promise<WebGPUSt
     guardBindingSize(be as unknown as SyncReadable, device.limits);
     return be;
   }, 0);
-  // MEDPIPE_WEBGPU_KERNELS=0 keeps tfjs-webgpu's own kernels (to compare both).
-  const { registerWebGPUKernels } = await import('./webgpu-kernels.js');
-  const kernels = process.env.MEDPIPE_WEBGPU_KERNELS === '0' ? [] : registerWebGPUKernels(tf);
+  // MEDPIPE_WEBGPU_KERNELS=0 keeps tfjs-webgpu's own kernels, =-A,-B all of medpipe's but
+  // A and B (to compare both).
+  const { registerWebGPUKernels, kernelsLeftOut } = await import('./webgpu-kernels.js');
+  const off = kernelsLeftOut(process.env.MEDPIPE_WEBGPU_KERNELS);
+  const kernels = off === 'all' ? [] : registerWebGPUKernels(tf, off);
   const start: WebGPUStart = { adapter: facts, limits, features, kernels, syncReads: activeNative()?.pumpEvents !== undefined };
   started = { start, device };
   return start;

@@ -1,7 +1,7 @@
 // A running node's checkpoints copied to the remote (ckpt/<key>/<name>), so a run killed here
 // resumes on another machine. Best effort throughout: the remote being down or slow costs at
 // most a warning in the node's log and a resume from scratch elsewhere, never a failed node.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { RemoteStore } from './remote-store.js';
 import { CACHE_KEY_ENV } from './sign.js';
 
@@ -34,9 +34,12 @@ export class CheckpointMirror {
   /**
    * The HMAC binds the bytes to this node key and name under the team key, as manifests are:
    * whoever can write to the remote cannot feed a run state that ends in a signed result.
+   * Without a key, a sha256 over the same: no defence against a hostile writer (the unsigned
+   * remote warning says so), but a torn upload or a flipped byte is never resumed from.
    */
   private mac(name: string, data: Uint8Array): Buffer {
-    return this.teamKey ? createHmac('sha256', this.teamKey).update(`${this.key}\n${name}\n`).update(data).digest() : Buffer.alloc(MAC_BYTES);
+    const tag = this.teamKey ? createHmac('sha256', this.teamKey) : createHash('sha256');
+    return tag.update(`${this.key}\n${name}\n`).update(data).digest();
   }
 
   private seal(name: string, data: Uint8Array): Uint8Array {
@@ -47,7 +50,6 @@ export class CheckpointMirror {
     const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
     if (buf.length < MAGIC.length + MAC_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
     const data = buf.subarray(MAGIC.length + MAC_BYTES);
-    if (!this.teamKey) return data;
     const got = buf.subarray(MAGIC.length, MAGIC.length + MAC_BYTES);
     return timingSafeEqual(got, this.mac(name, data)) ? data : undefined;
   }
@@ -79,7 +81,7 @@ export class CheckpointMirror {
     if (!sealed) return undefined;
     const data = this.open(name, sealed);
     if (!data) {
-      this.warn(`ignoring checkpoint ${name} on ${this.remote.url}: ${this.teamKey ? `not signed with this ${CACHE_KEY_ENV}` : 'not a medpipe checkpoint'}`);
+      this.warn(`ignoring checkpoint ${name} on ${this.remote.url}: ${this.teamKey ? `not signed with this ${CACHE_KEY_ENV}` : `damaged, cut short or not a medpipe checkpoint (or signed with a team key this run lacks: ${CACHE_KEY_ENV})`}`);
       return undefined;
     }
     this.names.add(name);

@@ -1,5 +1,5 @@
 // Retries for remote requests that failed the way a flaky network or an overloaded proxy fails
-// (a reset, a 502/503/504, a 429), with exponential backoff and jitter (p-retry), bounded, and
+// (a reset, a 502/503/504, a 429), with exponential backoff and jitter (p-retry's loop), bounded, and
 // one warning line per operation that needed them. A server that is not there at all (refused,
 // no such host) is not retried: that is a remote that is down, which callers already turn into
 // a warning and a local run, and retrying it would only make every node wait.
@@ -80,6 +80,17 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 }
 
 /**
+ * The wait before retry number `retry` (1 for the first): minTimeout doubled per retry, times a
+ * jitter factor in [1, 2), at least what the server's Retry-After asked for, and never past
+ * maxTimeout. Computed here rather than by p-retry (whose 7.x, the last for Node 20, does not
+ * say the delay it chose), so Retry-After is one rule.
+ */
+export function retryDelayMs(policy: RetryPolicy, retry: number, retryAfter: number | undefined, random: number = Math.random()): number {
+  const backoff = policy.minTimeout * 2 ** (retry - 1) * (1 + random);
+  return Math.round(Math.min(Math.max(backoff, retryAfter ?? 0), policy.maxTimeout));
+}
+
+/**
  * Runs `attempt` until it succeeds, throws something other than a TransientError, or the
  * retries run out; then the last error is rethrown with "(after N retries: …)" added.
  */
@@ -94,17 +105,14 @@ export async function withRetries<T>(label: string, policy: RetryPolicy, warn: (
       },
       {
         retries: policy.retries,
-        minTimeout: policy.minTimeout,
-        maxTimeout: policy.maxTimeout,
-        factor: 2,
-        randomize: true,
+        // p-retry only counts and loops: the wait is retryDelayMs's, taken in onFailedAttempt.
+        minTimeout: 0,
+        maxTimeout: 0,
         shouldRetry: ({ error }) => error instanceof TransientError,
-        onFailedAttempt: async ({ error, retriesLeft, retryDelay }) => {
+        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           if (!(error instanceof TransientError)) return;
           failures.push(error.message);
-          // Honour Retry-After beyond p-retry's own delay, but never past the policy's ceiling.
-          const extra = Math.min(error.retryAfterMs ?? 0, policy.maxTimeout) - retryDelay;
-          if (retriesLeft > 0 && extra > 0) await new Promise((r) => setTimeout(r, extra));
+          if (retriesLeft > 0) await new Promise((r) => setTimeout(r, retryDelayMs(policy, attemptNumber, error.retryAfterMs)));
         },
       },
     );

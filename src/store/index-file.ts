@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
 
 /**
  * The checks LMDB does not make before it maps index.lmdb: a file cut short (a full disk, a
@@ -104,16 +105,42 @@ export function padIndexFile(file: string): boolean {
   }
 }
 
-/** What lmdb-js does for `encoding: 'json'`, except that a value that does not parse names the index. */
-export function jsonEncoder(file: string, db: string): { encode(value: unknown): string; decode(bytes: Uint8Array, size?: unknown): unknown } {
+/** First byte of a checksummed JSON value; JSON text never starts with it. */
+const SUMMED = 0x01;
+const SUM_BYTES = 4;
+
+/**
+ * What lmdb-js does for `encoding: 'json'`, with a checksum: each value is stored as
+ * [0x01][CRC-32 of its text][text], so a flipped byte in a value (a manifest's numbers, a
+ * digest) is refused naming the index instead of read as a different result. CRC-32 guards
+ * against rot and torn pages, not a hostile writer (who could rewrite any sum), at a fifth of
+ * a sha256's cost per read. Values written before checksums (plain JSON text) still read, unchecked.
+ */
+export function jsonEncoder(file: string, db: string): { encode(value: unknown): Buffer; decode(bytes: Uint8Array, size?: unknown): unknown } {
+  const damaged = (problem: string) => new IndexDamagedError(file, `an entry of its ${db} table ${problem}`);
   return {
-    encode: (value) => JSON.stringify(value),
+    encode(value) {
+      const text = Buffer.from(JSON.stringify(value), 'utf8');
+      const out = Buffer.allocUnsafe(1 + SUM_BYTES + text.length);
+      out[0] = SUMMED;
+      out.writeUInt32LE(crc32(text), 1);
+      text.copy(out, 1 + SUM_BYTES);
+      return out;
+    },
     decode(bytes, size) {
-      const text = Buffer.from(bytes.buffer, bytes.byteOffset, typeof size === 'number' ? size : bytes.length).toString('utf8');
+      const length = typeof size === 'number' ? size : bytes.length;
+      // A size LMDB read from a damaged page can exceed what it handed over.
+      if (length > bytes.length) throw damaged('claims more bytes than it holds');
+      const all = Buffer.from(bytes.buffer, bytes.byteOffset, length);
+      let text = all;
+      if (all[0] === SUMMED) {
+        text = all.subarray(1 + SUM_BYTES);
+        if (all.length < 1 + SUM_BYTES || crc32(text) !== all.readUInt32LE(1)) throw damaged('does not match its checksum');
+      }
       try {
-        return JSON.parse(text);
+        return JSON.parse(text.toString('utf8'));
       } catch {
-        throw new IndexDamagedError(file, `an entry of its ${db} table is not valid JSON`);
+        throw damaged('is not valid JSON');
       }
     },
   };

@@ -36,7 +36,7 @@ export class RecordSets {
   constructor(
     table: <V, K extends Key>(options: DatabaseOptions & { name: string }) => Database<V, K>,
     private readonly cacheDir: string,
-    jsonTable: (name: string) => { name: string; encoder: { encode(value: unknown): string; decode(bytes: Uint8Array, size?: unknown): unknown } },
+    jsonTable: (name: string) => { name: string; encoder: { encode(value: unknown): Buffer; decode(bytes: Uint8Array, size?: unknown): unknown } },
     /** Throws when the cache may not be written (a read-only cache). */
     private readonly assertWritable: (doing: string) => void,
   ) {

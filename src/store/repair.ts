@@ -4,7 +4,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { nodeKey } from '../keys.js';
 import { digestJSON } from '../util/hash.js';
 import type { Artifact, Manifest } from './artifacts.js';
-import { IndexDamagedError, padIndexFile } from './index-file.js';
+import { padIndexFile } from './index-file.js';
+import { probeIndex, runIndexChild } from './index-probe.js';
 import { assertManifestNames, Store } from './store.js';
 
 export interface RepairReport {
@@ -12,6 +13,8 @@ export interface RepairReport {
   indexFile: string;
   /** Why the index was rebuilt, and where the damaged file now lies. */
   damage?: { problem: string; keptAt: string };
+  /** The signal that ended the salvage from the damaged copy, when it faulted (the index was rebuilt without it). */
+  salvageFault?: string;
   reindexed: number;
   salvagedSets: number;
   skipped: { file: string; why: string }[];
@@ -84,38 +87,59 @@ class Salvage {
   }
 }
 
+/** What rebuilding the index from the manifest files did. */
+export interface Rebuilt {
+  reindexed: number;
+  salvagedSets: number;
+  skipped: { file: string; why: string }[];
+}
+
 /**
  * Rebuilds index.lmdb from the manifest files when it cannot be read: each manifest whose key,
  * json values, blobs and record sets (salvaged from the damaged index, checked against their
  * digests) all verify is indexed again; the rest are recomputed by the next run. The damaged
  * file is moved aside, never deleted. Nothing runs against the cache meanwhile (no lock can be
  * taken in an index that cannot be read).
+ *
+ * Whether the index reads whole, and the salvage from the damaged copy, are done in a child
+ * process: a damaged page can fault (SIGBUS) instead of failing. When the salvage faults, the
+ * index is rebuilt again without it: results held only in record sets of the damaged index are
+ * then recomputed, blobs and json values are kept.
  */
 export async function repairIndex(dir: string): Promise<RepairReport> {
   const indexFile = join(dir, 'index.lmdb');
   const report: RepairReport = { healthy: false, indexFile, reindexed: 0, salvagedSets: 0, skipped: [] };
-  let problem: string;
-  try {
+  const problem = await probeIndex(dir);
+  if (problem === undefined) {
     const store = new Store(dir);
     try {
-      store.checkReadable();
       // Healthy: make sure every manifest also has its file, for a repair later.
       for (const { value } of store.manifests.getRange()) await store.keepManifestFile(value);
     } finally {
       await store.close();
     }
     return { ...report, healthy: true };
-  } catch (err) {
-    if (!(err instanceof IndexDamagedError)) throw err;
-    problem = err.problem;
   }
 
   const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   await rename(indexFile, keptAt);
   await rm(`${indexFile}-lock`, { force: true });
   report.damage = { problem, keptAt };
+  const salvaging = await runIndexChild<Rebuilt | { error: string }>(['rebuild', dir, keptAt]);
+  if (salvaging.answer && 'error' in salvaging.answer) throw new Error(salvaging.answer.error);
+  if (salvaging.answer) return { ...report, ...salvaging.answer };
+  // The salvage faulted on a damaged page: start the new index again, without it.
+  await rm(indexFile, { force: true });
+  await rm(`${indexFile}-lock`, { force: true });
+  report.salvageFault = salvaging.signal!;
+  return { ...report, ...(await rebuildIndex(dir, keptAt, { salvage: false })) };
+}
+
+/** Indexes every manifest file that verifies into a new index.lmdb (record sets salvaged from `keptAt` when asked). */
+export async function rebuildIndex(dir: string, keptAt: string, options: { salvage: boolean }): Promise<Rebuilt> {
+  const out: Rebuilt = { reindexed: 0, salvagedSets: 0, skipped: [] };
   let old: RootDatabase | undefined;
-  if (padIndexFile(keptAt)) {
+  if (options.salvage && padIndexFile(keptAt)) {
     try {
       old = open({ path: keptAt, readOnly: true, maxDbs: 16, mapSize: 2 ** 40 });
     } catch {
@@ -139,24 +163,25 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
           } else outputs[name] = { ...a, set: await salvage.recordSet(store, a) };
         }
         await store.manifests.put(m.key, { ...m, outputs });
-        report.reindexed++;
+        out.reindexed++;
       } catch (err) {
-        report.skipped.push({ file, why: (err as Error).message });
+        out.skipped.push({ file, why: (err as Error).message });
         await rm(file, { force: true });
       }
     }
   } finally {
-    report.salvagedSets = salvage.count;
+    out.salvagedSets = salvage.count;
     await salvage.close();
     await store.close();
   }
-  return report;
+  return out;
 }
 
 export function formatRepair(r: RepairReport): string {
   if (r.healthy) return `cache index ${r.indexFile} reads whole: nothing to repair\n`;
   const lines = [
     `cache index ${r.indexFile} was damaged (${r.damage!.problem}); the damaged file is kept as ${r.damage!.keptAt}`,
+    ...(r.salvageFault ? [`salvaging record sets from the damaged file crashed (${r.salvageFault}); the index was rebuilt without them`] : []),
     `re-indexed ${r.reindexed} result(s) (${r.salvagedSets} record set(s) salvaged from the damaged index); ${r.skipped.length} could not be verified and will be recomputed by the next run`,
     ...r.skipped.map((s) => `  ${basename(s.file, '.json').slice(0, 12)}: ${s.why}`),
   ];

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -16,6 +16,8 @@ import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
 
 export const CACHE_ENV = 'MEDPIPE_CACHE';
+
+const CHECKPOINT_MAGIC = Buffer.from('medpipe-local-ckpt/1\n');
 
 export function defaultCacheDir(explicit?: string): string {
   return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
@@ -175,9 +177,9 @@ export class Store {
     return join(this.dir, 'manifests', key.slice(0, 2), `${key}.json`);
   }
 
-  async keepManifestFile(manifest: Manifest): Promise<void> {
+  async keepManifestFile(manifest: Manifest, options: { overwrite?: boolean } = {}): Promise<void> {
     const file = this.manifestFile(manifest.key);
-    if (await stat(file).catch(() => undefined)) return;
+    if (!options.overwrite && (await stat(file).catch(() => undefined))) return;
     this.assertWritable(`keep the manifest of ${manifest.node}`);
     await writingCache(this.dir, `keep the manifest of ${manifest.node}`, async () => {
       await mkdir(dirname(file), { recursive: true });
@@ -209,8 +211,11 @@ export class Store {
 
   /** A forced rerun's result: it takes the key's place (the old one stayed until this succeeded). */
   async replace(manifest: Manifest): Promise<Manifest> {
+    assertManifestNames(manifest);
     this.assertWritable(`replace the result of ${manifest.node}`);
-    await this.manifests.put(manifest.key, manifest);
+    await writingCache(this.dir, `replace the result of ${manifest.node}`, () => this.manifests.put(manifest.key, manifest));
+    // The file too: one left behind would bring the replaced result back at the next `cache repair`.
+    await this.keepManifestFile(manifest, { overwrite: true });
     return this.manifests.get(manifest.key)!;
   }
 
@@ -248,21 +253,28 @@ export class Store {
     return join(this.dir, 'checkpoints', key);
   }
 
+  /** Kept as [magic][sha256 of the bytes][bytes]: a checkpoint that rotted is never resumed from. */
   async saveCheckpoint(key: string, name: string, data: Uint8Array): Promise<void> {
     this.assertWritable('save a checkpoint');
     const dir = this.checkpointDir(key);
     await mkdir(dir, { recursive: true });
     const staging = join(dir, `.${name}.${randomUUID()}`);
-    await writeFile(staging, data);
+    await writeFile(staging, Buffer.concat([CHECKPOINT_MAGIC, createHash('sha256').update(data).digest(), data]));
     await rename(staging, join(dir, name));
   }
 
+  /** The checkpoint's bytes; undefined when there is none, or when it does not match its checksum (the node starts without it). */
   async restoreCheckpoint(key: string, name: string): Promise<Uint8Array | undefined> {
+    let file: Buffer;
     try {
-      return await readFile(join(this.checkpointDir(key), name));
+      file = await readFile(join(this.checkpointDir(key), name));
     } catch {
       return undefined;
     }
+    const head = CHECKPOINT_MAGIC.length;
+    if (file.length < head + 32 || !file.subarray(0, head).equals(CHECKPOINT_MAGIC)) return undefined;
+    const data = file.subarray(head + 32);
+    return createHash('sha256').update(data).digest().equals(file.subarray(head, head + 32)) ? data : undefined;
   }
 
   async dropCheckpoints(key: string): Promise<void> {

@@ -153,7 +153,7 @@ export class LocalExecutor implements Executor {
           finish({ ok: false, interrupted: signal.aborted, error }, msg.rss <= this.maxRss);
         }
       };
-      w.onExit = (how) => finish({ ok: false, interrupted: signal.aborted, error: error ?? `worker exited with ${how}` }, false);
+      w.onExit = (how) => finish({ ok: false, interrupted: signal.aborted, error: error ?? `worker exited with ${how}${faultHint(how, job.cacheDir)}` }, false);
       if (w.exited !== undefined) {
         w.onExit(w.exited);
         return;
@@ -173,4 +173,13 @@ export class LocalExecutor implements Executor {
     this.idle.length = 0;
     await Promise.all(gone);
   }
+}
+
+/**
+ * A worker killed by a memory fault most likely read a damaged page of the memory-mapped cache
+ * index (a stage's own bug would throw): say which index, and how to check it.
+ */
+function faultHint(how: string, cacheDir: string): string {
+  if (!['SIGBUS', 'SIGSEGV'].includes(how)) return '';
+  return ` (a memory fault: the cache index ${join(cacheDir, 'index.lmdb')} may be damaged; \`pipeline cache verify --cache ${cacheDir}\` checks it and \`pipeline cache repair --cache ${cacheDir}\` rebuilds it)`;
 }

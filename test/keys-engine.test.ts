@@ -1,0 +1,48 @@
+// What the engine settings do to a result's key, checked where no bf16 CPU is needed (the
+// training test of bf16 skips on CPUs without AVX512_BF16). precision changes the arithmetic,
+// so it is keyed: a bf16 result never answers for an fp32 node, nor the reverse. The backend
+// is not keyed: fp32 on cpu, wasm and webgpu agree to tolerance (losses within ~1e-6 in the
+// engine tests), so collaborators on different machines share one result, as a DVC stage does
+// not hash the device; and bf16 has one implementation (the native AVX512_BF16 GEMMs), so a
+// bf16 key names one arithmetic whichever backend a node says.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openPipeline } from '../src/cli/session.js';
+import { keyMaterial, nodeKey } from '../src/keys.js';
+import { REPO, sandbox, tinyAptos } from './support/toy.js';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const variants: Record<string, string> = {
+  plain: '',
+  bf16: ', precision: bf16',
+  fp32_explicit: ', precision: fp32',
+  on_cpu: ', backend: cpu',
+  on_webgpu: ', backend: webgpu',
+  bf16_on_cpu: ', precision: bf16, backend: cpu',
+  bf16_on_wasm: ', precision: bf16, backend: wasm',
+};
+
+test('precision is in a finetune node\'s key and the backend is not: bf16 and fp32 results never answer for each other', async () => {
+  const box = sandbox();
+  let yaml = tinyAptos('keys', { count: 40, seed: 5 }) + '  init:\n    uses: init\n    with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}\n';
+  for (const [name, extra] of Object.entries(variants)) {
+    yaml += `  ${name}:\n    uses: finetune\n    inputs: {data: preprocess.records, split: split.split, weights: init.weights}\n    with: {metric: kappa, epochs: 2, batch_size: 8, lr: 0.001, seed: 7${extra}}\n`;
+  }
+  const file = box.write('keys.yaml', yaml);
+  const { pipeline, registry } = await openPipeline(file, [], { builtinKinds: [pathToFileURL(join(REPO, 'dist', 'stages', 'index.js')).href] });
+  const key = (stage: string): string => {
+    const node = pipeline.nodes.get(stage)!;
+    const kind = registry.get(node.kind)!.kind;
+    // The same upstream bytes for every variant: only the node's own settings differ.
+    return nodeKey(keyMaterial(node, kind, (up, output) => `${up}/${output}`.padEnd(64, '0'), undefined));
+  };
+  assert.notEqual(key('bf16'), key('plain'), 'bf16 never answers an fp32 node');
+  assert.equal(key('on_cpu'), key('plain'), 'fp32 results are shared across backends');
+  assert.equal(key('on_webgpu'), key('plain'));
+  assert.equal(key('bf16_on_cpu'), key('bf16'));
+  assert.equal(key('bf16_on_wasm'), key('bf16'));
+  // Saying the default out loud is a different key (the parameter has no default, so keys of
+  // results made before precision existed stay valid): a rerun, never a wrong answer.
+  assert.notEqual(key('fp32_explicit'), key('bf16'));
+});
