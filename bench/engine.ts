@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendChoice } from '../src/engine/backend.js';
 import { bf16Unavailable } from '../src/engine/precision.js';
+import { softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { loadNative } from '../src/engine/native.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { forward } from '../src/ml/models/forward.js';
@@ -103,7 +104,7 @@ export function makeTrainer(m: BenchModel, seed = 1): Trainer {
       chunks.forEach((c, i) => {
         const { value, grads } = tf.variableGrads(() => {
           const logits = forward(spec, params, c.x, { training: true, updateStats: i === 0 });
-          return tf.div(tf.neg(tf.sum(tf.mul(c.y, tf.logSoftmax(logits)))), m.batch) as tf.Scalar;
+          return softmaxCrossEntropy(tf, logits, c.y, 1 / m.batch) ?? (tf.div(tf.neg(tf.sum(tf.mul(c.y, tf.logSoftmax(logits)))), m.batch) as tf.Scalar);
         }, vars);
         total += value.dataSync()[0];
         value.dispose();

@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
-import { batchNormReluTraining, batchNormTraining, gelu, layerNorm } from '../src/engine/fused-ops.js';
+import { batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
 import { modelSpec } from '../src/ml/models/registry.js';
@@ -353,7 +353,7 @@ test('fused BatchNorm + ReLU moves the running estimates as the plain fused Batc
   }
 });
 
-test('a ResNet training step on the native engine (fused BN + ReLU blocks) gives the cpu backend\'s loss, gradients and running statistics', { skip }, () => {
+test('a ResNet training step on the native engine (fused BN + ReLU blocks, fused cross-entropy) gives the cpu backend\'s loss, gradients and running statistics', { skip }, () => {
   const spec = modelSpec('resnet_demo', { numClasses: 3, imageSize: 32 });
   const img = F([2, 32, 32, 3]);
   const run = (backend: 'cpu' | 'wasm'): Map<string, Float32Array> => {
@@ -363,7 +363,10 @@ test('a ResNet training step on the native engine (fused BN + ReLU blocks) gives
       const out = new Map<string, Float32Array>();
       const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
         const logits = forward(spec, params, tf.tensor4d(img.data, img.shape as [number, number, number, number]), { training: true });
-        return tf.mean(tf.square(logits)) as tf.Scalar;
+        // finetune's loss (the fused cross-entropy on wasm) plus a term on every logit.
+        const onehot = tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3).toFloat();
+        const ce = softmaxCrossEntropy(tf, logits, onehot, 1 / 2) ?? tf.losses.softmaxCrossEntropy(onehot, logits);
+        return tf.add(ce, tf.mean(tf.square(logits))) as tf.Scalar;
       }), trainableVariables(params));
       out.set('loss', Float32Array.from(value.dataSync()));
       for (const [name, v] of params) {

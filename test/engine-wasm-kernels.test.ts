@@ -236,3 +236,28 @@ test('a small conv net and a ViT block: every gradient matches cpu', () => {
       return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3), logits);
     })(ps));
 });
+
+test('fused softmax cross-entropy (one kernel each way) matches the composed ops on cpu: loss, gradients of logits and labels', async () => {
+  const { softmaxCrossEntropy } = await import('../src/engine/fused-ops.js');
+  const loss = (z: T, y: T, scale: number): T =>
+    softmaxCrossEntropy(tf, z, y, scale) ?? tf.mul(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(z)))), scale);
+  const oneHot = (n: number, k: number) => {
+    const v = new Float32Array(n * k);
+    for (let i = 0; i < n; i++) v[i * k + int(0, k - 1)] = 1;
+    return { shape: [n, k], data: v };
+  };
+  for (const [n, k, kind] of [[8, 10, 'one-hot'], [1, 2, 'one-hot'], [5, 1, 'one-hot'], [3, 7, 'soft'], [13, 1000, 'one-hot'], [4, 33, 'large']] as const) {
+    const scale = kind === 'soft' ? 0.37 : 1 / n;
+    // 'large': logits around +-80, where exp overflows without the max shift.
+    const z = kind === 'large' ? F([n, k], () => rand() * 160 - 80) : F([n, k], () => rand() * 8 - 4);
+    const y = kind === 'soft' ? F([n, k], () => rand()) : oneHot(n, k);
+    same(`CE ${n}x${k} ${kind} loss`, [z, y], (a, b) => loss(a, b, scale));
+    same(`CE ${n}x${k} ${kind} grads`, [z, y], (a, b) => tf.grads((p: T, q: T) => loss(p, q, scale))([a, b]));
+  }
+  // The fused kernels ran on wasm (not the composed fallback).
+  tf.setBackend('wasm');
+  const { kernelNames } = await tf.profile(() => tf.tidy(() => tf.grads((p: T, q: T) => loss(p, q, 0.5))([tf.ones([2, 3]), tf.ones([2, 3])])));
+  assert.ok(kernelNames.includes('MedpipeSoftmaxCrossEntropy') && kernelNames.includes('MedpipeSoftmaxCrossEntropyGrad'), kernelNames.join(','));
+  assert.ok(!kernelNames.includes('Exp'), kernelNames.join(','));
+  tf.setBackend('cpu');
+});

@@ -11,7 +11,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ownData } from './in-place.js';
 import { activeNative } from './native.js';
-import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD } from './wasm-kernels.js';
+import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from './wasm-kernels.js';
 import { RUNNING_STAT } from './webgpu-kernels.js';
 
 type Tf = typeof tfTypes;
@@ -172,4 +172,23 @@ export function gelu(tf: Tf, x: Tensor): Tensor | undefined {
     },
     (dy, [sx]) => [tf.engine().runKernel(GELU_GRAD, { dy, x: sx! }) as Tensor],
   )(x);
+}
+
+/**
+ * -scale * sum(labels * logSoftmax(logits)) over [N, K] (differentiable in both), one kernel
+ * each way on wasm (plain loops: no addon needed); undefined elsewhere (the caller composes).
+ * scale 1 / N is tf.losses.softmaxCrossEntropy's mean and torch's F.cross_entropy.
+ */
+export function softmaxCrossEntropy(tf: Tf, logits: Tensor, labels: Tensor, scale: number): tfTypes.Scalar | undefined {
+  if (tf.getBackend() !== 'wasm' || tf.getKernel(SOFTMAX_CE, 'wasm') === undefined) return undefined;
+  if (logits.rank !== 2 || !tf.util.arraysEqual(logits.shape, labels.shape) || [logits, labels].some((t) => t.dtype !== 'float32')) return undefined;
+  if (logits.size === 0) return undefined;
+  return fusedOp(tf,
+    ([z, y], save) => {
+      const [loss, logp] = tf.engine().runKernel(SOFTMAX_CE, { logits: z!, labels: y! }, { scale }) as Tensor[];
+      save([logp!, y!]);
+      return loss!;
+    },
+    (dy, [logp, y]) => tf.engine().runKernel(SOFTMAX_CE_GRAD, { dy, logp: logp!, labels: y! }, { scale }) as Tensor[],
+  )(logits, labels) as tfTypes.Scalar;
 }

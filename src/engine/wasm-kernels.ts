@@ -1,6 +1,6 @@
 // Kernels registered on tfjs-backend-wasm 4.22 so that ResNet / ViT training steps run there
 // (native/README.md has the measurements behind each choice). One module per op family
-// under ./wasm/: conv, matmul, pooling, norms, elementwise, memory (data movement), and
+// under ./wasm/: conv, matmul, pooling, norms, elementwise, loss, memory (data movement), and
 // gradients (tfjs gradient overrides); ./wasm/context.ts is what they share. This module
 // registers them and restores wasm's own.
 //
@@ -15,6 +15,7 @@ import { registerGradients, restoreGradients } from './wasm/gradients.js';
 import { batchMatMul, fusedMatMul } from './wasm/matmul.js';
 import { cast, identity, slice, splitV, tile } from './wasm/memory.js';
 import { batchNormReduce, batchNormReluTrain, batchNormReluTrainGrad, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyGrad } from './wasm/loss.js';
 import { maxPoolGrad, unsortedSegmentSum } from './wasm/pooling.js';
 
 export { setNativeKernels } from './native.js';
@@ -28,6 +29,8 @@ export const LN = KERNELS.layerNorm;
 export const LN_GRAD = KERNELS.layerNormGrad;
 export const GELU = KERNELS.gelu;
 export const GELU_GRAD = KERNELS.geluGrad;
+export const SOFTMAX_CE = KERNELS.softmaxCrossEntropy;
+export const SOFTMAX_CE_GRAD = KERNELS.softmaxCrossEntropyGrad;
 
 const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   Conv2D: (tf) => conv2D(tf, 'Conv2D'),
@@ -64,6 +67,8 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [KERNELS.layerNormGrad]: layerNormGradKernel,
   [KERNELS.gelu]: (tf) => geluKernel(tf, false),
   [KERNELS.geluGrad]: (tf) => geluKernel(tf, true),
+  [KERNELS.softmaxCrossEntropy]: softmaxCrossEntropy,
+  [KERNELS.softmaxCrossEntropyGrad]: softmaxCrossEntropyGrad,
 };
 
 export const WASM_KERNEL_NAMES = Object.keys(FACTORIES);

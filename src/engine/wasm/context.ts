@@ -120,4 +120,6 @@ export const KERNELS = {
   gelu: 'MedpipeGelu',
   geluGrad: 'MedpipeGeluGrad',
   reluGrad: 'MedpipeReluGrad',
+  softmaxCrossEntropy: 'MedpipeSoftmaxCrossEntropy',
+  softmaxCrossEntropyGrad: 'MedpipeSoftmaxCrossEntropyGrad',
 } as const;

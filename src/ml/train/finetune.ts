@@ -8,6 +8,7 @@ import type { JSONObject, RecordReader } from '../../contract.js';
 import type { EvalAugment, TrainAugment } from '../../data/augment.js';
 import { epochOrder, hostBatches } from '../../data/loader.js';
 import { Rng } from '../../data/rng.js';
+import { softmaxCrossEntropy } from '../../engine/fused-ops.js';
 import { familyOf } from '../models/families.js';
 import { forward } from '../models/forward.js';
 import { readState } from '../models/params.js';
@@ -88,7 +89,8 @@ const BEST = 'best.safetensors';
 
 function lossOf(tf: Tf, logits: tfTypes.Tensor2D, y: tfTypes.Tensor1D, classes: number): tfTypes.Scalar {
   if (logits.shape[1] === 1) return tf.losses.sigmoidCrossEntropy(y.toFloat().reshape([-1, 1]), logits) as tfTypes.Scalar;
-  return tf.losses.softmaxCrossEntropy(tf.oneHot(y.toInt(), classes), logits) as tfTypes.Scalar;
+  const onehot = tf.oneHot(y.toInt(), classes).toFloat();
+  return softmaxCrossEntropy(tf, logits, onehot, 1 / logits.shape[0]) ?? (tf.losses.softmaxCrossEntropy(onehot, logits) as tfTypes.Scalar);
 }
 
 async function packState(model: LoadedModel, adam: Adam, progress: Progress): Promise<Uint8Array> {
