@@ -1,6 +1,9 @@
-// Convolution family (NHWC, filters [KH, KW, C, OC]): GEMMs over an implicit im2col for the
-// forward pass; the input gradient is a GEMM into a column buffer then a gather (col2im);
-// the filter gradient materialises im2col outside the wasm heap (its 4 GiB cap untouched).
+// Convolution family (NHWC, filters [KH, KW, C, OC]): GEMMs over an implicit im2col packed
+// straight from the image. Forward: im2col(x) . W. Input gradient: stride 1, a forward
+// convolution of dy over the taps walked backwards; otherwise a GEMM into a column buffer
+// then a gather (col2im). Filter gradient: im2col(x)^T . dy, the transposed im2col packed
+// from the image, or (channel counts that do not fill the kernel's strips, the stem)
+// materialised outside the wasm heap (its 4 GiB cap untouched).
 #include <cstring>
 #include <vector>
 
