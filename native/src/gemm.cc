@@ -20,15 +20,25 @@ void im2col_run(const ConvGeom& g, const float* x, long m, int k0, int len, floa
   int kw = kk % g.KW;
   int kh = kk / g.KW;
   int j = 0;
+  const int rowlen = g.KW * g.C;  // one filter row's taps, contiguous in x when dw == 1
   while (j < len) {
-    const int run = std::min(g.C - c, len - j);
     const int ih = oh * g.sh - g.pt + kh * g.dh;
     const int iw = ow * g.sw - g.pl + kw * g.dw;
+    if (c == 0 && kw == 0 && g.dw == 1 && ds == 1 && len - j >= rowlen && ih >= 0 && ih < g.H && iw >= 0 && iw + g.KW <= g.W) {
+      // A whole filter row inside the image: one copy of KW*C floats (the stem: 21, not 7 x 3).
+      const float* s = x + (((long)n * g.H + ih) * g.W + iw) * g.C;
+      std::memcpy(dst + j, s, sizeof(float) * rowlen);
+      j += rowlen;
+      kh++;
+      continue;
+    }
+    const int run = std::min(g.C - c, len - j);
     if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
       for (int q = 0; q < run; q++) dst[(j + q) * ds] = 0.f;
     } else {
       const float* s = x + (((long)n * g.H + ih) * g.W + iw) * g.C + c;
-      if (ds == 1) std::memcpy(dst + j, s, sizeof(float) * run);
+      if (ds == 1 && run >= 16) std::memcpy(dst + j, s, sizeof(float) * run);
+      else if (ds == 1) for (int q = 0; q < run; q++) dst[j + q] = s[q];
       else for (int q = 0; q < run; q++) dst[(j + q) * ds] = s[q];
     }
     j += run;
@@ -78,7 +88,30 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
   int c = p0 % g.C;
   const int kk = p0 / g.C;
   int kw = kk % g.KW, kh = kk / g.KW;
+  const int rowlen = g.KW * g.C;
   for (int p = 0; p < kc;) {
+    if (c == 0 && kw == 0 && g.dw == 1 && kc - p >= rowlen && rowlen > g.C) {
+      // A whole filter row, when every row's taps lie inside the image, is KW*C contiguous
+      // floats per row: one run (the stem: 21 floats, not 7 runs of 3).
+      bool inside = true;
+      for (int r = 0; r < rows && inside; r++) {
+        const int ih = ihb[r] + kh * g.dh;
+        inside = ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W;
+        if (inside) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
+      }
+      if (inside) {
+        if (g_rows8 != nullptr && rows == 8 && mr == 8) g_rows8(src, rowlen, dst + (long)p * mr);
+        else {
+          for (int q = 0; q < rowlen; q++) {
+            float* d = dst + (long)(p + q) * mr;
+            for (int r = 0; r < rows; r++) d[r] = src[r][q];
+          }
+        }
+        p += rowlen;
+        kh++;
+        continue;
+      }
+    }
     const int run = std::min(g.C - c, kc - p);
     for (int r = 0; r < rows; r++) {
       const int ih = ihb[r] + kh * g.dh, iw = iwb[r] + kw * g.dw;
