@@ -7,7 +7,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type EngineInfo } from '../src/engine/backend.js';
-import { registerWebGPUKernels, splitK, unregisterWebGPUKernels } from '../src/engine/webgpu-kernels.js';
+import { kernelsLeftOut, registerWebGPUKernels, splitK, unregisterWebGPUKernels } from '../src/engine/webgpu-kernels.js';
 import { on, Random, relErr, same, z4, type Pad, type T } from './support/backend-compare.js';
 import { makeTrainer, type BenchModel } from '../bench/engine.js';
 import { spawnSync } from 'node:child_process';
@@ -63,6 +63,13 @@ test('split-K plans cover K exactly and fill the GPU for small filters', () => {
   // Partial sums stay within a quarter of the binding limit.
   const small = splitK(147, 64, 802816, 128 * 2 ** 20);
   assert.ok(small.slices * 147 * 64 * 4 <= 32 * 2 ** 20);
+});
+
+test('MEDPIPE_WEBGPU_KERNELS: unset = all, 0 = none, -A,-B = all but A and B; anything else is refused', () => {
+  assert.deepEqual(kernelsLeftOut(undefined), []);
+  assert.equal(kernelsLeftOut('0'), 'all');
+  assert.deepEqual(kernelsLeftOut('-Conv2DBackpropInput, -AddN'), ['Conv2DBackpropInput', 'AddN']);
+  assert.throws(() => kernelsLeftOut('Conv2DBackpropInput'), /expected 0 or -Name/);
 });
 
 gpuTest('Conv2DBackpropFilter (WGSL tiled GEMM) matches cpu: strides, paddings, odd sizes, split-K', () => {
