@@ -22,7 +22,8 @@ export default defineStage<SynthesizeParams>({
   // 2: the data set is a directory output instead of a folder outside the cache plus digests.
   // 3: harder APTOS/ISIC/CBIS-DDSM images (overlapping cues, nuisances) and a proxy drawn in
   //    the medical sets' palettes and backgrounds.
-  version: 3,
+  // 4: proxy objects mostly in their class's ink (close lesion colours), some faint.
+  version: 4,
   description: 'Write a seeded synthetic data set in a real data set\'s on-disk layout',
   params: {
     type: 'object',

@@ -4,8 +4,12 @@
 // spots, curvy vessels, a disc with an off-colour centre), and half the images are painted in
 // their palettes on their kinds of background (a vignetted orange retina, skin, grey textured
 // tissue), so that features learnt here transfer to them as ImageNet's low-level features
-// (edges, blobs, colour contrasts, textures) transfer to medical images. The class never
-// depends on colour or background: only on the shape, as for ImageNet's objects.
+// (edges, blobs, colour contrasts, textures) transfer to medical images. As ImageNet's
+// categories have typical colours (a goldfish is orange), most objects of a class are painted
+// in that class's ink: one of ten close lesion colours (browns, pinks, reds, yellow, purple),
+// so that the proxy also teaches the fine colour discrimination ISIC's classes need; the
+// others are painted in any colour and only their shape tells the class. Some objects are
+// faint, as the masses in mammograms.
 import { Rng } from '../rng.js';
 import { encodeImage } from './encode.js';
 import { balancedLabels, Raster, valueNoise, wobblyRadius, type Colour } from './raster.js';
@@ -25,7 +29,7 @@ function regular(cx: number, cy: number, r: number, n: number, rot: number, inne
 }
 
 /** A curvy branching line from (x, y): the vessel-like stroke of fundus images. */
-function vessel(img: Raster, rng: Rng, x0: number, y0: number, length: number, width: number, colour: Colour): void {
+function vessel(img: Raster, rng: Rng, x0: number, y0: number, length: number, width: number, colour: Colour, opacity: number): void {
   let x = x0;
   let y = y0;
   let a = rng.uniform(0, 2 * Math.PI);
@@ -34,7 +38,7 @@ function vessel(img: Raster, rng: Rng, x0: number, y0: number, length: number, w
     a += rng.uniform(-0.45, 0.45);
     const nx = x + (Math.cos(a) * length) / steps;
     const ny = y + (Math.sin(a) * length) / steps;
-    img.line(x, y, nx, ny, width * (1 - s / (steps + 3)), colour, 0.9);
+    img.line(x, y, nx, ny, width * (1 - s / (steps + 3)), colour, 0.9 * opacity);
     x = nx;
     y = ny;
   }
@@ -44,6 +48,17 @@ function vessel(img: Raster, rng: Rng, x0: number, y0: number, length: number, w
 const MEDICAL_INKS: Colour[] = [
   [0.35, 0.03, 0.03], [1.0, 0.9, 0.4], [0.3, 0.18, 0.1], [0.85, 0.55, 0.55], [0.95, 0.93, 0.9], [0.5, 0.08, 0.3],
 ];
+
+/** Each class's typical ink: the lesion colours of the three medical sets, close to each other. */
+const CLASS_INKS: Record<string, Colour> = {
+  blob: [0.3, 0.18, 0.1], circle: [0.45, 0.28, 0.16], cross: [0.85, 0.55, 0.55], ring: [0.6, 0.08, 0.25],
+  speckles: [1.0, 0.9, 0.4], spots: [0.35, 0.03, 0.03], star: [0.78, 0.38, 0.32], target: [0.62, 0.48, 0.3],
+  triangle: [0.22, 0.12, 0.08], vessels: [0.5, 0.08, 0.3],
+};
+
+/** Share of objects painted in their class's ink, and of faint ones. */
+const TYPICAL_INK = 0.6;
+const FAINT = 0.25;
 
 /** A background in a medical set's style; returns its mean colour. */
 function medicalBackground(img: Raster, rng: Rng): Colour {
@@ -94,9 +109,14 @@ export function drawNatural(size: number, cls: string, rng: Rng): Raster {
     img.fill(bg);
   }
   img.noise(rng, 0.05);
-  // Medical inks where they stand out from the background, else a contrasting colour.
+  // The class's ink (whatever the background: a faint lesion is a lesion), else medical inks
+  // where they stand out from the background, else a contrasting colour.
+  const typical = rng.bool(TYPICAL_INK);
   const ink = medical ? rng.pick(MEDICAL_INKS) : null;
-  const fg: Colour = ink && ink.reduce((d, v, c) => d + Math.abs(v - bg[c]), 0) > 0.6 ? ink : contrasting(bg, rng);
+  const fg: Colour = typical
+    ? CLASS_INKS[cls].map((v) => Math.min(1, Math.max(0, v + rng.uniform(-0.06, 0.06))))
+    : ink && ink.reduce((d, v, c) => d + Math.abs(v - bg[c]), 0) > 0.6 ? ink : contrasting(bg, rng);
+  const alpha = rng.bool(FAINT) ? rng.uniform(0.3, 0.6) : 1;
   const second: Colour = fg.map((v) => (v > 0.5 ? v - rng.uniform(0.3, 0.45) : v + rng.uniform(0.3, 0.45)));
   const cx = size * rng.uniform(0.35, 0.65);
   const cy = size * rng.uniform(0.35, 0.65);
@@ -114,38 +134,38 @@ export function drawNatural(size: number, cls: string, rng: Rng): Raster {
   };
   switch (cls) {
     case 'circle':
-      img.disc(cx, cy, r, fg, 1, rng.uniform(1, 3));
+      img.disc(cx, cy, r, fg, alpha, rng.uniform(1, 3));
       break;
     case 'ring':
-      each((x, y, rr) => img.paint(x - rr - 2, y - rr - 2, x + rr + 2, y + rr + 2, (px, py) => (Math.abs(Math.hypot(px - x, py - y) - rr * 0.75) < rr * 0.2 ? 1 : 0), fg));
+      each((x, y, rr) => img.paint(x - rr - 2, y - rr - 2, x + rr + 2, y + rr + 2, (px, py) => (Math.abs(Math.hypot(px - x, py - y) - rr * 0.75) < rr * 0.2 ? 1 : 0), fg, alpha));
       break;
     case 'triangle':
-      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 3, a), fg));
+      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 3, a), fg, alpha));
       break;
     case 'star':
-      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 5, a, 0.45), fg));
+      each((x, y, rr, a) => img.polygon(regular(x, y, rr, 5, a, 0.45), fg, alpha));
       break;
     case 'cross':
       each((x, y, rr, a) => {
-        img.line(x - rr * Math.cos(a), y - rr * Math.sin(a), x + rr * Math.cos(a), y + rr * Math.sin(a), rr * 0.4, fg);
-        img.line(x + rr * Math.sin(a), y - rr * Math.cos(a), x - rr * Math.sin(a), y + rr * Math.cos(a), rr * 0.4, fg);
+        img.line(x - rr * Math.cos(a), y - rr * Math.sin(a), x + rr * Math.cos(a), y + rr * Math.sin(a), rr * 0.4, fg, alpha);
+        img.line(x + rr * Math.sin(a), y - rr * Math.cos(a), x - rr * Math.sin(a), y + rr * Math.cos(a), rr * 0.4, fg, alpha);
       });
       break;
     case 'blob': // an irregular, soft-edged blob, as a skin lesion or a mass
-      img.blob(cx, cy, r * 1.7, wobblyRadius(rng, r, rng.uniform(0.3, 0.6)), fg, 1, Math.max(1, rng.uniform(0.05, 0.25) * r));
+      img.blob(cx, cy, r * 1.7, wobblyRadius(rng, r, rng.uniform(0.3, 0.6)), fg, alpha, Math.max(1, rng.uniform(0.05, 0.25) * r));
       break;
     case 'target': // a disc with an off-colour centre (a scar, an optic disc, a nipple)
-      img.disc(cx, cy, r, fg, 1, 1.5);
-      img.disc(cx + rng.uniform(-0.2, 0.2) * r, cy + rng.uniform(-0.2, 0.2) * r, r * rng.uniform(0.3, 0.5), second, 0.95, 2);
+      img.disc(cx, cy, r, fg, alpha, 1.5);
+      img.disc(cx + rng.uniform(-0.2, 0.2) * r, cy + rng.uniform(-0.2, 0.2) * r, r * rng.uniform(0.3, 0.5), second, 0.95 * alpha, 2);
       break;
     case 'speckles': // many tiny dots (microaneurysms, exudates, calcifications)
-      for (let i = 0; i < 14 + rng.int(10); i++) img.disc(...anywhere(), (size / 48) * rng.uniform(1.0, 2.0), fg, 0.95);
+      for (let i = 0; i < 14 + rng.int(10); i++) img.disc(...anywhere(), (size / 48) * rng.uniform(1.0, 2.0), fg, 0.95 * alpha);
       break;
     case 'spots': // a few medium soft spots (haemorrhages, lacunae)
-      for (let i = 0; i < 3 + rng.int(4); i++) img.disc(...anywhere(), size * rng.uniform(0.05, 0.09), fg, 0.9, 2);
+      for (let i = 0; i < 3 + rng.int(4); i++) img.disc(...anywhere(), size * rng.uniform(0.05, 0.09), fg, 0.9 * alpha, 2);
       break;
     default: // vessels: curvy branching strokes
-      for (let v = 0; v < 3 + rng.int(3); v++) vessel(img, rng, ...anywhere(), size * rng.uniform(0.4, 0.7), (size / 64) * rng.uniform(1.5, 3), fg);
+      for (let v = 0; v < 3 + rng.int(3); v++) vessel(img, rng, ...anywhere(), size * rng.uniform(0.4, 0.7), (size / 64) * rng.uniform(1.5, 3), fg, alpha);
   }
   // Uneven illumination, as in fundus photographs and dermoscopy.
   const fall = rng.uniform(0, 0.5);
