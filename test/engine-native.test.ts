@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
-import { batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
+import { batchNormReluInference, batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
 import { modelSpec } from '../src/ml/models/registry.js';
@@ -327,6 +327,32 @@ test('fused BatchNorm + residual + ReLU (one kernel each way) matches relu(bn(x)
       tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(fused(a, c, d), w)))([xs, g, b]), 2e-4);
     same(`bn+residual+relu gradients ${shape}`, inputs, (xs, g, b, r, w) =>
       tf.grads((a: T, c: T, d: T, e: T) => tf.sum(tf.mul(fused(a, c, d, e), w)))([xs, g, b, r]), 2e-4);
+  }
+});
+
+test('eval-mode BatchNorm (+ residual) + ReLU (one native pass forward) matches relu(batchNorm(x) + r) on cpu: output, gradients of x, mean, variance, scale, offset, residual', { skip }, () => {
+  const fused = (x: T, m: T, v: T, g: T, b: T, r?: T): T => {
+    const f = batchNormReluInference(tf, x, m, v, g, b, 1e-5, r);
+    assert.equal(f !== undefined, tf.getBackend() === 'wasm', 'fused on wasm only');
+    if (f !== undefined) return f;
+    const y = tf.batchNorm(x, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5);
+    return tf.relu(r ? tf.add(y, r) : y);
+  };
+  for (const shape of [[2, 5, 7, 3], [4, 17, 19, 48], [3, 9, 1, 130], [1, 3, 1, 2], [8, 6, 6, 64]]) {
+    const C = shape[3]!;
+    const x = F(shape);
+    const mean = F([C]);
+    x.data.forEach((v, i) => { x.data[i] = v * 3 + (i % C) * 10; });
+    mean.data.forEach((v, i) => { mean.data[i] = v + i * 10; });
+    const variance = F([C], () => 0.5 + rand() * 9);
+    // Offsets around zero: a good share of each channel is cut by the ReLU.
+    const inputs = [x, mean, variance, F([C]), F([C]), F(shape), F(shape)];
+    same(`eval bn+relu forward ${shape}`, inputs, (xs, m, v, g, b) => fused(xs, m, v, g, b), 1e-4);
+    same(`eval bn+residual+relu forward ${shape}`, inputs, (xs, m, v, g, b, r) => fused(xs, m, v, g, b, r), 1e-4);
+    same(`eval bn+relu gradients ${shape}`, inputs, (xs, m, v, g, b, _r, w) =>
+      tf.grads((a: T, c: T, d: T, e: T, h: T) => tf.sum(tf.mul(fused(a, c, d, e, h), w)))([xs, m, v, g, b]), 2e-4);
+    same(`eval bn+residual+relu gradients ${shape}`, inputs, (xs, m, v, g, b, r, w) =>
+      tf.grads((a: T, c: T, d: T, e: T, h: T, k: T) => tf.sum(tf.mul(fused(a, c, d, e, h, k), w)))([xs, m, v, g, b, r]), 2e-4);
   }
 });
 

@@ -197,6 +197,30 @@ void op_batch_norm(const Call& c) {
   batch_norm(rows, C, x, m, v, sc, of, (float)c.arg[7], y);
 }
 
+// bnRelu [rows, C, x, mean, variance, scale (-1), offset (-1), residual (-1), eps, y]:
+// max(0, batchNorm(x) + residual) with given statistics (inference), in one pass; the
+// rounding of FusedBatchNorm, Add, Relu in that order.
+void op_bn_relu(const Call& c) {
+  long rows, C;
+  sizes(c, 0, rows, C);
+  const double n = (double)rows * C;
+  const float* x = c.span(c.arg[2], n);
+  const float* m = c.span(c.arg[3], C);
+  const float* v = c.span(c.arg[4], C);
+  const float* sc = c.optional(c.arg[5], C);
+  const float* of = c.optional(c.arg[6], C);
+  const float* res = c.optional(c.arg[7], n);
+  const float eps = (float)c.arg[8];
+  float* y = c.span(c.arg[9], n);
+  std::vector<float> mul(C), add(C);
+  for (long k = 0; k < C; k++) {
+    mul[k] = (sc ? sc[k] : 1.f) / std::sqrt(v[k] + eps);
+    add[k] = of ? of[k] : 0.f;
+  }
+  const float *pm = mul.data(), *pa = add.data();
+  for_rows(rows, C, [&](long r0, long r1) { rows_norm(r0, r1, C, x, m, pm, pa, res, true, y); });
+}
+
 namespace {
 
 // Batch mean and biased variance (two passes, float64), then y = bn(x) (+ residual), ReLU'd

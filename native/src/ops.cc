@@ -13,6 +13,7 @@ const OpDef OPS[] = {
     {"colReduce", 5, 0, op_col_reduce},
     {"bnReduce", 6, 0, op_bn_reduce},
     {"batchNorm", 9, 0, op_batch_norm},
+    {"bnRelu", 10, 0, op_bn_relu},
     {"bnTrain", 9, 0, op_bn_train},
     {"bnTrainGrad", 11, 0, op_bn_train_grad},
     {"bnReluTrain", 10, 0, op_bn_relu_train},

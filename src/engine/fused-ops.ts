@@ -11,7 +11,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ownData } from './in-place.js';
 import { activeNative } from './native.js';
-import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from './wasm-kernels.js';
+import { BN_RELU, BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, GELU, GELU_GRAD, LN, LN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from './wasm-kernels.js';
 import { RUNNING_STAT } from './webgpu-kernels.js';
 
 type Tf = typeof tfTypes;
@@ -145,6 +145,45 @@ export function batchNormReluTraining(
   const [mean, variance] = stats;
   if (running) updateRunningStats(tf, running, mean!, variance!, x.size / C);
   return { y, mean: mean!, variance: variance! };
+}
+
+/**
+ * max(0, BatchNorm(x) + residual) with given statistics (eval mode; residual optional): one
+ * native pass forward where FusedBatchNorm, Add and Relu are three. Differentiable in every
+ * input (Grad-CAM differentiates eval-mode ResNets); the backward pass is composed tfjs
+ * ops, the gradient of the composed form. Wasm with the addon only (undefined elsewhere).
+ */
+export function batchNormReluInference(
+  tf: Tf, x: Tensor, mean: Tensor, variance: Tensor, scale: Tensor, offset: Tensor, eps: number, residual?: Tensor,
+): Tensor | undefined {
+  if (tf.getBackend() !== 'wasm' || !fusedAvailable(tf, BN_RELU)) return undefined;
+  const perChannel = [mean, variance, scale, offset];
+  if ([x, ...perChannel, ...(residual ? [residual] : [])].some((t) => t.dtype !== 'float32')) return undefined;
+  const C = x.shape[x.rank - 1];
+  if (perChannel.some((t) => t.rank !== 1 || t.size !== C) || x.size === 0) return undefined;
+  if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) return undefined;
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const inputs = residual ? [x, mean, variance, scale, offset, residual] : [x, mean, variance, scale, offset];
+  return fusedOp(tf,
+    ([xs, m, v, g, b, r], save) => {
+      const y = tf.engine().runKernel(BN_RELU, { x: xs!, mean: m!, variance: v!, scale: g!, offset: b!, ...(r ? { residual: r } : {}) }, { varianceEpsilon: eps }) as Tensor;
+      save([xs!, m!, v!, g!, y]);
+      return y;
+    },
+    (dy, [sx, m, v, g, y]) => {
+      // gy: the gradient past the ReLU (and the residual's); xhat = (x - mean) * rstd.
+      const gy = tf.mul(dy, tf.cast(tf.greater(y!, 0), 'float32'));
+      const rstd = tf.rsqrt(tf.add(v!, eps));
+      const centred = tf.sub(sx!, m!);
+      const gSum = tf.sum(gy, axes);
+      const gxSum = tf.sum(tf.mul(gy, centred), axes);
+      const dx = tf.mul(gy, tf.mul(g!, rstd));
+      const dmean = tf.neg(tf.mul(gSum, tf.mul(g!, rstd)));
+      const dvar = tf.mul(tf.mul(gxSum, g!), tf.mul(-0.5, tf.pow(rstd, 3)));
+      const dscale = tf.mul(gxSum, rstd);
+      return residual ? [dx, dmean, dvar, dscale, gSum, gy] : [dx, dmean, dvar, dscale, gSum];
+    },
+  )(...inputs);
 }
 
 /** nn.LayerNorm over the last axis (biased variance), or undefined where no fused kernel exists. */

@@ -22,6 +22,7 @@ const OPS = {
   colReduce: [5, 0],
   bnReduce: [6, 0],
   batchNorm: [9, 0],
+  bnRelu: [10, 0],
   bnTrain: [9, 0],
   bnTrainGrad: [11, 0],
   bnReluTrain: [10, 0],

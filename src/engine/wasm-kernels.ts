@@ -14,7 +14,7 @@ import { binaryOp, geluKernel, reluGrad, unaryOp } from './wasm/elementwise.js';
 import { registerGradients, restoreGradients } from './wasm/gradients.js';
 import { batchMatMul, fusedMatMul } from './wasm/matmul.js';
 import { cast, identity, slice, splitV, tile } from './wasm/memory.js';
-import { batchNormReduce, batchNormReluTrain, batchNormReluTrainGrad, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
+import { batchNormReduce, batchNormRelu, batchNormReluTrain, batchNormReluTrainGrad, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyGrad } from './wasm/loss.js';
 import { maxPoolGrad, unsortedSegmentSum } from './wasm/pooling.js';
 
@@ -23,6 +23,7 @@ export { setNativeKernels } from './native.js';
 /** Names of the fused layer kernels (src/engine/fused-ops.ts calls them). */
 export const BN_TRAIN = KERNELS.bnTrain;
 export const BN_TRAIN_GRAD = KERNELS.bnTrainGrad;
+export const BN_RELU = KERNELS.bnRelu;
 export const BN_RELU_TRAIN = KERNELS.bnReluTrain;
 export const BN_RELU_TRAIN_GRAD = KERNELS.bnReluTrainGrad;
 export const LN = KERNELS.layerNorm;
@@ -61,6 +62,7 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [KERNELS.reluGrad]: reluGrad,
   [KERNELS.bnTrain]: batchNormTrain,
   [KERNELS.bnTrainGrad]: batchNormTrainGrad,
+  [KERNELS.bnRelu]: batchNormRelu,
   [KERNELS.bnReluTrain]: batchNormReluTrain,
   [KERNELS.bnReluTrainGrad]: batchNormReluTrainGrad,
   [KERNELS.layerNorm]: layerNormKernel,

@@ -113,6 +113,7 @@ export const KERNELS = {
   bnReduce: 'MedpipeBatchNormReduce',
   bnTrain: 'MedpipeBatchNormTrain',
   bnTrainGrad: 'MedpipeBatchNormTrainGrad',
+  bnRelu: 'MedpipeBatchNormRelu',
   bnReluTrain: 'MedpipeBatchNormReluTrain',
   bnReluTrainGrad: 'MedpipeBatchNormReluTrainGrad',
   layerNorm: 'MedpipeLayerNorm',

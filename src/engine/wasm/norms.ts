@@ -89,6 +89,25 @@ export function fusedBatchNorm(tf: Tf): KernelFunc {
   };
 }
 
+/** max(0, BatchNorm(x) + residual) with given statistics (inference; residual optional),
+ *  one native pass where FusedBatchNorm, Add and Relu are three. */
+export function batchNormRelu(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(KERNELS.bnRelu);
+    const x = need(inputs, 'x');
+    const { scale, offset, residual } = inputs;
+    const C = x.shape[x.shape.length - 1]!;
+    const y = c.be.makeOutput(x.shape, 'float32');
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
+    nat.run('bnRelu', heapOf(c.be), [
+      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(scale), at(offset),
+      at(residual), attr<number>(attrs, 'varianceEpsilon'), at(y),
+    ]);
+    return y;
+  };
+}
+
 /** [y, mean, variance] of a BatchNorm over every axis but the last, batch statistics. */
 export function batchNormTrain(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {

@@ -2,7 +2,7 @@
 // PyTorch semantics (symmetric padding, BatchNorm running statistics, exact GELU).
 
 import * as tf from '@tensorflow/tfjs';
-import { batchNormReluTraining, batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
+import { batchNormReluInference, batchNormReluTraining, batchNormTraining, gelu as fusedGelu, layerNorm as fusedLayerNorm } from '../../engine/fused-ops.js';
 import type { Rng } from '../../data/rng.js';
 import { param, type ParamMap } from './params.js';
 
@@ -63,8 +63,14 @@ export function batchNorm(params: ParamMap, prefix: string, x: tf.Tensor4D, opts
 }
 
 /** relu(batchNorm(x) + residual) (residual optional): one fused kernel each way when
- *  training on the native engine, the composed ops elsewhere. */
+ *  training on the native engine, one fused kernel forward in eval mode, the composed ops
+ *  elsewhere. */
 export function batchNormRelu(params: ParamMap, prefix: string, x: tf.Tensor4D, opts: ForwardOptions, residual?: tf.Tensor4D): tf.Tensor4D {
+  if (!opts.training) {
+    const fused = batchNormReluInference(tf, x, param(params, `${prefix}.running_mean`), param(params, `${prefix}.running_var`),
+      param(params, `${prefix}.weight`), param(params, `${prefix}.bias`), BN_EPS, residual);
+    if (fused) return fused as tf.Tensor4D;
+  }
   if (opts.training && x.shape[0] * x.shape[1] * x.shape[2] >= 2) {
     const running = {
       mean: param(params, `${prefix}.running_mean`), variance: param(params, `${prefix}.running_var`),
