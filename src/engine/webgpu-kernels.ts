@@ -88,9 +88,13 @@ const ROW4 = 17;
  * `fn loadA(m, k) -> f32` and `fn loadB(k, n) -> f32`, called only in range (m < M, n < N,
  * k inside the slice): an implicit im2col. `slice` (WGSL) may redefine, per workgroup, the
  * rows `M`, the K range `kBegin`..`kEnd` and `fn outIndex(m, n) -> i32` (default: split-K
- * slice z of K, row-major [z][M][N]).
+ * slice z of K, row-major [z][M][N]). Index arithmetic that depends only on the thread
+ * (`perThread`, once) or on the tile (`perTile`, with `k0`) is hoisted out of the loads: in
+ * `k` order a thread stages the same column k = k0 + tid % 16 of both tiles, in `outer`
+ * order the same row m0 + tid % 64 / column n0 + tid % 64 of every tile; the loads get the
+ * staging step `i` (0..3) to find their precomputed parts.
  */
-function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest; slice?: string }): Program {
+function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, number, number]; tilesPerSlice: number; names: string[]; uniforms: string; helpers: string; a: Fastest; b: Fastest; slice?: string; perThread?: string; perTile?: string }): Program {
   const stage = (which: 'A' | 'B', order: Fastest, bound: string, load: string) => `
             {
               let kk = ${order === 'k' ? `e % ${TK}` : 'e / 64'};
@@ -130,12 +134,14 @@ function tiledGemm(o: { key: string; outputShape: number[]; dispatch: [number, n
         var acc1 = vec4<f32>(0.0);
         var acc2 = vec4<f32>(0.0);
         var acc3 = vec4<f32>(0.0);
+        ${o.perThread ?? ''}
         for (var t = 0; t < ${o.tilesPerSlice}; t++) {
           let k0 = kBegin + t * ${TK};
+          ${o.perTile ?? ''}
           for (var i = 0; i < ${(TK * 64) / 256}; i++) {
             let e = tid + i * 256;
-            ${stage('A', o.a, 'M', 'loadA(o, k)')}
-            ${stage('B', o.b, 'uniforms.N', 'loadB(k, o)')}
+            ${stage('A', o.a, 'M', 'loadA(i, o, k)')}
+            ${stage('B', o.b, 'uniforms.N', 'loadB(i, k, o)')}
           }
           workgroupBarrier();
           for (var kk = 0; kk < ${TK}; kk++) {
@@ -177,29 +183,34 @@ function convUniforms(info: BackendUtil.Conv2DInfo, M: number, N: number, K: num
 
 /** dW[M = KH*KW*CI, N = CO] = im2col(x)^T [M x K = B*OH*OW] . dy [K x N]. */
 function convFilterGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+  // Row m (ci, kw, kh) is the thread's own in every tile: decomposed once.
   const loadA = isPointwise ? 'return x[k * uniforms.CI + m];' : `
-        let ci = m % uniforms.CI;
-        let r = m / uniforms.CI;
-        let kw = r % uniforms.KW;
-        let kh = r / uniforms.KW;
         let ow = k % uniforms.OW;
         let q = k / uniforms.OW;
         let oh = q % uniforms.OH;
         let b = q / uniforms.OH;
-        let ih = oh * uniforms.sh - uniforms.pt + kh;
-        let iw = ow * uniforms.sw - uniforms.pl + kw;
+        let ih = oh * uniforms.sh - uniforms.pt + fKh;
+        let iw = ow * uniforms.sw - uniforms.pl + fKw;
         if (ih >= 0 && ih < uniforms.H && iw >= 0 && iw < uniforms.W) {
-          return x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + ci];
+          return x[((b * uniforms.H + ih) * uniforms.W + iw) * uniforms.CI + fCi];
         }
         return 0.0;`;
   return tiledGemm({
     key: `medpipeConvFilterGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['x', 'dy'], uniforms: CONV_UNIFORMS, a: 'outer', b: 'outer',
     helpers: `
-      fn loadA(m : i32, k : i32) -> f32 {${loadA}
+      var<private> fCi : i32;
+      var<private> fKw : i32;
+      var<private> fKh : i32;
+      fn loadA(i : i32, m : i32, k : i32) -> f32 {${loadA}
       }
-      fn loadB(k : i32, n : i32) -> f32 {
+      fn loadB(i : i32, k : i32, n : i32) -> f32 {
         return dy[k * uniforms.N + n];
       }`,
+    perThread: isPointwise ? '' : `
+        let fm = m0 + tid % 64;
+        fCi = fm % uniforms.CI;
+        fKw = (fm / uniforms.CI) % uniforms.KW;
+        fKh = (fm / uniforms.CI) / uniforms.KW;`,
   });
 }
 
@@ -213,14 +224,16 @@ function convFilterGemm(outputShape: number[], dispatch: [number, number, number
  * multiply-by-zero is done. A phase with no taps (a 1x1 stride-2 conv's odd pixels) writes
  * its zeros. The 1x1 stride-1 case reads dy and W directly.
  */
-function convInputGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean): Program {
+function convInputGemm(outputShape: number[], dispatch: [number, number, number], tilesPerSlice: number, isPointwise: boolean, sh: number, sw: number): Program {
   const pointwiseHelpers = `
-      fn loadA(m : i32, k : i32) -> f32 {
+      fn loadA(i : i32, m : i32, k : i32) -> f32 {
         return dy[m * uniforms.CO + k];
       }
-      fn loadB(k : i32, n : i32) -> f32 {
+      fn loadB(i : i32, k : i32, n : i32) -> f32 {
         return W[n * uniforms.CO + k];
       }`;
+  // The strides are baked in (divisions by a constant); the thread's four rows (pixels) are
+  // decomposed once, its column (tap) once per tile.
   const phaseHelpers = `
       var<private> ph : i32;
       var<private> pw : i32;
@@ -229,36 +242,34 @@ function convInputGemm(outputShape: number[], dispatch: [number, number, number]
       var<private> Hp : i32;
       var<private> Wp : i32;
       var<private> KWp : i32;
+      var<private> rowB : vec4<i32>;
+      var<private> rowH : vec4<i32>;
+      var<private> rowW : vec4<i32>;
+      var<private> tapKh : i32;
+      var<private> tapKw : i32;
+      var<private> tapCo : i32;
       // Pixel (b, ih, iw) of row m of this phase.
       fn pixel(m : i32) -> vec3<i32> {
         let q = m / Wp;
-        return vec3<i32>(q / Hp, ih0 + (q % Hp) * uniforms.sh, iw0 + (m % Wp) * uniforms.sw);
+        return vec3<i32>(q / Hp, ih0 + (q % Hp) * ${sh}, iw0 + (m % Wp) * ${sw});
       }
-      // Tap (kh, kw, co) of column k of this phase.
-      fn tap(k : i32) -> vec3<i32> {
-        let r = k / uniforms.CO;
-        return vec3<i32>(ph + (r / KWp) * uniforms.sh, pw + (r % KWp) * uniforms.sw, k % uniforms.CO);
-      }
-      fn loadA(m : i32, k : i32) -> f32 {
-        let p = pixel(m);
-        let t = tap(k);
+      fn loadA(i : i32, m : i32, k : i32) -> f32 {
         // Divisible by the stride by construction; off the output when negative or past it.
-        let th = p.y + uniforms.pt - t.x;
-        let tw = p.z + uniforms.pl - t.y;
+        let th = rowH[i] + uniforms.pt - tapKh;
+        let tw = rowW[i] + uniforms.pl - tapKw;
         if (th < 0 || tw < 0) {
           return 0.0;
         }
-        let oh = th / uniforms.sh;
-        let ow = tw / uniforms.sw;
+        let oh = th / ${sh};
+        let ow = tw / ${sw};
         if (oh >= uniforms.OH || ow >= uniforms.OW) {
           return 0.0;
         }
-        return dy[((p.x * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + t.z];
+        return dy[((rowB[i] * uniforms.OH + oh) * uniforms.OW + ow) * uniforms.CO + tapCo];
       }
       // W is [KH, KW, CI, CO].
-      fn loadB(k : i32, n : i32) -> f32 {
-        let t = tap(k);
-        return W[((t.x * uniforms.KW + t.y) * uniforms.CI + n) * uniforms.CO + t.z];
+      fn loadB(i : i32, k : i32, n : i32) -> f32 {
+        return W[((tapKh * uniforms.KW + tapKw) * uniforms.CI + n) * uniforms.CO + tapCo];
       }
       fn outIndex(m : i32, n : i32) -> i32 {
         let p = pixel(m);
@@ -270,20 +281,36 @@ function convInputGemm(outputShape: number[], dispatch: [number, number, number]
       }`;
   // Per workgroup (uniform: from workgroupId.z and uniforms): this phase's rows and taps.
   const phaseSlice = `
-        ph = i32(workgroupId.z) / uniforms.sw;
-        pw = i32(workgroupId.z) % uniforms.sw;
-        ih0 = ((ph - uniforms.pt) % uniforms.sh + uniforms.sh) % uniforms.sh;
-        iw0 = ((pw - uniforms.pl) % uniforms.sw + uniforms.sw) % uniforms.sw;
-        Hp = countMod(uniforms.H, ih0, uniforms.sh);
-        Wp = countMod(uniforms.W, iw0, uniforms.sw);
-        KWp = countMod(uniforms.KW, pw, uniforms.sw);
+        ph = i32(workgroupId.z) / ${sw};
+        pw = i32(workgroupId.z) % ${sw};
+        ih0 = ((ph - uniforms.pt) % ${sh} + ${sh}) % ${sh};
+        iw0 = ((pw - uniforms.pl) % ${sw} + ${sw}) % ${sw};
+        Hp = countMod(uniforms.H, ih0, ${sh});
+        Wp = countMod(uniforms.W, iw0, ${sw});
+        KWp = countMod(uniforms.KW, pw, ${sw});
         let M = uniforms.B * Hp * Wp;
         let kBegin = 0;
-        let kEnd = countMod(uniforms.KH, ph, uniforms.sh) * KWp * uniforms.CO;`;
+        let kEnd = countMod(uniforms.KH, ph, ${sh}) * KWp * uniforms.CO;`;
+  // In k order the thread stages rows m0 + tid / 16 + 16 i and column k0 + tid % 16.
+  const perThread = `
+        for (var i = 0; i < 4; i++) {
+          let p = pixel(min(m0 + tid / ${TK} + ${256 / TK} * i, max(M - 1, 0)));
+          rowB[i] = p.x;
+          rowH[i] = p.y;
+          rowW[i] = p.z;
+        }`;
+  const perTile = `
+        {
+          let k = k0 + tid % ${TK};
+          let r = k / uniforms.CO;
+          tapCo = k % uniforms.CO;
+          tapKh = ph + (r / KWp) * ${sh};
+          tapKw = pw + (r % KWp) * ${sw};
+        }`;
   return tiledGemm({
-    key: `medpipeConvInputGemm_${isPointwise}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: `${CONV_UNIFORMS} B : i32, KH : i32,`, a: 'k', b: 'k',
+    key: `medpipeConvInputGemm_${isPointwise}_${sh}x${sw}`, outputShape, dispatch, tilesPerSlice, names: ['dy', 'W'], uniforms: `${CONV_UNIFORMS} B : i32, KH : i32,`, a: 'k', b: 'k',
     helpers: isPointwise ? pointwiseHelpers : phaseHelpers,
-    ...(isPointwise ? {} : { slice: phaseSlice }),
+    ...(isPointwise ? {} : { slice: phaseSlice, perThread, perTile }),
   });
 }
 
@@ -356,7 +383,7 @@ function conv2DBackpropInput(tf: Tf, original: KernelFunc): KernelFunc {
     const K = Math.ceil(info.filterHeight / sh) * Math.ceil(info.filterWidth / sw) * info.outChannels;
     if (Math.ceil(M / 64) > MAX_WORKGROUPS) return original(args as Parameters<KernelFunc>[0]);
     const chunk = Math.ceil(K / TK) * TK;
-    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), sh * sw], chunk / TK, pointwise(info));
+    const prog = convInputGemm([...a.inputShape], [Math.ceil(M / 64), Math.ceil(N / 64), sh * sw], chunk / TK, pointwise(info), sh, sw);
     const uniforms = [...convUniforms(info, M, N, K, chunk), ...[info.batchSize, info.filterHeight].map((v): UniformEntry => ({ type: 'int32', data: [v] }))];
     return be.runWebGPUProgram(prog, [dy, filter], 'float32', uniforms);
   }) as unknown as KernelFunc;
