@@ -75,6 +75,9 @@ test('native conv gradients (input and filter) match cpu', { skip }, () => {
   // backwards, 8-channel strips packed whole (and K = 9 x 48 past one k-block).
   same('3x3 stride 1 64 channels', [F([2, 11, 10, 64]), F([3, 3, 64, 48])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
+  // The stem: C = 3, 7x7 / 2, padding 3 (whole filter rows as one run; dW^T = dy^T . cols).
+  same('stem 7x7 stride 2', [F([2, 30, 29, 3]), F([7, 7, 3, 16])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 3))))([x, f]));
   same('3x3 stride 2 large', [F([2, 15, 15, 40]), F([3, 3, 40, 33])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]))))([x, f]));
 });
@@ -119,6 +122,12 @@ test('native results are bit-identical for 1 and 2 threads, run to run', { skip 
   const cases: [string, In[], (...xs: T[]) => T | T[]][] = [
     ['conv grads', [F([2, 13, 13, 24]), F([3, 3, 24, 40]), F([2, 7, 7, 40])], (x, f, w) =>
       tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), w)))([x, f])],
+    // Stride 1 (the input gradient over the taps backwards) and a stem (C = 3, 7x7 / 2: the
+    // materialised im2col and dW^T).
+    ['conv grads stride 1', [F([2, 12, 11, 16]), F([3, 3, 16, 40]), F([2, 12, 11, 40])], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), w)))([x, f])],
+    ['conv grads stem', [F([2, 40, 40, 3]), F([7, 7, 3, 16]), F([2, 20, 20, 16])], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 3), w)))([x, f])],
     ['matmul', [F([6, 90, 300]), F([6, 300, 70])], (a, b) => tf.matMul(a, b)],
     ['matmul tB', [F([333, 65]), F([129, 65])], (a, b) => tf.matMul(a, b, false, true)],
     ['bn grads', [F([2, 9, 9, 40]), F([40]), F([40])], (x, g, b) =>
