@@ -152,6 +152,8 @@ test('a raw file replaced in place by other bytes of the same size, its mtime pu
   utimesSync(raw, 1_700_000_000, 1_700_000_000);
   const first = await store.hashFile(raw);
   assert.equal(await store.hashFile(raw), first);
+  // The change time must move between the two writes: some file systems keep it to a few ms.
+  await new Promise((r) => setTimeout(r, 25));
   writeFileSync(raw, 'other scan bytes');
   utimesSync(raw, 1_700_000_000, 1_700_000_000);
   assert.equal(statSync(raw).mtimeMs, 1_700_000_000_000, 'same size, same mtime');
@@ -173,4 +175,23 @@ test('when salvaging record sets from the damaged index faults too, repair rebui
   assert.equal(run.code, 0, run.stdout + run.stderr);
   assert.deepEqual(box.runs(), ['make', 'read', 'make'], 'make rewrites its record set; read, whose inputs come out the same bytes, stays cached');
   assert.equal(((await box.show(file, 'read')).outputs['out']!.value as { joined: string }).joined, 'hello');
+});
+
+test('the launcher hands node its own stdin (exec - reads the task from it) and passes exit statuses through, a usage error included', async () => {
+  const box = sandbox();
+  const piped = await new Promise<CliResult>((resolve) => {
+    const child = spawn(LAUNCHER, ['exec', '-'], { cwd: box.dir, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end('{"format": "not-a-task"}');
+  });
+  assert.equal(piped.code, 1, piped.stderr);
+  assert.match(piped.stderr, /not a medpipe SLURM task \(expected format medpipe-slurm-task\/1, got "not-a-task"\)/, 'the task JSON piped in reached node');
+  const usage = await launch(box, ['run', join(box.dir, 'missing.yaml')]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /missing\.yaml: cannot read pipeline file/);
+  assert.doesNotMatch(usage.stderr, /killed by|stopped \(/, 'exit status 2 is not read as a signal');
 });

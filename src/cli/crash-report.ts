@@ -22,8 +22,17 @@ const status = Number(statusText);
 const signal = Object.entries(constants.signals).find(([, n]) => n === status - 128)?.[0] ?? `exit status ${status}`;
 const dir = defaultCacheDir(cacheOption(argv));
 const index = join(dir, 'index.lmdb');
-const problem = existsSync(index) ? await probeIndex(dir).catch(() => undefined) : undefined;
-if (problem !== undefined) {
+let unchecked: string | undefined;
+const problem = existsSync(index)
+  ? await probeIndex(dir).catch((e: unknown) => {
+      unchecked = e instanceof Error ? e.message : String(e);
+      return undefined;
+    })
+  : undefined;
+if (unchecked !== undefined) {
+  process.stderr.write(`error: medpipe was killed by ${signal}; its cache index ${index} could not be checked (${unchecked}): run \`pipeline cache verify --cache ${dir}\`\n`);
+  process.exitCode = status;
+} else if (problem !== undefined) {
   process.stderr.write(`error: medpipe stopped (${signal}) reading the cache: ${new IndexDamagedError(index, problem).message}. Results already computed are kept as manifest files and blobs, and repair re-indexes them\n`);
   process.exitCode = 1;
 } else {

@@ -27,7 +27,10 @@ export function runIndexChild<T>(args: string[]): Promise<ChildOutcome<T>> {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      if (signal) return resolve({ signal, stderr });
+      // Only a memory fault says "damaged page"; a child killed from outside (the OOM killer,
+      // Ctrl-C, TERM) says nothing about the index and must not send repair moving it aside.
+      if (signal === 'SIGBUS' || signal === 'SIGSEGV' || signal === 'SIGABRT') return resolve({ signal, stderr });
+      if (signal) return reject(new Error(`the cache index check was killed by ${signal} before it finished (not a sign of damage): run it again`));
       const line = stdout.trim().split('\n').pop();
       try {
         resolve({ answer: JSON.parse(line ?? '') as T, stderr });
