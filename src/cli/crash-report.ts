@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { IndexDamagedError } from '../store/index-file.js';
 import { probeIndex } from '../store/index-probe.js';
 import { defaultCacheDir } from '../store/store.js';
+import { execCacheDir } from './slurm.js';
 
 /** The --cache the command was given (`--cache DIR` or `--cache=DIR`), if any. */
 function cacheOption(argv: string[]): string | undefined {
@@ -20,7 +21,8 @@ function cacheOption(argv: string[]): string | undefined {
 const [statusText, ...argv] = process.argv.slice(2);
 const status = Number(statusText);
 const signal = Object.entries(constants.signals).find(([, n]) => n === status - 128)?.[0] ?? `exit status ${status}`;
-const dir = defaultCacheDir(cacheOption(argv));
+// `exec` (a SLURM task) keeps its own node-local cache.
+const dir = argv[0] === 'exec' ? execCacheDir(cacheOption(argv)) : defaultCacheDir(cacheOption(argv));
 const index = join(dir, 'index.lmdb');
 let unchecked: string | undefined;
 const problem = existsSync(index)

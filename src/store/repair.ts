@@ -122,14 +122,22 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
   await rename(indexFile, keptAt);
   await rm(`${indexFile}-lock`, { force: true });
   report.damage = { problem, keptAt };
-  const salvaging = await runIndexChild<Rebuilt | { error: string }>(['rebuild', dir, keptAt]);
-  if (salvaging.answer && 'error' in salvaging.answer) throw new Error(salvaging.answer.error);
+  // A rebuild that fails (disk full, no permission) must not leave a partial index that the
+  // next repair would find readable and call healthy: the damaged file goes back in its place.
+  const putBack = async (e: unknown): Promise<never> => {
+    await rm(indexFile, { force: true });
+    await rm(`${indexFile}-lock`, { force: true });
+    await rename(keptAt, indexFile);
+    throw e;
+  };
+  const salvaging = await runIndexChild<Rebuilt | { error: string }>(['rebuild', dir, keptAt]).catch(putBack);
+  if (salvaging.answer && 'error' in salvaging.answer) return putBack(new Error(salvaging.answer.error));
   if (salvaging.answer) return { ...report, ...salvaging.answer };
   // The salvage faulted on a damaged page: start the new index again, without it.
   await rm(indexFile, { force: true });
   await rm(`${indexFile}-lock`, { force: true });
   report.salvageFault = salvaging.signal!;
-  return { ...report, ...(await rebuildIndex(dir, keptAt, { salvage: false })) };
+  return { ...report, ...(await rebuildIndex(dir, keptAt, { salvage: false }).catch(putBack)) };
 }
 
 /** Indexes every manifest file that verifies into a new index.lmdb (record sets salvaged from `keptAt` when asked). */
