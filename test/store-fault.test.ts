@@ -8,17 +8,9 @@ import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Store } from '../src/store/store.js';
-import { blobsPipeline, REPO, sandbox, TOY_PIPELINE, type CliResult, type Sandbox } from './support/toy.js';
+import { blobsPipeline, REPO, sandbox, TOY_PIPELINE, TREE_PIPELINE, type CliResult, type Sandbox } from './support/toy.js';
 
 const LAUNCHER = join(REPO, 'bin', 'pipeline');
-
-const TREE = `
-name: trees
-plugins: [$TOY]
-stages:
-  make: {uses: tree, with: {text: hello}}
-  read: {uses: readtree, inputs: {dir: make.dir}}
-`;
 
 /** The CLI as a user starts it: the installed `pipeline` command, not `node bin/pipeline.js`. */
 function launch(box: Sandbox, args: string[]): Promise<CliResult> {
@@ -63,7 +55,7 @@ const damaged = /^error: medpipe stopped \(SIG(?:BUS|SEGV)\) reading the cache: 
 test('byte-damaged LMDB data pages: status, run, ls and verify say the index is damaged (never a bare SIGBUS); repair re-adopts every json and blob result, nothing is recomputed', async () => {
   const box = sandbox();
   const toy = box.write('toy.yaml', TOY_PIPELINE);
-  const trees = box.write('trees.yaml', TREE);
+  const trees = box.write('trees.yaml', TREE_PIPELINE);
   assert.equal((await launch(box, ['run', toy])).code, 0);
   assert.equal((await launch(box, ['run', trees])).code, 0);
   const before = box.runs().length;

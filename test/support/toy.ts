@@ -144,3 +144,12 @@ table:
   columns: []
   over: seed
 `;
+
+/** A directory result (`tree`) read by the node after it (`readtree`). */
+export const TREE_PIPELINE = `
+name: trees
+plugins: [$TOY]
+stages:
+  make: {uses: tree, with: {text: hello}}
+  read: {uses: readtree, inputs: {dir: make.dir}}
+`;
