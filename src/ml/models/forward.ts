@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CONVNEXT_NET } from './convnext/net.js';
 import { familyOf, type ConfigOf, type FamilyName } from './families.js';
 import { linear, type ForwardOptions } from './layers.js';
-import type { FamilyNet } from './net.js';
+import type { FamilyNet, TrainStepOptions, TrainStepResult } from './net.js';
 import type { ParamMap } from './params.js';
 import { RESNET_NET } from './resnet/net.js';
 import type { ModelConfig, ModelSpec } from './types.js';
@@ -33,6 +33,20 @@ function classify(spec: ModelSpec, params: ParamMap, features: tf.Tensor2D): tf.
 export function forward(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   checkInput(spec, x);
   return tf.tidy(() => classify(spec, params, netOf(spec).features(spec.config, params, x, opts)));
+}
+
+/**
+ * One training step's loss (softmax cross-entropy of `onehot`, summed over the batch and
+ * times `scale`: 1 / N is the mean) and gradients, keyed as tf.variableGrads keys them,
+ * computed without tfjs's gradient tape where the family has a step graph and the backend
+ * runs it (ResNet on wasm with the native kernels); undefined elsewhere, and the caller runs
+ * forward() under tf.variableGrads. MEDPIPE_STEP_GRAPH=0 switches the step graph off.
+ */
+export function trainStep(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, onehot: tf.Tensor2D, scale: number, opts: TrainStepOptions = {}): TrainStepResult | undefined {
+  checkInput(spec, x);
+  const step = netOf(spec).trainStep;
+  if (step === undefined || process.env['MEDPIPE_STEP_GRAPH'] === '0') return undefined;
+  return step(spec.config, params, x, onehot, scale, opts);
 }
 
 /** Features before the head (pooled for CNNs, normed CLS for ViT), for DINO or probing. */
