@@ -144,3 +144,51 @@ test('the step graph declines where it does not apply: cpu backend, one-logit he
     delete process.env['MEDPIPE_STEP_GRAPH'];
   }
 });
+
+/** Eval-mode logits from seeded weights moved by one training step (running estimates not at their init). */
+function evalLogits(c: Case, backend: 'cpu' | 'wasm', graph: boolean, underTape = false): Float32Array[] {
+  tf.setBackend(backend);
+  const spec = modelSpec(c.model, { numClasses: c.classes, imageSize: c.size });
+  const params = createParams(spec, initState(spec, 12));
+  const rng = new Random(c.size * 17 + c.batch);
+  const saved = process.env['MEDPIPE_STEP_GRAPH'];
+  if (!graph) process.env['MEDPIPE_STEP_GRAPH'] = '0';
+  try {
+    return tf.tidy(() => {
+      const x = tf.tensor4d(rng.values(c.batch * c.size * c.size * 3), [c.batch, c.size, c.size, 3]);
+      // Moves the running estimates (and only them: no optimiser step).
+      tf.dispose(forward(spec, params, x, { training: true }));
+      const logits = forward(spec, params, x, { training: false });
+      const out = [Float32Array.from(logits.dataSync())];
+      if (underTape) {
+        // A gradient through the eval forward (as Grad-CAM takes one) must see every op.
+        const g = tf.grad((xi: tf.Tensor) => tf.sum(forward(spec, params, xi as tf.Tensor4D, { training: false })))(x);
+        out.push(Float32Array.from(g.dataSync()));
+      }
+      return out;
+    });
+  } finally {
+    if (saved === undefined) delete process.env['MEDPIPE_STEP_GRAPH'];
+    else process.env['MEDPIPE_STEP_GRAPH'] = saved;
+    disposeParams(params);
+  }
+}
+
+test('the eval-mode graph gives forward()\'s logits bit for bit on wasm and the cpu backend\'s within float32 rounding', { skip }, () => {
+  for (const c of CASES) {
+    const graph = evalLogits(c, 'wasm', true)[0]!;
+    assert.deepEqual(graph, evalLogits(c, 'wasm', false)[0]!, `${c.model}@${c.size}: wasm`);
+    if (c.cpu) {
+      const e = relErr(graph, evalLogits(c, 'cpu', true)[0]!, `${c.model}@${c.size}: cpu`);
+      assert.ok(e < 1e-4, `${c.model}@${c.size}: rel. error ${e.toExponential(2)} against cpu`);
+    }
+  }
+});
+
+test('under a gradient tape the eval forward takes the tfjs path: the input gradient is the cpu backend\'s', { skip }, () => {
+  const c = CASES[1]!;
+  const [, got] = evalLogits(c, 'wasm', true, true);
+  const [, want] = evalLogits(c, 'cpu', true, true);
+  const e = relErr(got!, want!, 'input gradient');
+  assert.ok(e < 2e-3, `input gradient: rel. error ${e.toExponential(2)}`);
+});

@@ -31,6 +31,10 @@ export interface FamilyNet<C> {
    *  tfjs's gradient tape, where the family has one and the backend runs it; undefined
    *  otherwise. Same values as forward() under tf.variableGrads. */
   trainStep?(cfg: C, params: ParamMap, x: tf.Tensor4D, onehot: tf.Tensor2D, scale: number, opts: TrainStepOptions): TrainStepResult | undefined;
+  /** Eval-mode logits computed without tfjs's engine bookkeeping, where the family has that
+   *  and the backend runs it (never while a gradient tape records); undefined otherwise.
+   *  Same values as the classifier on features() with training off. */
+  inferLogits?(cfg: C, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined;
   /** A transformer's last-block attention from the CLS token to all tokens, [B, heads, T]. */
   clsAttention?(cfg: C, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D;
 }

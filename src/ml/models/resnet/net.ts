@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchNorm, batchNormRelu, conv2d, type ForwardOptions } from '../layers.js';
 import type { FamilyNet } from '../net.js';
 import type { ParamMap } from '../params.js';
-import { resnetTrainStep } from './step.js';
+import { resnetInferLogits, resnetTrainStep } from './step.js';
 import { blockShapes, blockUnits, downsampleUnit, STEM, STEM_POOL, type BlockShape, type ResNetConfig } from './spec.js';
 
 function block(cfg: ResNetConfig, params: ParamMap, b: BlockShape, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor4D {
@@ -37,4 +37,5 @@ export const RESNET_NET: FamilyNet<ResNetConfig> = {
   features: (cfg, params, x, opts) => tf.tidy(() => pool(cfg, params, activations(cfg, params, x, opts))),
   gradCam: { activations, pool },
   trainStep: resnetTrainStep,
+  inferLogits: resnetInferLogits,
 };

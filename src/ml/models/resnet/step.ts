@@ -1,5 +1,5 @@
-// ResNet's training step (forward, softmax cross-entropy, backward) as a fixed sequence of
-// kernel calls, built from the module's unit lists (./spec.ts): the same kernels, inputs and
+// ResNet's training step (forward, softmax cross-entropy, backward) and its eval-mode forward
+// as fixed sequences of kernel calls, built from the module's unit lists (./spec.ts): the same kernels, inputs and
 // order of float32 operations as the tfjs path (forward() under tf.variableGrads with the
 // fused cross-entropy), so the same loss and gradients, bit for bit (tested), without the
 // gradient tape. For resnet_demo at 48 px the tape, its saved copies and the engine's
@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { DirectKernels, directKernelsAvailable } from '../../../engine/direct-kernels.js';
 import { updateRunningStats } from '../../../engine/fused-ops.js';
-import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from '../../../engine/wasm-kernels.js';
+import { BN_RELU, BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from '../../../engine/wasm-kernels.js';
 import { BN_EPS } from '../layers.js';
 import type { TrainStepOptions, TrainStepResult } from '../net.js';
 import { param, type ParamMap } from '../params.js';
@@ -20,6 +20,7 @@ const KERNELS = [
   'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPool', 'MaxPoolGrad', 'Mean', 'BatchMatMul', 'Add', 'Sum',
   BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD,
 ];
+const INFER_KERNELS = ['Conv2D', 'MaxPool', 'Mean', 'BatchMatMul', 'Add', 'FusedBatchNorm', BN_RELU];
 
 /** A unit's forward values that its backward pass reads. */
 interface Saved {
@@ -196,6 +197,58 @@ export function resnetTrainStep(
   } catch (e) {
     tf.dispose(Object.values(grads));
     throw e;
+  } finally {
+    k.dispose();
+  }
+}
+
+/**
+ * Eval-mode logits [B, numClasses] (BatchNorm with the running estimates), the same kernels
+ * as forward() with training off, or undefined where that does not apply: another backend,
+ * no native kernels, or a gradient tape recording (Grad-CAM and gradient checks
+ * differentiate the eval forward; these calls would not be on the tape).
+ */
+export function resnetInferLogits(cfg: ResNetConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined {
+  if (!directKernelsAvailable(tf, INFER_KERNELS) || x.dtype !== 'float32' || x.shape[0] === 0) return undefined;
+  if (tf.engine().isTapeOn()) return undefined;
+  const k = new DirectKernels(tf);
+  const convAttrs = (u: ConvBn): NamedAttrMap => ({ strides: u.stride, pad: u.pad, dataFormat: 'NHWC', dilations: [1, 1] });
+  const unit = (u: ConvBn, input: TensorInfo, relu: boolean, residual?: TensorInfo): TensorInfo => {
+    const [a] = k.run('Conv2D', { x: input, filter: param(params, u.conv) }, convAttrs(u));
+    const bn = {
+      x: a!, mean: param(params, `${u.bn}.running_mean`), variance: param(params, `${u.bn}.running_var`),
+      scale: param(params, `${u.bn}.weight`), offset: param(params, `${u.bn}.bias`), ...(residual ? { residual } : {}),
+    };
+    const [y] = k.run(relu ? BN_RELU : 'FusedBatchNorm', bn, { varianceEpsilon: BN_EPS });
+    k.free(a!);
+    return y!;
+  };
+  try {
+    const stem = unit(STEM, x, true);
+    let [h] = k.run('MaxPool', { x: stem }, { filterSize: STEM_POOL.size, strides: STEM_POOL.stride, pad: STEM_POOL.pad });
+    k.free(stem);
+    for (const b of blockShapes(cfg)) {
+      const units = blockUnits(cfg, b);
+      let out = h!;
+      for (const u of units.slice(0, -1)) {
+        const next = unit(u, out, true);
+        if (out !== h) k.free(out);
+        out = next;
+      }
+      const dsu = downsampleUnit(b);
+      const identity = dsu ? unit(dsu, h!, false) : h!;
+      const y = unit(units[units.length - 1]!, out, true, identity);
+      k.free(h!, identity);
+      if (out !== h) k.free(out);
+      h = y;
+    }
+    const [B, , , F] = h!.shape as [number, number, number, number];
+    const [feat] = k.run('Mean', { x: h! }, { axis: [1, 2], keepDims: false });
+    const fcW = param(params, 'fc.weight');
+    const K = fcW.shape[1]!;
+    const [z3] = k.run('BatchMatMul', { a: k.reshaped(feat!, [1, B, F]), b: k.reshaped(fcW, [1, F, K]) }, { transposeA: false, transposeB: false });
+    const [logits] = k.run('Add', { a: k.reshaped(z3!, [B, K]), b: param(params, 'fc.bias') });
+    return k.tensor<tf.Tensor2D>(logits!);
   } finally {
     k.dispose();
   }
