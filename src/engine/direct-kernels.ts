@@ -5,7 +5,7 @@
 // same values. The step of a small model was about a third engine bookkeeping.
 
 import type * as tfTypes from '@tensorflow/tfjs';
-import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { activeNative } from './native.js';
 
@@ -21,6 +21,8 @@ export function directKernelsAvailable(tf: Tf, kernels: readonly string[]): bool
 export class DirectKernels {
   readonly be: BackendWasm;
   private readonly owned = new Set<TensorInfo>();
+  /** Looked up once per run: registration may change between runs (setNativeKernels). */
+  private readonly funcs = new Map<string, KernelFunc>();
 
   constructor(private readonly tf: Tf) {
     this.be = tf.backend() as BackendWasm;
@@ -28,9 +30,13 @@ export class DirectKernels {
 
   /** Runs kernel `name` of the wasm backend; its outputs, in the kernel's order. */
   run(name: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo[] {
-    const k = this.tf.getKernel(name, 'wasm');
-    if (k === undefined) throw new Error(`direct kernels: no wasm kernel ${name}`);
-    const out = k.kernelFunc({ inputs, backend: this.be, attrs });
+    let f = this.funcs.get(name);
+    if (f === undefined) {
+      const k = this.tf.getKernel(name, 'wasm');
+      if (k === undefined) throw new Error(`direct kernels: no wasm kernel ${name}`);
+      this.funcs.set(name, (f = k.kernelFunc));
+    }
+    const out = f({ inputs, backend: this.be, attrs });
     const outs = Array.isArray(out) ? out : [out];
     for (const o of outs) this.owned.add(o);
     return outs;
