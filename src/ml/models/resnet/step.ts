@@ -14,7 +14,7 @@ import { BN_RELU, BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, SO
 import { BN_EPS } from '../layers.js';
 import type { TrainStepOptions, TrainStepResult } from '../net.js';
 import { param, type ParamMap } from '../params.js';
-import { blockShapes, blockUnits, downsampleUnit, STEM, STEM_POOL, type ConvBn, type ResNetConfig } from './spec.js';
+import { blockShapes, blockUnits, downsampleUnit, RESNET, STEM, STEM_POOL, type ConvBn, type ResNetConfig } from './spec.js';
 
 const KERNELS = [
   'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPool', 'MaxPoolGrad', 'Mean', 'BatchMatMul', 'Add', 'Sum',
@@ -123,7 +123,11 @@ export function resnetTrainStep(
       const units = blockUnits(cfg, b);
       const main: Saved[] = [];
       let out = h;
-      for (const u of units.slice(0, -1)) out = (main[main.length] = unit(u, out, true)).y;
+      for (const u of units.slice(0, -1)) {
+        const saved = unit(u, out, true);
+        main.push(saved);
+        out = saved.y;
+      }
       const dsu = downsampleUnit(b);
       const ds = dsu ? unit(dsu, h, false) : undefined;
       main.push(unit(units[units.length - 1]!, out, true, ds ? ds.y : h));
@@ -132,8 +136,8 @@ export function resnetTrainStep(
     }
     const [B, ph, pw, F] = h.shape as [number, number, number, number];
     const [feat] = k.run('Mean', { x: h }, { axis: [1, 2], keepDims: false });
-    const fcW = param(params, 'fc.weight');
-    const fcB = param(params, 'fc.bias');
+    const fcW = param(params, `${RESNET.classifier}.weight`);
+    const fcB = param(params, `${RESNET.classifier}.bias`);
     const K = fcW.shape[1]!;
     const feat3 = k.reshaped(feat!, [1, B, F]);
     const fcW3 = k.reshaped(fcW, [1, F, K]);
@@ -244,10 +248,10 @@ export function resnetInferLogits(cfg: ResNetConfig, params: ParamMap, x: tf.Ten
     }
     const [B, , , F] = h!.shape as [number, number, number, number];
     const [feat] = k.run('Mean', { x: h! }, { axis: [1, 2], keepDims: false });
-    const fcW = param(params, 'fc.weight');
+    const fcW = param(params, `${RESNET.classifier}.weight`);
     const K = fcW.shape[1]!;
     const [z3] = k.run('BatchMatMul', { a: k.reshaped(feat!, [1, B, F]), b: k.reshaped(fcW, [1, F, K]) }, { transposeA: false, transposeB: false });
-    const [logits] = k.run('Add', { a: k.reshaped(z3!, [B, K]), b: param(params, 'fc.bias') });
+    const [logits] = k.run('Add', { a: k.reshaped(z3!, [B, K]), b: param(params, `${RESNET.classifier}.bias`) });
     return k.tensor<tf.Tensor2D>(logits!);
   } finally {
     k.dispose();
