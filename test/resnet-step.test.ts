@@ -192,3 +192,25 @@ test('under a gradient tape the eval forward takes the tfjs path: the input grad
   const e = relErr(got!, want!, 'input gradient');
   assert.ok(e < 2e-3, `input gradient: rel. error ${e.toExponential(2)}`);
 });
+
+test('a frozen parameter gets no gradient from the step graph, as from tf.variableGrads over the trainable ones', { skip }, () => {
+  tf.setBackend('wasm');
+  const spec = modelSpec('resnet_demo', { numClasses: 3, imageSize: 32 });
+  const params = createParams(spec, initState(spec, 4));
+  for (const name of ['fc.weight', 'layer1.0.bn1.weight', 'conv1.weight']) params.get(name)!.trainable = false;
+  try {
+    tf.tidy(() => {
+      const x = tf.tensor4d(new Random(9).values(2 * 32 * 32 * 3), [2, 32, 32, 3]);
+      const onehot = tf.tensor2d([1, 0, 0, 0, 0, 1], [2, 3]);
+      const r = trainStep(spec, params, x, onehot, 0.5, { updateStats: false });
+      assert.ok(r !== undefined);
+      const names = (g: tf.NamedTensorMap) => Object.keys(g).sort();
+      const want = tf.variableGrads(() => softmaxCrossEntropy(tf, forward(spec, params, x, { training: true, updateStats: false }), onehot, 0.5)!, trainableVariables(params));
+      assert.deepEqual(names(r.grads), names(want.grads));
+      assert.equal(names(r.grads).length, trainableVariables(params).length);
+      for (const n of names(want.grads)) assert.deepEqual(r.grads[n]!.dataSync(), want.grads[n]!.dataSync(), n);
+    });
+  } finally {
+    disposeParams(params);
+  }
+});

@@ -73,7 +73,11 @@ export function resnetTrainStep(
   const momentum = opts.bnMomentum ?? 0.1;
   const update = opts.updateStats !== false;
   const grads: tf.NamedTensorMap = {};
-  const keep = (v: tf.Variable, g: TensorInfo, shape: number[] = v.shape) => (grads[v.name] = k.tensor(g, shape));
+  // As tf.variableGrads over the trainable variables: a frozen one gets no gradient.
+  const keep = (v: tf.Variable, g: TensorInfo, shape: number[] = v.shape): void => {
+    if (v.trainable) grads[v.name] = k.tensor(g, shape);
+    else k.free(g);
+  };
   // tfjs's conv2d attributes, and those of its two gradients.
   const convAttrs = (u: ConvBn): NamedAttrMap => ({ strides: u.stride, pad: u.pad, dataFormat: 'NHWC', dilations: [1, 1] });
   const poolAttrs: NamedAttrMap = { filterSize: STEM_POOL.size, strides: STEM_POOL.stride, pad: STEM_POOL.pad };
