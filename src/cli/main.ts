@@ -126,9 +126,14 @@ async function runCommand(file: string, targets: string[], flags: RunFlags, env:
   }
   const abort = new AbortController();
   let interrupts = 0;
+  let firstAt = 0;
   const onSigint = () => {
+    // A terminal's Ctrl-C comes twice under bin/pipeline: to the process group, and passed on by
+    // the launcher, which must pass on an INT sent to it alone. Within a second it is one.
+    if (interrupts > 0 && Date.now() - firstAt < 1000) return;
     interrupts++;
     if (interrupts === 1) {
+      firstAt = Date.now();
       process.stderr.write(slurm ? '\nstopping: nothing more is submitted\n' : '\nstopping: finished nodes are kept (Ctrl-C again to kill running nodes)\n');
       abort.abort();
     } else process.exit(130);
