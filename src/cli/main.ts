@@ -35,6 +35,7 @@ import { summarize, table } from './output.js';
 import { predictCommand, type PredictFlags } from './predict.js';
 import type { ReportFlags } from './report.js';
 import { capacityOf, openPipeline, openPipelineStatically, type CliEnv, type Opened } from './session.js';
+import { shellCommand } from '../util/shell.js';
 
 interface Common {
   cache?: string;
@@ -272,7 +273,7 @@ export function buildProgram(env: CliEnv, setExit: (code: number) => void): Comm
     .option('--json', 'the same as --full')
     .action(async (file: string, node: string, flags: Common & { output?: string; full?: boolean; json?: boolean }) => {
       const opened = await openPipeline(file, flags.set, env);
-      if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`pipeline dag ${file}\`)`);
+      if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
       const store = new Store(existingCacheDir(flags.cache));
       try {
         const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
