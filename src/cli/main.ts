@@ -1,3 +1,6 @@
+// The CLI's wiring: verbs, their options and help. Each verb's code is imported when the verb
+// runs, so `pipeline --help`, `--version` and a usage error load commander and little else
+// (test/cli-startup.test.ts); only type imports and light modules stay static here.
 import { Command, Option } from 'commander';
 import type { DagFormat } from '../graph/render.js';
 import { packageVersions } from '../run/versions.js';
