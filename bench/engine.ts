@@ -17,7 +17,7 @@ import { bf16Unavailable } from '../src/engine/precision.js';
 import { softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { loadNative } from '../src/engine/native.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
-import { forward } from '../src/ml/models/forward.js';
+import { forward, trainStep } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
 import { modelSpec } from '../src/ml/models/registry.js';
 import { initState } from '../src/ml/models/state.js';
@@ -102,7 +102,8 @@ export function makeTrainer(m: BenchModel, seed = 1): Trainer {
       let acc: tf.Tensor[] | undefined;
       let total = 0;
       chunks.forEach((c, i) => {
-        const { value, grads } = tf.variableGrads(() => {
+        // The tape-free step graph where the family has one (finetune's choice too).
+        const { value, grads } = trainStep(spec, params, c.x, c.y, 1 / m.batch, { updateStats: i === 0 }) ?? tf.variableGrads(() => {
           const logits = forward(spec, params, c.x, { training: true, updateStats: i === 0 });
           return softmaxCrossEntropy(tf, logits, c.y, 1 / m.batch) ?? (tf.div(tf.neg(tf.sum(tf.mul(c.y, tf.logSoftmax(logits)))), m.batch) as tf.Scalar);
         }, vars);

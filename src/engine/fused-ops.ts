@@ -8,6 +8,7 @@
 // BatchNorm running estimates are updated on the device.
 
 import type * as tfTypes from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ownData } from './in-place.js';
 import { activeNative } from './native.js';
@@ -62,11 +63,11 @@ export interface RunningStats {
  * memory). As tfjs ops recorded on the gradient tape it was ~10 dispatches and ~20 saved
  * copies per layer; as fresh tensors assigned, three allocations and frees per layer.
  */
-function updateRunningStats(tf: Tf, r: RunningStats, mean: Tensor, variance: Tensor, n: number): void {
+export function updateRunningStats(tf: Tf, r: RunningStats, mean: TensorInfo, variance: TensorInfo, n: number): void {
   const be = tf.backend() as BackendWasm;
   for (const v of [r.mean, r.variance, r.count]) ownData(tf, be, v);
   // Views taken after ownData's copies: an allocation may have grown (replaced) the heap.
-  const heap = (t: Tensor) => be.typedArrayFromHeap(t);
+  const heap = (t: TensorInfo) => be.typedArrayFromHeap(t);
   const f = Math.fround;
   const m = r.momentum;
   const mix = (old: ArrayLike<number> & { [i: number]: number }, batch: ArrayLike<number>, scale: number): void => {

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CONVNEXT_NET } from './convnext/net.js';
 import { familyOf, type ConfigOf, type FamilyName } from './families.js';
 import { linear, type ForwardOptions } from './layers.js';
-import type { FamilyNet } from './net.js';
+import type { FamilyNet, TrainStepOptions, TrainStepResult } from './net.js';
 import type { ParamMap } from './params.js';
 import { RESNET_NET } from './resnet/net.js';
 import type { ModelConfig, ModelSpec } from './types.js';
@@ -20,6 +20,9 @@ function netOf(spec: ModelSpec): FamilyNet<ModelConfig> {
   return NETS[spec.config.family] as FamilyNet<ModelConfig>;
 }
 
+/** The families' step graphs (trainStep, and forward() in eval mode) unless MEDPIPE_STEP_GRAPH=0. */
+const stepGraphOn = (): boolean => process.env['MEDPIPE_STEP_GRAPH'] !== '0';
+
 function checkInput(spec: ModelSpec, x: tf.Tensor4D): void {
   if (x.rank !== 4) throw new Error(`${spec.name}: input must be NHWC [B, H, W, C], got rank ${x.rank}`);
   const c = x.shape[3];
@@ -32,7 +35,25 @@ function classify(spec: ModelSpec, params: ParamMap, features: tf.Tensor2D): tf.
 
 export function forward(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   checkInput(spec, x);
+  if (!opts.training && stepGraphOn()) {
+    const direct = netOf(spec).inferLogits?.(spec.config, params, x);
+    if (direct) return direct;
+  }
   return tf.tidy(() => classify(spec, params, netOf(spec).features(spec.config, params, x, opts)));
+}
+
+/**
+ * One training step's loss (softmax cross-entropy of `onehot`, summed over the batch and
+ * times `scale`: 1 / N is the mean) and gradients, keyed as tf.variableGrads keys them,
+ * computed without tfjs's gradient tape where the family has a step graph and the backend
+ * runs it (ResNet on wasm with the native kernels); undefined elsewhere, and the caller runs
+ * forward() under tf.variableGrads. MEDPIPE_STEP_GRAPH=0 switches the step graphs off.
+ */
+export function trainStep(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, onehot: tf.Tensor2D, scale: number, opts: TrainStepOptions = {}): TrainStepResult | undefined {
+  checkInput(spec, x);
+  const step = netOf(spec).trainStep;
+  if (step === undefined || !stepGraphOn()) return undefined;
+  return step(spec.config, params, x, onehot, scale, opts);
 }
 
 /** Features before the head (pooled for CNNs, normed CLS for ViT), for DINO or probing. */

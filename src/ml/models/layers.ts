@@ -19,7 +19,7 @@ export interface ForwardOptions {
   random?: Rng;
 }
 
-const BN_EPS = 1e-5;
+export const BN_EPS = 1e-5;
 
 /** nn.Conv2d(k, stride, padding=pad) without bias; the weight is HWIO. */
 export function conv2d(params: ParamMap, name: string, x: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {

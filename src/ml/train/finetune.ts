@@ -10,7 +10,7 @@ import { epochOrder, hostBatches } from '../../data/loader.js';
 import { Rng } from '../../data/rng.js';
 import { softmaxCrossEntropy } from '../../engine/fused-ops.js';
 import { familyOf } from '../models/families.js';
-import { forward } from '../models/forward.js';
+import { forward, trainStep } from '../models/forward.js';
 import { readState } from '../models/params.js';
 import { deserialize, fromFloat32, serialize, toFloat32, type Tensor } from '../safetensors.js';
 import { torchToTf } from '../weights/layout.js';
@@ -169,7 +169,9 @@ export async function finetune(tf: Tf, model: LoadedModel, reader: RecordReader,
           const y = tf.tensor1d(b.y.subarray(s, s + m), 'int32');
           // Stochastic depth's masks: a function of (seed, step, micro-batch), so a resumed run draws the same.
           const random = new Rng(o.seed, DROP_PATH_STREAM, progress.step, s);
-          return tf.variableGrads(() => lossOf(tf, forward(model.spec, model.params, x, { training: true, random }), y, o.classes), trainable.map(([, v]) => v));
+          // The tape-free step graph where the family has one (same loss and gradients).
+          const direct = o.classes > 1 ? trainStep(model.spec, model.params, x, tf.oneHot(y, o.classes).toFloat() as tfTypes.Tensor2D, 1 / m) : undefined;
+          return direct ?? tf.variableGrads(() => lossOf(tf, forward(model.spec, model.params, x, { training: true, random }), y, o.classes), trainable.map(([, v]) => v));
         });
         lossValue += (await value.data())[0]! * (m / n);
         value.dispose();

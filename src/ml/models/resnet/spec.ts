@@ -64,6 +64,40 @@ export function blockShapes(cfg: ResNetConfig): BlockShape[] {
   return blocks;
 }
 
+/** One conv -> BatchNorm unit: the conv's weight, its stride and padding, the BN's prefix. */
+export interface ConvBn {
+  conv: string;
+  stride: number;
+  pad: number;
+  bn: string;
+}
+
+/** The stem's conv7x7/2 + BN (+ ReLU), then a 3x3/2 max pool with padding 1. */
+export const STEM: ConvBn = { conv: 'conv1.weight', stride: 2, pad: 3, bn: 'bn1' };
+export const STEM_POOL = { size: 3, stride: 2, pad: 1 } as const;
+
+/** A block's main path in order: each unit is followed by a ReLU, the last one's after the
+ *  identity (or the downsample's output) is added. The forward and the step graph read this. */
+export function blockUnits(cfg: ResNetConfig, b: BlockShape): ConvBn[] {
+  const p = b.prefix;
+  if (cfg.block === 'basic') {
+    return [
+      { conv: `${p}.conv1.weight`, stride: b.stride, pad: 1, bn: `${p}.bn1` },
+      { conv: `${p}.conv2.weight`, stride: 1, pad: 1, bn: `${p}.bn2` },
+    ];
+  }
+  return [
+    { conv: `${p}.conv1.weight`, stride: 1, pad: 0, bn: `${p}.bn1` },
+    { conv: `${p}.conv2.weight`, stride: b.stride, pad: 1, bn: `${p}.bn2` },
+    { conv: `${p}.conv3.weight`, stride: 1, pad: 0, bn: `${p}.bn3` },
+  ];
+}
+
+/** The 1x1 conv + BN on the identity path of a block that changes shape (no ReLU). */
+export function downsampleUnit(b: BlockShape): ConvBn | undefined {
+  return b.downsample ? { conv: `${b.prefix}.downsample.0.weight`, stride: b.stride, pad: 0, bn: `${b.prefix}.downsample.1` } : undefined;
+}
+
 function featureSize(cfg: ResNetConfig): number {
   return cfg.widths[cfg.widths.length - 1] * expansion(cfg);
 }
