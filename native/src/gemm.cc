@@ -244,8 +244,66 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
   }
 }
 
+// B = im2col of an NHWC image, B(p, j) = im2col(pixel p, tap column j): the stem's filter
+// gradient dW^T = dy^T . im2col (C = 3, which the transposed im2col's 8-channel strips do
+// not fit). Pixel by pixel, incrementally: one filter row's columns are one copy from x
+// when the pixel's window lies inside the image along w, zeros for a row above or below it,
+// tap by tap otherwise (the border). Replaces an M x K im2col written out and copied again.
+void pack_b_im2col(const ConvGeom& g, const float* x, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  const long ss = (long)kc * nr;
+  const int rowlen = g.KW * g.C, j1 = j0 + nc;
+  // The columns' pieces (one filter row, inside one strip) are the same for every pixel.
+  struct Piece { long dst; int kh, q0, len; };
+  std::vector<Piece> piece;
+  for (int j = j0; j < j1;) {
+    const int kh = j / rowlen, strip = (j - j0) / nr;
+    const int e = std::min(std::min(j1, (kh + 1) * rowlen), j0 + (strip + 1) * nr);
+    piece.push_back({strip * ss + (j - j0) % nr, kh, j - kh * rowlen, e - j});
+    j = e;
+  }
+  const int np = (int)piece.size();
+  int ow = p0 % g.OW;
+  long t = p0 / g.OW;
+  int oh = (int)(t % g.OH);
+  long n = t / g.OH;
+  for (int p = 0; p < kc; p++) {
+    const int ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+    const bool rowin = g.dw == 1 && iw0 >= 0 && iw0 + g.KW <= g.W;
+    float* dp = dst + (long)p * nr;
+    for (int k = 0; k < np; k++) {
+      const Piece& pc = piece[k];
+      const int ih = ih0 + pc.kh * g.dh;
+      float* d = dp + pc.dst;
+      if (ih < 0 || ih >= g.H) {
+        for (int i = 0; i < pc.len; i++) d[i] = 0.f;
+      } else if (rowin) {
+        const float* src = x + ((n * g.H + ih) * g.W + iw0) * g.C + pc.q0;
+        for (int i = 0; i < pc.len; i++) d[i] = src[i];
+      } else {
+        const float* row = x + (n * g.H + ih) * g.W * (long)g.C;
+        for (int i = 0; i < pc.len; i++) {
+          const int q = pc.q0 + i, iw = iw0 + (q / g.C) * g.dw;
+          d[i] = iw >= 0 && iw < g.W ? row[(long)iw * g.C + q % g.C] : 0.f;
+        }
+      }
+    }
+    if (nc % nr != 0) {
+      float* d = dp + (long)(nc / nr) * ss;
+      for (int c = nc % nr; c < nr; c++) d[c] = 0.f;
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; n++; }
+    }
+  }
+}
+
 // Pack rows [p0, p0+kc) x cols [j0, j0+nc) of B into strips of nr columns: dst[s][p][c].
 void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  if (B.kind == Src::IM2COL) {
+    pack_b_im2col(*B.g, B.p, p0, kc, j0, nc, nr, dst);
+    return;
+  }
   for (int s = 0; s < nc; s += nr) {
     const int cols = std::min(nr, nc - s);
     float* d = dst + (long)s * kc;
