@@ -103,8 +103,19 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
         const int ih = ihb[r] + kh * g.dh;
         if (ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
         else if (rowlen <= SHORT_ROW) {
-          im2col_run(g, x, m0 + r, p0 + p, rowlen, edge[r], 1);
-          src[r] = edge[r];
+          float* e = edge[r];
+          if (ih < 0 || ih >= g.H) {
+            for (int q = 0; q < rowlen; q++) e[q] = 0.f;
+          } else {
+            const float* row = x + (nb[r] + ih) * g.W * (long)g.C;
+            for (int k = 0; k < g.KW; k++) {
+              const int iw = iwb[r] + k * g.dw;
+              float* d = e + k * g.C;
+              if (iw < 0 || iw >= g.W) for (int q = 0; q < g.C; q++) d[q] = 0.f;
+              else for (int q = 0; q < g.C; q++) d[q] = row[(long)iw * g.C + q];
+            }
+          }
+          src[r] = e;
         } else inside = false;
       }
       if (inside) {
