@@ -89,6 +89,11 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
   const int kk = p0 / g.C;
   int kw = kk % g.KW, kh = kk / g.KW;
   const int rowlen = g.KW * g.C;
+  // Short filter rows (the stem's 21 floats) of pixels at the border are assembled here,
+  // zeros included, so that a strip with one border pixel still packs by whole rows: half
+  // of the stem's strips touch the border, and tap by tap they cost 2-3 times the others.
+  constexpr int SHORT_ROW = 64;
+  alignas(32) float edge[MAXR][SHORT_ROW];
   for (int p = 0; p < kc;) {
     if (c == 0 && kw == 0 && g.dw == 1 && kc - p >= rowlen && rowlen > g.C) {
       // A whole filter row, when every row's taps lie inside the image, is KW*C contiguous
@@ -96,8 +101,22 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
       bool inside = true;
       for (int r = 0; r < rows && inside; r++) {
         const int ih = ihb[r] + kh * g.dh;
-        inside = ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W;
-        if (inside) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
+        if (ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
+        else if (rowlen <= SHORT_ROW) {
+          float* e = edge[r];
+          if (ih < 0 || ih >= g.H) {
+            for (int q = 0; q < rowlen; q++) e[q] = 0.f;
+          } else {
+            const float* row = x + (nb[r] + ih) * g.W * (long)g.C;
+            for (int k = 0; k < g.KW; k++) {
+              const int iw = iwb[r] + k * g.dw;
+              float* d = e + k * g.C;
+              if (iw < 0 || iw >= g.W) for (int q = 0; q < g.C; q++) d[q] = 0.f;
+              else for (int q = 0; q < g.C; q++) d[q] = row[(long)iw * g.C + q];
+            }
+          }
+          src[r] = e;
+        } else inside = false;
       }
       if (inside) {
         if (g_rows8 != nullptr && rows == 8 && mr == 8) g_rows8(src, rowlen, dst + (long)p * mr);
@@ -166,8 +185,41 @@ bool pack_im2col_t_strip(const ConvGeom& g, const float* x, int i0, int rows, in
   return true;
 }
 
+// The same, when A's rows are contiguous for a fixed column, A(i, p) = A.p[p*cs + i] (the 1x1
+// filter gradient's x^T, one pixel's channels per column): column by column over the whole
+// block, runs of mr floats to each strip, with the pixels AHEAD columns on prefetched; the
+// hardware prefetcher did not keep ahead of this stream (the packing stores waited on x).
+// Writes what pack_a would, float for float. False (nothing written) for other operands.
+// (The same walk for the transposed im2col, one pixel per tap, was slower than its strip
+// by strip packer: measured 0.84x on the 56 px 3x3 layer.)
+bool pack_a_by_column(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  if (A.kind != Src::STRIDED || A.rs != 1 || A.cs == 1) return false;
+  const int strips = (mc + mr - 1) / mr;
+  const long sstride = (long)kc * mr;
+  constexpr int AHEAD = 8;
+  for (int p = 0; p < kc; p++) {
+    const float* a = A.p + (long)(p0 + p) * A.cs + i0;
+    if (p + AHEAD < kc) {
+      const char* f = (const char*)(a + (long)AHEAD * A.cs);
+      for (long b = 0; b < (long)mc * 4; b += 64) __builtin_prefetch(f + b);
+    }
+    for (int s = 0; s < strips; s++) {
+      const float* src = a + (long)s * mr;
+      float* d = dst + s * sstride + (long)p * mr;
+      const int rows = std::min(mr, mc - s * mr);
+      if (rows == 8 && mr == 8) std::memcpy(d, src, 8 * sizeof(float));
+      else {
+        for (int r = 0; r < rows; r++) d[r] = src[r];
+        for (int r = rows; r < mr; r++) d[r] = 0.f;
+      }
+    }
+  }
+  return true;
+}
+
 // Pack rows [i0, i0+mc) x cols [p0, p0+kc) of A into strips of mr rows: dst[s][p][r].
 void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  if (pack_a_by_column(A, i0, mc, p0, kc, mr, dst)) return;
   for (int s = 0; s < mc; s += mr) {
     const int rows = std::min(mr, mc - s);
     float* d = dst + (long)s * kc;
@@ -203,8 +255,66 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
   }
 }
 
+// B = im2col of an NHWC image, B(p, j) = im2col(pixel p, tap column j): the stem's filter
+// gradient dW^T = dy^T . im2col (C = 3, which the transposed im2col's 8-channel strips do
+// not fit). Pixel by pixel, incrementally: one filter row's columns are one copy from x
+// when the pixel's window lies inside the image along w, zeros for a row above or below it,
+// tap by tap otherwise (the border). Replaces an M x K im2col written out and copied again.
+void pack_b_im2col(const ConvGeom& g, const float* x, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  const long ss = (long)kc * nr;
+  const int rowlen = g.KW * g.C, j1 = j0 + nc;
+  // The columns' pieces (one filter row, inside one strip) are the same for every pixel.
+  struct Piece { long dst; int kh, q0, len; };
+  std::vector<Piece> piece;
+  for (int j = j0; j < j1;) {
+    const int kh = j / rowlen, strip = (j - j0) / nr;
+    const int e = std::min(std::min(j1, (kh + 1) * rowlen), j0 + (strip + 1) * nr);
+    piece.push_back({strip * ss + (j - j0) % nr, kh, j - kh * rowlen, e - j});
+    j = e;
+  }
+  const int np = (int)piece.size();
+  int ow = p0 % g.OW;
+  long t = p0 / g.OW;
+  int oh = (int)(t % g.OH);
+  long n = t / g.OH;
+  for (int p = 0; p < kc; p++) {
+    const int ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+    const bool rowin = g.dw == 1 && iw0 >= 0 && iw0 + g.KW <= g.W;
+    float* dp = dst + (long)p * nr;
+    for (int k = 0; k < np; k++) {
+      const Piece& pc = piece[k];
+      const int ih = ih0 + pc.kh * g.dh;
+      float* d = dp + pc.dst;
+      if (ih < 0 || ih >= g.H) {
+        for (int i = 0; i < pc.len; i++) d[i] = 0.f;
+      } else if (rowin) {
+        const float* src = x + ((n * g.H + ih) * g.W + iw0) * g.C + pc.q0;
+        for (int i = 0; i < pc.len; i++) d[i] = src[i];
+      } else {
+        const float* row = x + (n * g.H + ih) * g.W * (long)g.C;
+        for (int i = 0; i < pc.len; i++) {
+          const int q = pc.q0 + i, iw = iw0 + (q / g.C) * g.dw;
+          d[i] = iw >= 0 && iw < g.W ? row[(long)iw * g.C + q % g.C] : 0.f;
+        }
+      }
+    }
+    if (nc % nr != 0) {
+      float* d = dp + (long)(nc / nr) * ss;
+      for (int c = nc % nr; c < nr; c++) d[c] = 0.f;
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; n++; }
+    }
+  }
+}
+
 // Pack rows [p0, p0+kc) x cols [j0, j0+nc) of B into strips of nr columns: dst[s][p][c].
 void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  if (B.kind == Src::IM2COL) {
+    pack_b_im2col(*B.g, B.p, p0, kc, j0, nc, nr, dst);
+    return;
+  }
   for (int s = 0; s < nc; s += nr) {
     const int cols = std::min(nr, nc - s);
     float* d = dst + (long)s * kc;
@@ -252,6 +362,9 @@ struct Kernel {
   int mr, nr;
   const char* name;
   UkrBf16 bf16;  // same mr x nr tile, or null where the CPU has no AVX512_BF16
+  // 2mr x nr/2 over two A strips and the first nr/2 columns of a B strip (null: none), for
+  // strips with at most nr/2 columns (16 output channels), where the mr x nr tile is half zeros.
+  void (*half)(int kc, const float* A0, const float* A1, const float* B, float* C, long ldc, bool acc, int m, int n);
 };
 
 Kernel pick_kernel() {
@@ -261,13 +374,13 @@ Kernel pick_kernel() {
   __builtin_cpu_init();
   if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
     const bool bf = __builtin_cpu_supports("avx512bf16");
-    return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr};
+    return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr, ukr_avx512_16x16};
   }
-  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr};
+  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr, nullptr};
 #else
   (void)any;
 #endif
-  return {ukr_c, MRC, NRC, "c", nullptr};
+  return {ukr_c, MRC, NRC, "c", nullptr, nullptr};
 }
 
 const Kernel g_kernel = pick_kernel();
@@ -325,6 +438,16 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
         if (bf) pairs_bf16(s.a.data(), kc, k.mr, (mc + k.mr - 1) / k.mr, s.a16.data());
         for (int jr = 0; jr < nc; jr += k.nr) {
           const int n = std::min(k.nr, nc - jr);
+          if (!bf && k.half != nullptr && 2 * n <= k.nr) {
+            int ir = 0;
+            for (; ir + k.mr < mc; ir += 2 * k.mr) {
+              const float* a = s.a.data() + (long)ir * kc;
+              k.half(kc, a, a + (long)k.mr * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                     std::min(2 * k.mr, mc - ir), n);
+            }
+            if (ir < mc) k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
+            continue;
+          }
           for (int ir = 0; ir < mc; ir += k.mr) {
             const int m = std::min(k.mr, mc - ir);
             float* c = C + (long)(ic + ir) * ldc + jc + jr;

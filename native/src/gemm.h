@@ -15,7 +15,7 @@ struct Src {
   enum Kind { STRIDED, IM2COL, IM2COL_T } kind = STRIDED;
   const float* p = nullptr;
   long rs = 0, cs = 0;          // STRIDED: (i, k) -> p[i*rs + k*cs]
-  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p
+  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p (as A or B)
 };
 
 // Writes im2col(m, k0 .. k0+len) to dst[j*ds].

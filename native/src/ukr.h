@@ -23,6 +23,9 @@ constexpr int MRC = 4, NRC = 8;
 
 #ifdef MP_X86
 void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
+// 16 x 16: rows 0-7 from strip A0, 8-15 from A1 (each [kc][MR512]), the first 16 columns
+// of a [kc][NR512] B strip; m <= 16, n <= 16.
+void ukr_avx512_16x16(int kc, const float* A0, const float* A1, const float* B, float* C, long ldc, bool acc, int m, int n);
 void pack_rows8_avx2(const float* const* src, int len, float* dst);
 void ukr_avx2(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
 // AVX512_BF16 vdpbf16ps, MR512 x NR512 tiles, fp32 accumulation.
