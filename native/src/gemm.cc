@@ -301,7 +301,8 @@ struct Scratch {
 // column-contiguous ones (a transposed A, the filter gradient's im2col^T) pack as 16-row fp32
 // strips first and are transposed while converted.
 void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst);
-// B as pair strips of AMX_NR columns, kpad pairs each.
+// B as pair strips of AMX_NR columns, kpad pairs each (zero pairs past kc, zero columns
+// past nc), converted straight from a row- or column-contiguous operand.
 void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst);
 Scratch g_scratch[64];
 
@@ -350,15 +351,35 @@ void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* t
 }
 
 void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst) {
-  pack_b(B, p0, kc, j0, nc, AMX_NR, tmp);
   const int strips = (nc + AMX_NR - 1) / AMX_NR;
   for (int s = 0; s < strips; s++) {
-    const float* b = tmp + (long)s * kc * AMX_NR;
+    const int cols = std::min(AMX_NR, nc - s * AMX_NR);
     uint32_t* d = dst + (long)s * kpad * AMX_NR;
-    for (int q = 0; q < kpad; q++) {
-      const float* lo = 2 * q < kc ? b + (long)(2 * q) * AMX_NR : nullptr;
-      if (lo == nullptr) { std::memset(d + (long)q * AMX_NR, 0, sizeof(uint32_t) * AMX_NR); continue; }
-      bf16_pairs_avx512(lo, 2 * q + 1 < kc ? lo + AMX_NR : nullptr, AMX_NR, d + (long)q * AMX_NR);
+    if (B.cs == 1) {
+      // Two rows of B (k = 2q, 2q + 1) into one row of pairs, straight from the operand.
+      const float* b = B.p + (long)p0 * B.rs + j0 + (long)s * AMX_NR;
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(b + (long)(2 * q) * B.rs, 2 * q + 1 < kc ? b + (long)(2 * q + 1) * B.rs : nullptr, cols, row);
+        else std::memset(row, 0, sizeof(uint32_t) * cols);
+        if (cols < AMX_NR) std::memset(row + cols, 0, sizeof(uint32_t) * (AMX_NR - cols));
+      }
+    } else if (B.rs == 1) {
+      // A column of B is contiguous along k: one row of pairs per column, then its words
+      // down the strip.
+      uint32_t* col = reinterpret_cast<uint32_t*>(tmp);
+      for (int c = 0; c < cols; c++) {
+        bf16_row_avx512(B.p + (long)(j0 + s * AMX_NR + c) * B.cs + p0, kc, kpad, col);
+        for (int q = 0; q < kpad; q++) d[(long)q * AMX_NR + c] = col[q];
+      }
+      for (int q = 0; q < kpad; q++) for (int c = cols; c < AMX_NR; c++) d[(long)q * AMX_NR + c] = 0u;
+    } else {
+      pack_b(B, p0, kc, j0 + s * AMX_NR, cols, AMX_NR, tmp);
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(tmp + (long)(2 * q) * AMX_NR, 2 * q + 1 < kc ? tmp + (long)(2 * q + 1) * AMX_NR : nullptr, AMX_NR, row);
+        else std::memset(row, 0, sizeof(uint32_t) * AMX_NR);
+      }
     }
   }
 }
