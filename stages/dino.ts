@@ -6,7 +6,7 @@
 // Output: the teacher's backbone as a medpipe checkpoint without a classifier head, which
 // `init` (source: node) and `finetune` take, initialising the head fresh.
 import { BACKEND_PARAM } from '../src/engine/activate.js';
-import { PRECISION_PARAM, withPrecision } from '../src/engine/precision.js';
+import { PRECISION_PARAM, PRECISION_UNKEYED_DEFAULT, withPrecision } from '../src/engine/precision.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
@@ -127,6 +127,7 @@ export default defineStage<DinoParams>({
     },
   },
   unkeyed: ['checkpoint_every', 'backend'],
+  unkeyedDefaults: PRECISION_UNKEYED_DEFAULT,
   inputs: {
     data: { type: 'records', description: 'preprocessed records' },
     split: { type: 'json', description: 'split stage output (its train list; labels unused)' },

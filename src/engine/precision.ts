@@ -10,13 +10,19 @@ import type { JSONObject } from '../contract.js';
 import type { EngineInfo } from './backend.js';
 import { activeNative, nativeStatus, type Precision } from './native.js';
 
-/** The parameter. No default: a node that does not say `precision:` keeps its fp32 key. */
+/**
+ * The parameter. No schema default: a node that does not say `precision:` keeps the key it had
+ * before precision existed, and one that says fp32 gets the same key (PRECISION_UNKEYED_DEFAULT).
+ */
 export const PRECISION_PARAM = {
   enum: ['fp32', 'bf16'],
   description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (AVX512_BF16 CPUs, wasm engine with native kernels; changes results)',
 } as const;
 
 /** Why bf16 cannot run on this engine, or undefined when it can. */
+/** The stages' unkeyedDefaults for it: fp32 written out is the same result as leaving it unset. */
+export const PRECISION_UNKEYED_DEFAULT = { precision: 'fp32' } as const;
+
 export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | undefined {
   if (engine.backend !== 'wasm') return `the ${engine.backend} backend computes in fp32 only (bf16 is a CPU-engine option: wasm with medpipe's native kernels)`;
   const nat = activeNative();

@@ -14,14 +14,11 @@ import { TreeStore } from './trees.js';
 import { ConfigError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
+import { CACHE_ENV } from './cache-dir.js';
 
-export const CACHE_ENV = 'MEDPIPE_CACHE';
+export { CACHE_ENV, defaultCacheDir } from './cache-dir.js';
 
 const CHECKPOINT_MAGIC = Buffer.from('medpipe-local-ckpt/1\n');
-
-export function defaultCacheDir(explicit?: string): string {
-  return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
-}
 
 /** Creates the cache folder; one that cannot be made is a bad `--cache`, said in words. */
 function makeCacheDir(dir: string): void {
