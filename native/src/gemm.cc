@@ -386,6 +386,19 @@ Kernel pick_kernel() {
 const Kernel g_kernel = pick_kernel();
 Precision g_precision = PREC_FP32;
 
+// The bf16 products: AMX tiles where the CPU and OS allow them, else the AVX-512 kernel's
+// vdpbf16ps twin. MEDPIPE_NATIVE_BF16=amx|avx512bf16 forces one (none when it is absent).
+enum Bf16Kind { BF16_NONE, BF16_AVX512, BF16_AMX };
+Bf16Kind pick_bf16() {
+  const char* force = std::getenv("MEDPIPE_NATIVE_BF16");
+  const bool any = force == nullptr || *force == 0;
+  if (g_kernel.mr != MR512) return BF16_NONE;  // both need AVX-512 (the AMX packing's conversions too)
+  if ((any || !std::strcmp(force, "amx")) && amx_supported()) return BF16_AMX;
+  if ((any || !std::strcmp(force, "avx512bf16")) && g_kernel.bf16 != nullptr) return BF16_AVX512;
+  return BF16_NONE;
+}
+const Bf16Kind g_bf16 = pick_bf16();
+
 constexpr int KC = 256;
 constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
 constexpr int NC = 2048;
@@ -394,11 +407,22 @@ struct Scratch {
   std::vector<float> a, b;
   std::vector<uint32_t> a16, b16;
 };
+
+// bf16 on AMX. A is packed row-major in k-pairs (the A tiles' layout), each row kpad pairs (kc
+// rounded up to whole 16-pair tiles, zeros past kc), rows past mc zero up to a multiple of 16;
+// contiguous rows convert straight from the operand (an im2col row is built once in fp32),
+// column-contiguous ones (a transposed A, the filter gradient's im2col^T) pack as 16-row fp32
+// strips first and are transposed while converted.
+void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst);
+// B as pair strips of AMX_NR columns, kpad pairs each (zero pairs past kc, zero columns
+// past nc), converted straight from a row- or column-contiguous operand.
+void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst);
 Scratch g_scratch[64];
 
 }  // namespace
 
-bool bf16_supported() { return g_kernel.bf16 != nullptr; }
+bool bf16_supported() { return g_bf16 != BF16_NONE; }
+const char* bf16_kernel() { return g_bf16 == BF16_AMX ? "amx" : g_bf16 == BF16_AVX512 ? "avx512bf16" : ""; }
 const char* gemm_isa() { return g_kernel.name; }
 int gemm_mr() { return g_kernel.mr; }
 Precision gemm_precision() { return g_precision; }
@@ -408,12 +432,123 @@ bool set_gemm_precision(Precision p) {
   return true;
 }
 
+namespace {
+
+void epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const float* bias, int act) {
+  if (bias == nullptr && act == ACT_NONE) return;
+  for (int i = m0; i < m1; i++) {
+    float* c = C + (long)i * ldc;
+    if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
+    if (act == ACT_RELU) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
+  }
+}
+
+#ifdef MP_X86
+void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst) {
+  if (A.kind == Src::STRIDED && A.cs == 1) {
+    for (int r = 0; r < mc; r++) bf16_row_avx512(A.p + (long)(i0 + r) * A.rs + p0, kc, kpad, dst + (long)r * kpad);
+  } else if (A.kind == Src::IM2COL) {
+    for (int r = 0; r < mc; r++) {
+      im2col_run(*A.g, A.p, i0 + r, p0, kc, tmp, 1);
+      bf16_row_avx512(tmp, kc, kpad, dst + (long)r * kpad);
+    }
+  } else {
+    for (int s0 = 0; s0 < mc; s0 += 16) {
+      const int rows = std::min(16, mc - s0);
+      pack_a(A, i0 + s0, rows, p0, kc, 16, tmp);  // tmp[p][r], rows past `rows` zero
+      bf16_pairs_t_avx512(tmp, kc, kpad, rows, dst + (long)s0 * kpad, kpad);
+    }
+  }
+  const int padded = (mc + 15) / 16 * 16;
+  if (padded > mc) std::memset(dst + (long)mc * kpad, 0, sizeof(uint32_t) * (size_t)(padded - mc) * kpad);
+}
+
+void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst) {
+  const int strips = (nc + AMX_NR - 1) / AMX_NR;
+  for (int s = 0; s < strips; s++) {
+    const int cols = std::min(AMX_NR, nc - s * AMX_NR);
+    uint32_t* d = dst + (long)s * kpad * AMX_NR;
+    if (B.cs == 1) {
+      // Two rows of B (k = 2q, 2q + 1) into one row of pairs, straight from the operand.
+      const float* b = B.p + (long)p0 * B.rs + j0 + (long)s * AMX_NR;
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(b + (long)(2 * q) * B.rs, 2 * q + 1 < kc ? b + (long)(2 * q + 1) * B.rs : nullptr, cols, row);
+        else std::memset(row, 0, sizeof(uint32_t) * cols);
+        if (cols < AMX_NR) std::memset(row + cols, 0, sizeof(uint32_t) * (AMX_NR - cols));
+      }
+    } else if (B.rs == 1) {
+      // A column of B is contiguous along k: one row of pairs per column, then its words
+      // down the strip.
+      uint32_t* col = reinterpret_cast<uint32_t*>(tmp);
+      for (int c = 0; c < cols; c++) {
+        bf16_row_avx512(B.p + (long)(j0 + s * AMX_NR + c) * B.cs + p0, kc, kpad, col);
+        for (int q = 0; q < kpad; q++) d[(long)q * AMX_NR + c] = col[q];
+      }
+      for (int q = 0; q < kpad; q++) for (int c = cols; c < AMX_NR; c++) d[(long)q * AMX_NR + c] = 0u;
+    } else {
+      pack_b(B, p0, kc, j0 + s * AMX_NR, cols, AMX_NR, tmp);
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(tmp + (long)(2 * q) * AMX_NR, 2 * q + 1 < kc ? tmp + (long)(2 * q + 1) * AMX_NR : nullptr, AMX_NR, row);
+        else std::memset(row, 0, sizeof(uint32_t) * AMX_NR);
+      }
+    }
+  }
+}
+
+// gemm_block's loops for the AMX kernel: AMX_MR x AMX_NR blocks, whole 16-pair k tiles. A
+// deeper k-block than fp32's (fewer passes of C through the accumulator tiles), and each A
+// strip (32 rows x 256 pairs, 32 KiB) kept in L1 across the B strips; both measured faster
+// than KC 256 and B-strip-outer (GEMMs of the bench shapes, 1 thread, CPU time).
+constexpr int KCA = 512;
+void gemm_block_amx(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s) {
+  constexpr int MCA = (MC / AMX_MR) * AMX_MR, KPA = (KCA + 31) / 32 * 16;
+  const int nc_max = (NC / AMX_NR) * AMX_NR;
+  s.a.resize((size_t)std::max(16 * KCA, std::max(KCA, MCA)) + 64);
+  s.b.resize((size_t)nc_max * KCA + 64);
+  s.a16.resize((size_t)MCA * KPA + 64);
+  s.b16.resize((size_t)nc_max * KPA + 64);
+  if (!amx_begin()) fail("bf16: this thread was refused the AMX tile state");
+  for (int jc = n0; jc < n1; jc += nc_max) {
+    const int nc = std::min(nc_max, n1 - jc);
+    for (int pc = 0; pc < K; pc += KCA) {
+      const int kc = std::min(KCA, K - pc);
+      const int kt = (kc + 31) / 32;
+      const int kpad = kt * 16;
+      pack_b_amx(B, pc, kc, jc, nc, kpad, s.b.data(), s.b16.data());
+      for (int ic = m0; ic < m1; ic += MCA) {
+        const int mc = std::min(MCA, m1 - ic);
+        pack_a_amx(A, ic, mc, pc, kc, kpad, s.a.data(), s.a16.data());
+        for (int ir = 0; ir < mc; ir += AMX_MR) {
+          const int m = std::min(AMX_MR, mc - ir);
+          for (int jr = 0; jr < nc; jr += AMX_NR) {
+            const int n = std::min(AMX_NR, nc - jr);
+            ukr_amx(kt, s.a16.data() + (long)ir * kpad, s.b16.data() + (long)jr * kpad, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, m, n);
+          }
+        }
+      }
+    }
+  }
+  amx_end();
+}
+#endif
+
+}  // namespace
+
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
                 const float* bias, int act, int tid) {
   if (m1 <= m0 || n1 <= n0) return;
   Scratch& s = g_scratch[tid];
   const Kernel& k = g_kernel;
-  const bool bf = g_precision == PREC_BF16 && k.bf16 != nullptr;
+#ifdef MP_X86
+  if (g_precision == PREC_BF16 && g_bf16 == BF16_AMX && K > 0) {
+    gemm_block_amx(m0, m1, n0, n1, K, A, B, C, ldc, s);
+    epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+    return;
+  }
+#endif
+  const bool bf = g_precision == PREC_BF16 && g_bf16 == BF16_AVX512;
   const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
   const int nc_max = (NC / k.nr) * k.nr;
   if (K == 0) {
@@ -458,13 +593,7 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
       }
     }
   }
-  if (bias != nullptr || act != ACT_NONE) {
-    for (int i = m0; i < m1; i++) {
-      float* c = C + (long)i * ldc;
-      if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
-      if (act == ACT_RELU) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
-    }
-  }
+  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
 }
 
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
@@ -480,7 +609,8 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   }
   // Split the larger output dimension into equal, kernel-aligned chunks.
   const bool splitM = (long)M >= (long)N;
-  const int unit = splitM ? k.mr : k.nr;
+  const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
+  const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
   nt = std::min(nt, units);

@@ -32,6 +32,8 @@ enum Precision { PREC_FP32, PREC_BF16, PREC_COUNT };
 bool set_gemm_precision(Precision p);
 Precision gemm_precision();
 bool bf16_supported();
+// The bf16 kernel in use: "amx" (TDPBF16PS tiles), "avx512bf16" (vdpbf16ps) or "" (none).
+const char* bf16_kernel();
 const char* gemm_isa();
 // Rows per A strip of the chosen microkernel (operands whose strips align with it pack faster).
 int gemm_mr();

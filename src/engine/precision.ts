@@ -2,8 +2,9 @@
 // computed with. bf16 runs convolutions and matrix products (forward and backward) with
 // bf16 operands and fp32 accumulation, as PyTorch's CPU autocast does; weights, optimizer
 // state, norms, activations between layers and the loss stay fp32 (fp32 master weights).
-// Only medpipe's native kernels on a CPU with AVX512_BF16 (vdpbf16ps) do that; anywhere else
-// bf16 is refused with the reason, never silently replaced: the node's key says bf16.
+// Only medpipe's native kernels on a CPU with AMX-BF16 (TDPBF16PS tiles) or AVX512_BF16
+// (vdpbf16ps) do that, the same arithmetic on either; anywhere else bf16 is refused with the
+// reason, never silently replaced: the node's key says bf16.
 
 import type { JSONObject } from '../contract.js';
 import type { EngineInfo } from './backend.js';
@@ -27,7 +28,7 @@ export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | u
   const nat = activeNative();
   if (nat === undefined) return `medpipe's native kernels are not in use (${nativeStatus()})`;
   const info = nat.info();
-  if (!info.bf16) return `this CPU has no AVX512_BF16 (native GEMM: ${info.isa})`;
+  if (!info.bf16) return `this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: ${info.isa})`;
   return undefined;
 }
 
@@ -51,11 +52,13 @@ export async function withPrecision<T>(
   if (why !== undefined) throw new Error(`precision: bf16 cannot run here: ${why}; use precision: fp32 (the default)`);
   const nat = activeNative()!;
   if (!nat.setPrecision('bf16')) throw new Error('precision: bf16 was refused by the native kernels');
+  const info = nat.info();
+  const unit = info.bf16Kernel === 'amx' ? 'AMX-BF16 TDPBF16PS tiles' : 'AVX512_BF16 vdpbf16ps';
   provenance({
     precision: {
       gemm: 'bf16',
-      how: 'convolutions and matmuls (forward and backward): bf16 operands rounded to nearest even, fp32 accumulation (AVX512_BF16 vdpbf16ps); fp32 weights, optimizer, norms, loss',
-      isa: nat.info().isa,
+      how: `convolutions and matmuls (forward and backward): bf16 operands rounded to nearest even, fp32 accumulation (${unit}); fp32 weights, optimizer, norms, loss`,
+      isa: `${info.isa}+${info.bf16Kernel}`,
     },
   });
   try {
