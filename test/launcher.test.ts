@@ -17,8 +17,10 @@ stages:
 `;
 
 /** Starts `pipeline run`, sends INT once the node runs (to the launcher's pid, or to its whole process group), and returns what it printed and its exit code. */
-async function interrupt(box: Sandbox, file: string, to: 'launcher' | 'group'): Promise<{ code: number | null; out: string }> {
-  const child = spawn(LAUNCHER, ['run', file, '--plain'], {
+async function interrupt(box: Sandbox, file: string, to: 'launcher' | 'group' | 'ignoring'): Promise<{ code: number | null; out: string }> {
+  // 'ignoring': the launcher starts with INT ignored, as a script's background job does (`pipeline run … &`).
+  const [command, args] = to === 'ignoring' ? ['/bin/sh', ['-c', 'trap "" INT; exec "$0" "$@"', LAUNCHER, 'run', file, '--plain']] : [LAUNCHER, ['run', file, '--plain']];
+  const child = spawn(command, args, {
     cwd: box.dir,
     env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,4 +53,13 @@ test('an INT sent to the launcher alone reaches node (interrupted summary, exit 
   assert.equal(group.code, 130, group.out);
   assert.match(group.out, /1 interrupted in /, 'the summary is printed: the launcher passing the terminal\'s INT on is not a second Ctrl-C (which kills at once)');
   assert.equal(group.out.match(/stopping:/g)?.length, 1);
+});
+
+test('a launcher started with INT ignored (a background job of a script: `pipeline run … &`, then kill -INT) still stops on kill -INT', async () => {
+  const box = sandbox();
+  const file = box.write('slow.yaml', SLOW);
+  // Base: the shell could not trap the INT it was started ignoring; the node ran its 20 s to the end and the run exited 0.
+  const r = await interrupt(box, file, 'ignoring');
+  assert.equal(r.code, 130, r.out);
+  assert.match(r.out, /1 interrupted in /);
 });
