@@ -69,7 +69,7 @@ async function compileAndLink(cxx, include, outFile) {
 }
 
 function smokeTest(file) {
-  const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); const i = m.info(); if (!i.isa || !Array.isArray(m.ops)) process.exit(1); console.log(i.isa + (i.bf16 ? ' + bf16' : ''))`], { encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); const i = m.info(); if (!i.isa || !Array.isArray(m.ops)) process.exit(1); console.log(i.isa + (i.bf16 ? ' + bf16 on ' + (i.bf16Kernel || 'avx512bf16') : ''))`], { encoding: 'utf8', timeout: 30000 });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 

@@ -32,6 +32,13 @@ export interface StageKind<P = JSONObject> {
   params: JSONSchema;
   /** Parameters that cannot change results (thread counts, progress intervals): left out of the key. */
   unkeyed?: string[];
+  /**
+   * Parameters added after results were cached without them, each with the value a node that
+   * leaves it unset gets: at that value the parameter is left out of the key, so writing the
+   * default out keys as leaving it unset and the old results stay valid. (A schema `default`,
+   * which ajv fills in before keying, would change the key of every node that never said it.)
+   */
+  unkeyedDefaults?: JSONObject;
   inputs?: Record<string, InputSpec>;
   outputs: Record<string, ArtifactType>;
   resources?: Resources;

@@ -16,7 +16,7 @@ export interface KeyMaterial {
 
 export function keyMaterial(
   node: NodeInstance,
-  kind: { version: number; unkeyed?: string[] },
+  kind: { version: number; unkeyed?: string[]; unkeyedDefaults?: JSONObject },
   inputDigest: (upstreamNode: string, output: string) => string,
   external: JSONValue | undefined,
   code?: string,
@@ -30,7 +30,8 @@ export function keyMaterial(
       inputs[name] = inputDigest(u.node, u.output);
     }
   }
-  const params = Object.fromEntries(Object.entries(node.params).filter(([name]) => !kind.unkeyed?.includes(name)));
+  const atDefault = (name: string, value: JSONValue) => kind.unkeyedDefaults?.[name] !== undefined && canonicalJSON(kind.unkeyedDefaults[name]!) === canonicalJSON(value);
+  const params = Object.fromEntries(Object.entries(node.params).filter(([name, value]) => !kind.unkeyed?.includes(name) && !atDefault(name, value)));
   const material: KeyMaterial = { kind: node.kind, version: kind.version, params, inputs };
   if (external !== undefined) material.external = external;
   if (code !== undefined) material.code = code;

@@ -6,11 +6,11 @@
 // Output: the teacher's backbone as a medpipe checkpoint without a classifier head, which
 // `init` (source: node) and `finetune` take, initialising the head fresh.
 import { BACKEND_PARAM } from '../src/engine/activate.js';
-import { PRECISION_PARAM, withPrecision } from '../src/engine/precision.js';
+import { PRECISION_PARAM, PRECISION_UNKEYED_DEFAULT, withPrecision } from '../src/engine/precision.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type JSONObject, type StageContext } from '../src/contract.js';
-import { DINO_AUGMENT } from '../src/ml/dino/augment.js';
+import { DINO_AUGMENT, evalTransformAt } from '../src/ml/dino/augment.js';
 import type { KnnMonitor } from '../src/ml/dino/train.js';
 
 export interface DinoParams {
@@ -45,6 +45,7 @@ export interface DinoParams {
   blur_radius: [number, number];
   solarize: number;
   knn_every: number;
+  teacher_bn_stats?: 'crops' | 'train';
   seed: number;
   checkpoint_every: number;
   backend: string;
@@ -64,7 +65,7 @@ function withDefaults(p: DinoParams): DinoParams {
 function knnMonitor(p: DinoParams, split: { val?: number[] }, meta: JSONObject, globalSize: number): KnnMonitor | null {
   const classes = Array.isArray(meta['classes']) ? meta['classes'].length : 0;
   if (p.knn_every === 0 || !split.val || split.val.length === 0 || classes < 2) return null;
-  return { every: p.knn_every, val: split.val, classes, resize: Math.round((globalSize * 256) / 224) };
+  return { every: p.knn_every, val: split.val, classes, resize: evalTransformAt(globalSize).resize };
 }
 
 export default defineStage<DinoParams>({
@@ -120,6 +121,12 @@ export default defineStage<DinoParams>({
       blur_radius: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 2, maxItems: 2, default: A.blurRadius, description: 'blur radius range at 224 px (scaled with the crop size)' },
       solarize: { ...probability, default: A.solarize, description: 'solarisation probability of global crop 2' },
       knn_every: { type: 'integer', minimum: 0, default: 10, description: "k-NN monitor (DINO's eval_knn: cosine, 20 neighbours, T 0.07, train split as the bank, val split as queries) before training and every N epochs; 0 = off" },
+      teacher_bn_stats: {
+        enum: ['crops', 'train'],
+        description:
+          "the teacher's BatchNorm running statistics: crops (default, as DINO): those of its forward passes over the augmented global crops; " +
+          'train: re-estimated on the train split under the evaluation transform before each k-NN measurement and before export (a departure from DINO; no effect on models without BatchNorm)',
+      },
       seed: { type: 'integer', default: 0 },
       checkpoint_every: { type: 'integer', minimum: 0, default: 50, description: 'steps between resumable checkpoints (0: only at epoch ends)' },
       backend: BACKEND_PARAM,
@@ -127,6 +134,7 @@ export default defineStage<DinoParams>({
     },
   },
   unkeyed: ['checkpoint_every', 'backend'],
+  unkeyedDefaults: PRECISION_UNKEYED_DEFAULT,
   inputs: {
     data: { type: 'records', description: 'preprocessed records' },
     split: { type: 'json', description: 'split stage output (its train list; labels unused)' },
@@ -197,6 +205,7 @@ export default defineStage<DinoParams>({
         checkpointEvery: p.checkpoint_every,
         train: split.train,
         knn: knnMonitor(p, split, reader.meta, augment.globalSize),
+        teacherBnStats: p.teacher_bn_stats ?? 'crops',
       },
       { signal: ctx.signal, progress: ctx.progress, log: ctx.log, save: ctx.checkpoint.save, restore: ctx.checkpoint.restore },
     ));

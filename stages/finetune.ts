@@ -2,7 +2,7 @@
 // number is a parameter whose default is the paper's (or, where the paper is silent, the
 // authors' code's: batch 64, gradient clipping 1.0).
 import { BACKEND_PARAM } from '../src/engine/activate.js';
-import { PRECISION_PARAM, withPrecision } from '../src/engine/precision.js';
+import { PRECISION_PARAM, PRECISION_UNKEYED_DEFAULT, withPrecision } from '../src/engine/precision.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TASK_METRICS, type TaskMetric } from '../src/ml/train/task-metrics.js';
@@ -119,6 +119,7 @@ export default defineStage<FinetuneParams>({
   // How often to checkpoint, batch size for validation and the backend change no result bits
   // on a given backend; the backend is recorded in provenance instead.
   unkeyed: ['eval_batch_size', 'checkpoint_every', 'backend'],
+  unkeyedDefaults: PRECISION_UNKEYED_DEFAULT,
   inputs: {
     data: { type: 'records', description: 'preprocessed records' },
     split: { type: 'json', description: 'split stage output' },

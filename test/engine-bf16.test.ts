@@ -1,11 +1,16 @@
-// precision: bf16 (AVX512_BF16 GEMMs with fp32 accumulation) against references computed
+// precision: bf16 (GEMMs with bf16 operands and fp32 accumulation) against references computed
 // outside the bf16 kernel: the cpu backend's fp32 products of the same operands rounded to
 // bf16 (what the kernel must equal up to fp32 summation order), the unrounded fp32 products
 // (what bf16 costs), and PyTorch's CPU bf16 matmul (a checked-in fixture,
-// test/fixtures/reference/make_bf16_matmul.py). Skips where the CPU or the addon lacks bf16.
+// test/fixtures/reference/make_bf16_matmul.py), on one and two native threads. The kernel is
+// the one this CPU picks (AMX tiles where it has them, else vdpbf16ps); on an AMX CPU the
+// file runs again in a child forced onto vdpbf16ps (MEDPIPE_NATIVE_BF16), so both are tested.
+// Skips where the CPU or the addon lacks bf16.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
@@ -15,8 +20,22 @@ import { setNativeKernels } from '../src/engine/wasm-kernels.js';
 import { on, Random, relErr, z4, type In, type T } from './support/backend-compare.js';
 
 const addon = loadNative();
-const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : !addon.info().bf16 ? `this CPU has no AVX512_BF16 (${addon.info().isa})` : false;
+const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : !addon.info().bf16 ? `this CPU has neither AMX-BF16 nor AVX512_BF16 (${addon.info().isa})` : false;
 if (skip) console.log(`# engine-bf16: SKIPPED — ${skip}`);
+else console.log(`# engine-bf16: bf16 kernel ${addon!.info().bf16Kernel}`);
+
+/** fn on one native thread, then on two (the pool's workers run the AMX tiles too). */
+function onThreads(fn: () => void): void {
+  const had = addon!.info().threads;
+  try {
+    for (const n of [1, 2]) {
+      addon!.setThreads(n);
+      fn();
+    }
+  } finally {
+    addon!.setThreads(had);
+  }
+}
 
 const { int, F } = new Random(4242);
 
@@ -67,26 +86,44 @@ before(async () => {
 
 after(() => addon?.setPrecision('fp32'));
 
-test('bf16 matMul equals the fp32 product of bf16-rounded operands: transposes, batches, K odd and past the blocking', { skip }, () => {
-  for (const [ba, bb] of [[[], []], [[3], [3]], [[2], []]] as [number[], number[]][]) {
-    for (const tA of [false, true]) {
-      for (const tB of [false, true]) {
-        const [m, k, n] = [int(20, 150), int(257, 301) | 1, int(20, 70)];
-        const aShape = [...ba, ...(tA ? [k, m] : [m, k])];
-        const bShape = [...bb, ...(tB ? [n, k] : [k, n])];
-        bf16Case(`matMul [${aShape}] x [${bShape}] tA ${tA} tB ${tB}`, [F(aShape), F(bShape)], (a, b) => tf.matMul(a, b, tA, tB));
+test('bf16 matMul equals the fp32 product of bf16-rounded operands: transposes, batches, K odd and past the blocking, 1 and 2 threads', { skip }, () => {
+  onThreads(() => {
+    for (const [ba, bb] of [[[], []], [[3], [3]], [[2], []]] as [number[], number[]][]) {
+      for (const tA of [false, true]) {
+        for (const tB of [false, true]) {
+          const [m, k, n] = [int(20, 150), int(257, 301) | 1, int(20, 70)];
+          const aShape = [...ba, ...(tA ? [k, m] : [m, k])];
+          const bShape = [...bb, ...(tB ? [n, k] : [k, n])];
+          bf16Case(`matMul [${aShape}] x [${bShape}] tA ${tA} tB ${tB}`, [F(aShape), F(bShape)], (a, b) => tf.matMul(a, b, tA, tB));
+        }
       }
     }
-  }
+  });
 });
 
-test('bf16 convolutions (forward with bias and relu, input and filter gradients) equal fp32 on bf16-rounded operands', { skip }, () => {
+test('bf16 matMul on shapes at the edges of the kernels\' blocks (1, 15-17, 31-33 rows/cols; K of 1, 33, 63 and past 512)', { skip }, () => {
+  const shapes: [number, number, number][] = [[1, 1, 1], [1, 63, 1], [17, 33, 15], [33, 31, 47], [16, 32, 32], [31, 513, 33], [3, 600, 2], [129, 35, 65]];
+  onThreads(() => {
+    for (const [m, k, n] of shapes) {
+      for (const tA of [false, true]) {
+        const aShape = tA ? [k, m] : [m, k];
+        const inputs = [F(aShape), F([k, n])];
+        const exact = on('cpu', inputs.map(rounded), (a, b) => tf.matMul(a, b, tA));
+        const [got] = inBf16(() => on('wasm', inputs, (a, b) => tf.matMul(a, b, tA)));
+        const e = relErr(got!, exact[0]!, `[${m}x${k}]x[${k}x${n}]`);
+        assert.ok(e <= 2e-5, `[${m}x${k}]x[${k}x${n}] tA ${tA}: ${e.toExponential(2)} from the product of bf16-rounded operands`);
+      }
+    }
+  });
+});
+
+test('bf16 convolutions (forward with bias and relu, input and filter gradients) equal fp32 on bf16-rounded operands, 1 and 2 threads', { skip }, () => {
   const cases: [number[], number[], number, 'same' | 'valid'][] = [
     [[2, 13, 11, 3], [3, 3, 3, 24], 1, 'same'], // the stem's C = 3 packing
     [[2, 9, 9, 40], [3, 3, 40, 33], 2, 'same'],
     [[1, 8, 8, 70], [1, 1, 70, 50], 1, 'valid'], // pointwise
   ];
-  for (const [xShape, fShape, s, pad] of cases) {
+  onThreads(() => { for (const [xShape, fShape, s, pad] of cases) {
     const what = `x ${xShape} f ${fShape} s ${s} ${pad}`;
     const yShape = tf.conv2d(z4(xShape), z4(fShape), s, pad).shape;
     bf16Case(`${what} conv`, [F(xShape), F(fShape)], (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, s, pad));
@@ -99,7 +136,7 @@ test('bf16 convolutions (forward with bias and relu, input and filter gradients)
       tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...attrs, inputShape: xShape }) as T);
     bf16Case(`${what} bpFilter`, [F(xShape), F(yShape)], (x, dy) =>
       tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: fShape }) as T);
-  }
+  } });
 });
 
 test("bf16 matMul agrees with PyTorch's CPU bf16 matmul (fixture) to the last bf16 bit", { skip }, () => {
@@ -130,7 +167,11 @@ test('precision: bf16 is recorded in provenance, restores fp32 after the run (al
   const during = await withPrecision('bf16', { backend: 'wasm' }, (p) => seen.push(p), async () => addon!.info().precision);
   assert.equal(during, 'bf16');
   assert.equal(addon!.info().precision, 'fp32');
-  assert.equal((seen[0] as { precision: { gemm: string } }).precision.gemm, 'bf16');
+  const rec = (seen[0] as { precision: { gemm: string; isa: string; how: string } }).precision;
+  assert.equal(rec.gemm, 'bf16');
+  // The kernel that computed is named: avx512+amx or avx512+avx512bf16.
+  assert.equal(rec.isa, `${addon!.info().isa}+${addon!.info().bf16Kernel}`);
+  assert.match(rec.how, addon!.info().bf16Kernel === 'amx' ? /AMX-BF16 TDPBF16PS/ : /vdpbf16ps/);
   await assert.rejects(withPrecision('bf16', { backend: 'wasm' }, () => {}, async () => { throw new Error('boom'); }), /boom/);
   assert.equal(addon!.info().precision, 'fp32');
   await assert.rejects(withPrecision('bf16', { backend: 'webgpu' }, () => {}, async () => 1), /precision: bf16 cannot run here: the webgpu backend computes in fp32 only/);
@@ -140,6 +181,19 @@ test('precision: bf16 is recorded in provenance, restores fp32 after the run (al
   } finally {
     setNativeKernels(true);
   }
+});
+
+const amx = !skip && addon!.info().bf16Kernel === 'amx';
+test('the vdpbf16ps kernel passes the same tests, forced by MEDPIPE_NATIVE_BF16 in a child', { skip: skip || (!amx && 'this CPU picks vdpbf16ps already (no AMX): the tests above ran on it'), timeout: 300_000 }, () => {
+  // Not as a subtest of this run: NODE_TEST_CONTEXT would make the child speak the runner's
+  // binary protocol instead of TAP.
+  const env: NodeJS.ProcessEnv = { ...process.env, MEDPIPE_NATIVE_BF16: 'avx512bf16' };
+  delete env.NODE_TEST_CONTEXT;
+  const r = spawnSync(process.execPath, ['--test-reporter=tap', fileURLToPath(import.meta.url)], { encoding: 'utf8', env });
+  assert.match(r.stdout, /# engine-bf16: bf16 kernel avx512bf16/, r.stdout + r.stderr);
+  assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => /^not ok|Error|assert/i.test(l)).join('\n') || r.stderr);
+  assert.match(r.stdout, /# pass [5-9]/);
+  assert.match(r.stdout, /# fail 0/);
 });
 
 test('an addon whose op table differs from the one this code expects is named (the loader then stays on wasm)', () => {

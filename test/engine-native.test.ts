@@ -75,7 +75,15 @@ test('native conv gradients (input and filter) match cpu', { skip }, () => {
   // backwards, 8-channel strips packed whole (and K = 9 x 48 past one k-block).
   same('3x3 stride 1 64 channels', [F([2, 11, 10, 64]), F([3, 3, 64, 48])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
-  // The stem: C = 3, 7x7 / 2, padding 3 (whole filter rows as one run; dW^T = dy^T . cols).
+  // 16 channels: the 16 x 16 tile over two row strips, in every pass (forward N = OC, input
+  // gradient N = C, filter gradient N = OC), an odd number of strips, K = 9 x 32 past one
+  // k-block (the tile adds into C).
+  same('3x3 16 channels', [F([3, 17, 19, 32]), F([3, 3, 32, 16])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
+  same('3x3 16 to 16 channels', [F([2, 9, 13, 16]), F([3, 3, 16, 16])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
+  // The stem: C = 3, 7x7 / 2, padding 3 (whole filter rows as one run, assembled with their
+  // zeros at the border; dW^T = dy^T . cols).
   same('stem 7x7 stride 2', [F([2, 30, 29, 3]), F([7, 7, 3, 16])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 3))))([x, f]));
   same('3x3 stride 2 large', [F([2, 15, 15, 40]), F([3, 3, 40, 33])], (x, f) =>

@@ -42,7 +42,10 @@ test('precision is in a finetune node\'s key and the backend is not: bf16 and fp
   assert.equal(key('on_webgpu'), key('plain'));
   assert.equal(key('bf16_on_cpu'), key('bf16'));
   assert.equal(key('bf16_on_wasm'), key('bf16'));
-  // Saying the default out loud is a different key (the parameter has no default, so keys of
-  // results made before precision existed stay valid): a rerun, never a wrong answer.
-  assert.notEqual(key('fp32_explicit'), key('bf16'));
+  // Saying the default out loud is the same result as leaving it unset, and keeps the key that
+  // results made before precision existed have.
+  assert.equal(key('fp32_explicit'), key('plain'), 'precision: fp32 written out keys as leaving it unset');
+  const fp32 = pipeline.nodes.get('fp32_explicit')!;
+  assert.equal(fp32.params['precision'], 'fp32');
+  assert.ok(!('precision' in keyMaterial(fp32, registry.get(fp32.kind)!.kind, () => '0'.repeat(64), undefined).params), 'keyed as the nodes made before precision existed');
 });

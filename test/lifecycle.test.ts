@@ -165,6 +165,37 @@ test('a node whose lock another live process holds: waited for, found when that 
   await store.close();
 });
 
+test('a node takes its lock once it has a slot: at --jobs 1 the queued node holds no lock, and one waiting for another runner\'s lock lets the next node have its slot', async () => {
+  const { store, run, rc } = await setup();
+  const planned = await run(new FakeExecutor(store), { dryRun: true });
+  const key = (id: string) => planned.get(id)!.key!;
+  const one = { jobs: 1, cpus: 1, gpu: 0, memory_gb: 8 };
+  // Whichever of one and two runs first, the other is queued meanwhile: it must hold no lock,
+  // or a second run on this cache would wait for it instead of computing it.
+  const seen: string[] = [];
+  const peek = (other: string) => async () => void seen.push(store.lockHolder(key(other))?.owner ?? 'no lock');
+  const first = await run(new FakeExecutor(store, { one: peek('two'), two: peek('one') }), { capacity: one });
+  assert.deepEqual([first.get('one')!.state, first.get('two')!.state], ['ran', 'ran']);
+  assert.equal(seen[0], 'no lock', 'the queued node took its lock before its slot');
+
+  // `one` is being computed by another runner: while it waits for that lock, `two` gets the slot.
+  for (const id of ['one', 'two']) await store.invalidate(key(id));
+  assert.ok(await store.tryLock(key('one'), 'one', 'someone-else', 60_000));
+  let published = Infinity;
+  let twoRan = Infinity;
+  setTimeout(() => {
+    published = Date.now();
+    void new FakeExecutor(store).run({ ...fakeJobFor(rc, key('one'), 'one'), node: { id: 'one', stage: 'one', kind: 'emit', axes: {}, params: { value: 1 } } });
+  }, 600);
+  const fake = new FakeExecutor(store, { two: async () => void (twoRan = Date.now()) });
+  const second = await run(fake, { capacity: one, lockWaitMs: 60_000 });
+  await store.unlock(key('one'), 'someone-else');
+  assert.deepEqual(second.get('one')!.reason, { why: 'computed-elsewhere', via: 'lock' });
+  assert.equal(second.get('two')!.state, 'ran');
+  assert.ok(twoRan < published, 'two ran while one waited for the lock, not after');
+  await store.close();
+});
+
 function fakeJobFor(rc: { pipeline: { spec: { name: string } } }, key: string, node: string): Job {
   return {
     cacheDir: '',

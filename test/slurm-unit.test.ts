@@ -2,12 +2,17 @@
 // job carries, and what squeue/sacct/scontrol/sbatch print. No SLURM needed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { expandPipeline } from '../src/config/expand.js';
 import { loadPipeline } from '../src/config/load.js';
 import { buildDag } from '../src/graph/dag.js';
 import { foldState, parseSacct, parseSbatch, parseScontrol, parseSqueue } from '../src/run/batch/slurm/queue.js';
-import { batchScript, jobName, sbatchArgs, settingsFor, shellQuote } from '../src/run/batch/slurm/settings.js';
+import { batchScript, jobName, sbatchArgs, settingsFor } from '../src/run/batch/slurm/settings.js';
+import { SlurmSystem } from '../src/run/batch/slurm/system.js';
+import type { Queue } from '../src/run/batch/slurm/queue.js';
+import { shellWord } from '../src/util/shell.js';
 import { buildTask, parseTask } from '../src/run/batch/task.js';
 import { sandbox, toyRegistry } from './support/toy.js';
 
@@ -98,17 +103,33 @@ test('a bad slurm: block is a schema error that names the field', async () => {
 
 test('the batch script feeds the task to `pipeline exec -` unexpanded, after the setup lines', () => {
   const task = JSON.stringify({ format: 'x', text: "it's $HOME `date` $(id) \\n" });
-  const script = batchScript({ node: '/opt/node 20/bin/node', bin: '/srv/medpipe/bin/pipeline.js', task, setup: 'module load nodejs', comment: 'medpipe p node n' });
+  const script = batchScript({ node: '/opt/node 20/bin/node', bin: '/srv/medpipe/bin/pipeline', task, setup: 'module load nodejs', comment: 'medpipe p node n' });
   assert.match(script, /^#!\/bin\/bash\n/);
   assert.ok(script.indexOf('module load nodejs') < script.indexOf('exec '));
-  assert.match(script, /exec '\/opt\/node 20\/bin\/node' '\/srv\/medpipe\/bin\/pipeline.js' exec - --cache "\$\{MEDPIPE_EXEC_CACHE:-/);
-  // Run it with stand-ins for node and the CLI: stdin must be the task, byte for byte.
-  const echo = batchScript({ node: '/bin/sh', bin: '-c', task, comment: 'c' }).replace("exec '/bin/sh' '-c' exec -", "exec /bin/sh -c 'cat; echo \"$@\" >&2' sh").replace(/--cache .* <</, '--cache C <<');
+  assert.match(script, /MEDPIPE_NODE='\/opt\/node 20\/bin\/node' exec \/srv\/medpipe\/bin\/pipeline exec - --cache "\$\{MEDPIPE_EXEC_CACHE:-/);
+  // Run it with a stand-in for the launcher: stdin must be the task, byte for byte.
+  const echo = batchScript({ node: '/bin/sh', bin: '/bin/sh', task, comment: 'c' }).replace('exec /bin/sh exec -', "exec /bin/sh -c 'cat; echo \"$MEDPIPE_NODE $*\" >&2' sh").replace(/--cache .* <</, '--cache C <<');
   const ran = spawnSync('bash', ['-c', echo], { encoding: 'utf8', env: { ...process.env, MEDPIPE_EXEC_CACHE: '/x' } });
   assert.equal(ran.status, 0, ran.stderr);
   assert.equal(ran.stdout.trim(), task);
-  assert.equal(shellQuote("a'b"), `'a'\\''b'`);
+  assert.equal(ran.stderr.trim(), '/bin/sh --cache C', 'the launcher is told which node to run');
+  assert.equal(shellWord("a'b"), `'a'\\''b'`);
   assert.throws(() => batchScript({ node: 'n', bin: 'b', task: '{\n}', comment: '' }), /one line/);
+});
+
+test('a SLURM job that dies of a memory fault says so in its log (the batch script runs the launcher, not bin/pipeline.js)', async () => {
+  const box = sandbox();
+  let script = '';
+  const queue: Queue = { submit: async (_args, s) => ((script = s), '7'), states: async () => new Map(), cancel: async () => {} };
+  const { dag, pipeline } = await opened();
+  const node = pipeline.nodes.get(dag.order[0]!)!;
+  await new SlurmSystem(queue).submit({ raw: {}, node, pipeline: 'cluster', task: '{"format": "medpipe-slurm-task/1"}', after: [], log: '/dev/null' });
+  // A native crash stood in for by SIGSEGV on entry to the CLI (not the crash report it starts).
+  const segv = box.write('segv.mjs', "if (process.argv[1]?.endsWith('pipeline.js')) process.kill(process.pid, 'SIGSEGV');\n");
+  const exec = join(box.dir, 'exec cache');
+  const ran = spawnSync('bash', ['-s'], { input: script, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: `--import=${pathToFileURL(segv).href}`, MEDPIPE_EXEC_CACHE: exec } });
+  assert.equal(ran.status, 139, ran.stderr);
+  assert.equal(ran.stderr.trim(), `error: medpipe was killed by SIGSEGV; its cache index ${join(exec, 'index.lmdb')} does not exist`);
 });
 
 test("a task carries the target, its parents, and the ancestors whose keys are not known yet", async () => {

@@ -400,6 +400,33 @@ test('a truncated index.lmdb is refused at open with the file and the fix; cache
   assert.match((await box.cli(['cache', 'repair'])).stdout, /reads whole: nothing to repair/);
 });
 
+test('a lost index.lmdb (deleted, not copied) is refused, not read as an empty cache; cache repair re-indexes the results from manifests/ and nothing json or file-backed is recomputed', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  const ran = box.runs().length;
+  rmSync(join(box.cache, 'index.lmdb'));
+  rmSync(join(box.cache, 'index.lmdb-lock'), { force: true });
+  // Base: status said "never run" for every node, run recomputed them all, repair said "nothing to repair".
+  await assertRefusedOverDamage(box, file, /^the file is missing, while manifests\/ still holds the results it indexed$/);
+
+  const repair = await box.cli(['cache', 'repair']);
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.match(repair.stdout, /index\.lmdb was missing .*; a new one was made/);
+  // The record set of `make` lived in the lost index: that result alone is recomputed.
+  assert.match(repair.stdout, /re-indexed 8 result\(s\) .*; 1 could not be verified/);
+  const status = await box.cli(['status', toy]);
+  assert.match(status.stdout, /7 cached, 0 to run/, status.stdout);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  assert.equal(box.runs().length, ran, 'no toy node recomputed');
+  const again = await box.cli(['run', file]);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.deepEqual(box.runs().slice(ran), ['make'], 'only the record-set producer reruns; read is an early cut-off');
+  assert.equal(((await box.show(file, 'read')).outputs['out']!.value as { joined: string }).joined, 'hello');
+});
+
 test('64 flipped bytes in index.lmdb: every command says the index is damaged (verify never "0 problems"); repair re-indexes every result from its manifest file', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', BLOBS);

@@ -14,11 +14,11 @@ import { runNodes } from '../src/run/scheduler.js';
 import { Store } from '../src/store/store.js';
 import { sandbox, TOY_MODULE } from './support/toy.js';
 
-async function runWith(yaml: string, opts: LocalExecutorOptions, jobs: number, reporter: Reporter = SILENT) {
+async function runWith(yaml: string, opts: LocalExecutorOptions, jobs: number, reporter: Reporter = SILENT, cacheName?: string) {
   const box = sandbox();
   const file = box.write('w.yaml', yaml);
   const opened = await openPipeline(file, [], { builtinKinds: [TOY_MODULE] });
-  const store = new Store(box.cache);
+  const store = new Store(cacheName ? join(box.dir, cacheName) : box.cache);
   const executor = new LocalExecutor(opts);
   try {
     const outcomes = await runNodes({ ...opened, store }, new Set(opened.dag.order), {
@@ -89,6 +89,28 @@ stages:
   const distinct = new Set([crashedPid, ...crash.pids.values()]);
   assert.equal(crash.started, distinct.size, 'one process per worker seen, none started for nothing');
   assert.ok(finishedAfter.length >= 1 || crash.started === 1, 'nodes after the crash ran on a fresh worker');
+  await crash.store.close();
+});
+
+test('a worker killed by SIGSEGV or SIGABRT fails its node naming both causes (the cache index, native code) and `cache verify` to tell which, the cache path quoted', async () => {
+  const crash = await runWith(`
+name: w
+plugins: [$TOY]
+stages:
+  segv: {uses: resumable, with: {steps: 2, crash_at: 1, crash_signal: SIGSEGV}}
+  abrt: {uses: resumable, with: {steps: 2, crash_at: 1, crash_signal: SIGABRT}}
+`, {}, 1, SILENT, "lab's cache");
+  const dir = crash.store.dir;
+  assert.match(dir, /lab's cache$/);
+  const quoted = `'${dir.replace(/'/g, `'\\''`)}'`;
+  for (const [node, native] of [['segv', 'a fault in native code'], ['abrt', 'native code aborting']] as const) {
+    const o = crash.outcomes.get(node)!;
+    assert.equal(o.state, 'failed');
+    assert.equal(
+      describeReason(o.reason!),
+      `worker exited with SIG${node.toUpperCase()} (a crash: a damaged page of the cache index ${join(dir, 'index.lmdb')} or ${native}${node === 'abrt' ? " (a kernel, a stage's addon, V8 out of memory)" : " (a kernel, a stage's addon)"} can cause it; \`pipeline cache verify --cache ${quoted}\` tells which: if the index is damaged, \`pipeline cache repair --cache ${quoted}\` rebuilds it, and if it reads whole the worker's last words are in ${join(dir, 'logs', 'workers.log')})`,
+    );
+  }
   await crash.store.close();
 });
 

@@ -128,6 +128,7 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, obj, "threads", int32(env, pool_size()));
   napi_get_boolean(env, bf16_supported(), &bf);
   napi_set_named_property(env, obj, "bf16", bf);
+  napi_set_named_property(env, obj, "bf16Kernel", string(env, bf16_kernel()));
   napi_set_named_property(env, obj, "precision", int32(env, gemm_precision()));
   return obj;
 }

@@ -3,7 +3,7 @@
 // convolution of dy over the taps walked backwards; otherwise a GEMM into a column buffer
 // then a gather (col2im). Filter gradient: im2col(x)^T . dy, the transposed im2col packed
 // from the image, or (channel counts that do not fill the kernel's strips, the stem)
-// materialised outside the wasm heap (its 4 GiB cap untouched).
+// dW^T = dy^T . im2col(x), im2col the B operand packed from the image.
 #include <cstring>
 #include <vector>
 
@@ -38,20 +38,13 @@ void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, 
     A.kind = Src::IM2COL_T; A.p = x; A.g = &g;
   } else {
     // Strips spanning taps (the stem's C = 3) would redo the index arithmetic every few
-    // floats: im2col materialised row by row (contiguous writes). Then dW^T = dy^T . cols,
-    // transposed into dw: the long side (K = 147 for the stem) is the microkernel's 32-wide
-    // side, not OC (16 in the demo nets: half of each tile wasted), and cols packs by memcpy.
-    if (g_cols.size() < (size_t)M * K) g_cols.resize((size_t)M * K);
-    float* cols = g_cols.data();
-    const int nt = (long)M * K < 65536 ? 1 : std::min(2 * pool_size(), M);
-    parallel(nt, [&](int t, int) {
-      const long m0 = (long)M * t / nt, m1 = (long)M * (t + 1) / nt;
-      for (long m = m0; m < m1; m++) im2col_run(g, x, m, 0, K, cols + m * K, 1);
-    });
+    // floats: dW^T = dy^T . im2col instead, transposed into dw, with im2col as the B operand
+    // packed from the image pixel by pixel (whole filter rows per copy). The long side
+    // (K = 147 for the stem) is the microkernel's 32-wide side, not OC (16 in the demo nets).
     if (g_wt.size() < (size_t)K * g.OC) g_wt.resize((size_t)K * g.OC);
     float* dwt = g_wt.data();  // [OC x K]
     Src T; T.p = dy; T.rs = 1; T.cs = g.OC;
-    Src Cl; Cl.p = cols; Cl.rs = K; Cl.cs = 1;
+    Src Cl; Cl.kind = Src::IM2COL; Cl.p = x; Cl.g = &g;
     gemm(g.OC, K, M, T, Cl, dwt, K, nullptr, ACT_NONE);
     for (int k = 0; k < K; k++) for (int o = 0; o < g.OC; o++) dw[(size_t)k * g.OC + o] = dwt[(size_t)o * K + k];
     return;

@@ -89,6 +89,11 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
   const int kk = p0 / g.C;
   int kw = kk % g.KW, kh = kk / g.KW;
   const int rowlen = g.KW * g.C;
+  // Short filter rows (the stem's 21 floats) of pixels at the border are assembled here,
+  // zeros included, so that a strip with one border pixel still packs by whole rows: half
+  // of the stem's strips touch the border, and tap by tap they cost 2-3 times the others.
+  constexpr int SHORT_ROW = 64;
+  alignas(32) float edge[MAXR][SHORT_ROW];
   for (int p = 0; p < kc;) {
     if (c == 0 && kw == 0 && g.dw == 1 && kc - p >= rowlen && rowlen > g.C) {
       // A whole filter row, when every row's taps lie inside the image, is KW*C contiguous
@@ -96,8 +101,22 @@ bool pack_im2col_strip(const ConvGeom& g, const float* x, long m0, int rows, int
       bool inside = true;
       for (int r = 0; r < rows && inside; r++) {
         const int ih = ihb[r] + kh * g.dh;
-        inside = ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W;
-        if (inside) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
+        if (ih >= 0 && ih < g.H && iwb[r] >= 0 && iwb[r] + g.KW <= g.W) src[r] = x + ((nb[r] + ih) * g.W + iwb[r]) * g.C;
+        else if (rowlen <= SHORT_ROW) {
+          float* e = edge[r];
+          if (ih < 0 || ih >= g.H) {
+            for (int q = 0; q < rowlen; q++) e[q] = 0.f;
+          } else {
+            const float* row = x + (nb[r] + ih) * g.W * (long)g.C;
+            for (int k = 0; k < g.KW; k++) {
+              const int iw = iwb[r] + k * g.dw;
+              float* d = e + k * g.C;
+              if (iw < 0 || iw >= g.W) for (int q = 0; q < g.C; q++) d[q] = 0.f;
+              else for (int q = 0; q < g.C; q++) d[q] = row[(long)iw * g.C + q];
+            }
+          }
+          src[r] = e;
+        } else inside = false;
       }
       if (inside) {
         if (g_rows8 != nullptr && rows == 8 && mr == 8) g_rows8(src, rowlen, dst + (long)p * mr);
@@ -166,8 +185,41 @@ bool pack_im2col_t_strip(const ConvGeom& g, const float* x, int i0, int rows, in
   return true;
 }
 
+// The same, when A's rows are contiguous for a fixed column, A(i, p) = A.p[p*cs + i] (the 1x1
+// filter gradient's x^T, one pixel's channels per column): column by column over the whole
+// block, runs of mr floats to each strip, with the pixels AHEAD columns on prefetched; the
+// hardware prefetcher did not keep ahead of this stream (the packing stores waited on x).
+// Writes what pack_a would, float for float. False (nothing written) for other operands.
+// (The same walk for the transposed im2col, one pixel per tap, was slower than its strip
+// by strip packer: measured 0.84x on the 56 px 3x3 layer.)
+bool pack_a_by_column(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  if (A.kind != Src::STRIDED || A.rs != 1 || A.cs == 1) return false;
+  const int strips = (mc + mr - 1) / mr;
+  const long sstride = (long)kc * mr;
+  constexpr int AHEAD = 8;
+  for (int p = 0; p < kc; p++) {
+    const float* a = A.p + (long)(p0 + p) * A.cs + i0;
+    if (p + AHEAD < kc) {
+      const char* f = (const char*)(a + (long)AHEAD * A.cs);
+      for (long b = 0; b < (long)mc * 4; b += 64) __builtin_prefetch(f + b);
+    }
+    for (int s = 0; s < strips; s++) {
+      const float* src = a + (long)s * mr;
+      float* d = dst + s * sstride + (long)p * mr;
+      const int rows = std::min(mr, mc - s * mr);
+      if (rows == 8 && mr == 8) std::memcpy(d, src, 8 * sizeof(float));
+      else {
+        for (int r = 0; r < rows; r++) d[r] = src[r];
+        for (int r = rows; r < mr; r++) d[r] = 0.f;
+      }
+    }
+  }
+  return true;
+}
+
 // Pack rows [i0, i0+mc) x cols [p0, p0+kc) of A into strips of mr rows: dst[s][p][r].
 void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  if (pack_a_by_column(A, i0, mc, p0, kc, mr, dst)) return;
   for (int s = 0; s < mc; s += mr) {
     const int rows = std::min(mr, mc - s);
     float* d = dst + (long)s * kc;
@@ -203,8 +255,66 @@ void pack_a(const Src& A, int i0, int mc, int p0, int kc, int mr, float* dst) {
   }
 }
 
+// B = im2col of an NHWC image, B(p, j) = im2col(pixel p, tap column j): the stem's filter
+// gradient dW^T = dy^T . im2col (C = 3, which the transposed im2col's 8-channel strips do
+// not fit). Pixel by pixel, incrementally: one filter row's columns are one copy from x
+// when the pixel's window lies inside the image along w, zeros for a row above or below it,
+// tap by tap otherwise (the border). Replaces an M x K im2col written out and copied again.
+void pack_b_im2col(const ConvGeom& g, const float* x, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  const long ss = (long)kc * nr;
+  const int rowlen = g.KW * g.C, j1 = j0 + nc;
+  // The columns' pieces (one filter row, inside one strip) are the same for every pixel.
+  struct Piece { long dst; int kh, q0, len; };
+  std::vector<Piece> piece;
+  for (int j = j0; j < j1;) {
+    const int kh = j / rowlen, strip = (j - j0) / nr;
+    const int e = std::min(std::min(j1, (kh + 1) * rowlen), j0 + (strip + 1) * nr);
+    piece.push_back({strip * ss + (j - j0) % nr, kh, j - kh * rowlen, e - j});
+    j = e;
+  }
+  const int np = (int)piece.size();
+  int ow = p0 % g.OW;
+  long t = p0 / g.OW;
+  int oh = (int)(t % g.OH);
+  long n = t / g.OH;
+  for (int p = 0; p < kc; p++) {
+    const int ih0 = oh * g.sh - g.pt, iw0 = ow * g.sw - g.pl;
+    const bool rowin = g.dw == 1 && iw0 >= 0 && iw0 + g.KW <= g.W;
+    float* dp = dst + (long)p * nr;
+    for (int k = 0; k < np; k++) {
+      const Piece& pc = piece[k];
+      const int ih = ih0 + pc.kh * g.dh;
+      float* d = dp + pc.dst;
+      if (ih < 0 || ih >= g.H) {
+        for (int i = 0; i < pc.len; i++) d[i] = 0.f;
+      } else if (rowin) {
+        const float* src = x + ((n * g.H + ih) * g.W + iw0) * g.C + pc.q0;
+        for (int i = 0; i < pc.len; i++) d[i] = src[i];
+      } else {
+        const float* row = x + (n * g.H + ih) * g.W * (long)g.C;
+        for (int i = 0; i < pc.len; i++) {
+          const int q = pc.q0 + i, iw = iw0 + (q / g.C) * g.dw;
+          d[i] = iw >= 0 && iw < g.W ? row[(long)iw * g.C + q % g.C] : 0.f;
+        }
+      }
+    }
+    if (nc % nr != 0) {
+      float* d = dp + (long)(nc / nr) * ss;
+      for (int c = nc % nr; c < nr; c++) d[c] = 0.f;
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; n++; }
+    }
+  }
+}
+
 // Pack rows [p0, p0+kc) x cols [j0, j0+nc) of B into strips of nr columns: dst[s][p][c].
 void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
+  if (B.kind == Src::IM2COL) {
+    pack_b_im2col(*B.g, B.p, p0, kc, j0, nc, nr, dst);
+    return;
+  }
   for (int s = 0; s < nc; s += nr) {
     const int cols = std::min(nr, nc - s);
     float* d = dst + (long)s * kc;
@@ -252,6 +362,9 @@ struct Kernel {
   int mr, nr;
   const char* name;
   UkrBf16 bf16;  // same mr x nr tile, or null where the CPU has no AVX512_BF16
+  // 2mr x nr/2 over two A strips and the first nr/2 columns of a B strip (null: none), for
+  // strips with at most nr/2 columns (16 output channels), where the mr x nr tile is half zeros.
+  void (*half)(int kc, const float* A0, const float* A1, const float* B, float* C, long ldc, bool acc, int m, int n);
 };
 
 Kernel pick_kernel() {
@@ -261,17 +374,30 @@ Kernel pick_kernel() {
   __builtin_cpu_init();
   if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
     const bool bf = __builtin_cpu_supports("avx512bf16");
-    return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr};
+    return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr, ukr_avx512_16x16};
   }
-  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr};
+  if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr, nullptr};
 #else
   (void)any;
 #endif
-  return {ukr_c, MRC, NRC, "c", nullptr};
+  return {ukr_c, MRC, NRC, "c", nullptr, nullptr};
 }
 
 const Kernel g_kernel = pick_kernel();
 Precision g_precision = PREC_FP32;
+
+// The bf16 products: AMX tiles where the CPU and OS allow them, else the AVX-512 kernel's
+// vdpbf16ps twin. MEDPIPE_NATIVE_BF16=amx|avx512bf16 forces one (none when it is absent).
+enum Bf16Kind { BF16_NONE, BF16_AVX512, BF16_AMX };
+Bf16Kind pick_bf16() {
+  const char* force = std::getenv("MEDPIPE_NATIVE_BF16");
+  const bool any = force == nullptr || *force == 0;
+  if (g_kernel.mr != MR512) return BF16_NONE;  // both need AVX-512 (the AMX packing's conversions too)
+  if ((any || !std::strcmp(force, "amx")) && amx_supported()) return BF16_AMX;
+  if ((any || !std::strcmp(force, "avx512bf16")) && g_kernel.bf16 != nullptr) return BF16_AVX512;
+  return BF16_NONE;
+}
+const Bf16Kind g_bf16 = pick_bf16();
 
 constexpr int KC = 256;
 constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
@@ -281,11 +407,22 @@ struct Scratch {
   std::vector<float> a, b;
   std::vector<uint32_t> a16, b16;
 };
+
+// bf16 on AMX. A is packed row-major in k-pairs (the A tiles' layout), each row kpad pairs (kc
+// rounded up to whole 16-pair tiles, zeros past kc), rows past mc zero up to a multiple of 16;
+// contiguous rows convert straight from the operand (an im2col row is built once in fp32),
+// column-contiguous ones (a transposed A, the filter gradient's im2col^T) pack as 16-row fp32
+// strips first and are transposed while converted.
+void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst);
+// B as pair strips of AMX_NR columns, kpad pairs each (zero pairs past kc, zero columns
+// past nc), converted straight from a row- or column-contiguous operand.
+void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst);
 Scratch g_scratch[64];
 
 }  // namespace
 
-bool bf16_supported() { return g_kernel.bf16 != nullptr; }
+bool bf16_supported() { return g_bf16 != BF16_NONE; }
+const char* bf16_kernel() { return g_bf16 == BF16_AMX ? "amx" : g_bf16 == BF16_AVX512 ? "avx512bf16" : ""; }
 const char* gemm_isa() { return g_kernel.name; }
 int gemm_mr() { return g_kernel.mr; }
 Precision gemm_precision() { return g_precision; }
@@ -295,12 +432,123 @@ bool set_gemm_precision(Precision p) {
   return true;
 }
 
+namespace {
+
+void epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const float* bias, int act) {
+  if (bias == nullptr && act == ACT_NONE) return;
+  for (int i = m0; i < m1; i++) {
+    float* c = C + (long)i * ldc;
+    if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
+    if (act == ACT_RELU) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
+  }
+}
+
+#ifdef MP_X86
+void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst) {
+  if (A.kind == Src::STRIDED && A.cs == 1) {
+    for (int r = 0; r < mc; r++) bf16_row_avx512(A.p + (long)(i0 + r) * A.rs + p0, kc, kpad, dst + (long)r * kpad);
+  } else if (A.kind == Src::IM2COL) {
+    for (int r = 0; r < mc; r++) {
+      im2col_run(*A.g, A.p, i0 + r, p0, kc, tmp, 1);
+      bf16_row_avx512(tmp, kc, kpad, dst + (long)r * kpad);
+    }
+  } else {
+    for (int s0 = 0; s0 < mc; s0 += 16) {
+      const int rows = std::min(16, mc - s0);
+      pack_a(A, i0 + s0, rows, p0, kc, 16, tmp);  // tmp[p][r], rows past `rows` zero
+      bf16_pairs_t_avx512(tmp, kc, kpad, rows, dst + (long)s0 * kpad, kpad);
+    }
+  }
+  const int padded = (mc + 15) / 16 * 16;
+  if (padded > mc) std::memset(dst + (long)mc * kpad, 0, sizeof(uint32_t) * (size_t)(padded - mc) * kpad);
+}
+
+void pack_b_amx(const Src& B, int p0, int kc, int j0, int nc, int kpad, float* tmp, uint32_t* dst) {
+  const int strips = (nc + AMX_NR - 1) / AMX_NR;
+  for (int s = 0; s < strips; s++) {
+    const int cols = std::min(AMX_NR, nc - s * AMX_NR);
+    uint32_t* d = dst + (long)s * kpad * AMX_NR;
+    if (B.cs == 1) {
+      // Two rows of B (k = 2q, 2q + 1) into one row of pairs, straight from the operand.
+      const float* b = B.p + (long)p0 * B.rs + j0 + (long)s * AMX_NR;
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(b + (long)(2 * q) * B.rs, 2 * q + 1 < kc ? b + (long)(2 * q + 1) * B.rs : nullptr, cols, row);
+        else std::memset(row, 0, sizeof(uint32_t) * cols);
+        if (cols < AMX_NR) std::memset(row + cols, 0, sizeof(uint32_t) * (AMX_NR - cols));
+      }
+    } else if (B.rs == 1) {
+      // A column of B is contiguous along k: one row of pairs per column, then its words
+      // down the strip.
+      uint32_t* col = reinterpret_cast<uint32_t*>(tmp);
+      for (int c = 0; c < cols; c++) {
+        bf16_row_avx512(B.p + (long)(j0 + s * AMX_NR + c) * B.cs + p0, kc, kpad, col);
+        for (int q = 0; q < kpad; q++) d[(long)q * AMX_NR + c] = col[q];
+      }
+      for (int q = 0; q < kpad; q++) for (int c = cols; c < AMX_NR; c++) d[(long)q * AMX_NR + c] = 0u;
+    } else {
+      pack_b(B, p0, kc, j0 + s * AMX_NR, cols, AMX_NR, tmp);
+      for (int q = 0; q < kpad; q++) {
+        uint32_t* row = d + (long)q * AMX_NR;
+        if (2 * q < kc) bf16_pairs_avx512(tmp + (long)(2 * q) * AMX_NR, 2 * q + 1 < kc ? tmp + (long)(2 * q + 1) * AMX_NR : nullptr, AMX_NR, row);
+        else std::memset(row, 0, sizeof(uint32_t) * AMX_NR);
+      }
+    }
+  }
+}
+
+// gemm_block's loops for the AMX kernel: AMX_MR x AMX_NR blocks, whole 16-pair k tiles. A
+// deeper k-block than fp32's (fewer passes of C through the accumulator tiles), and each A
+// strip (32 rows x 256 pairs, 32 KiB) kept in L1 across the B strips; both measured faster
+// than KC 256 and B-strip-outer (GEMMs of the bench shapes, 1 thread, CPU time).
+constexpr int KCA = 512;
+void gemm_block_amx(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s) {
+  constexpr int MCA = (MC / AMX_MR) * AMX_MR, KPA = (KCA + 31) / 32 * 16;
+  const int nc_max = (NC / AMX_NR) * AMX_NR;
+  s.a.resize((size_t)std::max(16 * KCA, std::max(KCA, MCA)) + 64);
+  s.b.resize((size_t)nc_max * KCA + 64);
+  s.a16.resize((size_t)MCA * KPA + 64);
+  s.b16.resize((size_t)nc_max * KPA + 64);
+  if (!amx_begin()) fail("bf16: this thread was refused the AMX tile state");
+  for (int jc = n0; jc < n1; jc += nc_max) {
+    const int nc = std::min(nc_max, n1 - jc);
+    for (int pc = 0; pc < K; pc += KCA) {
+      const int kc = std::min(KCA, K - pc);
+      const int kt = (kc + 31) / 32;
+      const int kpad = kt * 16;
+      pack_b_amx(B, pc, kc, jc, nc, kpad, s.b.data(), s.b16.data());
+      for (int ic = m0; ic < m1; ic += MCA) {
+        const int mc = std::min(MCA, m1 - ic);
+        pack_a_amx(A, ic, mc, pc, kc, kpad, s.a.data(), s.a16.data());
+        for (int ir = 0; ir < mc; ir += AMX_MR) {
+          const int m = std::min(AMX_MR, mc - ir);
+          for (int jr = 0; jr < nc; jr += AMX_NR) {
+            const int n = std::min(AMX_NR, nc - jr);
+            ukr_amx(kt, s.a16.data() + (long)ir * kpad, s.b16.data() + (long)jr * kpad, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, m, n);
+          }
+        }
+      }
+    }
+  }
+  amx_end();
+}
+#endif
+
+}  // namespace
+
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
                 const float* bias, int act, int tid) {
   if (m1 <= m0 || n1 <= n0) return;
   Scratch& s = g_scratch[tid];
   const Kernel& k = g_kernel;
-  const bool bf = g_precision == PREC_BF16 && k.bf16 != nullptr;
+#ifdef MP_X86
+  if (g_precision == PREC_BF16 && g_bf16 == BF16_AMX && K > 0) {
+    gemm_block_amx(m0, m1, n0, n1, K, A, B, C, ldc, s);
+    epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+    return;
+  }
+#endif
+  const bool bf = g_precision == PREC_BF16 && g_bf16 == BF16_AVX512;
   const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
   const int nc_max = (NC / k.nr) * k.nr;
   if (K == 0) {
@@ -325,6 +573,16 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
         if (bf) pairs_bf16(s.a.data(), kc, k.mr, (mc + k.mr - 1) / k.mr, s.a16.data());
         for (int jr = 0; jr < nc; jr += k.nr) {
           const int n = std::min(k.nr, nc - jr);
+          if (!bf && k.half != nullptr && 2 * n <= k.nr) {
+            int ir = 0;
+            for (; ir + k.mr < mc; ir += 2 * k.mr) {
+              const float* a = s.a.data() + (long)ir * kc;
+              k.half(kc, a, a + (long)k.mr * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                     std::min(2 * k.mr, mc - ir), n);
+            }
+            if (ir < mc) k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
+            continue;
+          }
           for (int ir = 0; ir < mc; ir += k.mr) {
             const int m = std::min(k.mr, mc - ir);
             float* c = C + (long)(ic + ir) * ldc + jc + jr;
@@ -335,13 +593,7 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
       }
     }
   }
-  if (bias != nullptr || act != ACT_NONE) {
-    for (int i = m0; i < m1; i++) {
-      float* c = C + (long)i * ldc;
-      if (bias) for (int j = n0; j < n1; j++) c[j] += bias[j];
-      if (act == ACT_RELU) for (int j = n0; j < n1; j++) c[j] = c[j] > 0.f ? c[j] : 0.f;
-    }
-  }
+  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
 }
 
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
@@ -357,7 +609,8 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   }
   // Split the larger output dimension into equal, kernel-aligned chunks.
   const bool splitM = (long)M >= (long)N;
-  const int unit = splitM ? k.mr : k.nr;
+  const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
+  const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
   nt = std::min(nt, units);

@@ -15,7 +15,7 @@ struct Src {
   enum Kind { STRIDED, IM2COL, IM2COL_T } kind = STRIDED;
   const float* p = nullptr;
   long rs = 0, cs = 0;          // STRIDED: (i, k) -> p[i*rs + k*cs]
-  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p
+  const ConvGeom* g = nullptr;  // IM2COL: row m = (n,oh,ow), col k = (kh,kw,c) of image p (as A or B)
 };
 
 // Writes im2col(m, k0 .. k0+len) to dst[j*ds].
@@ -32,6 +32,8 @@ enum Precision { PREC_FP32, PREC_BF16, PREC_COUNT };
 bool set_gemm_precision(Precision p);
 Precision gemm_precision();
 bool bf16_supported();
+// The bf16 kernel in use: "amx" (TDPBF16PS tiles), "avx512bf16" (vdpbf16ps) or "" (none).
+const char* bf16_kernel();
 const char* gemm_isa();
 // Rows per A strip of the chosen microkernel (operands whose strips align with it pack faster).
 int gemm_mr();

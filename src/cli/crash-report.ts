@@ -8,6 +8,7 @@ import { IndexDamagedError } from '../store/index-file.js';
 import { probeIndex } from '../store/index-probe.js';
 import { defaultCacheDir } from '../store/store.js';
 import { execCacheDir } from './slurm.js';
+import { shellCommand } from '../util/shell.js';
 
 /** The --cache the command was given (`--cache DIR` or `--cache=DIR`), if any. */
 function cacheOption(argv: string[]): string | undefined {
@@ -32,7 +33,7 @@ const problem = existsSync(index)
     })
   : undefined;
 if (unchecked !== undefined) {
-  process.stderr.write(`error: medpipe was killed by ${signal}; its cache index ${index} could not be checked (${unchecked}): run \`pipeline cache verify --cache ${dir}\`\n`);
+  process.stderr.write(`error: medpipe was killed by ${signal}; its cache index ${index} could not be checked (${unchecked}): run \`${shellCommand('pipeline', 'cache', 'verify', '--cache', dir)}\`\n`);
   process.exitCode = status;
 } else if (problem !== undefined) {
   process.stderr.write(`error: medpipe stopped (${signal}) reading the cache: ${new IndexDamagedError(index, problem).message}. Results already computed are kept as manifest files and blobs, and repair re-indexes them\n`);

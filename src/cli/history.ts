@@ -9,6 +9,7 @@ import { table } from './output.js';
 import { openPipeline, type CliEnv } from './session.js';
 import { flattenLeaves } from '../keys.js';
 import { numericOutputs } from './variants.js';
+import { shellCommand } from '../util/shell.js';
 
 export interface Variant {
   key: string;
@@ -36,7 +37,7 @@ function keyed(m: Manifest): Map<string, string> {
 /** The cached variants of one node (every key it has had that is still in the cache), oldest first. */
 export async function nodeHistory(file: string, node: string, sets: string[], cacheDir: string, env: CliEnv): Promise<Variant[]> {
   const opened = await openPipeline(file, sets, env);
-  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`pipeline dag ${file}\`)`);
+  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
   const store = new Store(cacheDir);
   try {
     const current = (await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }))).get(node)?.key;

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { CodeTrigger } from '../code/kind-code.js';
-import { defaultCacheDir } from '../store/store.js';
+import { defaultCacheDir } from '../store/cache-dir.js';
 import { ConfigError, fsProblem } from '../util/errors.js';
 
 /** `--rerun-triggers`: the list may name code (and the triggers that always hold); anything else is a typo. */

@@ -8,6 +8,7 @@ import { planNodes } from '../run/plan.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
 import { openPipeline, type CliEnv } from './session.js';
+import { shellCommand } from '../util/shell.js';
 
 export interface PredictFlags {
   weights: string;
@@ -32,13 +33,13 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   if (!looksLikeNode) return resolve(spec);
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
-  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`pipeline dag ${file}\`)`);
+  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
   const store = new Store(defaultCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
     const manifest = outcomes.get(node)?.manifest;
     const weights = manifest?.outputs['weights'];
-    if (!manifest) throw new Error(`${node} is not cached: run \`pipeline run ${file} '${node}'\` first`);
+    if (!manifest) throw new Error(`${node} is not cached: run \`${shellCommand('pipeline', 'run', file, node)}\` first`);
     if (weights?.type !== 'file') throw new Error(`${node} has no weights file output`);
     return store.blobs.verified(weights.digest, `weights of ${node}`);
   } finally {

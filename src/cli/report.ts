@@ -20,6 +20,7 @@ import type { Manifest } from '../store/artifacts.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { openPipeline, type CliEnv, type Opened } from './session.js';
 import { writeNamedFile } from './options.js';
+import { shellCommand, shellWord } from '../util/shell.js';
 
 export interface ReportFlags {
   cache?: string;
@@ -44,8 +45,6 @@ function commitOf(dir: string): string {
     return 'unknown (not a git checkout)';
   }
 }
-
-const shellQuote = (s: string) => (/^[A-Za-z0-9_./=:@,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 class Gatherer {
   constructor(
@@ -203,7 +202,7 @@ function nodesOf(g: Gatherer, file: string): NodeSummary[] {
   return g.nodes().map((node) => {
     const o = g.outcomes.get(node.id);
     const m = o?.manifest;
-    const show = ['npx', 'pipeline', 'show', file, node.id].map(shellQuote).join(' ');
+    const show = shellCommand('npx', 'pipeline', 'show', file, node.id);
     const base: NodeSummary = { id: node.id, stage: node.stage, kind: node.kind, cached: Boolean(m), show };
     if (!m) return { ...base, reason: o?.reason ? describeReason(o.reason) : (o?.state ?? 'not planned') };
     const engine = engineOf(m);
@@ -223,7 +222,7 @@ export async function buildReport(file: string, flags: Omit<ReportFlags, 'output
     const model: ReportModel = {
       title: spec.table?.title ?? description ?? spec.name,
       ...(description ? { description } : {}),
-      pipeline: { name: spec.name, file: resolve(file), overrides: flags.set.map((s) => `--set ${shellQuote(s)}`) },
+      pipeline: { name: spec.name, file: resolve(file), overrides: flags.set.map((s) => `--set ${shellWord(s)}`) },
       software: { medpipe: packageVersions()['medpipe'] ?? '?', commit: commitOf(REPO), node: process.versions.node, generated: new Date().toISOString().slice(0, 19).replace('T', ' ') + ' UTC', cache: store.dir },
       ...(table ? { table } : {}),
       digits,

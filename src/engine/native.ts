@@ -51,8 +51,11 @@ export type Precision = Enums['precision'][number];
 export interface NativeInfo {
   isa: string;
   threads: number;
-  /** Whether this CPU has AVX512_BF16 (the bf16 GEMMs). */
+  /** Whether bf16 GEMMs run here (AMX-BF16 tiles or AVX512_BF16). */
   bf16: boolean;
+  /** Their kernel: 'amx' (TDPBF16PS), 'avx512bf16' (vdpbf16ps), '' where bf16 is false.
+   *  MEDPIPE_NATIVE_BF16=amx|avx512bf16 forces one at load. */
+  bf16Kernel: string;
   precision: Precision;
 }
 
@@ -78,7 +81,7 @@ interface RawAddon {
   enums: Record<string, string[]>;
   setThreads(n: number): void;
   setPrecision(code: number): boolean;
-  info(): { isa: string; threads: number; bf16: boolean; precision: number };
+  info(): { isa: string; threads: number; bf16: boolean; bf16Kernel?: string; precision: number };
   pumpEvents(): boolean;
 }
 
@@ -117,7 +120,7 @@ function wrap(raw: RawAddon): NativeAddon {
     setPrecision: (p) => raw.setPrecision(codes.precision[p]),
     info() {
       const i = raw.info();
-      return { isa: i.isa, threads: i.threads, bf16: i.bf16, precision: precisions[i.precision] as Precision };
+      return { isa: i.isa, threads: i.threads, bf16: i.bf16, bf16Kernel: i.bf16Kernel ?? (i.bf16 ? 'avx512bf16' : ''), precision: precisions[i.precision] as Precision };
     },
     pumpEvents: () => raw.pumpEvents(),
   };
@@ -159,7 +162,7 @@ export function loadNative(): NativeAddon | undefined {
     const env = Number(process.env.MEDPIPE_THREADS);
     addon.setThreads(Number.isInteger(env) && env > 0 ? env : availableParallelism());
     const info = addon.info();
-    cached = { addon, reason: `loaded (${info.isa}${info.bf16 ? ', bf16' : ''})` };
+    cached = { addon, reason: `loaded (${info.isa}${info.bf16 ? `, bf16 on ${info.bf16Kernel}` : ''})` };
   } catch (e) {
     cached = { reason: `failed to load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }

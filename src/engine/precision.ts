@@ -2,26 +2,33 @@
 // computed with. bf16 runs convolutions and matrix products (forward and backward) with
 // bf16 operands and fp32 accumulation, as PyTorch's CPU autocast does; weights, optimizer
 // state, norms, activations between layers and the loss stay fp32 (fp32 master weights).
-// Only medpipe's native kernels on a CPU with AVX512_BF16 (vdpbf16ps) do that; anywhere else
-// bf16 is refused with the reason, never silently replaced: the node's key says bf16.
+// Only medpipe's native kernels on a CPU with AMX-BF16 (TDPBF16PS tiles) or AVX512_BF16
+// (vdpbf16ps) do that, the same arithmetic on either; anywhere else bf16 is refused with the
+// reason, never silently replaced: the node's key says bf16.
 
 import type { JSONObject } from '../contract.js';
 import type { EngineInfo } from './backend.js';
 import { activeNative, nativeStatus, type Precision } from './native.js';
 
-/** The parameter. No default: a node that does not say `precision:` keeps its fp32 key. */
+/**
+ * The parameter. No schema default: a node that does not say `precision:` keeps the key it had
+ * before precision existed, and one that says fp32 gets the same key (PRECISION_UNKEYED_DEFAULT).
+ */
 export const PRECISION_PARAM = {
   enum: ['fp32', 'bf16'],
   description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (AVX512_BF16 CPUs, wasm engine with native kernels; changes results)',
 } as const;
 
 /** Why bf16 cannot run on this engine, or undefined when it can. */
+/** The stages' unkeyedDefaults for it: fp32 written out is the same result as leaving it unset. */
+export const PRECISION_UNKEYED_DEFAULT = { precision: 'fp32' } as const;
+
 export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | undefined {
   if (engine.backend !== 'wasm') return `the ${engine.backend} backend computes in fp32 only (bf16 is a CPU-engine option: wasm with medpipe's native kernels)`;
   const nat = activeNative();
   if (nat === undefined) return `medpipe's native kernels are not in use (${nativeStatus()})`;
   const info = nat.info();
-  if (!info.bf16) return `this CPU has no AVX512_BF16 (native GEMM: ${info.isa})`;
+  if (!info.bf16) return `this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: ${info.isa})`;
   return undefined;
 }
 
@@ -45,11 +52,13 @@ export async function withPrecision<T>(
   if (why !== undefined) throw new Error(`precision: bf16 cannot run here: ${why}; use precision: fp32 (the default)`);
   const nat = activeNative()!;
   if (!nat.setPrecision('bf16')) throw new Error('precision: bf16 was refused by the native kernels');
+  const info = nat.info();
+  const unit = info.bf16Kernel === 'amx' ? 'AMX-BF16 TDPBF16PS tiles' : 'AVX512_BF16 vdpbf16ps';
   provenance({
     precision: {
       gemm: 'bf16',
-      how: 'convolutions and matmuls (forward and backward): bf16 operands rounded to nearest even, fp32 accumulation (AVX512_BF16 vdpbf16ps); fp32 weights, optimizer, norms, loss',
-      isa: nat.info().isa,
+      how: `convolutions and matmuls (forward and backward): bf16 operands rounded to nearest even, fp32 accumulation (${unit}); fp32 weights, optimizer, norms, loss`,
+      isa: `${info.isa}+${info.bf16Kernel}`,
     },
   });
   try {

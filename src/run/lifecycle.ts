@@ -1,5 +1,5 @@
-// One node's life, written once for every executor: decide (key, hit, reason), acquire (the
-// local lock, then the remote lease), execute (an Executor runs the prepared Job), publish
+// One node's life, written once for every executor: decide (key, hit, reason), acquire (a slot,
+// the local lock, then the remote lease), execute (an Executor runs the prepared Job), publish
 // (commit is the worker's; here: remember the name, push to the remote).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -103,10 +103,20 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   let started = false;
 
   // ---- acquire ----
+  // The slot first, then the lock and the lease: a node queued behind others holds neither, so
+  // another run on this cache (or a team's runner, for the lease) computes it instead of
+  // waiting for a node that has not started, and only running nodes renew a lock. While it
+  // waits for someone else's lock or lease, its slot goes to the next node in the queue.
   // One owner per attempt: two instances of this run with the same key must not share a lock.
   const owner = `${hostname()}:${process.pid}:${randomUUID()}`;
   const log = n.log ?? store.logPath(id, key);
+  let slot: Awaited<ReturnType<NonNullable<LifecycleOptions['admit']>>> | undefined;
+  const yieldSlot = () => {
+    slot?.();
+    slot = undefined;
+  };
   try {
+    slot = o.admit ? await o.admit() : undefined;
     const locked = await withLocalLock(
       {
         store,
@@ -118,7 +128,10 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
         signal: o.signal,
         // A forced node is not satisfied by the result it is replacing.
         recheck: n.force ? async () => undefined : () => localHit(store, key),
-        onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid}` : 'waiting for lock'),
+        onWait: (holder) => {
+          yieldSlot();
+          o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid}` : 'waiting for lock');
+        },
       },
       async (): Promise<NodeOutcome> => {
         // A forced node recomputes here: the lease would hand it the very result it replaces.
@@ -133,7 +146,10 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
             signal: o.signal,
             required: Boolean(o.remoteRequired),
             ...withExpected(expectedDurationMs(store, n.pipeline, id)),
-            onWait: (holder) => o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease'),
+            onWait: (holder) => {
+              yieldSlot();
+              o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease');
+            },
           },
           execute,
         );
@@ -148,11 +164,15 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   } catch (err) {
     if (o.signal.aborted && !started) return { state: 'not-started', key };
     return { state: o.signal.aborted ? 'interrupted' : 'failed', key, reason: error((err as Error).message) };
+  } finally {
+    yieldSlot();
   }
 
   // ---- execute, publish ----
   async function execute(): Promise<NodeOutcome> {
-    const release = o.admit ? await o.admit() : undefined;
+    // Given back while waiting for a lock or a lease: taken again, under them.
+    if (slot === undefined && o.admit) slot = await o.admit();
+    const release = slot;
     try {
       started = true;
       o.onState('running', reason);

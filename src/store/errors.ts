@@ -2,6 +2,8 @@
  * Disk and index failures said in words: which cache, what was being written, and the cause
  * (a full disk, an I/O error), instead of a worker that "exited with code 1".
  */
+import { shellCommand } from '../util/shell.js';
+
 const CAUSES: [codes: (string | number)[], hint: string][] = [
   [['ENOSPC', 28], 'the disk is full'],
   [['EDQUOT', 122], 'the disk quota is exhausted'],
@@ -28,7 +30,7 @@ function describeCause(cacheDir: string, err: unknown): string {
   const known = CAUSES.find(([codes]) => e?.code !== undefined && codes.includes(e.code));
   if (known) return `${message} (${known[1]})`;
   // LMDB's own codes (MDB_PAGE_FULL, MDB_CORRUPTED, MDB_BAD_TXN...) mean a damaged index.
-  if (/MDB_/.test(message)) return `${message} (the index may be damaged: run \`pipeline cache repair --cache ${cacheDir}\`)`;
+  if (/MDB_/.test(message)) return `${message} (the index may be damaged: run \`${shellCommand('pipeline', 'cache', 'repair', '--cache', cacheDir)}\`)`;
   return e?.code !== undefined ? `${message} (${e.code})` : message;
 }
 

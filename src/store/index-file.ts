@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { shellCommand } from '../util/shell.js';
 
 /**
  * The checks LMDB does not make before it maps index.lmdb: a file cut short (a full disk, a
@@ -15,7 +16,7 @@ export class IndexDamagedError extends Error {
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`cache index ${file} is damaged: ${problem}. Run \`pipeline cache repair --cache ${dirname(file)}\` to rebuild it from the results that still verify (it keeps the damaged file beside the new one)`);
+    super(`cache index ${file} is damaged: ${problem}. Run \`${shellCommand('pipeline', 'cache', 'repair', '--cache', dirname(file))}\` to rebuild it from the results that still verify (it keeps the damaged file beside the new one)`);
     this.name = 'IndexDamagedError';
   }
 }

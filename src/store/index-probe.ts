@@ -10,6 +10,16 @@ import { IndexDamagedError } from './index-file.js';
  */
 const CHILD = fileURLToPath(new URL('./index-child.js', import.meta.url));
 
+/**
+ * The signals a read of a damaged memory-mapped page ends in: SIGBUS or SIGSEGV from the fault
+ * itself, SIGABRT from LMDB's own assertion on a page it finds inconsistent. Native code of any
+ * other kind (a kernel, V8 out of memory) ends in these too: only a read-through of the index in
+ * a child (probeIndex) tells the two apart. bin/pipeline's list (ABRT | BUS | SEGV) is this one.
+ */
+export function isFaultSignal(signal: string | null | undefined): boolean {
+  return signal === 'SIGBUS' || signal === 'SIGSEGV' || signal === 'SIGABRT';
+}
+
 export interface ChildOutcome<T> {
   /** What the child printed as its answer (one JSON line), when it finished. */
   answer?: T;
@@ -29,7 +39,7 @@ export function runIndexChild<T>(args: string[]): Promise<ChildOutcome<T>> {
     child.on('close', (code, signal) => {
       // Only a memory fault says "damaged page"; a child killed from outside (the OOM killer,
       // Ctrl-C, TERM) says nothing about the index and must not send repair moving it aside.
-      if (signal === 'SIGBUS' || signal === 'SIGSEGV' || signal === 'SIGABRT') return resolve({ signal, stderr });
+      if (isFaultSignal(signal)) return resolve({ signal: signal!, stderr });
       if (signal) return reject(new Error(`the cache index check was killed by ${signal} before it finished (not a sign of damage): run it again`));
       const line = stdout.trim().split('\n').pop();
       try {

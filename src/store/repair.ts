@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -19,7 +20,7 @@ export interface RepairReport extends Rebuilt {
   healthy: boolean;
   indexFile: string;
   /** Why the index was rebuilt, and where the damaged file now lies. */
-  damage?: { problem: string; keptAt: string };
+  damage?: { problem: string; keptAt?: string };
   /** The signal that ended the salvage from the damaged copy, when it faulted (the index was rebuilt without it). */
   salvageFault?: string;
 }
@@ -71,7 +72,7 @@ class Salvage {
     const known = this.imported.get(a.set) ?? into.records.findByDigest(a.digest);
     if (known) return known;
     const records = this.records;
-    if (!records) throw new Error('its record set lived in the damaged index, whose record table LMDB cannot open');
+    if (!records) throw new Error('its record set lived in the old index, which is lost or whose record table LMDB cannot open');
     const from = this.oldSet(a);
     async function* raw(): AsyncGenerator<Buffer> {
       for (let i = 0; i < a.count; i++) {
@@ -118,6 +119,11 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
     return { ...report, healthy: true };
   }
 
+  if (!existsSync(indexFile)) {
+    // Lost, not damaged: nothing to keep aside or salvage from (its record sets are gone with it).
+    report.damage = { problem };
+    return { ...report, ...(await rebuildIndex(dir, undefined, { salvage: false })) };
+  }
   const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   await rename(indexFile, keptAt);
   await rm(`${indexFile}-lock`, { force: true });
@@ -141,10 +147,10 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
 }
 
 /** Indexes every manifest file that verifies into a new index.lmdb (record sets salvaged from `keptAt` when asked). */
-export async function rebuildIndex(dir: string, keptAt: string, options: { salvage: boolean }): Promise<Rebuilt> {
+export async function rebuildIndex(dir: string, keptAt: string | undefined, options: { salvage: boolean }): Promise<Rebuilt> {
   const out: Rebuilt = { reindexed: 0, salvagedSets: 0, skipped: [] };
   let old: RootDatabase | undefined;
-  if (options.salvage && padIndexFile(keptAt)) {
+  if (options.salvage && keptAt !== undefined && padIndexFile(keptAt)) {
     try {
       old = open({ path: keptAt, readOnly: true, maxDbs: 16, mapSize: 2 ** 40 });
     } catch {
@@ -152,7 +158,7 @@ export async function rebuildIndex(dir: string, keptAt: string, options: { salva
     }
   }
   const salvage = new Salvage(old);
-  const store = new Store(dir);
+  const store = new Store(dir, { rebuilding: true });
   try {
     for (const file of await manifestFiles(dir)) {
       try {
@@ -185,7 +191,7 @@ export async function rebuildIndex(dir: string, keptAt: string, options: { salva
 export function formatRepair(r: RepairReport): string {
   if (r.healthy) return `cache index ${r.indexFile} reads whole: nothing to repair\n`;
   const lines = [
-    `cache index ${r.indexFile} was damaged (${r.damage!.problem}); the damaged file is kept as ${r.damage!.keptAt}`,
+    r.damage!.keptAt === undefined ? `cache index ${r.indexFile} was missing (${r.damage!.problem}); a new one was made` : `cache index ${r.indexFile} was damaged (${r.damage!.problem}); the damaged file is kept as ${r.damage!.keptAt}`,
     ...(r.salvageFault ? [`salvaging record sets from the damaged file crashed (${r.salvageFault}); the index was rebuilt without them`] : []),
     `re-indexed ${r.reindexed} result(s) (${r.salvagedSets} record set(s) salvaged from the damaged index); ${r.skipped.length} could not be verified and will be recomputed by the next run`,
     ...r.skipped.map((s) => `  ${basename(s.file, '.json').slice(0, 12)}: ${s.why}`),

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,14 +14,11 @@ import { TreeStore } from './trees.js';
 import { ConfigError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import { processAlive } from '../util/process.js';
+import { CACHE_ENV } from './cache-dir.js';
 
-export const CACHE_ENV = 'MEDPIPE_CACHE';
+export { CACHE_ENV, defaultCacheDir } from './cache-dir.js';
 
 const CHECKPOINT_MAGIC = Buffer.from('medpipe-local-ckpt/1\n');
-
-export function defaultCacheDir(explicit?: string): string {
-  return resolve(explicit ?? process.env[CACHE_ENV] ?? 'cache');
-}
 
 /** Creates the cache folder; one that cannot be made is a bad `--cache`, said in words. */
 function makeCacheDir(dir: string): void {
@@ -56,6 +53,19 @@ interface FileHashRecord {
   ctimeMs?: number;
   ino?: number;
   digest: string;
+}
+
+/**
+ * Whether the cache's manifests/ holds a result's manifest file: the index that listed them is
+ * then lost, not new. Read only when index.lmdb is missing (a new cache has no manifests/).
+ */
+function holdsManifestFiles(cacheDir: string): boolean {
+  const dir = join(cacheDir, 'manifests');
+  if (!existsSync(dir)) return false;
+  for (const sub of readdirSync(dir, { withFileTypes: true })) {
+    if (sub.isDirectory() && readdirSync(join(dir, sub.name)).some((f) => f.endsWith('.json'))) return true;
+  }
+  return false;
 }
 
 /** A table a read-only index never had reads as empty (LMDB cannot create it without writing). */
@@ -105,7 +115,11 @@ export class Store {
   readonly indexFile: string;
   readonly readOnly: boolean;
 
-  constructor(readonly dir: string) {
+  /** `rebuilding`: the index is being made anew from manifests/ (`cache repair`), so its absence is expected. */
+  constructor(
+    readonly dir: string,
+    options: { rebuilding?: boolean } = {},
+  ) {
     makeCacheDir(dir);
     this.tmpDir = join(dir, 'tmp');
     // A map far larger than any cache, so that LMDB never has to grow it while other
@@ -113,6 +127,12 @@ export class Store {
     this.indexFile = join(dir, 'index.lmdb');
     // Checked before LMDB maps it: a truncated file would be a SIGBUS on first read.
     checkIndexFile(this.indexFile);
+    // A deleted or lost index next to the manifest files of its results: opening would make an
+    // empty one, every node would read "never run" and be recomputed, and `cache repair` would
+    // find that empty index whole. Refused instead, naming the repair that re-indexes them.
+    if (!options.rebuilding && !existsSync(this.indexFile) && holdsManifestFiles(dir)) {
+      throw new IndexDamagedError(this.indexFile, 'the file is missing, while manifests/ still holds the results it indexed');
+    }
     try {
       ({ root: this.root, readOnly: this.readOnly } = openIndex(this.indexFile, dir));
       this.manifests = this.table<Manifest, string>(this.jsonTable('manifests'));

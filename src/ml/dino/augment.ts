@@ -55,6 +55,12 @@ export function cropSizes(config: ModelConfig): { globalSize: number; localSize:
   return { globalSize, localSize: Math.max(Math.ceil(8 / m), Math.round(raw / m)) * m };
 }
 
+/** The evaluation transform at a global crop size: Resize(size * 256/224) -> CenterCrop(size),
+ *  the paper's 256:224 ratio (what the k-NN monitor and the clean BatchNorm statistics see). */
+export function evalTransformAt(globalSize: number): { resize: number; crop: number } {
+  return { resize: Math.round((globalSize * 256) / 224), crop: globalSize };
+}
+
 /** torchvision RandomGrayscale: ITU-R 601 luma into every channel; one channel is left as is. */
 export function grayscale(px: Float32Array, offset: number, n: number, c: number): void {
   if (c !== 3) return;

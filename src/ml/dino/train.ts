@@ -15,10 +15,11 @@ import type { ParamMap } from '../models/params.js';
 import type { ModelSpec, ParamSpec } from '../models/types.js';
 import { Adam } from '../train/adam.js';
 import type { LoadedModel } from '../train/model-io.js';
-import type { DinoAugment } from './augment.js';
+import { evalTransformAt, type DinoAugment } from './augment.js';
 import { cropBatches, sliceCrops, type CropBatch } from './batches.js';
 import { clipPerParameter } from './clip.js';
 import { knnMonitorTop1 } from './knn-monitor.js';
+import { recalibrateBatchNorm } from './batchnorm-stats.js';
 import { headForward, headParams, LAST_LAYER_PREFIX, makeVariables, type HeadConfig } from './head.js';
 import { dinoLoss, emaUpdate, teacherTargets, updatedCenter } from './loss.js';
 import { stepValues, type DinoScheduleOptions, type StepValues } from './schedules.js';
@@ -44,6 +45,10 @@ export interface DinoOptions extends Omit<DinoScheduleOptions, 'stepsPerEpoch' |
   train: readonly number[];
   /** The k-NN monitor, or null for none. */
   knn: KnnMonitor | null;
+  /** The teacher's BatchNorm running statistics: 'crops' (DINO's: from its forward passes over
+   *  the augmented global crops) or 'train' (re-estimated on the train split under the
+   *  evaluation transform before each k-NN measurement and at the end). Default 'crops'. */
+  teacherBnStats?: 'crops' | 'train';
 }
 
 export interface KnnMonitor {
@@ -259,8 +264,15 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
     io.log(`resuming at epoch ${progress.epoch + 1}, batch ${progress.batch} (step ${progress.step})`);
   }
   const checkpoint = async (p: Progress) => io.save(STATE, await packState(parts, adam, center, p));
-  const knnTop1 = async (): Promise<number> =>
-    knnMonitorTop1(spec, teacher.backbone, reader, o.train, o.knn!, { resize: o.knn!.resize, crop: o.augment.globalSize }, o.normalisation);
+  // Only evaluation reads the running statistics (DINO's teacher runs in training mode), so
+  // re-estimating them changes neither the training nor a resumed run's course.
+  const cleanStats = async (): Promise<void> => {
+    if (o.teacherBnStats === 'train') await recalibrateBatchNorm(spec, teacher.backbone, reader, o.train, evalTransformAt(o.augment.globalSize), o.normalisation, o.batchSize);
+  };
+  const knnTop1 = async (): Promise<number> => {
+    await cleanStats();
+    return knnMonitorTop1(spec, teacher.backbone, reader, o.train, o.knn!, { resize: o.knn!.resize, crop: o.augment.globalSize }, o.normalisation);
+  };
   const lastKnn = (): string => (progress.knn.length ? ` knn ${progress.knn[progress.knn.length - 1]!.top1.toFixed(3)}` : '');
   if (o.knn && progress.step === 0) {
     progress.knn.push({ epoch: 0, top1: await knnTop1() });
@@ -334,6 +346,7 @@ export async function trainDino(model: LoadedModel, reader: RecordReader, o: Din
     Object.assign(progress, { batch: 0, lossSum: 0, entropySum: 0, lossCount: 0, images: 0, seconds: 0 });
     await checkpoint({ ...progress, epoch: progress.epoch + 1 });
   }
+  await cleanStats();
   adam.dispose();
   return { teacher, student, center, curves: progress.curves, stepLoss: progress.stepLoss, stepEntropy: progress.stepEntropy, knn: progress.knn, stepsPerEpoch, resumedFrom };
 }

@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecResult, Executor } from '../executor.js';
 import type { Job, ParentMessage, WorkerMessage } from '../job.js';
+import { isFaultSignal } from '../../store/index-probe.js';
+import { shellCommand } from '../../util/shell.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -176,10 +178,15 @@ export class LocalExecutor implements Executor {
 }
 
 /**
- * A worker killed by a memory fault most likely read a damaged page of the memory-mapped cache
- * index (a stage's own bug would throw): say which index, and how to check it.
+ * A worker killed by a fault in native code: a damaged page of the memory-mapped cache index is
+ * one cause, a native kernel (the engine's, a stage's addon) or V8 aborting is another, and only a
+ * read-through of the index tells which. Both are said, and how to tell.
  */
 function faultHint(how: string, cacheDir: string): string {
-  if (!['SIGBUS', 'SIGSEGV'].includes(how)) return '';
-  return ` (a memory fault: the cache index ${join(cacheDir, 'index.lmdb')} may be damaged; \`pipeline cache verify --cache ${cacheDir}\` checks it and \`pipeline cache repair --cache ${cacheDir}\` rebuilds it)`;
+  if (!isFaultSignal(how)) return '';
+  const index = join(cacheDir, 'index.lmdb');
+  const verify = shellCommand('pipeline', 'cache', 'verify', '--cache', cacheDir);
+  const repair = shellCommand('pipeline', 'cache', 'repair', '--cache', cacheDir);
+  const native = how === 'SIGABRT' ? 'native code aborting (a kernel, a stage\'s addon, V8 out of memory)' : 'a fault in native code (a kernel, a stage\'s addon)';
+  return ` (a crash: a damaged page of the cache index ${index} or ${native} can cause it; \`${verify}\` tells which: if the index is damaged, \`${repair}\` rebuilds it, and if it reads whole the worker's last words are in ${join(cacheDir, 'logs', 'workers.log')})`;
 }

@@ -8,8 +8,9 @@ import { BatchExecutor, type BatchExecutorOptions } from '../driver.js';
 import { SlurmQueue, type Queue } from './queue.js';
 import { batchScript, jobName, sbatchArgs, settingsFor } from './settings.js';
 
-// dist/src/run/batch/slurm/system.js -> the package root.
-const BIN = fileURLToPath(new URL('../../../../../bin/pipeline.js', import.meta.url));
+// dist/src/run/batch/slurm/system.js -> the package root. The launcher, not pipeline.js: a job
+// that faults reading its cache index then says so in its log instead of dying without a word.
+const BIN = fileURLToPath(new URL('../../../../../bin/pipeline', import.meta.url));
 
 const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.=,-]+/g, '_').slice(0, 150);
 
