@@ -506,7 +506,7 @@ void gemm_block_amx(int m0, int m1, int n0, int n1, int K, const Src& A, const S
   constexpr int MCA = (MC / AMX_MR) * AMX_MR, KPA = (KCA + 31) / 32 * 16;
   const int nc_max = (NC / AMX_NR) * AMX_NR;
   s.a.resize((size_t)std::max(16 * KCA, std::max(KCA, MCA)) + 64);
-  s.b.resize((size_t)nc_max * KCA + 64);
+  s.b.resize((size_t)AMX_NR * KCA + 64);  // one strip: pack_b_amx converts B straight from the operand
   s.a16.resize((size_t)MCA * KPA + 64);
   s.b16.resize((size_t)nc_max * KPA + 64);
   if (!amx_begin()) fail("bf16: this thread was refused the AMX tile state");

@@ -16,7 +16,7 @@ import { activeNative, nativeStatus, type Precision } from './native.js';
  */
 export const PRECISION_PARAM = {
   enum: ['fp32', 'bf16'],
-  description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (AVX512_BF16 CPUs, wasm engine with native kernels; changes results)',
+  description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (CPUs with AMX-BF16 or AVX512_BF16, wasm engine with native kernels; changes results)',
 } as const;
 
 /** Why bf16 cannot run on this engine, or undefined when it can. */
