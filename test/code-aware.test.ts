@@ -129,3 +129,21 @@ export const double = {
   assert.deepEqual(box.runs(), ['d', 'd']);
   assert.equal(((await box.show(file, 'd')).outputs['out'] as { value: { value: number } }).value.value, 63);
 });
+
+test('history tells apart variants that differ only in their code (a `code` column), not as identical rows', async () => {
+  const box = sandbox();
+  const plugin = writePlugin(box, 2);
+  const file = box.write('p.yaml', pipeline(plugin));
+  assert.equal((await box.cli(['run', file])).code, 0);
+  writePlugin(box, 3);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const r = await box.cli(['history', file, 'd', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  // Base: `differs` was empty for both, and the table showed two identical rows.
+  const variants = JSON.parse(r.stdout) as { current: boolean; differs: Record<string, string> }[];
+  assert.equal(variants.length, 2);
+  const codes = variants.map((v) => v.differs['code']);
+  assert.match(codes[0]!, /^[0-9a-f]{12}$/);
+  assert.notEqual(codes[0], codes[1]);
+  assert.match((await box.cli(['history', file, 'd'])).stdout, /took\s+code\s/);
+});
