@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, sandbox, TOY_PIPELINE } from './support/toy.js';
+import { BIN, REPO, sandbox, TOY_PIPELINE } from './support/toy.js';
 
 test('--version prints the package version', async () => {
   const box = sandbox();
@@ -154,5 +155,22 @@ test('show and history of a node the pipeline does not have exit 2 naming the pi
     const r = await box.cli([verb, file, 'tarin']);
     assert.equal(r.code, 2, `${verb}: ${r.stdout}${r.stderr}`);
     assert.equal(r.stderr, `error: ${file} has no node "tarin" (try \`pipeline dag ${file}\`)\n`, verb);
+  }
+});
+
+test('a reader that closes the pipe early (`pipeline status … | head -1`) is no crash: the command ends with its own exit code and no EPIPE stack trace', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  for (const args of [['status', file], ['run', file], ['cache', 'ls']]) {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: box.dir, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the child writes anything: its first write meets a pipe with no reader.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Base: exit 1, "Error: write EPIPE ... Unhandled 'error' event" and a stack trace.
+    assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
+    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /, args.join(' '));
   }
 });

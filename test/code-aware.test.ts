@@ -97,3 +97,53 @@ test('a built-in kind is keyed by version: a code change is reported, and --reru
     await store.close();
   }
 });
+
+test('a helper reached through a subpath import (`#lib/…`, package.json "imports") is code of the kind: editing it reruns the node', async () => {
+  const box = sandbox();
+  mkdirSync(join(box.dir, 'lib'), { recursive: true });
+  writeFileSync(join(box.dir, 'package.json'), JSON.stringify({ name: 'lab', type: 'module', imports: { '#lib/*': './lib/*' } }));
+  writeFileSync(join(box.dir, 'lib', 'factor.js'), 'export const factor = 2;\n');
+  const plugin = join(box.dir, 'double.js');
+  writeFileSync(
+    plugin,
+    `import { appendFileSync } from 'node:fs';
+import { factor } from '#lib/factor.js';
+export const double = {
+  kind: 'double', version: 1,
+  params: { type: 'object', properties: { x: { type: 'number' } } },
+  outputs: { out: 'json' },
+  async run(ctx) {
+    appendFileSync(process.env.TOY_RUN_LOG, ctx.node + '\\n');
+    ctx.outputs.json('out', { value: ctx.params.x * factor });
+  },
+};
+`,
+  );
+  const file = box.write('p.yaml', pipeline(plugin));
+  assert.equal((await box.cli(['run', file])).code, 0);
+  writeFileSync(join(box.dir, 'lib', 'factor.js'), 'export const factor = 3;\n');
+  // Base: "cached", and the run kept serving 42 computed with the old factor.
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /d\s+to run\s+code of kind double changed/);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.deepEqual(box.runs(), ['d', 'd']);
+  assert.equal(((await box.show(file, 'd')).outputs['out'] as { value: { value: number } }).value.value, 63);
+});
+
+test('history tells apart variants that differ only in their code (a `code` column), not as identical rows', async () => {
+  const box = sandbox();
+  const plugin = writePlugin(box, 2);
+  const file = box.write('p.yaml', pipeline(plugin));
+  assert.equal((await box.cli(['run', file])).code, 0);
+  writePlugin(box, 3);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const r = await box.cli(['history', file, 'd', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  // Base: `differs` was empty for both, and the table showed two identical rows.
+  const variants = JSON.parse(r.stdout) as { current: boolean; differs: Record<string, string> }[];
+  assert.equal(variants.length, 2);
+  const codes = variants.map((v) => v.differs['code']);
+  assert.match(codes[0]!, /^[0-9a-f]{12}$/);
+  assert.notEqual(codes[0], codes[1]);
+  assert.match((await box.cli(['history', file, 'd'])).stdout, /took\s+code\s/);
+});

@@ -31,6 +31,9 @@ function keyed(m: Manifest): Map<string, string> {
   const out = flattenLeaves(m.material.params, 'params');
   for (const [name, input] of Object.entries(m.material.inputs)) out.set(`input.${name}`, typeof input === 'string' ? input.slice(0, 12) : `${input.length} items`);
   out.set('version', String(m.version));
+  // Variants told apart only by their code or their raw files would show as identical rows.
+  if (m.material.code !== undefined) out.set('code', m.material.code.slice(0, 12));
+  for (const [path, value] of flattenLeaves(m.material.external, 'external')) out.set(path, /^"[0-9a-f]{64}"$/.test(value) ? value.slice(1, 13) : value);
   return out;
 }
 

@@ -20,7 +20,7 @@ function resolveLocal(from: string, specifier: string): string {
   return specifier.startsWith('file:') ? fileURLToPath(specifier) : resolve(dirname(from), specifier);
 }
 
-/** Literal local specifiers of a module (static imports, re-exports, dynamic imports of a string). */
+/** Literal local specifiers of a module (static imports, re-exports, dynamic imports of a string), subpath imports (`#…`) included. */
 async function localImports(file: string, source: string): Promise<string[]> {
   await init;
   let imports: ReturnType<typeof parse>[0];
@@ -29,7 +29,33 @@ async function localImports(file: string, source: string): Promise<string[]> {
   } catch (err) {
     throw new Error(`cannot read the imports of ${file}: ${(err as Error).message}`);
   }
-  return imports.flatMap((i) => (i.n !== undefined && isLocal(i.n) ? [resolveLocal(file, i.n)] : []));
+  const found: string[] = [];
+  for (const { n } of imports) {
+    if (n === undefined) continue;
+    if (isLocal(n)) found.push(resolveLocal(file, n));
+    else if (n.startsWith('#')) found.push(...(await subpathImport(file, n)));
+  }
+  return found;
+}
+
+/**
+ * A subpath import (`#lib/x.js`, mapped by the `imports` of the nearest package.json) names a
+ * file of the project itself, as a relative path does: resolved as Node resolves it. One that
+ * maps into node_modules is a package's, left out like a bare specifier; one that does not
+ * resolve cannot be imported either, so it names no code.
+ */
+async function subpathImport(file: string, specifier: string): Promise<string[]> {
+  // Loaded only for a project that uses them: every run computes plugin digests.
+  const { resolve: resolveModule } = await import('import-meta-resolve');
+  let url: string;
+  try {
+    url = resolveModule(specifier, pathToFileURL(file).href);
+  } catch {
+    return [];
+  }
+  if (!url.startsWith('file:')) return [];
+  const path = fileURLToPath(url);
+  return path.split(sep).includes('node_modules') ? [] : [path];
 }
 
 /**
