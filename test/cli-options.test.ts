@@ -174,3 +174,16 @@ test('a reader that closes the pipe early (`pipeline status … | head -1`) is n
     assert.doesNotMatch(stderr, /EPIPE|\n\s+at /, args.join(' '));
   }
 });
+
+test('predict -w naming a file that is not there, or a node without weights, exits 2 naming -w (not a raw ENOENT, exit 1)', async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const missing = await box.cli(['predict', '-w', 'nothing.safetensors', 'x.png']);
+  // Base: "error: ENOENT: no such file or directory, open '…/nothing.safetensors'", exit 1.
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /^error: -w nothing\.safetensors: no such file \(give a \.safetensors checkpoint, or pipeline\.yaml:node/);
+  const noWeights = await box.cli(['predict', '-w', `${file}:src[seed=1]`, 'x.png']);
+  assert.equal(noWeights.code, 2, noWeights.stderr);
+  assert.match(noWeights.stderr, /src\[seed=1\] \(kind emit\) has no weights file output; name a finetune or pretrain node/);
+});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { openPipeline } from '../src/cli/session.js';
 import { describeReason } from '../src/run/reason.js';
 import { planNodes } from '../src/run/plan.js';
 import { Store } from '../src/store/store.js';
-import { sandbox, type Sandbox } from './support/toy.js';
+import { BIN, sandbox, type Sandbox } from './support/toy.js';
 
 // A plugin whose result comes from a helper module it imports: editing the helper is editing the kind.
 function writePlugin(box: Sandbox, factor: number): string {
@@ -146,4 +147,52 @@ test('history tells apart variants that differ only in their code (a `code` colu
   assert.match(codes[0]!, /^[0-9a-f]{12}$/);
   assert.notEqual(codes[0], codes[1]);
   assert.match((await box.cli(['history', file, 'd'])).stdout, /took\s+code\s/);
+});
+
+test('a plugin edited mid-run: a fresh worker that loads the new code fails the node instead of storing its result under the old code key', async () => {
+  const box = sandbox();
+  const plugin = join(box.dir, 'iso.js');
+  const write = (factor: number) =>
+    writeFileSync(
+      plugin,
+      `import { appendFileSync } from 'node:fs';
+export const iso = {
+  kind: 'iso', version: 1, isolate: true,
+  params: { type: 'object', properties: { x: { type: 'number' }, sleep_ms: { type: 'integer', default: 0 } } },
+  outputs: { out: 'json' },
+  async run(ctx) {
+    appendFileSync(process.env.TOY_RUN_LOG, ctx.node + '\\n');
+    await new Promise((r) => setTimeout(r, ctx.params.sleep_ms));
+    ctx.outputs.json('out', { value: ctx.params.x * ${factor} });
+  },
+};
+`,
+    );
+  write(2);
+  const file = box.write('p.yaml', `
+name: iso
+plugins: [${plugin}]
+stages:
+  a: {uses: iso, with: {x: 1, sleep_ms: 2500}}
+  b: {uses: iso, with: {x: 21}}
+`);
+  const child = spawn(process.execPath, [BIN, 'run', file, '--plain', '-j', '1'], { cwd: box.dir, env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const deadline = Date.now() + 20_000;
+  while (box.runs().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  write(3); // while the first node runs: the second one's fresh worker loads this
+  const code = await exited;
+  // Base: exit 0, and the second node's result, stored under the key of factor 2, was computed with factor 3.
+  assert.equal(code, 1, out);
+  assert.match(out, /the code of kind iso changed after this run planned the node \(keyed by code [0-9a-f]{12}, this worker loaded [0-9a-f]{12}\); nothing was stored/);
+  const value = async (node: string) => ((await box.show(file, node)).outputs['out'] as { value: { value: number } }).value.value;
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.deepEqual([await value('a'), await value('b')], [3, 63]);
+  write(2);
+  const back = await box.cli(['run', file]);
+  assert.equal(back.code, 0, back.stdout + back.stderr);
+  assert.deepEqual([await value('a'), await value('b')], [2, 42], 'reverting the edit finds results of the code their keys name');
 });

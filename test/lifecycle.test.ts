@@ -209,3 +209,24 @@ function fakeJobFor(rc: { pipeline: { spec: { name: string } } }, key: string, n
     log: 'x.log',
   };
 }
+
+test('status and run say that a node interrupted mid-run resumes from its checkpoints, not just "never run"', async () => {
+  const box = sandbox();
+  const file = box.write('ck.yaml', `
+name: ck
+plugins: [$TOY]
+stages:
+  c: {uses: emit, with: {value: 1}}
+`);
+  const planned = JSON.parse((await box.cli(['status', file, '--json'])).stdout) as { nodes: { node: string; key: string }[] };
+  const key = planned.nodes.find((n) => n.node === 'c')!.key;
+  // What an interrupted run leaves: a checkpoint under the node's key.
+  const store = new Store(box.cache);
+  await store.saveCheckpoint(key, 'state', Buffer.from('{"i":4}'));
+  await store.close();
+  const status = await box.cli(['status', file]);
+  // Base: "c  to run  never run".
+  assert.match(status.stdout, /c\s+to run\s+never run \(an interrupted run left checkpoints: it resumes from them\)/, status.stdout);
+  const run = await box.cli(['run', file, '--plain']);
+  assert.match(run.stdout, /▶ c running \(first run, resuming from the checkpoints an interrupted run left\)/, run.stdout);
+});

@@ -1,6 +1,7 @@
 // `pipeline predict`: class probabilities for new images from a trained checkpoint, prepared
 // exactly as the model's training data was (decode + resize to the record size, then the eval
 // transform and the data set's normalisation, all read from the checkpoint's metadata).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
 import { selectNodes } from '../graph/select.js';
@@ -30,7 +31,10 @@ interface Preprocessing {
 async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Promise<string> {
   const at = spec.lastIndexOf(':');
   const looksLikeNode = at > 0 && /\.ya?ml$/.test(spec.slice(0, at));
-  if (!looksLikeNode) return resolve(spec);
+  if (!looksLikeNode) {
+    if (!existsSync(spec)) throw new ConfigError(`-w ${spec}: no such file (give a .safetensors checkpoint, or pipeline.yaml:node for a cached finetune/pretrain node's weights)`);
+    return resolve(spec);
+  }
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
   if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
@@ -40,7 +44,7 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
     const manifest = outcomes.get(node)?.manifest;
     const weights = manifest?.outputs['weights'];
     if (!manifest) throw new Error(`${node} is not cached: run \`${shellCommand('pipeline', 'run', file, node)}\` first`);
-    if (weights?.type !== 'file') throw new Error(`${node} has no weights file output`);
+    if (weights?.type !== 'file') throw new ConfigError(`-w ${spec}: ${node} (kind ${manifest.kind}) has no weights file output; name a finetune or pretrain node`);
     return store.blobs.verified(weights.digest, `weights of ${node}`);
   } finally {
     await store.close();

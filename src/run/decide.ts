@@ -74,8 +74,11 @@ export async function resolveKey(kc: KeyContext, node: NodeInstance, parentManif
 /** Why a node with this key material is not a hit: compared with the last key it had. */
 export function whyRun(store: Store, pipeline: string, node: string, material: KeyMaterial): Reason {
   const last = store.lastKnown(pipeline, node);
-  if (!last) return { why: 'never-run' };
-  return { why: 'changed', changes: explainChange(last.material, material) };
+  // An interrupted run of this very key left checkpoints: the node continues from them, which
+  // "never run" alone does not say.
+  const resumes = store.hasCheckpoints(nodeKey(material)) ? { resumes: true as const } : {};
+  if (!last) return { why: 'never-run', ...resumes };
+  return { why: 'changed', changes: explainChange(last.material, material), ...resumes };
 }
 
 /**

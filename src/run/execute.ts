@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { kindCode } from '../code/kind-code.js';
 import type { StageKind } from '../contract.js';
 import { CheckpointMirror } from '../remote/checkpoint-mirror.js';
 import { openRemote } from '../remote/open.js';
@@ -15,11 +16,25 @@ import { packageVersions, repoState } from './versions.js';
  */
 export async function executeJob(job: Job, store: Store, hooks: ContextHooks): Promise<Manifest> {
   const kind = await importKind(job.kindModule, job.node.kind);
+  if (job.material.code !== undefined) await assertPlannedCode(job, kind);
   const mirror = job.remote ? new CheckpointMirror(openRemote(job.remote), job.key, hooks.log) : undefined;
   try {
     return await runAndCommit(job, store, hooks, kind, mirror);
   } finally {
     await mirror?.close();
+  }
+}
+
+/**
+ * A kind keyed by its code must run the code its key was computed from. A worker that imports
+ * the module after it was edited mid-run (a fresh worker: an isolated kind, one replaced after
+ * a crash) would store the new code's result under the old code's key, where reverting the
+ * edit would find it. kindCode digests the module once per process, as this process loaded it.
+ */
+async function assertPlannedCode(job: Job, kind: StageKind): Promise<void> {
+  const loaded = (await kindCode({ module: job.kindModule, kind, builtin: false })).digest;
+  if (loaded !== job.material.code) {
+    throw new Error(`the code of kind ${kind.kind} changed after this run planned the node (keyed by code ${job.material.code!.slice(0, 12)}, this worker loaded ${loaded.slice(0, 12)}); nothing was stored: run again to compute it with the code as it is now`);
   }
 }
 

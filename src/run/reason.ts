@@ -4,9 +4,9 @@
 
 export type Reason =
   /** Would run / ran: no earlier result under any key. */
-  | { why: 'never-run' }
-  /** Would run / ran: what differs from the last key this node had (keys.explainChange). */
-  | { why: 'changed'; changes: string[] }
+  | { why: 'never-run'; resumes?: true }
+  /** Would run / ran: what differs from the last key this node had (keys.explainChange). `resumes`: checkpoints of an interrupted run of this key are kept. */
+  | { why: 'changed'; changes: string[]; resumes?: true }
   /** Would run: a parent will run first, so this node's key is not known yet. */
   | { why: 'upstream-will-run'; upstream: string }
   /** Would run (batch): a parent is neither cached nor finished. */
@@ -36,14 +36,16 @@ export type Reason =
   /** Failed: a check, the stage, the worker or the remote said what went wrong. */
   | { why: 'error'; message: string };
 
+const RESUMES = ' (an interrupted run left checkpoints: it resumes from them)';
+
 export const error = (message: string): Reason => ({ why: 'error', message });
 
 export function describeReason(r: Reason): string {
   switch (r.why) {
     case 'never-run':
-      return 'never run';
+      return `never run${r.resumes ? RESUMES : ''}`;
     case 'changed':
-      return r.changes.join('; ');
+      return `${r.changes.join('; ')}${r.resumes ? RESUMES : ''}`;
     case 'upstream-will-run':
       return `upstream ${r.upstream} will run`;
     case 'upstream-not-done':

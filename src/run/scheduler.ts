@@ -29,7 +29,7 @@ export async function runNodes(rc: RunContext, selected: Set<string>, options: R
   );
   // "ran (never run)" reads as a contradiction: a node that runs for the first time says so.
   const say = (r: Reason | string | undefined, state?: string) =>
-    r === undefined || typeof r === 'string' ? r : r.why === 'never-run' && (state === 'running' || state === 'ran') ? 'first run' : describeReason(r);
+    r === undefined || typeof r === 'string' ? r : r.why === 'never-run' && (state === 'running' || state === 'ran') ? (r.resumes ? 'first run, resuming from the checkpoints an interrupted run left' : 'first run') : describeReason(r);
 
   const dispatch = async (id: string): Promise<NodeOutcome> => {
     const node = pipeline.nodes.get(id)!;

@@ -276,6 +276,12 @@ export class Store {
     return join(this.dir, 'checkpoints', key);
   }
 
+  /** Whether a run of this key saved checkpoints that were not dropped (it was interrupted or failed). */
+  hasCheckpoints(key: string): boolean {
+    const dir = this.checkpointDir(key);
+    return existsSync(dir) && readdirSync(dir).some((f) => !f.startsWith('.'));
+  }
+
   /** Kept as [magic][sha256 of the bytes][bytes]: a checkpoint that rotted is never resumed from. */
   async saveCheckpoint(key: string, name: string, data: Uint8Array): Promise<void> {
     this.assertWritable('save a checkpoint');
