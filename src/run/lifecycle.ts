@@ -136,6 +136,10 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       async (): Promise<NodeOutcome> => {
         // A forced node recomputes here: the lease would hand it the very result it replaces.
         if (!o.remote || n.force) return execute();
+        // The slot given back while waiting for the lock, taken again before the lease: a lease
+        // held by a node queued for a slot ages past its expected duration, and another cache's
+        // runner then takes it as stale and computes the node a second time.
+        await readmit();
         const remote = o.remote;
         const leased = await withRemoteLease(
           {
@@ -169,9 +173,12 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   }
 
   // ---- execute, publish ----
+  async function readmit(): Promise<void> {
+    if (slot === undefined && o.admit) slot = await o.admit();
+  }
   async function execute(): Promise<NodeOutcome> {
     // Given back while waiting for a lock or a lease: taken again, under them.
-    if (slot === undefined && o.admit) slot = await o.admit();
+    await readmit();
     const release = slot;
     try {
       started = true;
