@@ -225,6 +225,31 @@ test('a node that gave its slot back while waiting for a lock takes the remote l
   await store.close();
 });
 
+test('a node that gave its slot back while waiting for another runner\'s remote lease does not keep the lease it then wins while it has no slot', async () => {
+  const { box, store, run } = await setup();
+  const planned = await run(new FakeExecutor(store), { dryRun: true });
+  const key = (id: string) => planned.get(id)!.key!;
+  const remote = new RemoteCache(openRemote(join(box.dir, 'remote')), store, { warn: () => {} });
+  assert.equal(await remote.lease(key('one'), 'someone-else'), 'acquired');
+  // `one` waits for that lease, so `two` gets the only slot; while `two` runs, the other runner
+  // gives the lease up without a result.
+  let leaseWhileQueued: string | undefined = 'not looked at';
+  const two = async () => {
+    await remote.release(key('one'), 'someone-else');
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      leaseWhileQueued = (await remote.holder(key('one')))?.owner;
+    }
+  };
+  const fake = new FakeExecutor(store, { two });
+  const out = await run(fake, { capacity: { jobs: 1, cpus: 1, gpu: 0, memory_gb: 8 }, remote });
+  assert.deepEqual([out.get('one')!.state, out.get('two')!.state, out.get('sum')!.state], ['ran', 'ran', 'ran']);
+  assert.deepEqual(fake.jobs.map((j) => j.node.id), ['two', 'one', 'sum'], 'two ran while one waited for the lease (the case under test)');
+  // Base: held by this run (lease won at once, then queued for the slot two holds).
+  assert.equal(leaseWhileQueued, undefined, "one still held the remote lease two seconds into two's run");
+  await store.close();
+});
+
 test('a slot asked for after Ctrl-C is refused at once: the node never starts, and the wait never hangs', async () => {
   const slots = new Slots({ jobs: 1, cpus: 1, gpu: 0, memory_gb: 1 });
   const need = slots.needOf({}, 'n');
