@@ -48,3 +48,24 @@ test("a built-in kind's code is its own stage file, not the whole index", async 
   assert.ok(code.files.some((f) => f.startsWith('../src/ml/train/')), 'it reaches into the framework code it uses');
   assert.ok(!code.files.includes('dino.js'), 'other stage files are not part of it');
 });
+
+test('subpath imports (#…) are judged from the importing package: a plugin installed in node_modules keeps its #lib helper, a mapping to another package stays out; a cycle back to the entry ends', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'medpipe-code-sub-'));
+  const pkg = join(root, 'node_modules', 'lab-stages');
+  mkdirSync(join(pkg, 'lib'), { recursive: true });
+  mkdirSync(join(root, 'node_modules', 'other', 'lib'), { recursive: true });
+  writeFileSync(join(root, 'node_modules', 'other', 'package.json'), JSON.stringify({ name: 'other', type: 'module', exports: './lib/x.js' }));
+  writeFileSync(join(root, 'node_modules', 'other', 'lib', 'x.js'), 'export const x = 1;\n');
+  writeFileSync(
+    join(pkg, 'package.json'),
+    JSON.stringify({ name: 'lab-stages', type: 'module', imports: { '#lib/*': { node: './lib/*', default: './nowhere/*' }, '#other': 'other'} }),
+  );
+  writeFileSync(join(pkg, 'stages.js'), "import { f } from '#lib/factor.js';\nimport { x } from '#other';\nexport const k = { kind: 'k', version: 1, run: () => f * x };\n");
+  writeFileSync(join(pkg, 'lib', 'factor.js'), "import { k } from '#lib/../stages.js';\nimport { k as again } from '../stages.js';\nexport const f = 2;\n");
+  const url = pathToFileURL(join(pkg, 'stages.js')).href;
+  const first = await codeDigest(url);
+  // Base: ['stages.js'] (the helper was left out because its path runs through node_modules).
+  assert.deepEqual(first.files, ['lib/factor.js', 'stages.js']);
+  writeFileSync(join(pkg, 'lib', 'factor.js'), 'export const f = 3;\n');
+  assert.notEqual((await codeDigest(url)).digest, first.digest, 'editing the #lib helper changes the digest');
+});

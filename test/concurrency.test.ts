@@ -17,6 +17,19 @@ test('two processes started together on one pipeline compute each node exactly o
   assert.match(a.stdout + b.stdout, /computed by another run|cached/);
 });
 
+test('two processes at --jobs 1 on one cache: a node waiting for the other\'s lock lends its slot, each node is computed once, and both finish', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', SLOW);
+  const [a, b] = await Promise.all([box.cli(['run', file, '--jobs', '1']), box.cli(['run', file, '--jobs', '1'])]);
+  assert.equal(a.code, 0, a.stdout + a.stderr);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  const runs = box.runs();
+  assert.equal(runs.length, 7, `executions: ${runs.join(', ')}`);
+  assert.equal(new Set(runs).size, 7, 'no node executed twice');
+  const status = await box.cli(['status', file]);
+  assert.match(status.stdout, /7 cached, 0 to run/, status.stdout);
+});
+
 test('kill -9 in the middle of a node leaves a consistent cache, and the next run finishes the job', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', TOY_PIPELINE.replace('      offset: ${vars.base}', '      offset: ${vars.base}\n      sleep_ms: 3000'));

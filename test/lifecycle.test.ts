@@ -12,6 +12,9 @@ import { SILENT } from '../src/run/plan.js';
 import { runNodes } from '../src/run/scheduler.js';
 import type { NodeOutcome, RunOptions } from '../src/run/types.js';
 import type { Manifest } from '../src/store/artifacts.js';
+import { openRemote } from '../src/remote/open.js';
+import { RemoteCache } from '../src/remote/remote-cache.js';
+import { Slots } from '../src/run/slots.js';
 import { Store } from '../src/store/store.js';
 import { digestJSON } from '../src/util/hash.js';
 import { sandbox, TOY_MODULE } from './support/toy.js';
@@ -194,6 +197,75 @@ test('a node takes its lock once it has a slot: at --jobs 1 the queued node hold
   assert.equal(second.get('two')!.state, 'ran');
   assert.ok(twoRan < published, 'two ran while one waited for the lock, not after');
   await store.close();
+});
+
+test('a node that gave its slot back while waiting for a lock takes the remote lease only once it has a slot again: a lease held while queued ages into "stale" and another cache computes the node too', async () => {
+  const { box, store, run } = await setup();
+  const planned = await run(new FakeExecutor(store), { dryRun: true });
+  const key = (id: string) => planned.get(id)!.key!;
+  const remote = new RemoteCache(openRemote(join(box.dir, 'remote')), store, { warn: () => {} });
+  assert.ok(await store.tryLock(key('one'), 'one', 'someone-else', 60_000));
+  // `one` waits for that lock, so `two` gets the only slot; while `two` runs, the other runner
+  // gives the lock up without a result and `one` takes it, with no slot to run in.
+  let lockedByOne = false;
+  let leaseWhileQueued: string | undefined = 'not looked at';
+  const two = async () => {
+    await store.unlock(key('one'), 'someone-else');
+    for (let i = 0; i < 50 && !lockedByOne; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      lockedByOne = (store.lockHolder(key('one'))?.owner ?? 'someone-else') !== 'someone-else';
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    leaseWhileQueued = (await remote.holder(key('one')))?.owner;
+  };
+  const out = await run(new FakeExecutor(store, { two }), { capacity: { jobs: 1, cpus: 1, gpu: 0, memory_gb: 8 }, remote, lockWaitMs: 60_000 });
+  assert.deepEqual([out.get('one')!.state, out.get('two')!.state, out.get('sum')!.state], ['ran', 'ran', 'ran']);
+  assert.ok(lockedByOne, 'one took the lock while two ran (the case under test)');
+  assert.equal(leaseWhileQueued, undefined, 'one held the remote lease while queued for a slot');
+  await store.close();
+});
+
+test('a node that gave its slot back while waiting for another runner\'s remote lease does not keep the lease it then wins while it has no slot', async () => {
+  const { box, store, run } = await setup();
+  const planned = await run(new FakeExecutor(store), { dryRun: true });
+  const key = (id: string) => planned.get(id)!.key!;
+  const remote = new RemoteCache(openRemote(join(box.dir, 'remote')), store, { warn: () => {} });
+  assert.equal(await remote.lease(key('one'), 'someone-else'), 'acquired');
+  // `one` waits for that lease, so `two` gets the only slot; while `two` runs, the other runner
+  // gives the lease up without a result.
+  let leaseWhileQueued: string | undefined = 'not looked at';
+  const two = async () => {
+    await remote.release(key('one'), 'someone-else');
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      leaseWhileQueued = (await remote.holder(key('one')))?.owner;
+    }
+  };
+  const fake = new FakeExecutor(store, { two });
+  const out = await run(fake, { capacity: { jobs: 1, cpus: 1, gpu: 0, memory_gb: 8 }, remote });
+  assert.deepEqual([out.get('one')!.state, out.get('two')!.state, out.get('sum')!.state], ['ran', 'ran', 'ran']);
+  assert.deepEqual(fake.jobs.map((j) => j.node.id), ['two', 'one', 'sum'], 'two ran while one waited for the lease (the case under test)');
+  // Base: held by this run (lease won at once, then queued for the slot two holds).
+  assert.equal(leaseWhileQueued, undefined, "one still held the remote lease two seconds into two's run");
+  await store.close();
+});
+
+test('a slot asked for after Ctrl-C is refused at once: the node never starts, and the wait never hangs', async () => {
+  const slots = new Slots({ jobs: 1, cpus: 1, gpu: 0, memory_gb: 1 });
+  const need = slots.needOf({}, 'n');
+  const aborted = AbortSignal.abort();
+  // Free: not handed out after the abort.
+  await assert.rejects(slots.acquire(need, aborted), /interrupted/);
+  // Full: refused rather than queued behind a listener that never fires.
+  const held = await slots.acquire(need, new AbortController().signal);
+  const late = slots.acquire(need, aborted).then(
+    () => 'got a slot',
+    () => 'refused',
+  );
+  const timer = new Promise((r) => setTimeout(() => r('still waiting'), 500));
+  assert.equal(await Promise.race([late, timer]), 'refused');
+  held();
+  assert.equal(await Promise.race([late, timer]), 'refused');
 });
 
 function fakeJobFor(rc: { pipeline: { spec: { name: string } } }, key: string, node: string): Job {

@@ -427,6 +427,16 @@ test('a lost index.lmdb (deleted, not copied) is refused, not read as an empty c
   assert.equal(((await box.show(file, 'read')).outputs['out']!.value as { joined: string }).joined, 'hello');
 });
 
+test('cache repair of a --cache that does not exist says so and makes nothing there, as ls and verify do', async () => {
+  const box = sandbox();
+  const typo = join(box.dir, 'cahce');
+  const repair = await box.cli(['cache', 'repair', '--cache', typo]);
+  // Base: exit 0, "reads whole: nothing to repair", and a new empty cache at the typo.
+  assert.equal(repair.code, 2, repair.stdout + repair.stderr);
+  assert.match(repair.stderr, /--cache .*cahce: no cache at .*cahce/);
+  assert.ok(!existsSync(typo), 'an empty cache was made at the mistyped path');
+});
+
 test('64 flipped bytes in index.lmdb: every command says the index is damaged (verify never "0 problems"); repair re-indexes every result from its manifest file', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', BLOBS);

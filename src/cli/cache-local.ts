@@ -4,7 +4,7 @@ import { holdingCache } from '../store/cache-lock.js';
 import { assertIndexReadable } from '../store/index-probe.js';
 import { listManifests, verifyStore } from '../store/maintenance.js';
 import { formatRepair, repairIndex } from '../store/repair.js';
-import { defaultCacheDir, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
 import { existingCacheDir } from './options.js';
 import { table } from './output.js';
 
@@ -38,5 +38,6 @@ export async function cacheVerify(flags: { cache?: string; keep?: boolean }): Pr
 }
 
 export async function cacheRepair(flags: { cache?: string }): Promise<void> {
-  process.stdout.write(formatRepair(await repairIndex(defaultCacheDir(flags.cache))));
+  // A mistyped --cache is not a healthy cache: repairing it would make an empty one there.
+  process.stdout.write(formatRepair(await repairIndex(existingCacheDir(flags.cache))));
 }

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { init, parse } from 'es-module-lexer';
 import { digestJSON, sha256 } from '../util/hash.js';
@@ -55,7 +56,17 @@ async function subpathImport(file: string, specifier: string): Promise<string[]>
   }
   if (!url.startsWith('file:')) return [];
   const path = fileURLToPath(url);
-  return path.split(sep).includes('node_modules') ? [] : [path];
+  // Judged from the importer's package, not the whole path: a plugin installed in node_modules
+  // maps `#lib/*` to its own files, which are its code as much as its relative imports are.
+  const inside = relative(packageScope(file), path);
+  return inside.startsWith('..') || inside.split(sep).includes('node_modules') ? [] : [path];
+}
+
+/** The folder of the package.json nearest above `file`, whose "imports" Node reads (its package scope). */
+function packageScope(file: string): string {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) || dirname(dir) === dir) return dir;
+  }
 }
 
 /**

@@ -54,6 +54,8 @@ export interface LifecycleOptions {
 }
 
 const short = (key: string) => key.slice(0, 12);
+/** What the body under a lease returns when the node has no slot to run in: the lease goes back. */
+const REQUEUE = Symbol('requeue');
 const withExpected = (ms: number | undefined) => (ms !== undefined ? { expectedMs: ms } : {});
 
 export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promise<NodeOutcome> {
@@ -136,26 +138,37 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       async (): Promise<NodeOutcome> => {
         // A forced node recomputes here: the lease would hand it the very result it replaces.
         if (!o.remote || n.force) return execute();
+        // The lease is held only with a slot: a lease held by a node queued for a slot ages past
+        // its expected duration, and another cache's runner then takes it as stale and computes
+        // the node a second time. The slot given back while waiting for the lock is taken again
+        // first; one given back while waiting for the lease sends the lease back and queues again.
         const remote = o.remote;
-        const leased = await withRemoteLease(
-          {
-            remote,
-            key,
-            node: id,
-            owner,
-            signal: o.signal,
-            required: Boolean(o.remoteRequired),
-            ...withExpected(expectedDurationMs(store, n.pipeline, id)),
-            onWait: (holder) => {
-              yieldSlot();
-              o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease');
+        for (;;) {
+          await readmit();
+          if (o.signal.aborted) return { state: 'not-started', key };
+          const leased = await withRemoteLease(
+            {
+              remote,
+              key,
+              node: id,
+              owner,
+              signal: o.signal,
+              required: Boolean(o.remoteRequired),
+              ...withExpected(expectedDurationMs(store, n.pipeline, id)),
+              onWait: (holder) => {
+                yieldSlot();
+                o.onState('waiting', holder ? `computed by ${holder.host} pid ${holder.pid} (remote lease)` : 'waiting for remote lease');
+              },
             },
-          },
-          execute,
-        );
-        if (leased.held) return leased.value;
-        if ('interrupted' in leased) return { state: 'not-started', key };
-        return found(leased.manifest, { why: 'computed-elsewhere', via: 'lease' });
+            async () => (slot === undefined && o.admit ? REQUEUE : execute()),
+          );
+          if (leased.held) {
+            if (leased.value === REQUEUE) continue;
+            return leased.value;
+          }
+          if ('interrupted' in leased) return { state: 'not-started', key };
+          return found(leased.manifest, { why: 'computed-elsewhere', via: 'lease' });
+        }
       },
     );
     if (locked.held) return locked.value;
@@ -169,9 +182,12 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
   }
 
   // ---- execute, publish ----
+  async function readmit(): Promise<void> {
+    if (slot === undefined && o.admit) slot = await o.admit();
+  }
   async function execute(): Promise<NodeOutcome> {
     // Given back while waiting for a lock or a lease: taken again, under them.
-    if (slot === undefined && o.admit) slot = await o.admit();
+    await readmit();
     const release = slot;
     try {
       started = true;

@@ -73,6 +73,9 @@ export class Slots {
   }
 
   async acquire(need: Need, signal: AbortSignal): Promise<Release> {
+    // An abort listener added after the abort never fires: the wait would last forever, or end
+    // when a slot frees and start the node after Ctrl-C (a lock taken just as INT came).
+    if (signal.aborted) throw new Error('interrupted');
     if (this.fits(need) && this.waiting.length === 0) return this.take(need);
     return new Promise<Release>((resolve, reject) => {
       const onAbort = () => {
