@@ -19,10 +19,10 @@ export const PRECISION_PARAM = {
   description: 'arithmetic of convolutions and matmuls: fp32 (default) or bf16 operands with fp32 accumulation (CPUs with AMX-BF16 or AVX512_BF16, wasm engine with native kernels; changes results)',
 } as const;
 
-/** Why bf16 cannot run on this engine, or undefined when it can. */
 /** The stages' unkeyedDefaults for it: fp32 written out is the same result as leaving it unset. */
 export const PRECISION_UNKEYED_DEFAULT = { precision: 'fp32' } as const;
 
+/** Why bf16 cannot run on this engine, or undefined when it can. */
 export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | undefined {
   if (engine.backend !== 'wasm') return `the ${engine.backend} backend computes in fp32 only (bf16 is a CPU-engine option: wasm with medpipe's native kernels)`;
   const nat = activeNative();
