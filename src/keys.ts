@@ -50,6 +50,27 @@ export function flattenLeaves(value: JSONValue | undefined, prefix = '', out = n
   return out;
 }
 
+/**
+ * What changed in a raw-data fingerprint, from its readable leaves (counts, names): its digests
+ * say only that contents changed, so then it says that.
+ */
+function externalDetail(before: JSONValue | undefined, after: JSONValue | undefined): string {
+  const a = flattenLeaves(before);
+  const b = flattenLeaves(after);
+  const digest = (v: string | undefined) => v !== undefined && /^"[0-9a-f]{64}"$/.test(v);
+  const readable: string[] = [];
+  let contents = false;
+  for (const k of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    if (a.get(k) === b.get(k)) continue;
+    if (digest(a.get(k)) || digest(b.get(k))) contents = true;
+    else readable.push(`${k}: ${a.get(k) ?? '(unset)'} -> ${b.get(k) ?? '(unset)'}`);
+  }
+  if (readable.length > 0) return ` (${readable.join('; ')})`;
+  if (!contents) return '';
+  const files = a.get('files');
+  return files !== undefined && files === b.get('files') ? ` (the same ${files} files; contents changed)` : ' (contents changed)';
+}
+
 /** Why a node's key differs from the one it had last time, in words a user can act on. */
 export function explainChange(previous: KeyMaterial, current: KeyMaterial): string[] {
   const reasons: string[] = [];
@@ -65,7 +86,7 @@ export function explainChange(previous: KeyMaterial, current: KeyMaterial): stri
   for (const name of new Set([...Object.keys(previous.inputs), ...Object.keys(current.inputs)])) {
     if (canonicalJSON(previous.inputs[name] ?? null) !== canonicalJSON(current.inputs[name] ?? null)) reasons.push(`input ${name} changed`);
   }
-  if (canonicalJSON(previous.external ?? null) !== canonicalJSON(current.external ?? null)) reasons.push('external files changed');
+  if (canonicalJSON(previous.external ?? null) !== canonicalJSON(current.external ?? null)) reasons.push(`external files changed${externalDetail(previous.external, current.external)}`);
   if (previous.code !== undefined && current.code !== undefined && previous.code !== current.code) reasons.push(`code of kind ${current.kind} changed`);
   else if ((previous.code === undefined) !== (current.code === undefined)) reasons.push(current.code === undefined ? 'no longer keyed by code' : 'now keyed by code (--rerun-triggers code)');
   if (reasons.length === 0) reasons.push('result missing from the cache');
