@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
@@ -94,14 +94,24 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
   const file = join(dir, REPAIR_LOCK);
   const mine: RepairHolder = { host: hostname(), pid: process.pid, since: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
+    // Written whole under a name of its own, then linked into place (link fails if the name is
+    // taken): a lock file is never seen empty, which would read as one left by a dead repair.
+    const draft = `${file}.${process.pid}`;
+    await writeFile(draft, JSON.stringify(mine));
     try {
-      await writeFile(file, JSON.stringify(mine), { flag: 'wx' });
+      await link(draft, file);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const other = liveRepair(dir);
       if (other) throw repairing(dir, other);
+      // Another repair took the dead one's lock over between our look and our take.
+      if (attempt > 0) throw new RepairBusyError(`another \`pipeline cache repair\` is starting on cache ${dir}; try again when it has finished`);
+      // Two repairs taking over one dead lock at once may both get it (the second's rm removes the
+      // first's new file): rare, as it needs a repair that died, and both then rebuild the same index.
       await rm(file, { force: true });
+    } finally {
+      await rm(draft, { force: true });
     }
   }
   try {
