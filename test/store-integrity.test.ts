@@ -517,12 +517,13 @@ test('cache repair of a lost index builds it aside and renames it into place: wh
   void repairing.then(() => (done = true));
   let seen: number | undefined;
   // The first moment index.lmdb exists, open it as a run starting then would.
-  while (!done && seen === undefined) {
+  while (seen === undefined) {
     if (existsSync(join(box.cache, 'index.lmdb'))) {
       const store = new Store(box.cache);
       seen = [...store.manifests.getKeys()].length;
       await store.close();
-    } else await new Promise((r) => setImmediate(r));
+    } else if (done) break;
+    else await new Promise((r) => setImmediate(r));
   }
   const repair = await repairing;
   assert.equal(repair.code, 0, repair.stdout + repair.stderr);
