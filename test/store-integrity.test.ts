@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -467,4 +468,86 @@ test('64 flipped bytes in index.lmdb: every command says the index is damaged (v
   again.writeUInt32LE(0, again.indexOf(magic));
   writeFileSync(index, again);
   await assertRefusedOverDamage(box, file, /^its first page is not an LMDB header$/);
+});
+
+test('cache repair and a run exclude each other: repair refuses while a run holds the cache, a run refuses while a repair holds it', async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  const ran = box.runs().length;
+  // A run holds the cache (here: this process, as a long run would).
+  const store = new Store(box.cache);
+  let release!: () => void;
+  const held = holdingCache(store, 'shared', `pipeline run ${toy}`, () => new Promise<void>((r) => (release = r)));
+  await new Promise((r) => setTimeout(r, 100));
+  const repair = await box.cli(['cache', 'repair']);
+  release();
+  await held;
+  await store.close();
+  // Base: exit 0, "reads whole: nothing to repair", with the run still going.
+  assert.equal(repair.code, 1, repair.stdout + repair.stderr);
+  assert.match(repair.stderr, /a run holds the cache; repair rebuilds the index of .* only while nothing uses it: try again when `pipeline run .*toy\.yaml` \(pid \d+ on .*\) has finished/);
+  assert.ok(!existsSync(join(box.cache, 'repair.lock')), 'the refused repair left its lock behind');
+
+  // A repair holds the cache (its lock file, written as a repair in progress writes it): a run refuses and computes nothing.
+  writeFileSync(join(box.cache, 'repair.lock'), JSON.stringify({ host: hostname(), pid: process.pid, since: new Date().toISOString() }));
+  const run = await box.cli(['run', box.write('p.yaml', BLOBS)]);
+  // Base: the run went ahead against the index being rebuilt.
+  assert.equal(run.code, 1, run.stdout + run.stderr);
+  assert.match(run.stderr, /`pipeline cache repair` \(pid \d+ on .*\) is rebuilding the index of cache .*; try again when it has finished/);
+  assert.equal(box.runs().length, ran, 'nothing computed while repair holds the cache');
+  // A lock left by a repair that died is taken over.
+  writeFileSync(join(box.cache, 'repair.lock'), JSON.stringify({ host: hostname(), pid: 2 ** 22 + 12345, since: new Date().toISOString() }));
+  const after = await box.cli(['cache', 'repair']);
+  assert.equal(after.code, 0, after.stdout + after.stderr);
+  assert.match(after.stdout, /reads whole: nothing to repair/);
+  assert.ok(!existsSync(join(box.cache, 'repair.lock')));
+});
+
+test('cache repair of a lost index builds it aside and renames it into place: whoever opens index.lmdb mid-repair finds every result, never a partial index', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', BLOBS);
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  rmSync(join(box.cache, 'index.lmdb'));
+  rmSync(join(box.cache, 'index.lmdb-lock'), { force: true });
+  const repairing = box.cli(['cache', 'repair']);
+  let done = false;
+  void repairing.then(() => (done = true));
+  let seen: number | undefined;
+  // The first moment index.lmdb exists, open it as a run starting then would.
+  while (seen === undefined) {
+    if (existsSync(join(box.cache, 'index.lmdb'))) {
+      const store = new Store(box.cache);
+      seen = [...store.manifests.getKeys()].length;
+      await store.close();
+    } else if (done) break;
+    else await new Promise((r) => setImmediate(r));
+  }
+  const repair = await repairing;
+  assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+  assert.match(repair.stdout, /re-indexed 8 result\(s\)/);
+  // Base: the index was built in place, and a store opened as it appeared read 0 or a few results.
+  assert.equal(seen, 8, 'results in index.lmdb when it first appeared');
+  assert.deepEqual(readdirSync(box.cache).filter((f) => f.includes('rebuilding')), [], 'the temporary index is gone');
+});
+
+test('cache ls, verify and repair pointed at a folder that is not a medpipe cache refuse it and write nothing there', async () => {
+  const box = sandbox();
+  const other = join(box.dir, 'photos');
+  mkdirSync(other);
+  writeFileSync(join(other, 'a.jpg'), 'not a cache');
+  for (const verb of ['ls', 'verify', 'repair']) {
+    const out = await box.cli(['cache', verb, '--cache', other]);
+    // Base: exit 0 and an index.lmdb made among the photos.
+    assert.equal(out.code, 2, `${verb}: ${out.stdout}${out.stderr}`);
+    assert.match(out.stderr, /--cache .*photos: not a medpipe cache: .*photos/);
+  }
+  assert.deepEqual(readdirSync(other), ['a.jpg']);
+  // A cache whose index is lost still is one (manifests/ marks it): repair is not refused there.
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  rmSync(join(box.cache, 'index.lmdb'));
+  assert.equal((await box.cli(['cache', 'repair', '--cache', box.cache])).code, 0);
 });

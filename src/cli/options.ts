@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { CodeTrigger } from '../code/kind-code.js';
-import { defaultCacheDir } from '../store/cache-dir.js';
+import { CACHE_ENV, defaultCacheDir } from '../store/cache-dir.js';
 import { ConfigError, fsProblem } from '../util/errors.js';
 
 /** `--rerun-triggers`: the list may name code (and the triggers that always hold); anything else is a typo. */
@@ -40,7 +40,26 @@ export function pointErrorsToHelp(cmd: Command, path = cmd.name()): void {
 export function existingCacheDir(explicit: string | undefined): string {
   const dir = defaultCacheDir(explicit);
   if (explicit !== undefined && !existsSync(dir)) throw new ConfigError(`no cache at ${dir} (this verb only reads a cache; check the path, or run the pipeline first)`, { file: `--cache ${explicit}`, line: 0, col: 0 });
+  if (!looksLikeCache(dir)) {
+    const named = explicit !== undefined ? `--cache ${explicit}` : process.env[CACHE_ENV] !== undefined ? `$${CACHE_ENV}` : 'the default cache';
+    throw new ConfigError(`not a medpipe cache: ${dir} (it holds files but neither index.lmdb nor manifests/; check the path)`, { file: named, line: 0, col: 0 });
+  }
   return dir;
+}
+
+/**
+ * A cache is marked by index.lmdb, which the first command on a cache writes, or by manifests/,
+ * which outlives a lost index for `cache repair`. A missing or empty folder is a cache yet to
+ * be made; any other folder is someone else's, and opening it would write an index.lmdb there.
+ */
+function looksLikeCache(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  if (existsSync(join(dir, 'index.lmdb')) || existsSync(join(dir, 'manifests'))) return true;
+  try {
+    return readdirSync(dir).length === 0;
+  } catch {
+    return true; // not a folder, or not readable: the Store says so in its own words
+  }
 }
 
 /** Writes a file the user named with an option (`-o`, `--html`); one that cannot be written is bad input, said in words. */

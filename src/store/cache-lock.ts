@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import { processAlive } from '../util/process.js';
 import type { Store } from './store.js';
@@ -44,6 +47,88 @@ function live(h: Holder, now: number): boolean {
   return h.host !== hostname() || processAlive(h.pid);
 }
 
+/**
+ * `cache repair` replaces the index, so it cannot keep its hold in it: it holds REPAIR_LOCK, a
+ * file made with O_EXCL beside the index. Each side takes its own hold and then looks for the
+ * other's (repair: the file, then the holders in the index; a run or gc: its holder, then the
+ * file), so of a run and a repair that start together at least one sees the other and stops.
+ */
+export const REPAIR_LOCK = 'repair.lock';
+
+type RepairHolder = Pick<Holder, 'host' | 'pid' | 'since'>;
+
+function liveRepair(dir: string): RepairHolder | undefined {
+  let h: RepairHolder;
+  try {
+    h = JSON.parse(readFileSync(join(dir, REPAIR_LOCK), 'utf8')) as RepairHolder;
+  } catch {
+    return undefined;
+  }
+  return h.host !== hostname() || processAlive(h.pid) ? h : undefined;
+}
+
+export class RepairBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RepairBusyError';
+  }
+}
+
+function repairing(dir: string, h: RepairHolder): RepairBusyError {
+  return new RepairBusyError(`\`pipeline cache repair\` (pid ${h.pid} on ${h.host}, since ${h.since}) is rebuilding the index of cache ${dir}; try again when it has finished`);
+}
+
+/** How repair says that someone holds the cache it was asked to rebuild. */
+export function heldForRepair(dir: string, holder: Pick<Holder, 'what' | 'pid' | 'host' | 'since'>): RepairBusyError {
+  const who = holder.what.startsWith('pipeline run') ? 'a run' : `\`${holder.what}\``;
+  return new RepairBusyError(`${who} holds the cache; repair rebuilds the index of ${dir} only while nothing uses it: try again when \`${holder.what}\` (pid ${holder.pid} on ${holder.host}, since ${holder.since}) has finished`);
+}
+
+/**
+ * Runs `body` holding DIR for `cache repair`: refused with RepairBusyError when another repair
+ * holds it. `body` must then check that no run holds the cache (heldForRepair says so): it
+ * knows whether the index can be read for that. A lock file left by a repair that died (its
+ * pid gone on this host) is taken over.
+ */
+export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): Promise<T> {
+  const file = join(dir, REPAIR_LOCK);
+  const mine: RepairHolder = { host: hostname(), pid: process.pid, since: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    // Written whole under a name of its own, then linked into place (link fails if the name is
+    // taken): a lock file is never seen empty, which would read as one left by a dead repair.
+    const draft = `${file}.${process.pid}`;
+    await writeFile(draft, JSON.stringify(mine));
+    try {
+      await link(draft, file);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const other = liveRepair(dir);
+      if (other) throw repairing(dir, other);
+      // Another repair took the dead one's lock over between our look and our take.
+      if (attempt > 0) throw new RepairBusyError(`another \`pipeline cache repair\` is starting on cache ${dir}; try again when it has finished`);
+      // Two repairs taking over one dead lock at once may both get it (the second's rm removes the
+      // first's new file): rare, as it needs a repair that died, and both then rebuild the same index.
+      await rm(file, { force: true });
+    } finally {
+      await rm(draft, { force: true });
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    // Only our own file: a stale-lock takeover by another repair must not lose its lock to us.
+    const now = await readFile(file, 'utf8').catch(() => '');
+    if (now === JSON.stringify(mine)) await rm(file, { force: true });
+  }
+}
+
+/** The live holders of an index that reads (for repair of a healthy index, and its child for a damaged one). */
+export function liveHolders(store: Store): Holder[] {
+  const now = Date.now();
+  return [...holders(store).getRange()].map((e) => e.value).filter((h) => live(h, now));
+}
+
 /** Takes the cache for `use` if nothing conflicting holds it; returns the conflicting holder otherwise. */
 function tryTake(db: Database<Holder, string>, store: Store, id: string, use: CacheUse, what: string): Holder | undefined {
   return store.root.transactionSync(() => {
@@ -82,6 +167,12 @@ export async function holdingCache<T>(store: Store, use: CacheUse, what: string,
     if (!said) onWait?.(`waiting for \`${holder.what}\` (pid ${holder.pid} on ${holder.host}) to finish with cache ${store.dir}\n`);
     said = true;
     await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  // After taking our hold, as repair looks for holders after taking its file (see REPAIR_LOCK).
+  const repair = liveRepair(store.dir);
+  if (repair) {
+    await db.remove(id);
+    throw repairing(store.dir, repair);
   }
   const renew = setInterval(() => {
     store.root.transactionSync(() => {

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { link, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { nodeKey } from '../keys.js';
 import { digestJSON } from '../util/hash.js';
 import type { Artifact, Manifest } from './artifacts.js';
+import { heldForRepair, holdingForRepair, liveHolders } from './cache-lock.js';
 import { padIndexFile } from './index-file.js';
 import { probeIndex, runIndexChild } from './index-probe.js';
 import { assertManifestNames, Store } from './store.js';
@@ -96,21 +97,33 @@ class Salvage {
  * Rebuilds index.lmdb from the manifest files when it cannot be read: each manifest whose key,
  * json values, blobs and record sets (salvaged from the damaged index, checked against their
  * digests) all verify is indexed again; the rest are recomputed by the next run. The damaged
- * file is moved aside, never deleted. Nothing runs against the cache meanwhile (no lock can be
- * taken in an index that cannot be read).
+ * file is kept aside (a hard link to it), never deleted.
  *
- * Whether the index reads whole, and the salvage from the damaged copy, are done in a child
- * process: a damaged page can fault (SIGBUS) instead of failing. When the salvage faults, the
- * index is rebuilt again without it: results held only in record sets of the damaged index are
- * then recomputed, blobs and json values are kept.
+ * Repair holds the cache (REPAIR_LOCK) and is refused while a run holds it, and a run is refused
+ * while repair holds it. The new index is built in a temporary file beside the old one and
+ * renamed over index.lmdb once whole and closed, so whoever opens the index meanwhile (a status,
+ * a run about to be refused) finds the old file or the new one, never a half-built one. A process
+ * that has the old file open keeps reading the old inode (the damaged or, when lost, empty
+ * index) until it opens the cache again: rename leaves open files alone on POSIX.
+ *
+ * Whether the index reads whole, the holders of a damaged one, and the salvage from it, are read
+ * in a child process: a damaged page can fault (SIGBUS) instead of failing. When the salvage
+ * faults, the index is rebuilt again without it: results held only in record sets of the damaged
+ * index are then recomputed, blobs and json values are kept.
  */
 export async function repairIndex(dir: string): Promise<RepairReport> {
+  return holdingForRepair(dir, () => repairHeld(dir));
+}
+
+async function repairHeld(dir: string): Promise<RepairReport> {
   const indexFile = join(dir, 'index.lmdb');
   const report: RepairReport = { healthy: false, indexFile, reindexed: 0, salvagedSets: 0, skipped: [] };
   const problem = await probeIndex(dir);
   if (problem === undefined) {
     const store = new Store(dir);
     try {
+      const holder = liveHolders(store)[0];
+      if (holder) throw heldForRepair(dir, holder);
       // Healthy: make sure every manifest also has its file, for a repair later.
       for (const { value } of store.manifests.getRange()) await store.keepManifestFile(value);
     } finally {
@@ -119,35 +132,66 @@ export async function repairIndex(dir: string): Promise<RepairReport> {
     return { ...report, healthy: true };
   }
 
+  // Lost, not damaged: nothing to keep aside or salvage from (its record sets are gone with it), nor anyone holding it.
   if (!existsSync(indexFile)) {
-    // Lost, not damaged: nothing to keep aside or salvage from (its record sets are gone with it).
     report.damage = { problem };
-    return { ...report, ...(await rebuildIndex(dir, undefined, { salvage: false })) };
+    return { ...report, ...(await intoPlace(dir, (into) => rebuildIndex(dir, undefined, { salvage: false }, into))) };
   }
+  const held = await runIndexChild<{ holders: Parameters<typeof heldForRepair>[1][] } | { error: string }>(['holders', dir]);
+  // A holder table that cannot be read (the child faulted or failed) names no one: a run that
+  // took its hold there would have failed on the same pages.
+  const holder = held.answer && 'holders' in held.answer ? held.answer.holders[0] : undefined;
+  if (holder) throw heldForRepair(dir, holder);
+
   const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  await rename(indexFile, keptAt);
-  await rm(`${indexFile}-lock`, { force: true });
+  // A second name for the damaged file: index.lmdb stays in place until the new one replaces it.
+  await link(indexFile, keptAt);
   report.damage = { problem, keptAt };
-  // A rebuild that fails (disk full, no permission) must not leave a partial index that the
-  // next repair would find readable and call healthy: the damaged file goes back in its place.
-  const putBack = async (e: unknown): Promise<never> => {
-    await rm(indexFile, { force: true });
-    await rm(`${indexFile}-lock`, { force: true });
-    await rename(keptAt, indexFile);
-    throw e;
-  };
-  const salvaging = await runIndexChild<Rebuilt | { error: string }>(['rebuild', dir, keptAt]).catch(putBack);
-  if (salvaging.answer && 'error' in salvaging.answer) return putBack(new Error(salvaging.answer.error));
-  if (salvaging.answer) return { ...report, ...salvaging.answer };
-  // The salvage faulted on a damaged page: start the new index again, without it.
-  await rm(indexFile, { force: true });
-  await rm(`${indexFile}-lock`, { force: true });
-  report.salvageFault = salvaging.signal!;
-  return { ...report, ...(await rebuildIndex(dir, keptAt, { salvage: false }).catch(putBack)) };
+  try {
+    const salvaged = await intoPlace(dir, async (into) => {
+      const salvaging = await runIndexChild<Rebuilt | { error: string }>(['rebuild', dir, keptAt, into]);
+      if (salvaging.answer && 'error' in salvaging.answer) throw new Error(salvaging.answer.error);
+      if (salvaging.answer) return salvaging.answer;
+      // The salvage faulted on a damaged page: start the new index again, without it.
+      await removeIndexFile(into);
+      report.salvageFault = salvaging.signal!;
+      return rebuildIndex(dir, keptAt, { salvage: false }, into);
+    });
+    return { ...report, ...salvaged };
+  } catch (err) {
+    // A rebuild that fails (disk full, no permission) leaves the damaged index where it was, under one name.
+    await rm(keptAt, { force: true });
+    throw err;
+  }
 }
 
-/** Indexes every manifest file that verifies into a new index.lmdb (record sets salvaged from `keptAt` when asked). */
-export async function rebuildIndex(dir: string, keptAt: string | undefined, options: { salvage: boolean }): Promise<Rebuilt> {
+async function removeIndexFile(file: string): Promise<void> {
+  await rm(file, { force: true });
+  await rm(`${file}-lock`, { force: true });
+}
+
+/** Runs `build` into a temporary index file in DIR, then renames it over index.lmdb; on failure, removes it. */
+async function intoPlace<T>(dir: string, build: (into: string) => Promise<T>): Promise<T> {
+  const indexFile = join(dir, 'index.lmdb');
+  const into = join(dir, `index.lmdb.rebuilding-${process.pid}`);
+  await removeIndexFile(into);
+  let built: T;
+  try {
+    built = await build(into);
+  } catch (err) {
+    await removeIndexFile(into);
+    throw err;
+  }
+  // The environment that built it is closed (build awaits its close). Its lock file goes with
+  // it, over the old one's: a process that still has the old index open keeps the old lock
+  // file's inode too, and the next to open the new index is its first user, which resets it.
+  await rename(`${into}-lock`, `${indexFile}-lock`).catch(() => rm(`${indexFile}-lock`, { force: true }));
+  await rename(into, indexFile);
+  return built;
+}
+
+/** Indexes every manifest file that verifies into a new index file `into` (record sets salvaged from `keptAt` when asked). */
+export async function rebuildIndex(dir: string, keptAt: string | undefined, options: { salvage: boolean }, into: string): Promise<Rebuilt> {
   const out: Rebuilt = { reindexed: 0, salvagedSets: 0, skipped: [] };
   let old: RootDatabase | undefined;
   if (options.salvage && keptAt !== undefined && padIndexFile(keptAt)) {
@@ -158,7 +202,7 @@ export async function rebuildIndex(dir: string, keptAt: string | undefined, opti
     }
   }
   const salvage = new Salvage(old);
-  const store = new Store(dir, { rebuilding: true });
+  const store = new Store(dir, { rebuildingInto: into });
   try {
     for (const file of await manifestFiles(dir)) {
       try {

@@ -115,22 +115,22 @@ export class Store {
   readonly indexFile: string;
   readonly readOnly: boolean;
 
-  /** `rebuilding`: the index is being made anew from manifests/ (`cache repair`), so its absence is expected. */
+  /** `rebuildingInto`: the index file being made anew from manifests/ (`cache repair`), in place of index.lmdb, whose absence is then expected. */
   constructor(
     readonly dir: string,
-    options: { rebuilding?: boolean } = {},
+    options: { rebuildingInto?: string } = {},
   ) {
     makeCacheDir(dir);
     this.tmpDir = join(dir, 'tmp');
     // A map far larger than any cache, so that LMDB never has to grow it while other
     // processes write (address space only: the file grows with what is stored).
-    this.indexFile = join(dir, 'index.lmdb');
+    this.indexFile = options.rebuildingInto ?? join(dir, 'index.lmdb');
     // Checked before LMDB maps it: a truncated file would be a SIGBUS on first read.
     checkIndexFile(this.indexFile);
     // A deleted or lost index next to the manifest files of its results: opening would make an
     // empty one, every node would read "never run" and be recomputed, and `cache repair` would
     // find that empty index whole. Refused instead, naming the repair that re-indexes them.
-    if (!options.rebuilding && !existsSync(this.indexFile) && holdsManifestFiles(dir)) {
+    if (options.rebuildingInto === undefined && !existsSync(this.indexFile) && holdsManifestFiles(dir)) {
       throw new IndexDamagedError(this.indexFile, 'the file is missing, while manifests/ still holds the results it indexed');
     }
     try {
