@@ -14,6 +14,16 @@ export interface KeyMaterial {
   code?: string;
 }
 
+/**
+ * Parameters without those at their kind's unkeyedDefaults: writing such a default out is the
+ * same as leaving it unset, for the key and for whoever compares parameters (`pipeline compare`).
+ */
+export function withoutUnkeyedDefaults(params: JSONObject, kind: { unkeyedDefaults?: JSONObject }): JSONObject {
+  const defaults = kind.unkeyedDefaults;
+  if (!defaults) return params;
+  return Object.fromEntries(Object.entries(params).filter(([name, value]) => defaults[name] === undefined || canonicalJSON(defaults[name]) !== canonicalJSON(value)));
+}
+
 export function keyMaterial(
   node: NodeInstance,
   kind: { version: number; unkeyed?: string[]; unkeyedDefaults?: JSONObject },
@@ -30,8 +40,7 @@ export function keyMaterial(
       inputs[name] = inputDigest(u.node, u.output);
     }
   }
-  const atDefault = (name: string, value: JSONValue) => kind.unkeyedDefaults?.[name] !== undefined && canonicalJSON(kind.unkeyedDefaults[name]!) === canonicalJSON(value);
-  const params = Object.fromEntries(Object.entries(node.params).filter(([name, value]) => !kind.unkeyed?.includes(name) && !atDefault(name, value)));
+  const params = Object.fromEntries(Object.entries(withoutUnkeyedDefaults(node.params, kind)).filter(([name]) => !kind.unkeyed?.includes(name)));
   const material: KeyMaterial = { kind: node.kind, version: kind.version, params, inputs };
   if (external !== undefined) material.external = external;
   if (code !== undefined) material.code = code;

@@ -27,6 +27,40 @@ test('compare: the parameters that differ and every cell side by side with its d
   assert.match(unrun.stdout, /2 cell\(s\) lack results on one side/);
 });
 
+// A kind that, like finetune and dino with precision, added a parameter after results were
+// cached without it: written out at its unkeyed default it keys, and compares, as unset.
+const LATE_KIND = `
+export const late = {
+  kind: 'late', version: 1,
+  params: { type: 'object', properties: { mode: { enum: ['old', 'new'] } } },
+  unkeyedDefaults: { mode: 'old' },
+  outputs: { out: 'json' },
+  async run(ctx) { ctx.outputs.json('out', { value: ctx.params.mode === 'new' ? 2 : 1 }); },
+};
+`;
+const LATE_PIPELINE = `
+name: late
+plugins: [late.mjs]
+axes: {seed: [1], model: [a]}
+stages:
+  m: {uses: late, matrix: [model, seed]}
+table: {stage: m, value: out.value, rows: [model], columns: [], over: seed}
+`;
+
+test('compare: a parameter written out at its kind\'s unkeyed default is no difference (it keys as unset)', async () => {
+  const box = sandbox();
+  box.write('late.mjs', LATE_KIND);
+  const file = box.write('p.yaml', LATE_PIPELINE);
+  assert.equal((await box.cli(['run', file])).code, 0);
+  const same = await box.cli(['compare', file, '--against', 'm.with.mode=old']);
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stdout, /parameters: the same in A and B/);
+  assert.doesNotMatch(same.stdout, /\(unset\)/);
+  assert.match(same.stdout, /\na\s+1\.000 ± n\/a \[1\.000\]\s+1\.000 ± n\/a \[1\.000\]\s+\+0\.000\n/, 'the one cached result serves both sides');
+  const differs = await box.cli(['compare', file, '--against', 'm.with.mode=new']);
+  assert.match(differs.stdout, /m\.with\.mode\s+\(unset\) -> "new"\s+\(1 node\)/);
+});
+
 test('history: the cached variants of a node with the parameter that tells them apart and their outputs', async () => {
   const box = sandbox();
   const file = box.write('p.yaml', TOY_PIPELINE);

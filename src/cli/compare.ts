@@ -6,6 +6,7 @@ import type { CurveCell } from '../report/model.js';
 import type { Cell } from '../report/table.js';
 import type { NodeOutcome } from '../run/types.js';
 import { selectNodes } from '../graph/select.js';
+import { withoutUnkeyedDefaults } from '../keys.js';
 import { planNodes } from '../run/plan.js';
 import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
@@ -117,6 +118,11 @@ function recordedParams(outcomes: Map<string, NodeOutcome>): NodeParams {
   return new Map([...outcomes].flatMap(([id, o]) => (o.manifest ? [[id, { stage: o.manifest.stage, params: o.manifest.material.params }] as const] : [])));
 }
 
+/** Each node's parameters as written, a parameter at its kind's unkeyed default as unset (as the key has it: `precision: fp32`). */
+function normalisedParams(opened: Opened): NodeParams {
+  return new Map([...opened.pipeline.nodes].map(([id, node]) => [id, { stage: node.stage, params: withoutUnkeyedDefaults(node.params, opened.registry.get(node.kind)!.kind) }] as const));
+}
+
 /**
  * Learning curves of A and B overlaid: for every training node (a `curves` json output) of
  * the table's ancestry, grouped by everything but the `over` axis, A's seeds and B's together.
@@ -162,7 +168,7 @@ export async function compareVariants(a: Side, b: Side, cacheDir: string, env: C
     const t = openedA.pipeline.spec.table!;
     // By commit, parameters are the ones the results were keyed by, on both sides alike.
     const byCommit = a.commit !== undefined || b.commit !== undefined;
-    const params = byCommit ? paramChanges(recordedParams(outA), recordedParams(outB)) : paramChanges(openedA.pipeline.nodes, openedB.pipeline.nodes);
+    const params = byCommit ? paramChanges(recordedParams(outA), recordedParams(outB)) : paramChanges(normalisedParams(openedA), normalisedParams(openedB));
     return { a: { ...a, ...made(outA) }, b: { ...b, ...made(outB) }, value: `${t.stage}.${t.value}`, over: t.over, params, cells, curves: overlaidCurves(openedA, outA, openedB, outB) };
   } finally {
     await store.close();
