@@ -139,3 +139,17 @@ test('a run whose --cache cannot be created (a parent this user may not write) e
   assert.doesNotMatch(run.stderr, /EACCES/);
   assert.equal(box.runs().length, 0);
 });
+
+test('cache repair on a read-only cache exits 1 naming the cache, not with a raw EACCES, and writes nothing', { skip }, async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  readOnly(box.cache);
+  chmodSync(box.dir, 0o755);
+  const before = snapshot(box.cache);
+  const repair = await asReader(box, ['cache', 'repair']);
+  assert.equal(repair.code, 1, repair.stdout + repair.stderr);
+  assert.match(repair.stderr, new RegExp(`^error: cache ${box.cache} is read-only for this user: cannot repair its index`, 'm'));
+  assert.doesNotMatch(repair.stderr, /EACCES/);
+  assert.deepEqual(snapshot(box.cache), before, 'nothing in the cache changed');
+});

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import { processAlive } from '../util/process.js';
+import { cannotWrite, ReadOnlyCacheError } from './errors.js';
 import type { Store } from './store.js';
 
 /**
@@ -97,7 +98,12 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
     // Written whole under a name of its own, then linked into place (link fails if the name is
     // taken): a lock file is never seen empty, which would read as one left by a dead repair.
     const draft = `${file}.${process.pid}`;
-    await writeFile(draft, JSON.stringify(mine));
+    try {
+      await writeFile(draft, JSON.stringify(mine));
+    } catch (err) {
+      if (cannotWrite(err)) throw new ReadOnlyCacheError(dir, `repair its index (repair writes ${REPAIR_LOCK} and the new index there; whoever may write the cache can run it)`);
+      throw err;
+    }
     try {
       await link(draft, file);
       break;

@@ -34,6 +34,14 @@ function describeCause(cacheDir: string, err: unknown): string {
   return e?.code !== undefined ? `${message} (${e.code})` : message;
 }
 
+const CANNOT_WRITE = new Set<string | number>(['EACCES', 'EPERM', 'EROFS', 13, 1, 30]);
+
+/** Whether a failed write failed because this user may not write there (mode bits, a read-only mount). */
+export function cannotWrite(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && CANNOT_WRITE.has(code);
+}
+
 /** A write to a cache this user may only read (another user's, a read-only mount). */
 export class ReadOnlyCacheError extends Error {
   constructor(

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { open, type Database, type DatabaseOptions, type Key, type RootDatabase } from 'lmdb';
 import { BlobStore } from './blobs.js';
 import type { Manifest, NameRecord } from './artifacts.js';
-import { CacheIOError, ReadOnlyCacheError, writingCache } from './errors.js';
+import { CacheIOError, cannotWrite, ReadOnlyCacheError, writingCache } from './errors.js';
 import { checkIndexFile, IndexDamagedError, jsonEncoder, type ReadableTable } from './index-file.js';
 import { assertDigest, isDigest } from './names.js';
 import { RecordSets } from './records.js';
@@ -75,8 +75,6 @@ function emptyTable<V, K extends Key>(): Database<V, K> {
   return table as unknown as Database<V, K>;
 }
 
-const CANNOT_WRITE = new Set(['EACCES', 'EPERM', 'EROFS', 13, 1, 30]);
-
 /**
  * The index as this user may open it: read-write, else (a cache they cannot write: another
  * user's, a read-only mount) read-only. Read-only, LMDB goes without its lock file when it
@@ -87,7 +85,7 @@ function openIndex(file: string, cacheDir: string): { root: RootDatabase; readOn
   try {
     return { root: open(options), readOnly: false };
   } catch (err) {
-    if (!CANNOT_WRITE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    if (!cannotWrite(err)) throw err;
   }
   if (!existsSync(file)) throw new ReadOnlyCacheError(cacheDir, 'create its index (it has none yet)');
   return { root: open({ ...options, readOnly: true }), readOnly: true };
