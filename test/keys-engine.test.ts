@@ -3,8 +3,9 @@
 // so it is keyed: a bf16 result never answers for an fp32 node, nor the reverse. The backend
 // is not keyed: fp32 on cpu, wasm and webgpu agree to tolerance (losses within ~1e-6 in the
 // engine tests), so collaborators on different machines share one result, as a DVC stage does
-// not hash the device; and bf16 has one implementation (the native AVX512_BF16 GEMMs), so a
-// bf16 key names one arithmetic whichever backend a node says.
+// not hash the device; and bf16 has one arithmetic (bf16 operands, fp32 sums) in its two native
+// implementations (AMX tiles, AVX512_BF16's vdpbf16ps), which agree to fp32 summation order, so
+// a bf16 key names that arithmetic whichever backend a node says.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openPipeline } from '../src/cli/session.js';
