@@ -7,7 +7,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ownData as own } from './in-place.js';
 import { activeNative, type NativeCodes } from './native.js';
-import { WEBGPU_ADAM, type AdamAttrs } from './webgpu-adam.js';
+import { WEBGPU_ADAM, type AdamAttrs, type AdamConstants } from './webgpu-adam.js';
 
 export type AdamMode = keyof NativeCodes['adamMode'];
 
@@ -23,17 +23,6 @@ export interface AdamUpdate {
   g: tfTypes.Tensor;
   /** plain; l2: the penalty added to the gradient; decoupled: AdamW's decay. */
   mode: AdamMode;
-}
-
-export interface AdamConstants {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  lr: number;
-  weightDecay: number;
-  /** 1 - beta1^t and 1 - beta2^t. */
-  bc1: number;
-  bc2: number;
 }
 
 /** Runs the step natively (wasm) or as WGSL (webgpu) and returns true, or returns false

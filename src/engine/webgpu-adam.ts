@@ -11,17 +11,22 @@ import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@
 
 export const WEBGPU_ADAM = 'MedpipeAdamWebGPU';
 
-/** Constants of one step, as fused-adam passes them (attrs). */
-export interface AdamAttrs {
-  /** Per update: 0 plain, 1 L2 penalty in the gradient, 2 decoupled decay (AdamW). */
-  modes: number[];
+/** Constants of one Adam step, on every backend (fusedAdamStep's argument). */
+export interface AdamConstants {
   beta1: number;
   beta2: number;
   eps: number;
   lr: number;
   weightDecay: number;
+  /** 1 - beta1^t and 1 - beta2^t. */
   bc1: number;
   bc2: number;
+}
+
+/** The kernel's attrs, as fused-adam passes them: the constants and each update's mode. */
+export interface AdamAttrs extends AdamConstants {
+  /** Per update: 0 plain, 1 L2 penalty in the gradient, 2 decoupled decay (AdamW). */
+  modes: number[];
 }
 
 interface GBuffer {
