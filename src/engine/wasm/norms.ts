@@ -5,6 +5,7 @@
 // reductions' pure-JS fallbacks.
 
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { NativeOp } from '../native.js';
 import { KERNELS, NATIVE_MIN_ELEMENTS, attr, heapIndex, heapIndexOrNone, heapOf, isRow, makeCtx, native, nativeOnly, need, type KernelArgs, type Tf } from './context.js';
 
 /** Sum / Mean over every axis but the last (BatchNorm statistics and their gradients): a
@@ -89,60 +90,61 @@ export function fusedBatchNorm(tf: Tf): KernelFunc {
   };
 }
 
+/**
+ * What each native BatchNorm kernel starts from: the addon (these kernels have no fallback), x
+ * with its channels (the last axis) and rows (all the others), epsilon, heap indices (-1 for
+ * an absent tensor), and outputs shaped like x or one value per channel.
+ */
+function batchNormSetup(tf: Tf, { inputs, backend, attrs }: KernelArgs, kernel: string) {
+  const c = makeCtx(tf, backend);
+  const nat = nativeOnly(kernel);
+  const x = need(inputs, 'x');
+  const C = x.shape[x.shape.length - 1]!;
+  return {
+    x,
+    C,
+    rows: tf.util.sizeFromShape(x.shape) / C,
+    eps: attr<number>(attrs, 'varianceEpsilon'),
+    at: (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t),
+    likeX: (): TensorInfo => c.be.makeOutput(x.shape, 'float32'),
+    perChannel: (): TensorInfo => c.be.makeOutput([C], 'float32'),
+    // The heap is read at the call, after the outputs were made: an allocation may grow (replace) it.
+    run: (op: NativeOp, args: number[]): void => nat.run(op, heapOf(c.be), args),
+  };
+}
+
 /** max(0, BatchNorm(x) + residual) with given statistics (inference; residual optional),
  *  one native pass where FusedBatchNorm, Add and Relu are three. */
 export function batchNormRelu(tf: Tf): KernelFunc {
-  return ({ inputs, backend, attrs }: KernelArgs) => {
-    const c = makeCtx(tf, backend);
-    const nat = nativeOnly(KERNELS.bnRelu);
-    const x = need(inputs, 'x');
-    const { scale, offset, residual } = inputs;
-    const C = x.shape[x.shape.length - 1]!;
-    const y = c.be.makeOutput(x.shape, 'float32');
-    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
-    nat.run('bnRelu', heapOf(c.be), [
-      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(scale), at(offset),
-      at(residual), attr<number>(attrs, 'varianceEpsilon'), at(y),
-    ]);
+  return (args: KernelArgs) => {
+    const { x, C, rows, eps, at, likeX, run } = batchNormSetup(tf, args, KERNELS.bnRelu);
+    const { inputs } = args;
+    const y = likeX();
+    run('bnRelu', [rows, C, at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(inputs['scale']), at(inputs['offset']), at(inputs['residual']), eps, at(y)]);
     return y;
   };
 }
 
 /** [y, mean, variance] of a BatchNorm over every axis but the last, batch statistics. */
 export function batchNormTrain(tf: Tf): KernelFunc {
-  return ({ inputs, backend, attrs }: KernelArgs) => {
-    const c = makeCtx(tf, backend);
-    const nat = nativeOnly(KERNELS.bnTrain);
-    const x = need(inputs, 'x');
-    const { scale, offset } = inputs;
-    const C = x.shape[x.shape.length - 1]!;
-    const y = c.be.makeOutput(x.shape, 'float32');
-    const mean = c.be.makeOutput([C], 'float32');
-    const variance = c.be.makeOutput([C], 'float32');
-    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
-    nat.run('bnTrain', heapOf(c.be), [
-      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(scale), at(offset), attr<number>(attrs, 'varianceEpsilon'), at(y), at(mean), at(variance),
-    ]);
+  return (args: KernelArgs) => {
+    const { x, C, rows, eps, at, likeX, perChannel, run } = batchNormSetup(tf, args, KERNELS.bnTrain);
+    const { inputs } = args;
+    const [y, mean, variance] = [likeX(), perChannel(), perChannel()];
+    run('bnTrain', [rows, C, at(x), at(inputs['scale']), at(inputs['offset']), eps, at(y), at(mean), at(variance)]);
     return [y, mean, variance];
   };
 }
 
 /** [dx, dscale, doffset] of batchNormTrain, through the batch statistics. */
 export function batchNormTrainGrad(tf: Tf): KernelFunc {
-  return ({ inputs, backend, attrs }: KernelArgs) => {
-    const c = makeCtx(tf, backend);
-    const nat = nativeOnly(KERNELS.bnTrainGrad);
-    const dy = need(inputs, 'dy');
-    const x = need(inputs, 'x');
-    const { scale } = inputs;
-    const C = x.shape[x.shape.length - 1]!;
-    const dx = c.be.makeOutput(x.shape, 'float32');
-    const dscale = c.be.makeOutput([C], 'float32');
-    const doffset = c.be.makeOutput([C], 'float32');
-    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
-    nat.run('bnTrainGrad', heapOf(c.be), [
-      tf.util.sizeFromShape(x.shape) / C, C, at(dy), at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(scale),
-      attr<number>(attrs, 'varianceEpsilon'), at(dx), at(dscale), at(doffset),
+  return (args: KernelArgs) => {
+    const { x, C, rows, eps, at, likeX, perChannel, run } = batchNormSetup(tf, args, KERNELS.bnTrainGrad);
+    const { inputs } = args;
+    const [dx, dscale, doffset] = [likeX(), perChannel(), perChannel()];
+    run('bnTrainGrad', [
+      rows, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'mean')), at(need(inputs, 'variance')), at(inputs['scale']),
+      eps, at(dx), at(dscale), at(doffset),
     ]);
     return [dx, dscale, doffset];
   };
@@ -151,20 +153,11 @@ export function batchNormTrainGrad(tf: Tf): KernelFunc {
 /** [y, mean, variance] of max(0, BatchNorm(x) + residual) (residual optional), batch
  *  statistics: ResNet's "BN -> ReLU" and "BN + identity -> ReLU" as one kernel. */
 export function batchNormReluTrain(tf: Tf): KernelFunc {
-  return ({ inputs, backend, attrs }: KernelArgs) => {
-    const c = makeCtx(tf, backend);
-    const nat = nativeOnly(KERNELS.bnReluTrain);
-    const x = need(inputs, 'x');
-    const { scale, offset, residual } = inputs;
-    const C = x.shape[x.shape.length - 1]!;
-    const y = c.be.makeOutput(x.shape, 'float32');
-    const mean = c.be.makeOutput([C], 'float32');
-    const variance = c.be.makeOutput([C], 'float32');
-    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
-    nat.run('bnReluTrain', heapOf(c.be), [
-      tf.util.sizeFromShape(x.shape) / C, C, at(x), at(scale), at(offset), at(residual),
-      attr<number>(attrs, 'varianceEpsilon'), at(y), at(mean), at(variance),
-    ]);
+  return (args: KernelArgs) => {
+    const { x, C, rows, eps, at, likeX, perChannel, run } = batchNormSetup(tf, args, KERNELS.bnReluTrain);
+    const { inputs } = args;
+    const [y, mean, variance] = [likeX(), perChannel(), perChannel()];
+    run('bnReluTrain', [rows, C, at(x), at(inputs['scale']), at(inputs['offset']), at(inputs['residual']), eps, at(y), at(mean), at(variance)]);
     return [y, mean, variance];
   };
 }
@@ -172,20 +165,14 @@ export function batchNormReluTrain(tf: Tf): KernelFunc {
 /** [dx, dscale, doffset] (and dresidual when attr `residual` is set) of batchNormReluTrain;
  *  y is its output, whose sign is the ReLU's mask. */
 export function batchNormReluTrainGrad(tf: Tf): KernelFunc {
-  return ({ inputs, backend, attrs }: KernelArgs) => {
-    const c = makeCtx(tf, backend);
-    const nat = nativeOnly(KERNELS.bnReluTrainGrad);
-    const x = need(inputs, 'x');
-    const { scale } = inputs;
-    const C = x.shape[x.shape.length - 1]!;
-    const dx = c.be.makeOutput(x.shape, 'float32');
-    const dscale = c.be.makeOutput([C], 'float32');
-    const doffset = c.be.makeOutput([C], 'float32');
-    const dres = attr<boolean | undefined>(attrs, 'residual') === true ? c.be.makeOutput(x.shape, 'float32') : undefined;
-    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
-    nat.run('bnReluTrainGrad', heapOf(c.be), [
-      tf.util.sizeFromShape(x.shape) / C, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'y')), at(need(inputs, 'mean')),
-      at(need(inputs, 'variance')), at(scale), attr<number>(attrs, 'varianceEpsilon'), at(dx), at(dscale), at(doffset), at(dres),
+  return (args: KernelArgs) => {
+    const { x, C, rows, eps, at, likeX, perChannel, run } = batchNormSetup(tf, args, KERNELS.bnReluTrainGrad);
+    const { inputs } = args;
+    const [dx, dscale, doffset] = [likeX(), perChannel(), perChannel()];
+    const dres = attr<boolean | undefined>(args.attrs, 'residual') === true ? likeX() : undefined;
+    run('bnReluTrainGrad', [
+      rows, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'y')), at(need(inputs, 'mean')),
+      at(need(inputs, 'variance')), at(inputs['scale']), eps, at(dx), at(dscale), at(doffset), at(dres),
     ]);
     return dres ? [dx, dscale, doffset, dres] : [dx, dscale, doffset];
   };
