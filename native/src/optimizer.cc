@@ -14,41 +14,32 @@ struct AdamScalars {
   float b1, omb1, b2, omb2, bc2, eps, step, wd, keep;  // step = lr / bc1, keep = 1 - lr * wd
 };
 
-// One loop per mode, each vectorised (MP_CLONES: AVX-512 on this CPU); sqrt and division
-// are correctly rounded in every width, so the lanes give the scalar loop's bits.
+// One body for the three modes: the mode is a template argument, so each instance is a loop
+// without a per-element branch. Always inlined into adam_range's clones, so each is compiled
+// (and vectorised) for that clone's ISA. sqrt and division are correctly rounded in every
+// width, so the lanes give the scalar loop's bits.
+template <int mode>
+inline __attribute__((always_inline)) void adam_loop(const AdamScalars& s, float* __restrict p, float* __restrict m,
+                                                     float* __restrict v, const float* __restrict g, long n) {
+  const float b1 = s.b1, omb1 = s.omb1, b2 = s.b2, omb2 = s.omb2, bc2 = s.bc2, eps = s.eps, step = s.step;
+  const float wd = s.wd, keep = s.keep;
+  for (long i = 0; i < n; i++) {
+    const float gi = mode == ADAM_L2 ? g[i] + p[i] * wd : g[i];  // L2: the penalty in the gradient
+    const float mi = m[i] * b1 + gi * omb1;
+    const float vi = v[i] * b2 + (gi * gi) * omb2;
+    m[i] = mi;
+    v[i] = vi;
+    const float pi = mode == ADAM_DECOUPLED ? p[i] * keep : p[i];  // AdamW: decay apart from the gradient
+    p[i] = pi - (mi / (std::sqrt(vi / bc2) + eps)) * step;
+  }
+}
+
+// MP_CLONES: AVX-512 on this CPU, AVX2, baseline; the mode is picked once per range.
 MP_CLONES void adam_range(const AdamScalars& s, int mode, float* __restrict p, float* __restrict m, float* __restrict v,
                           const float* __restrict g, long n) {
-  const float b1 = s.b1, omb1 = s.omb1, b2 = s.b2, omb2 = s.omb2, bc2 = s.bc2, eps = s.eps, step = s.step;
-  if (mode == ADAM_L2) {
-    const float wd = s.wd;
-    for (long i = 0; i < n; i++) {
-      const float gi = g[i] + p[i] * wd;
-      const float mi = m[i] * b1 + gi * omb1;
-      const float vi = v[i] * b2 + (gi * gi) * omb2;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] - (mi / (std::sqrt(vi / bc2) + eps)) * step;
-    }
-  } else if (mode == ADAM_DECOUPLED) {
-    const float keep = s.keep;
-    for (long i = 0; i < n; i++) {
-      const float gi = g[i];
-      const float mi = m[i] * b1 + gi * omb1;
-      const float vi = v[i] * b2 + (gi * gi) * omb2;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * keep - (mi / (std::sqrt(vi / bc2) + eps)) * step;
-    }
-  } else {
-    for (long i = 0; i < n; i++) {
-      const float gi = g[i];
-      const float mi = m[i] * b1 + gi * omb1;
-      const float vi = v[i] * b2 + (gi * gi) * omb2;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] - (mi / (std::sqrt(vi / bc2) + eps)) * step;
-    }
-  }
+  if (mode == ADAM_L2) adam_loop<ADAM_L2>(s, p, m, v, g, n);
+  else if (mode == ADAM_DECOUPLED) adam_loop<ADAM_DECOUPLED>(s, p, m, v, g, n);
+  else adam_loop<ADAM_PLAIN>(s, p, m, v, g, n);
 }
 
 }  // namespace
