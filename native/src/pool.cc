@@ -1,5 +1,6 @@
 // The fixed thread pool behind mp::parallel (see common.h).
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -62,8 +63,12 @@ class Pool {
     // core back when one goes idle, and a caller spinning through its time slice kept its
     // core busy (steps of a few ms took 3-10x as long under any competition).
     const int need = chunks - mine;
-    for (int spins = 0; done_.load(std::memory_order_acquire) < need; spins++) {
-      if (spins < WAIT_SPINS) {
+    if (done_.load(std::memory_order_acquire) >= need) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int spins = 1; done_.load(std::memory_order_acquire) < need; spins++) {
+      // A wake-up costs tens of microseconds in this VM: sleep only once the wait is
+      // longer than any chunk's imbalance, i.e. the worker lost its core.
+      if ((spins & 63) != 0 || std::chrono::steady_clock::now() - t0 < WAIT_SPIN) {
         spin_pause();
         continue;
       }
@@ -131,8 +136,8 @@ class Pool {
   std::atomic<uint64_t> claim_{0};
   std::atomic<int> done_{0};
   bool stop_ = false;
-  // The caller's wait for the workers' chunks: spins (~30-60 us), then wm_ / wcv_.
-  static constexpr int WAIT_SPINS = 1000;
+  // The caller's wait for the workers' chunks: spins for WAIT_SPIN, then wm_ / wcv_.
+  static constexpr std::chrono::microseconds WAIT_SPIN{300};
   std::mutex wm_;
   std::condition_variable wcv_;
   std::atomic<bool> waiting_{false};
