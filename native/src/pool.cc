@@ -1,6 +1,5 @@
 // The fixed thread pool behind mp::parallel (see common.h).
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -57,27 +56,8 @@ class Pool {
     }
     cv_.notify_all();
     int mine = work(g, fn, ctx, chunks, 0);
-    // Wait for chunks claimed by workers (each is running, not queued). Spin a little (a
-    // worker's last chunk is usually as short as ours), then sleep: on 2 cores shared with
-    // V8's compiler threads or another process, a worker preempted mid-chunk only gets a
-    // core back when one goes idle, and a caller spinning through its time slice kept its
-    // core busy (steps of a few ms took 3-10x as long under any competition).
-    const int need = chunks - mine;
-    if (done_.load(std::memory_order_acquire) >= need) return;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int spins = 1; done_.load(std::memory_order_acquire) < need; spins++) {
-      // A wake-up costs tens of microseconds in this VM: sleep only once the wait is
-      // longer than any chunk's imbalance, i.e. the worker lost its core.
-      if ((spins & 63) != 0 || std::chrono::steady_clock::now() - t0 < WAIT_SPIN) {
-        spin_pause();
-        continue;
-      }
-      std::unique_lock<std::mutex> lk(wm_);
-      waiting_.store(true);
-      wcv_.wait(lk, [&] { return done_.load() >= need; });
-      waiting_.store(false);
-      break;
-    }
+    // Wait for chunks claimed by workers (each is running, not queued).
+    while (done_.load(std::memory_order_acquire) + mine < chunks) spin_pause();
   }
 
  private:
@@ -117,15 +97,7 @@ class Pool {
         chunks = chunks_;
       }
       const int ran = work((uint32_t)seen, fn, ctx, chunks, id);
-      if (ran > 0) {
-        done_.fetch_add(ran);
-        // The caller checks done_ under wm_ before it sleeps: taking wm_ here means the
-        // notify cannot fall between its check and its wait.
-        if (waiting_.load()) {
-          std::lock_guard<std::mutex> lk(wm_);
-          wcv_.notify_one();
-        }
-      }
+      if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
     }
   }
   int n_ = 1;
@@ -136,11 +108,6 @@ class Pool {
   std::atomic<uint64_t> claim_{0};
   std::atomic<int> done_{0};
   bool stop_ = false;
-  // The caller's wait for the workers' chunks: spins for WAIT_SPIN, then wm_ / wcv_.
-  static constexpr std::chrono::microseconds WAIT_SPIN{300};
-  std::mutex wm_;
-  std::condition_variable wcv_;
-  std::atomic<bool> waiting_{false};
   ChunkFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int chunks_ = 0;
