@@ -5,8 +5,9 @@
 // per-kernel profile of one training step is printed.
 //
 // Standalone: node dist/bench/engine.js [model ...]
-// (env MEDPIPE_BENCH_STEPS=n overrides each model's step count; MEDPIPE_BENCH_PROFILE=1
-// always profiles, 0 never)
+// (env MEDPIPE_BENCH_STEPS=n overrides each model's step count; MEDPIPE_BENCH_WARMUP_S=s the
+// training warm-up, default 2 s, at least one step; MEDPIPE_BENCH_PROFILE=1 always profiles,
+// 0 never)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -149,13 +150,32 @@ function timeIt(f: () => void): number {
   return (performance.now() - t0) / 1000;
 }
 
+/** Seconds of warm-up before the timed steps (env MEDPIPE_BENCH_WARMUP_S overrides). */
+function warmupSeconds(): number {
+  const v = Number(process.env.MEDPIPE_BENCH_WARMUP_S);
+  return Number.isFinite(v) && v >= 0 && process.env.MEDPIPE_BENCH_WARMUP_S !== '' ? v : 2;
+}
+
+/** Calls f at least once, then until `seconds` have passed. V8 optimises the JS of a step
+ *  (tfjs's and medpipe's) in background compiler threads for about the first 100 steps of
+ *  a small model (~0.5 s of CPU, measured at resnet_demo@48): on 2 cores those threads take
+ *  a core from the native pool, and one warm-up step left every timed step of the demo
+ *  rows inside that transient (runs 2-4x apart). A training run of thousands of steps pays
+ *  it once; a step of ResNet50@224 is longer than the whole warm-up. */
+function warmUp(f: () => void, seconds: number): void {
+  const t0 = performance.now();
+  do f();
+  while (performance.now() - t0 < seconds * 1000);
+}
+
 export function measure(m: BenchModel, steps: number, withProfile: boolean): Measured {
   const t = makeTrainer(m);
   try {
-    t.step(); // warm-up: kernel setup, XNNPACK packing, heap growth
+    const warm = warmupSeconds();
+    warmUp(() => t.step(), warm); // also kernel setup, XNNPACK packing, heap growth
     const trainRuns: number[] = [];
     for (let i = 0; i < steps; i++) trainRuns.push(m.batch / timeIt(() => t.step()));
-    t.infer();
+    warmUp(() => t.infer(), warm / 4);
     const inferRuns: number[] = [];
     for (let i = 0; i < Math.max(3, steps); i++) inferRuns.push(m.batch / timeIt(() => t.infer()));
     const out: Measured = { train: median(trainRuns), infer: median(inferRuns), trainRuns };
