@@ -139,6 +139,23 @@ MODELS = {
 }
 
 
+def warmup_seconds():
+    v = os.environ.get('MEDPIPE_BENCH_WARMUP_S', '')
+    try:
+        return max(0.0, float(v)) if v != '' else 2.0
+    except ValueError:
+        return 2.0
+
+
+def warm_up(f, seconds, at_least, sync):
+    t0 = time.perf_counter()
+    n = 0
+    while n < at_least or time.perf_counter() - t0 < seconds:
+        f()
+        sync()
+        n += 1
+
+
 def bench(label, batch, steps, device='cpu', precision='fp32'):
     make, px = MODELS[label]
     torch.manual_seed(0)
@@ -175,10 +192,11 @@ def bench(label, batch, steps, device='cpu', precision='fp32'):
         else:
             model(x)
 
+    # The same warm-up as medpipe's side of the bench (bench/engine.ts): MEDPIPE_BENCH_WARMUP_S
+    # seconds of steps, default 2, at least one (three on cuda), so neither side is timed cold.
+    warm = warmup_seconds()
     model.train()
-    for _ in range(3 if cuda else 1):
-        step()
-    sync()
+    warm_up(step, warm, 3 if cuda else 1, sync)
     train = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -188,8 +206,7 @@ def bench(label, batch, steps, device='cpu', precision='fp32'):
     model.eval()
     infer_runs = []
     with torch.no_grad():
-        infer()
-        sync()
+        warm_up(infer, warm / 4, 1, sync)
         for _ in range(max(3, steps)):
             t0 = time.perf_counter()
             infer()
