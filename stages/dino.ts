@@ -134,7 +134,7 @@ export default defineStage<DinoParams>({
     },
   },
   unkeyed: ['checkpoint_every', 'backend'],
-  unkeyedDefaults: PRECISION_UNKEYED_DEFAULT,
+  unkeyedDefaults: { ...PRECISION_UNKEYED_DEFAULT, teacher_bn_stats: 'crops' },
   inputs: {
     data: { type: 'records', description: 'preprocessed records' },
     split: { type: 'json', description: 'split stage output (its train list; labels unused)' },

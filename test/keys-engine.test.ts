@@ -50,3 +50,19 @@ test('precision is in a finetune node\'s key and the backend is not: bf16 and fp
   assert.equal(fp32.params['precision'], 'fp32');
   assert.ok(!('precision' in keyMaterial(fp32, registry.get(fp32.kind)!.kind, () => '0'.repeat(64), undefined).params), 'keyed as the nodes made before precision existed');
 });
+
+test('a dino node that writes teacher_bn_stats: crops out keys as one that leaves it unset; train is another result', async () => {
+  const box = sandbox();
+  let yaml = tinyAptos('keysdino', { count: 40, seed: 5 }) + '  init:\n    uses: init\n    with: {model: resnet_demo, num_classes: 5, image_size: 24, seed: 1}\n';
+  for (const [name, extra] of Object.entries({ plain: '', crops: ', teacher_bn_stats: crops', train: ', teacher_bn_stats: train' })) {
+    yaml += `  ${name}:\n    uses: dino\n    inputs: {data: preprocess.records, split: split.split, weights: init.weights}\n    with: {epochs: 2, batch_size: 8, lr: 0.001, seed: 7${extra}}\n`;
+  }
+  const file = box.write('keys.yaml', yaml);
+  const { pipeline, registry } = await openPipeline(file, [], { builtinKinds: [pathToFileURL(join(REPO, 'dist', 'stages', 'index.js')).href] });
+  const key = (stage: string): string => {
+    const node = pipeline.nodes.get(stage)!;
+    return nodeKey(keyMaterial(node, registry.get(node.kind)!.kind, (up, output) => `${up}/${output}`.padEnd(64, '0'), undefined));
+  };
+  assert.equal(key('crops'), key('plain'), 'the default written out is the same result');
+  assert.notEqual(key('train'), key('plain'));
+});

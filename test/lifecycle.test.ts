@@ -298,7 +298,7 @@ stages:
   await store.close();
   const status = await box.cli(['status', file]);
   // Base: "c  to run  never run".
-  assert.match(status.stdout, /c\s+to run\s+never run \(an interrupted run left checkpoints: it resumes from them\)/, status.stdout);
+  assert.match(status.stdout, /c\s+to run\s+never run \(an interrupted run left checkpoints: it resumes from them if they verify\)/, status.stdout);
   const run = await box.cli(['run', file, '--plain']);
   assert.match(run.stdout, /▶ c running \(first run, resuming from the checkpoints an interrupted run left\)/, run.stdout);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -550,4 +550,27 @@ test('cache ls, verify and repair pointed at a folder that is not a medpipe cach
   assert.equal((await box.cli(['run', toy])).code, 0);
   rmSync(join(box.cache, 'index.lmdb'));
   assert.equal((await box.cli(['cache', 'repair', '--cache', box.cache])).code, 0);
+});
+
+test('a repair lock from another host counts until it goes unrenewed for 60 s (a repair that died with its node does not block the cache forever); cache rm refuses during a repair', async () => {
+  const box = sandbox();
+  const toy = box.write('toy.yaml', TOY_PIPELINE);
+  assert.equal((await box.cli(['run', toy])).code, 0);
+  const lock = join(box.cache, 'repair.lock');
+  const foreign = JSON.stringify({ host: `not-${hostname()}`, pid: 1, since: new Date().toISOString() });
+  // Fresh, from another host: live. cache rm refuses too (base: it wrote the index under the repair).
+  writeFileSync(lock, foreign);
+  const rm = await box.cli(['cache', 'rm', toy, 'total']);
+  assert.equal(rm.code, 1, rm.stdout + rm.stderr);
+  assert.match(rm.stderr, /`pipeline cache repair` \(pid 1 on not-.*\) is rebuilding the index of cache .*counts as dead once it has not been renewed for 60 s/);
+  assert.doesNotMatch(rm.stdout, /removed total/);
+  // Not renewed for two minutes: dead wherever it ran (base: live forever, every command refused).
+  const old = new Date(Date.now() - 120_000);
+  utimesSync(lock, old, old);
+  const after = await box.cli(['cache', 'repair']);
+  assert.equal(after.code, 0, after.stdout + after.stderr);
+  assert.ok(!existsSync(lock));
+  const rm2 = await box.cli(['cache', 'rm', toy, 'total']);
+  assert.equal(rm2.code, 0, rm2.stdout + rm2.stderr);
+  assert.match(rm2.stdout, /removed total/);
 });

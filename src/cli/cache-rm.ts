@@ -1,5 +1,6 @@
 import { selectNodes, targetNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
+import { holdingCache } from '../store/cache-lock.js';
 import { listManifests } from '../store/maintenance.js';
 import { Store } from '../store/store.js';
 import { existingCacheDir } from './options.js';
@@ -33,10 +34,15 @@ export async function cacheRemove(file: string, targets: string[], flags: Remove
         if (o?.state === 'cached' && o.key) drop.push({ node: id, key: o.key });
       }
     }
-    for (const d of drop) {
-      if (!flags.dryRun) await store.invalidate(d.key);
-      write(`${flags.dryRun ? 'would remove' : 'removed'} ${d.node} (${d.key.slice(0, 12)})\n`);
-    }
+    // Held shared, as a run holds it: a repair rebuilding the index meanwhile would re-index a
+    // manifest read before this removed it, and serve the removed result again.
+    const remove = async (): Promise<void> => {
+      for (const d of drop) {
+        if (!flags.dryRun) await store.invalidate(d.key);
+        write(`${flags.dryRun ? 'would remove' : 'removed'} ${d.node} (${d.key.slice(0, 12)})\n`);
+      }
+    };
+    await (flags.dryRun || drop.length === 0 ? remove() : holdingCache(store, 'shared', 'pipeline cache rm', remove));
     const uncached = flags.allVariants ? 0 : ids.length - drop.length;
     write(`${drop.length} result(s) ${flags.dryRun ? 'would be ' : ''}removed${uncached ? `; ${uncached} target(s) had no cached result for these parameters` : ''}; their files go at the next \`cache gc\`\n`);
     return 0;

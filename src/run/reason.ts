@@ -36,7 +36,7 @@ export type Reason =
   /** Failed: a check, the stage, the worker or the remote said what went wrong. */
   | { why: 'error'; message: string };
 
-const RESUMES = ' (an interrupted run left checkpoints: it resumes from them)';
+const RESUMES = ' (an interrupted run left checkpoints: it resumes from them if they verify)';
 
 export const error = (message: string): Reason => ({ why: 'error', message });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { link, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
@@ -58,14 +58,34 @@ export const REPAIR_LOCK = 'repair.lock';
 
 type RepairHolder = Pick<Holder, 'host' | 'pid' | 'since'>;
 
+/**
+ * The repair holding DIR, or undefined. A live repair renews its file's mtime every RENEW_MS,
+ * so one not renewed for TTL_MS is dead wherever it ran (a node that died, a pid reused): as
+ * for the index's holders. An unreadable file still young is a repair starting (where the file
+ * system cannot link, the file is written in place and may be read before it is whole).
+ */
 function liveRepair(dir: string): RepairHolder | undefined {
-  let h: RepairHolder;
+  const file = join(dir, REPAIR_LOCK);
+  let mtime: number;
   try {
-    h = JSON.parse(readFileSync(join(dir, REPAIR_LOCK), 'utf8')) as RepairHolder;
+    mtime = statSync(file).mtimeMs;
   } catch {
     return undefined;
   }
+  if (Date.now() - mtime > TTL_MS) return undefined;
+  let h: RepairHolder;
+  try {
+    h = JSON.parse(readFileSync(file, 'utf8')) as RepairHolder;
+  } catch {
+    return { host: '?', pid: 0, since: new Date(mtime).toISOString() };
+  }
   return h.host !== hostname() || processAlive(h.pid) ? h : undefined;
+}
+
+/** Where link() is refused (exFAT, vfat, many SMB mounts), the lock is created in place, O_EXCL. */
+function cannotLink(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
 }
 
 export class RepairBusyError extends Error {
@@ -76,7 +96,7 @@ export class RepairBusyError extends Error {
 }
 
 function repairing(dir: string, h: RepairHolder): RepairBusyError {
-  return new RepairBusyError(`\`pipeline cache repair\` (pid ${h.pid} on ${h.host}, since ${h.since}) is rebuilding the index of cache ${dir}; try again when it has finished`);
+  return new RepairBusyError(`\`pipeline cache repair\` (pid ${h.pid} on ${h.host}, since ${h.since}) is rebuilding the index of cache ${dir}; try again when it has finished (its lock, ${join(dir, REPAIR_LOCK)}, counts as dead once it has not been renewed for ${TTL_MS / 1000} s)`);
 }
 
 /** How repair says that someone holds the cache it was asked to rebuild. */
@@ -105,7 +125,12 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
       throw err;
     }
     try {
-      await link(draft, file);
+      try {
+        await link(draft, file);
+      } catch (err) {
+        if (!cannotLink(err)) throw err;
+        await writeFile(file, JSON.stringify(mine), { flag: 'wx' });
+      }
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -120,9 +145,15 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
       await rm(draft, { force: true });
     }
   }
+  const renew = setInterval(() => {
+    const t = new Date();
+    void utimes(file, t, t).catch(() => undefined);
+  }, RENEW_MS);
+  renew.unref();
   try {
     return await body();
   } finally {
+    clearInterval(renew);
     // Only our own file: a stale-lock takeover by another repair must not lose its lock to us.
     const now = await readFile(file, 'utf8').catch(() => '');
     if (now === JSON.stringify(mine)) await rm(file, { force: true });

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { link, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, link, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { nodeKey } from '../keys.js';
@@ -144,8 +144,12 @@ async function repairHeld(dir: string): Promise<RepairReport> {
   if (holder) throw heldForRepair(dir, holder);
 
   const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  // A second name for the damaged file: index.lmdb stays in place until the new one replaces it.
-  await link(indexFile, keptAt);
+  // A second name for the damaged file: index.lmdb stays in place until the new one replaces it
+  // (a copy where the file system cannot link: exFAT, vfat, many SMB mounts).
+  await link(indexFile, keptAt).catch(async (err: NodeJS.ErrnoException) => {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(err.code ?? '')) throw err;
+    await copyFile(indexFile, keptAt);
+  });
   report.damage = { problem, keptAt };
   try {
     const salvaged = await intoPlace(dir, async (into) => {
