@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import { processAlive } from '../util/process.js';
-import { cannotWrite, ReadOnlyCacheError } from './errors.js';
+import { cannotLink, cannotWrite, ReadOnlyCacheError } from './errors.js';
 import type { Store } from './store.js';
 
 /**
@@ -82,11 +82,6 @@ function liveRepair(dir: string): RepairHolder | undefined {
   return h.host !== hostname() || processAlive(h.pid) ? h : undefined;
 }
 
-/** Where link() is refused (exFAT, vfat, many SMB mounts), the lock is created in place, O_EXCL. */
-function cannotLink(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
-}
 
 export class RepairBusyError extends Error {
   constructor(message: string) {
@@ -128,6 +123,7 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
       try {
         await link(draft, file);
       } catch (err) {
+        // Where links are refused, the lock is created in place, O_EXCL.
         if (!cannotLink(err)) throw err;
         await writeFile(file, JSON.stringify(mine), { flag: 'wx' });
       }
@@ -145,18 +141,26 @@ export async function holdingForRepair<T>(dir: string, body: () => Promise<T>): 
       await rm(draft, { force: true });
     }
   }
-  const renew = setInterval(() => {
+  const touch = (): void => {
     const t = new Date();
     void utimes(file, t, t).catch(() => undefined);
-  }, RENEW_MS);
-  renew.unref();
-  try {
-    return await body();
-  } finally {
-    clearInterval(renew);
+  };
+  return renewedWhile(touch, body, async () => {
     // Only our own file: a stale-lock takeover by another repair must not lose its lock to us.
     const now = await readFile(file, 'utf8').catch(() => '');
     if (now === JSON.stringify(mine)) await rm(file, { force: true });
+  });
+}
+
+/** Runs `body` with a hold renewed every RENEW_MS (unrenewed for TTL_MS, it reads as dead), then releases it. */
+async function renewedWhile<T>(renew: () => void, body: () => Promise<T>, release: () => Promise<void>): Promise<T> {
+  const timer = setInterval(renew, RENEW_MS);
+  timer.unref();
+  try {
+    return await body();
+  } finally {
+    clearInterval(timer);
+    await release();
   }
 }
 
@@ -211,17 +215,13 @@ export async function holdingCache<T>(store: Store, use: CacheUse, what: string,
     await db.remove(id);
     throw repairing(store.dir, repair);
   }
-  const renew = setInterval(() => {
+  const renew = (): void => {
     store.root.transactionSync(() => {
       const mine = db.get(id);
       if (mine) db.putSync(id, { ...mine, expires: Date.now() + TTL_MS });
     });
-  }, RENEW_MS);
-  renew.unref();
-  try {
-    return await body();
-  } finally {
-    clearInterval(renew);
+  };
+  return renewedWhile(renew, body, async () => {
     await db.remove(id);
-  }
+  });
 }

@@ -42,6 +42,14 @@ export function cannotWrite(err: unknown): boolean {
   return code !== undefined && CANNOT_WRITE.has(code);
 }
 
+const CANNOT_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** A file system that refuses hard links (exFAT, vfat, many SMB mounts): the caller falls back to a copy or an O_EXCL create. */
+export function cannotLink(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && CANNOT_LINK.has(code);
+}
+
 /** A write to a cache this user may only read (another user's, a read-only mount). */
 export class ReadOnlyCacheError extends Error {
   constructor(

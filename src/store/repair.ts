@@ -6,6 +6,7 @@ import { nodeKey } from '../keys.js';
 import { digestJSON } from '../util/hash.js';
 import type { Artifact, Manifest } from './artifacts.js';
 import { heldForRepair, holdingForRepair, liveHolders } from './cache-lock.js';
+import { cannotLink } from './errors.js';
 import { padIndexFile } from './index-file.js';
 import { probeIndex, runIndexChild } from './index-probe.js';
 import { assertManifestNames, Store } from './store.js';
@@ -146,8 +147,8 @@ async function repairHeld(dir: string): Promise<RepairReport> {
   const keptAt = `${indexFile}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   // A second name for the damaged file: index.lmdb stays in place until the new one replaces it
   // (a copy where the file system cannot link: exFAT, vfat, many SMB mounts).
-  await link(indexFile, keptAt).catch(async (err: NodeJS.ErrnoException) => {
-    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(err.code ?? '')) throw err;
+  await link(indexFile, keptAt).catch(async (err: unknown) => {
+    if (!cannotLink(err)) throw err;
     await copyFile(indexFile, keptAt);
   });
   report.damage = { problem, keptAt };
