@@ -155,7 +155,10 @@ export class LocalExecutor implements Executor {
           finish({ ok: false, interrupted: signal.aborted, error }, msg.rss <= this.maxRss);
         }
       };
-      w.onExit = (how) => finish({ ok: false, interrupted: signal.aborted, error: error ?? `worker exited with ${how}${faultHint(how, job.cacheDir)}` }, false);
+      // A worker killed by INT or TERM got the terminal's Ctrl-C (or a job runner's stop) through
+      // the process group, maybe before its handlers were set and before this process's own
+      // handler aborted the run: it was interrupted, not failed.
+      w.onExit = (how) => finish({ ok: false, interrupted: signal.aborted || how === 'SIGINT' || how === 'SIGTERM', error: error ?? `worker exited with ${how}${faultHint(how, job.cacheDir)}` }, false);
       if (w.exited !== undefined) {
         w.onExit(w.exited);
         return;
