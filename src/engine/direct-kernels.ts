@@ -1,7 +1,7 @@
 // Kernels called straight from the backend's registry, outside tfjs's engine: no gradient
 // tape, no saved copies (an Identity per tensor saved for backward), no scopes or tensor
 // tracking. For a fixed sequence of kernel calls whose lifetimes the caller knows (a training
-// step graph, src/ml/models/resnet/step.ts); the same kernels as through the engine, so the
+// step graph, src/ml/models/resnet/step.ts and vit/step.ts); the same kernels as through the engine, so the
 // same values. The step of a small model was about a third engine bookkeeping.
 
 import type * as tfTypes from '@tensorflow/tfjs';
@@ -57,6 +57,15 @@ export class DirectKernels {
   /** The same data seen with another shape (no copy; freed with the original). */
   reshaped(info: TensorInfo, shape: number[]): TensorInfo {
     return { dataId: info.dataId, shape, dtype: info.dtype };
+  }
+
+  /** An output seen with another shape from now on (no copy): the result is what is owned
+   *  and freed; the original is not to be used again. */
+  reshapedOwned(info: TensorInfo, shape: number[]): TensorInfo {
+    if (!this.owned.delete(info)) throw new Error('direct kernels: reshapedOwned() of data this run does not own');
+    const out = { dataId: info.dataId, shape, dtype: info.dtype };
+    this.owned.add(out);
+    return out;
   }
 
   /** Hands an output to the engine as an ordinary tensor (the caller disposes it). */

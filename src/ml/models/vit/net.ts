@@ -10,12 +10,13 @@ import { gelu, layerNorm, linear, type ForwardOptions } from '../layers.js';
 import type { FamilyNet } from '../net.js';
 import { param, type ParamMap } from '../params.js';
 import { resampleMatrix } from './pos-embed.js';
-import { gridSize, type ViTConfig } from './spec.js';
+import { vitInferLogits, vitTrainStep } from './step.js';
+import { attentionScale, blockLayers, EMBED, gridSize, type ViTConfig } from './spec.js';
 
 /** The position embedding for a g x g grid: the parameter itself, or (another input size)
  *  resampled as timm does, differentiably, through the same bicubic matrices. */
 function posEmbed(cfg: ViTConfig, params: ParamMap, g: number): tf.Tensor2D {
-  const pos = param(params, 'pos_embed');
+  const pos = param(params, EMBED.pos);
   const [, n, D] = pos.shape;
   const flat = tf.reshape(pos, [n, D]) as tf.Tensor2D;
   const g0 = gridSize(cfg);
@@ -33,20 +34,20 @@ function posEmbed(cfg: ViTConfig, params: ParamMap, g: number): tf.Tensor2D {
 /** Receives a block's attention probabilities, [B*H, T, T], while the forward runs. */
 type AttentionSink = (probs: tf.Tensor3D) => void;
 
-function attention(cfg: ViTConfig, params: ParamMap, prefix: string, x: tf.Tensor2D, B: number, T: number, sink?: AttentionSink): tf.Tensor2D {
+function attention(cfg: ViTConfig, params: ParamMap, qkvName: string, projName: string, x: tf.Tensor2D, B: number, T: number, sink?: AttentionSink): tf.Tensor2D {
   const D = cfg.dim;
   const H = cfg.heads;
   const hd = D / H;
-  const qkv = linear(params, `${prefix}.qkv`, x, cfg.qkvBias);
+  const qkv = linear(params, qkvName, x, cfg.qkvBias);
   // torch reshapes qkv to (B, T, 3, H, hd): columns are [q | k | v], heads contiguous.
   const [q, k, v] = tf.split(qkv, 3, 1);
   const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]) as tf.Tensor3D;
-  const scores = tf.matMul(heads(tf.mul(q, hd ** -0.5)), heads(k), false, true);
+  const scores = tf.matMul(heads(tf.mul(q, attentionScale(cfg))), heads(k), false, true);
   const attn = tf.softmax(scores, -1) as tf.Tensor3D;
   sink?.(attn);
   const o = tf.matMul(attn, heads(v));
   const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, D]) as tf.Tensor2D;
-  return linear(params, `${prefix}.proj`, merged);
+  return linear(params, projName, merged);
 }
 
 /** Token states after every block, [B*T, D]; `lastSink` sees the last block's attention.
@@ -58,18 +59,18 @@ function encode(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, lastSink?: Att
   const D = cfg.dim;
   const T = g * g + 1;
   const patches = tf.add(
-    tf.conv2d(x, param(params, 'patch_embed.proj.weight') as tf.Tensor4D, cfg.patchSize, 'valid'),
-    param(params, 'patch_embed.proj.bias'),
+    tf.conv2d(x, param(params, EMBED.patchWeight) as tf.Tensor4D, cfg.patchSize, 'valid'),
+    param(params, EMBED.patchBias),
   );
-  const cls = tf.broadcastTo(param(params, 'cls_token'), [B, 1, D]);
+  const cls = tf.broadcastTo(param(params, EMBED.cls), [B, 1, D]);
   const tokens = tf.concat([cls, tf.reshape(patches, [B, g * g, D])], 1);
   let t = tf.reshape(tf.add(tokens, posEmbed(cfg, params, g)), [B * T, D]) as tf.Tensor2D;
   for (let i = 0; i < cfg.depth; i++) {
-    const b = `blocks.${i}`;
+    const l = blockLayers(i);
     const sink = i === cfg.depth - 1 ? lastSink : undefined;
-    t = tf.add(t, attention(cfg, params, `${b}.attn`, layerNorm(params, `${b}.norm1`, t, cfg.eps), B, T, sink));
-    const hidden = gelu(linear(params, `${b}.mlp.fc1`, layerNorm(params, `${b}.norm2`, t, cfg.eps)));
-    t = tf.add(t, linear(params, `${b}.mlp.fc2`, hidden));
+    t = tf.add(t, attention(cfg, params, l.qkv, l.proj, layerNorm(params, l.norm1, t, cfg.eps), B, T, sink));
+    const hidden = gelu(linear(params, l.fc1, layerNorm(params, l.norm2, t, cfg.eps)));
+    t = tf.add(t, linear(params, l.fc2, hidden));
   }
   return { t, B, T };
 }
@@ -81,7 +82,7 @@ function features(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, _opts: Forwa
     const D = cfg.dim;
     // LayerNorm is per token, so normalising only the CLS equals timm's norm-then-pick.
     const clsOut = tf.reshape(tf.slice(tf.reshape(t, [B, T, D]), [0, 0, 0], [B, 1, D]), [B, D]) as tf.Tensor2D;
-    return layerNorm(params, 'norm', clsOut, cfg.eps);
+    return layerNorm(params, EMBED.norm, clsOut, cfg.eps);
   });
 }
 
@@ -100,4 +101,4 @@ function clsAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tens
   });
 }
 
-export const VIT_NET: FamilyNet<ViTConfig> = { features, clsAttention };
+export const VIT_NET: FamilyNet<ViTConfig> = { features, clsAttention, trainStep: vitTrainStep, inferLogits: vitInferLogits };

@@ -22,6 +22,30 @@ export function gridSize(cfg: ViTConfig, imageSize = cfg.imageSize): number {
   return imageSize / cfg.patchSize;
 }
 
+/** One pre-norm block's layers by parameter prefix: x + proj(attn(qkv(norm1(x)))), then
+ *  x + fc2(gelu(fc1(norm2(x)))). The tfjs forward and the step graph both read this. */
+export interface BlockLayers {
+  norm1: string;
+  qkv: string;
+  proj: string;
+  norm2: string;
+  fc1: string;
+  fc2: string;
+}
+
+export function blockLayers(i: number): BlockLayers {
+  const b = `blocks.${i}`;
+  return { norm1: `${b}.norm1`, qkv: `${b}.attn.qkv`, proj: `${b}.attn.proj`, norm2: `${b}.norm2`, fc1: `${b}.mlp.fc1`, fc2: `${b}.mlp.fc2` };
+}
+
+/** The embedding's and the final norm's parameters. */
+export const EMBED = { patchWeight: 'patch_embed.proj.weight', patchBias: 'patch_embed.proj.bias', cls: 'cls_token', pos: 'pos_embed', norm: 'norm' } as const;
+
+/** timm's attention scale, head_dim ** -0.5, applied to q before q.k^T. */
+export function attentionScale(cfg: ViTConfig): number {
+  return (cfg.dim / cfg.heads) ** -0.5;
+}
+
 export function vitParams(cfg: ViTConfig): FamilyParam[] {
   if (cfg.dim % cfg.heads !== 0) throw new Error(`vit: dim ${cfg.dim} is not divisible by ${cfg.heads} heads`);
   const D = cfg.dim;
@@ -41,24 +65,24 @@ export function vitParams(cfg: ViTConfig): FamilyParam[] {
   const fanIn = cfg.channels * cfg.patchSize * cfg.patchSize;
   const out: FamilyParam[] = [
     // timm: normal_(cls_token, std=1e-6), trunc_normal_(pos_embed, std=.02).
-    p('cls_token', [1, 1, D], 'plain', { kind: 'normal', std: 1e-6 }),
-    p('pos_embed', [1, g * g + 1, D], 'plain', tn),
+    p(EMBED.cls, [1, 1, D], 'plain', { kind: 'normal', std: 1e-6 }),
+    p(EMBED.pos, [1, g * g + 1, D], 'plain', tn),
     // The patch conv is not an nn.Linear, so timm leaves it at PyTorch's Conv2d default.
-    p('patch_embed.proj.weight', [D, cfg.channels, cfg.patchSize, cfg.patchSize], 'conv', { kind: 'torchDefaultWeight' }),
-    p('patch_embed.proj.bias', [D], 'plain', { kind: 'torchDefaultBias', fanIn }),
+    p(EMBED.patchWeight, [D, cfg.channels, cfg.patchSize, cfg.patchSize], 'conv', { kind: 'torchDefaultWeight' }),
+    p(EMBED.patchBias, [D], 'plain', { kind: 'torchDefaultBias', fanIn }),
   ];
   for (let i = 0; i < cfg.depth; i++) {
-    const b = `blocks.${i}`;
+    const l = blockLayers(i);
     out.push(
-      ...norm(`${b}.norm1`),
-      ...linear(`${b}.attn.qkv`, 3 * D, D, cfg.qkvBias),
-      ...linear(`${b}.attn.proj`, D, D),
-      ...norm(`${b}.norm2`),
-      ...linear(`${b}.mlp.fc1`, H, D),
-      ...linear(`${b}.mlp.fc2`, D, H),
+      ...norm(l.norm1),
+      ...linear(l.qkv, 3 * D, D, cfg.qkvBias),
+      ...linear(l.proj, D, D),
+      ...norm(l.norm2),
+      ...linear(l.fc1, H, D),
+      ...linear(l.fc2, D, H),
     );
   }
-  out.push(...norm('norm'));
+  out.push(...norm(EMBED.norm));
   out.push(p('head.weight', [cfg.numClasses, D], 'linear', tn), p('head.bias', [cfg.numClasses], 'plain', zero));
   return out;
 }
