@@ -14,7 +14,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
-import { clsAttention, forward, trainStep } from '../src/ml/models/forward.js';
+import { clsAttention, features, forward, trainStep } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
 import { modelSpec } from '../src/ml/models/registry.js';
 import { initState } from '../src/ml/models/state.js';
@@ -147,8 +147,10 @@ test('the ViT step graph declines where it does not apply: cpu backend, one-logi
   }
 });
 
-/** Eval logits from moved weights, through the graph or (MEDPIPE_STEP_GRAPH=0) the tfjs forward. */
-function evalLogits(c: Case, backend: 'cpu' | 'wasm', graph: boolean): Float32Array {
+/** Eval logits (or, with `feats`, features() in training mode, as DINO's teacher and the
+ *  k-NN monitor take them) from moved weights, through the graph or (MEDPIPE_STEP_GRAPH=0)
+ *  the tfjs forward. */
+function evalLogits(c: Case, backend: 'cpu' | 'wasm', graph: boolean, feats = false): Float32Array {
   tf.setBackend(backend);
   const { spec, params } = model(c, 12);
   const rng = new Random(c.size * 17 + c.batch);
@@ -157,7 +159,8 @@ function evalLogits(c: Case, backend: 'cpu' | 'wasm', graph: boolean): Float32Ar
   try {
     return tf.tidy(() => {
       const x = tf.tensor4d(rng.values(c.batch * c.size * c.size * 3), [c.batch, c.size, c.size, 3]);
-      return Float32Array.from(forward(spec, params, x, { training: false }).dataSync());
+      const y = feats ? features(spec, params, x, { training: true }) : forward(spec, params, x, { training: false });
+      return Float32Array.from(y.dataSync());
     });
   } finally {
     if (saved === undefined) delete process.env['MEDPIPE_STEP_GRAPH'];
@@ -166,13 +169,14 @@ function evalLogits(c: Case, backend: 'cpu' | 'wasm', graph: boolean): Float32Ar
   }
 }
 
-test('the ViT eval graph gives forward()\'s logits bit for bit on wasm and the cpu backend\'s within float32 rounding', { skip }, () => {
+test('the ViT eval graph gives forward()\'s logits and features() bit for bit on wasm and the cpu backend\'s within float32 rounding', { skip }, () => {
   tf.setBackend('wasm');
   const be = tf.backend() as BackendWasm;
   const ids = be.dataIdMap.numDataIds();
   for (const c of CASES) {
     const graph = evalLogits(c, 'wasm', true);
     assert.deepEqual(graph, evalLogits(c, 'wasm', false), `${c.model}@${c.size}: wasm`);
+    assert.deepEqual(evalLogits(c, 'wasm', true, true), evalLogits(c, 'wasm', false, true), `${c.model}@${c.size}: features`);
     if (c.cpu) {
       const e = relErr(graph, evalLogits(c, 'cpu', true), `${c.model}@${c.size}: cpu`);
       assert.ok(e < 1e-4, `${c.model}@${c.size}: rel. error ${e.toExponential(2)} against cpu`);

@@ -20,7 +20,7 @@ function netOf(spec: ModelSpec): FamilyNet<ModelConfig> {
   return NETS[spec.config.family] as FamilyNet<ModelConfig>;
 }
 
-/** The families' step graphs (trainStep, and forward() in eval mode) unless MEDPIPE_STEP_GRAPH=0. */
+/** The families' step graphs (trainStep, forward() in eval mode, features() off the tape) unless MEDPIPE_STEP_GRAPH=0. */
 const stepGraphOn = (): boolean => process.env['MEDPIPE_STEP_GRAPH'] !== '0';
 
 function checkInput(spec: ModelSpec, x: tf.Tensor4D): void {
@@ -46,7 +46,7 @@ export function forward(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts:
  * One training step's loss (softmax cross-entropy of `onehot`, summed over the batch and
  * times `scale`: 1 / N is the mean) and gradients, keyed as tf.variableGrads keys them,
  * computed without tfjs's gradient tape where the family has a step graph and the backend
- * runs it (ResNet on wasm with the native kernels); undefined elsewhere, and the caller runs
+ * runs it (ResNet and ViT on wasm with the native kernels); undefined elsewhere, and the caller runs
  * forward() under tf.variableGrads. MEDPIPE_STEP_GRAPH=0 switches the step graphs off.
  */
 export function trainStep(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, onehot: tf.Tensor2D, scale: number, opts: TrainStepOptions = {}): TrainStepResult | undefined {
@@ -59,6 +59,10 @@ export function trainStep(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, one
 /** Features before the head (pooled for CNNs, normed CLS for ViT), for DINO or probing. */
 export function features(spec: ModelSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   checkInput(spec, x);
+  if (stepGraphOn()) {
+    const direct = netOf(spec).inferFeatures?.(spec.config, params, x, opts);
+    if (direct) return direct;
+  }
   return netOf(spec).features(spec.config, params, x, opts);
 }
 

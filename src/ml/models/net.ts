@@ -35,6 +35,10 @@ export interface FamilyNet<C> {
    *  and the backend runs it (never while a gradient tape records); undefined otherwise.
    *  Same values as the classifier on features() with training off. */
   inferLogits?(cfg: C, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined;
+  /** features() computed the same way, where the family has that, the options change
+   *  nothing in its forward (a ViT's: no dropout, no BatchNorm) and the backend runs it; never
+   *  while a gradient tape records. Undefined otherwise. */
+  inferFeatures?(cfg: C, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D | undefined;
   /** A transformer's last-block attention from the CLS token to all tokens, [B, heads, T]. */
   clsAttention?(cfg: C, params: ParamMap, x: tf.Tensor4D): tf.Tensor3D;
 }

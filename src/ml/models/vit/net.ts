@@ -10,7 +10,7 @@ import { gelu, layerNorm, linear, type ForwardOptions } from '../layers.js';
 import type { FamilyNet } from '../net.js';
 import { param, type ParamMap } from '../params.js';
 import { resampleMatrix } from './pos-embed.js';
-import { vitInferLogits, vitTrainStep } from './step.js';
+import { vitInferFeatures, vitInferLogits, vitTrainStep } from './step.js';
 import { attentionScale, blockLayers, EMBED, gridSize, type ViTConfig } from './spec.js';
 
 /** The position embedding for a g x g grid: the parameter itself, or (another input size)
@@ -101,4 +101,4 @@ function clsAttention(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tens
   });
 }
 
-export const VIT_NET: FamilyNet<ViTConfig> = { features, clsAttention, trainStep: vitTrainStep, inferLogits: vitInferLogits };
+export const VIT_NET: FamilyNet<ViTConfig> = { features, clsAttention, trainStep: vitTrainStep, inferLogits: vitInferLogits, inferFeatures: vitInferFeatures };

@@ -358,12 +358,8 @@ export function vitTrainStep(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, o
   }
 }
 
-/**
- * Eval logits [B, numClasses], the same kernels as forward() (ViT has no train/eval
- * difference), or undefined where that does not apply, or while a gradient tape records
- * (attention maps and gradient checks differentiate the forward; these calls are not taped).
- */
-export function vitInferLogits(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined {
+/** The forward without the tape: the final-normed CLS [B, D], then (with `head`) the logits. */
+function inferGraph(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, head: boolean): tf.Tensor2D | undefined {
   if (tf.engine().isTapeOn()) return undefined;
   const s = shapeOf(cfg, params, x, INFER_KERNELS);
   if (s === undefined) return undefined;
@@ -372,10 +368,23 @@ export function vitInferLogits(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D)
     const g = new Graph(k, cfg, params, s);
     let t = g.embed(x);
     for (let i = 0; i < cfg.depth; i++) t = g.block(t, i);
-    const clsOut = g.cls(t);
-    const n = g.norm(clsOut, EMBED.norm);
-    return k.tensor<tf.Tensor2D>(g.linear(n.y, VIT.classifier));
+    const n = g.norm(g.cls(t), EMBED.norm);
+    return k.tensor<tf.Tensor2D>(head ? g.linear(n.y, VIT.classifier) : n.y);
   } finally {
     k.dispose();
   }
+}
+
+/**
+ * Eval logits [B, numClasses], the same kernels as forward() (ViT has no train/eval
+ * difference), or undefined where that does not apply, or while a gradient tape records
+ * (attention maps and gradient checks differentiate the forward; these calls are not taped).
+ */
+export function vitInferLogits(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined {
+  return inferGraph(cfg, params, x, true);
+}
+
+/** features() the same way (DINO's teacher, the k-NN monitor), under the same conditions. */
+export function vitInferFeatures(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D): tf.Tensor2D | undefined {
+  return inferGraph(cfg, params, x, false);
 }
