@@ -195,9 +195,10 @@ class Graph {
   }
 }
 
-/** The LayerNorm's backward: d input; its weight and bias gradients go to `keep`; frees its saved values but x. */
+/** Takes a parameter's gradient (by parameter name), or frees it for a frozen parameter. */
 type Keep = (name: string, g: TensorInfo, shape?: number[]) => void;
 
+/** The LayerNorm's backward: d input; its weight and bias gradients go to `keep`; frees its saved values but x. */
 function normBack(g: Graph, n: NormSaved, prefix: string, dy: TensorInfo, keep: Keep): TensorInfo {
   const [dx, dscale, doffset] = g.k.run(LN_GRAD, { dy, x: n.x, mean: n.mean, rstd: n.rstd, scale: g.p(`${prefix}.weight`) });
   keep(`${prefix}.weight`, dscale!);
