@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
-import { setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, setNativeKernels } from '../src/engine/wasm-kernels.js';
 import { batchNormReluInference, batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
@@ -344,6 +344,32 @@ test('fused BatchNorm + residual + ReLU (one kernel each way) matches relu(bn(x)
       tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(fused(a, c, d), w)))([xs, g, b]), 2e-4);
     same(`bn+residual+relu gradients ${shape}`, inputs, (xs, g, b, r, w) =>
       tf.grads((a: T, c: T, d: T, e: T) => tf.sum(tf.mul(fused(a, c, d, e), w)))([xs, g, b, r]), 2e-4);
+  }
+});
+
+test('BN+ReLU training gradient with dy2 (a block input\'s two gradients) equals the gradient of Add(dy, dy2), bit for bit', { skip }, () => {
+  tf.setBackend('wasm');
+  try {
+    // [8, 12, 12, 64] spans several row chunks of both passes; [3, 9, 1, 130] a ragged C.
+    for (const shape of [[2, 5, 7, 3], [8, 12, 12, 64], [3, 9, 1, 130]]) {
+      const C = shape[3]!;
+      const [x, dyA, dyB] = [F(shape), F(shape), F(shape)].map((a) => tf.tensor(a.data, a.shape));
+      const [scale, offset] = [F([C]), F([C])].map((a) => tf.tensor(a.data, a.shape));
+      const attrs = { varianceEpsilon: 1e-5 };
+      const [y, mean, variance] = tf.engine().runKernel(BN_RELU_TRAIN, { x: x!, scale: scale!, offset: offset! }, attrs) as tf.Tensor[];
+      for (const residual of [false, true]) {
+        const saved = { x: x!, y: y!, mean: mean!, variance: variance!, scale: scale! };
+        const sum = tf.add(dyA!, dyB!);
+        const ref = tf.engine().runKernel(BN_RELU_TRAIN_GRAD, { dy: sum, ...saved }, { ...attrs, residual }) as tf.Tensor[];
+        const got = tf.engine().runKernel(BN_RELU_TRAIN_GRAD, { dy: dyA!, dy2: dyB!, ...saved }, { ...attrs, residual }) as tf.Tensor[];
+        assert.equal(got.length, residual ? 4 : 3);
+        got.forEach((g, i) => assert.deepEqual(g.dataSync(), ref[i]!.dataSync(), `${shape} residual ${residual} output ${i}`));
+        tf.dispose([sum, ...ref, ...got]);
+      }
+      tf.dispose([x!, dyA!, dyB!, scale!, offset!, y!, mean!, variance!]);
+    }
+  } finally {
+    tf.setBackend('cpu');
   }
 });
 

@@ -28,25 +28,45 @@ MP_CLONES void rows_sum(long r0, long r1, long C, const float* __restrict x, dou
     for (long k = 0; k < C; k++) acc[k] += xr[k];
   }
 }
-MP_CLONES void rows_sq(long r0, long r1, long C, const float* __restrict x, const double* __restrict mean, double* __restrict acc) {
+// acc[c] += d, acc[C + c] += d * d with d = x - shift[c] (float64): a channel's sum and sum
+// of squares in one read of x. The shift (one value of the channel) keeps the variance from
+// cancelling when the mean is far from zero: var = E[d^2] - E[d]^2 with |E[d]| ~ one std.
+MP_CLONES void rows_sum_sq(long r0, long r1, long C, const float* __restrict x, const double* __restrict shift,
+                           double* __restrict acc) {
+  double* acc2 = acc + C;
   for (long r = r0; r < r1; r++) {
     const float* xr = x + r * C;
-    for (long k = 0; k < C; k++) { const double d = xr[k] - mean[k]; acc[k] += d * d; }
+    for (long k = 0; k < C; k++) { const double d = xr[k] - shift[k]; acc[k] += d; acc2[k] += d * d; }
   }
 }
-// acc[c] += g, acc[C + c] += g (x - mean), g = dy masked by y > 0 when y is given (and then
-// written to gout when given: the residual's gradient, read again by the dx pass).
-MP_CLONES void rows_grad_sums(long r0, long r1, long C, const float* __restrict dy, const float* __restrict y,
-                              const float* __restrict x, const float* __restrict mean, double* __restrict acc,
-                              float* __restrict gout) {
+// acc[c] += g, acc[C + c] += g (x - mean), g = dy (+ dy2, in float32: the Add of a block
+// input's two gradients, fused) masked by y > 0 when y is given (and then written to gout
+// when given: the residual's gradient, read again by the dx pass).
+MP_CLONES void rows_grad_sums(long r0, long r1, long C, const float* __restrict dy, const float* __restrict dy2,
+                              const float* __restrict y, const float* __restrict x, const float* __restrict mean,
+                              double* __restrict acc, float* __restrict gout) {
   double* acc2 = acc + C;
   for (long r = r0; r < r1; r++) {
     const long at = r * C;
-    if (y && gout) {
+    if (y && gout && dy2) {
+      for (long c = 0; c < C; c++) {
+        const float gf = relu_mask(y[at + c], dy[at + c] + dy2[at + c]);
+        gout[at + c] = gf;
+        const double g = gf;
+        acc[c] += g;
+        acc2[c] += g * ((double)x[at + c] - mean[c]);
+      }
+    } else if (y && gout) {
       for (long c = 0; c < C; c++) {
         const float gf = relu_mask(y[at + c], dy[at + c]);
         gout[at + c] = gf;
         const double g = gf;
+        acc[c] += g;
+        acc2[c] += g * ((double)x[at + c] - mean[c]);
+      }
+    } else if (y && dy2) {
+      for (long c = 0; c < C; c++) {
+        const double g = relu_mask(y[at + c], dy[at + c] + dy2[at + c]);
         acc[c] += g;
         acc2[c] += g * ((double)x[at + c] - mean[c]);
       }
@@ -86,13 +106,19 @@ MP_CLONES void rows_norm(long r0, long r1, long C, const float* __restrict x, co
     }
   }
 }
-// dx = k1 (g - k2 - (x - mean) k3), g = dy masked by y > 0 when y is given, rows [r0, r1).
-MP_CLONES void rows_bn_dx(long r0, long r1, long C, const float* __restrict dy, const float* __restrict y,
-                          const float* __restrict x, const float* __restrict mean, const float* __restrict k1,
-                          const float* __restrict k2, const float* __restrict k3, float* __restrict dx) {
+// dx = k1 (g - k2 - (x - mean) k3), g = dy (+ dy2) masked by y > 0 when y is given, rows [r0, r1).
+MP_CLONES void rows_bn_dx(long r0, long r1, long C, const float* __restrict dy, const float* __restrict dy2,
+                          const float* __restrict y, const float* __restrict x, const float* __restrict mean,
+                          const float* __restrict k1, const float* __restrict k2, const float* __restrict k3,
+                          float* __restrict dx) {
   for (long r = r0; r < r1; r++) {
     const long at = r * C;
-    if (y) {
+    if (y && dy2) {
+      for (long k = 0; k < C; k++) {
+        const float g = relu_mask(y[at + k], dy[at + k] + dy2[at + k]);
+        dx[at + k] = k1[k] * (g - k2[k] - (x[at + k] - mean[k]) * k3[k]);
+      }
+    } else if (y) {
       for (long k = 0; k < C; k++) {
         const float g = relu_mask(y[at + k], dy[at + k]);
         dx[at + k] = k1[k] * (g - k2[k] - (x[at + k] - mean[k]) * k3[k]);
@@ -132,7 +158,7 @@ void for_rows(long rows, long C, F&& f) {
 // BatchNorm gradient sums: [c] = sum dy, [C + c] = sum dy * (x - mean[c]).
 std::vector<double> bn_grad_sums(long rows, long C, const float* dy, const float* x, const float* mean) {
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, nullptr, x, mean, acc, nullptr); });
+  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, nullptr, nullptr, x, mean, acc, nullptr); });
   return s;
 }
 
@@ -223,20 +249,21 @@ void op_bn_relu(const Call& c) {
 
 namespace {
 
-// Batch mean and biased variance (two passes, float64), then y = bn(x) (+ residual), ReLU'd
-// when `relu`: the whole ResNet "BN (+ identity) -> ReLU" tail in three passes over x.
+// Batch mean and biased variance (one pass: shifted sums and sums of squares, float64),
+// then y = bn(x) (+ residual), ReLU'd when `relu`: the whole ResNet "BN (+ identity) -> ReLU"
+// tail in two passes over x.
 void bn_train(long rows, long C, const float* x, const float* scale, const float* offset, const float* residual,
               bool relu, float eps, float* y, float* mean_out, float* var_out) {
+  std::vector<double> shift(C);
+  for (long k = 0; k < C; k++) shift[k] = x[k];
   std::vector<double> s;
-  channel_sums(rows, C, 1, s, [&](long r0, long r1, double* acc) { rows_sum(r0, r1, C, x, acc); });
-  std::vector<double> mean(C);
-  for (long k = 0; k < C; k++) mean[k] = s[k] / rows;
-  std::vector<double> q;
-  channel_sums(rows, C, 1, q, [&](long r0, long r1, double* acc) { rows_sq(r0, r1, C, x, mean.data(), acc); });
+  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_sum_sq(r0, r1, C, x, shift.data(), acc); });
   std::vector<float> var(C), mf(C);
   for (long k = 0; k < C; k++) {
-    mf[k] = mean_out[k] = (float)mean[k];
-    var[k] = var_out[k] = (float)(q[k] / rows);
+    const double d = s[k] / rows;
+    mf[k] = mean_out[k] = (float)(shift[k] + d);
+    const double v = s[C + k] / rows - d * d;  // < 0 only by rounding; NaN stays
+    var[k] = var_out[k] = (float)(v < 0 ? 0.0 : v);
   }
   if (!residual && !relu) return batch_norm(rows, C, x, mf.data(), var.data(), scale, offset, eps, y);
   std::vector<float> mul(C), add(C);
@@ -254,16 +281,16 @@ void bn_train(long rows, long C, const float* x, const float* scale, const float
 // dx = scale * rstd * (g - mean(g) - (x - mean) * rstd^2 * mean(g * (x - mean))),
 // dscale = rstd * sum(g * (x - mean)), doffset = sum(g); g itself into `dres` when given
 // (the gradient of a residual added before the ReLU).
-void bn_train_grad(long rows, long C, const float* dy, const float* x, const float* y, const float* mean,
-                   const float* var, const float* scale, float eps, float* dx, float* dscale, float* doffset,
-                   float* dres) {
+void bn_train_grad(long rows, long C, const float* dy, const float* dy2, const float* x, const float* y,
+                   const float* mean, const float* var, const float* scale, float eps, float* dx, float* dscale,
+                   float* doffset, float* dres) {
   // With a residual, the masked gradient is written once by the sums' pass (it is the
   // residual's gradient) and the dx pass reads it unmasked.
   float* gout = y ? dres : nullptr;
   std::vector<double> s;
-  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, y, x, mean, acc, gout); });
+  channel_sums(rows, C, 2, s, [&](long r0, long r1, double* acc) { rows_grad_sums(r0, r1, C, dy, dy2, y, x, mean, acc, gout); });
   const float* g = gout ? gout : dy;
-  if (gout) y = nullptr;
+  if (gout) { y = nullptr; dy2 = nullptr; }
   std::vector<float> k1(C), k2(C), k3(C);
   for (long k = 0; k < C; k++) {
     const double rstd = 1.0 / std::sqrt((double)var[k] + eps);
@@ -274,7 +301,7 @@ void bn_train_grad(long rows, long C, const float* dy, const float* x, const flo
     k3[k] = (float)(rstd * rstd * s[C + k] / rows);
   }
   const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
-  for_rows(rows, C, [&](long r0, long r1) { rows_bn_dx(r0, r1, C, g, y, x, mean, p1, p2, p3, dx); });
+  for_rows(rows, C, [&](long r0, long r1) { rows_bn_dx(r0, r1, C, g, dy2, y, x, mean, p1, p2, p3, dx); });
 }
 
 }  // namespace
@@ -293,7 +320,7 @@ void op_bn_train_grad(const Call& c) {
   long rows, C;
   sizes(c, 1, rows, C);
   const double n = (double)rows * C;
-  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), nullptr, c.span(c.arg[4], C), c.span(c.arg[5], C),
+  bn_train_grad(rows, C, c.span(c.arg[2], n), nullptr, c.span(c.arg[3], n), nullptr, c.span(c.arg[4], C), c.span(c.arg[5], C),
                 c.optional(c.arg[6], C), (float)c.arg[7], c.span(c.arg[8], n), c.span(c.arg[9], C),
                 c.span(c.arg[10], C), nullptr);
 }
@@ -309,13 +336,14 @@ void op_bn_relu_train(const Call& c) {
 }
 
 // bnReluTrainGrad [rows, C, dy, x, y, mean, variance, scale (-1), eps, dx, dscale, doffset,
-// dresidual (-1)]: the gradients of bnReluTrain, y its output (the ReLU's mask).
+// dresidual (-1), dy2 (-1)]: the gradients of bnReluTrain, y its output (the ReLU's mask);
+// the incoming gradient is dy + dy2 (added in float32, as an Add before it) when dy2 is given.
 void op_bn_relu_train_grad(const Call& c) {
   long rows, C;
   sizes(c, 1, rows, C);
   const double n = (double)rows * C;
-  bn_train_grad(rows, C, c.span(c.arg[2], n), c.span(c.arg[3], n), c.span(c.arg[4], n), c.span(c.arg[5], C),
-                c.span(c.arg[6], C), c.optional(c.arg[7], C), (float)c.arg[8], c.span(c.arg[9], n),
+  bn_train_grad(rows, C, c.span(c.arg[2], n), c.optional(c.arg[13], n), c.span(c.arg[3], n), c.span(c.arg[4], n),
+                c.span(c.arg[5], C), c.span(c.arg[6], C), c.optional(c.arg[7], C), (float)c.arg[8], c.span(c.arg[9], n),
                 c.span(c.arg[10], C), c.span(c.arg[11], C), c.optional(c.arg[12], n));
 }
 

@@ -17,7 +17,7 @@ const OpDef OPS[] = {
     {"bnTrain", 9, 0, op_bn_train},
     {"bnTrainGrad", 11, 0, op_bn_train_grad},
     {"bnReluTrain", 10, 0, op_bn_relu_train},
-    {"bnReluTrainGrad", 13, 0, op_bn_relu_train_grad},
+    {"bnReluTrainGrad", 14, 0, op_bn_relu_train_grad},
     {"layerNorm", 9, 0, op_layer_norm},
     {"layerNormGrad", 10, 0, op_layer_norm_grad},
     {"maxPoolGrad", 17, 0, op_max_pool_grad},

@@ -26,7 +26,7 @@ const OPS = {
   bnTrain: [9, 0],
   bnTrainGrad: [11, 0],
   bnReluTrain: [10, 0],
-  bnReluTrainGrad: [13, 0],
+  bnReluTrainGrad: [14, 0],
   layerNorm: [9, 0],
   layerNormGrad: [10, 0],
   maxPoolGrad: [17, 0],

@@ -163,7 +163,9 @@ export function batchNormReluTrain(tf: Tf): KernelFunc {
 }
 
 /** [dx, dscale, doffset] (and dresidual when attr `residual` is set) of batchNormReluTrain;
- *  y is its output, whose sign is the ReLU's mask. */
+ *  y is its output, whose sign is the ReLU's mask. An optional input `dy2` is added to dy
+ *  (float32, the bits of an Add before this kernel) in the kernel's first pass: the step
+ *  graph's block-input gradients, without the Add's pass and buffer. */
 export function batchNormReluTrainGrad(tf: Tf): KernelFunc {
   return (args: KernelArgs) => {
     const { x, C, rows, eps, at, likeX, perChannel, run } = batchNormSetup(tf, args, KERNELS.bnReluTrainGrad);
@@ -172,7 +174,7 @@ export function batchNormReluTrainGrad(tf: Tf): KernelFunc {
     const dres = attr<boolean | undefined>(args.attrs, 'residual') === true ? likeX() : undefined;
     run('bnReluTrainGrad', [
       rows, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'y')), at(need(inputs, 'mean')),
-      at(need(inputs, 'variance')), at(inputs['scale']), eps, at(dx), at(dscale), at(doffset), at(dres),
+      at(need(inputs, 'variance')), at(inputs['scale']), eps, at(dx), at(dscale), at(doffset), at(dres), at(inputs['dy2']),
     ]);
     return dres ? [dx, dscale, doffset, dres] : [dx, dscale, doffset];
   };

@@ -97,13 +97,17 @@ export function resnetTrainStep(
     return { u, input, a: a!, y: y!, mean: mean!, variance: variance!, relu };
   };
   // Backward through one unit from the gradient of its output: the BN's (+ ReLU's) gradient,
-  // then the conv's filter and (unless `needInput` is false) input gradients. Returns
+  // then the conv's filter and (unless `needInput` is false) input gradients. The gradient
+  // of the unit's output is dy, or dy + dy2 (a block input's two gradients: the BN+ReLU
+  // gradient adds them in its first pass, the bits of an Add before it). Returns
   // [d input, d residual]; the unit's saved values are freed.
-  const unitBack = (s: Saved, dy: TensorInfo, residual: boolean, needInput = true): [TensorInfo | undefined, TensorInfo | undefined] => {
+  const unitBack = (
+    s: Saved, dy: TensorInfo, residual: boolean, needInput = true, dy2?: TensorInfo,
+  ): [TensorInfo | undefined, TensorInfo | undefined] => {
     const g = param(params, `${s.u.bn}.weight`);
     const b = param(params, `${s.u.bn}.bias`);
     const outs = s.relu
-      ? k.run(BN_RELU_TRAIN_GRAD, { dy, x: s.a, y: s.y, mean: s.mean, variance: s.variance, scale: g }, { varianceEpsilon: BN_EPS, residual })
+      ? k.run(BN_RELU_TRAIN_GRAD, { dy, ...(dy2 ? { dy2 } : {}), x: s.a, y: s.y, mean: s.mean, variance: s.variance, scale: g }, { varianceEpsilon: BN_EPS, residual })
       : k.run(BN_TRAIN_GRAD, { dy, x: s.a, mean: s.mean, variance: s.variance, scale: g }, { varianceEpsilon: BN_EPS });
     const [da, dg, db, dres] = outs;
     keep(g, dg!);
@@ -175,12 +179,16 @@ export function resnetTrainStep(
     }
     k.free(dfeat3!);
     // A unit's output is freed after its own backward pass, by which time the units that
-    // read it (the next unit, the next block) are done.
+    // read it (the next unit, the next block) are done. A block input's gradient is the sum
+    // of two (main path and identity): dh + dh2, added by the BN+ReLU gradient of the block
+    // before, or by an Add before the stem's max pool.
+    let dh2: TensorInfo | undefined;
     for (let i = blocks.length - 1; i >= 0; i--) {
       const { main, ds } = blocks[i]!;
       const last = main[main.length - 1]!;
-      let [d, dres] = unitBack(last, dh, true);
+      let [d, dres] = unitBack(last, dh, true, true, dh2);
       k.free(dh, last.y);
+      if (dh2) k.free(dh2);
       for (let j = main.length - 2; j >= 0; j--) {
         const s = main[j]!;
         const [dIn] = unitBack(s, d!, false);
@@ -192,10 +200,15 @@ export function resnetTrainStep(
         [dIdentity] = unitBack(ds, dres!, false) as [TensorInfo, undefined];
         k.free(dres!, ds.y);
       }
-      // The block input's two gradients (tfjs's tape adds them the same way).
-      const [dx] = k.run('Add', { a: d!, b: dIdentity });
-      k.free(d!, dIdentity);
-      dh = dx!;
+      if (i > 0) {
+        dh = d!;
+        dh2 = dIdentity;
+      } else {
+        // The stem's pooled output's two gradients (tfjs's tape adds them the same way).
+        const [dx] = k.run('Add', { a: d!, b: dIdentity });
+        k.free(d!, dIdentity);
+        dh = dx!;
+      }
     }
     const [dStem] = k.run('MaxPoolGrad', { dy: dh, input: stem.y, output: pooled! }, poolAttrs);
     k.free(dh, pooled!);
