@@ -86,6 +86,21 @@ test('native conv gradients (input and filter) match cpu', { skip }, () => {
   // zeros at the border; dW^T = dy^T . cols).
   same('stem 7x7 stride 2', [F([2, 30, 29, 3]), F([7, 7, 3, 16])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 3))))([x, f]));
+  // The direct filter gradient (C a multiple of 8, OC >= 32, small channel counts): several
+  // pixel parts summed (16 blocks of output rows), masked output columns (40 = 32 + 8), 1x1
+  // stride 2, unequal strides with asymmetric padding, a dW past 256 KiB (groups of tiles,
+  // no parts). Then C = 256 at stride 2: the GEMM
+  // over two parts of the images, summed.
+  same('filter gradient direct, pixel parts', [F([4, 24, 24, 16]), F([3, 3, 16, 40])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
+  same('filter gradient direct, 1x1 stride 2', [F([2, 21, 21, 24]), F([1, 1, 24, 64])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid'))))([x, f]));
+  same('filter gradient direct, strides 2 x 1, asymmetric padding', [F([2, 15, 13, 8]), F([3, 4, 8, 32])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, [2, 1], [[0, 0], [2, 0], [0, 3], [0, 0]]))))([x, f]));
+  same('filter gradient direct, tile groups', [F([2, 6, 6, 64]), F([3, 3, 64, 192])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, f]));
+  same('filter gradient over two parts of the images', [F([2, 7, 7, 256]), F([3, 3, 256, 72])], (x, f) =>
+    tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'))))([x, f]));
   same('3x3 stride 2 large', [F([2, 15, 15, 40]), F([3, 3, 40, 33])], (x, f) =>
     tf.grads((a: T, b: T) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]))))([x, f]));
 });
@@ -136,6 +151,11 @@ test('native results are bit-identical for 1 and 2 threads, run to run', { skip 
       tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), w)))([x, f])],
     ['conv grads stem', [F([2, 40, 40, 3]), F([7, 7, 3, 16]), F([2, 20, 20, 16])], (x, f, w) =>
       tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 3), w)))([x, f])],
+    // The direct filter gradient's pixel parts (each its own dW, summed in part order).
+    ['conv grads direct parts', [F([4, 24, 24, 16]), F([3, 3, 16, 40]), F([4, 24, 24, 40])], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), w)))([x, f])],
+    ['conv grads image parts', [F([2, 7, 7, 256]), F([3, 3, 256, 72]), F([2, 4, 4, 72])], (x, f, w) =>
+      tf.grads((a: T, b: T) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), w)))([x, f])],
     ['matmul', [F([6, 90, 300]), F([6, 300, 70])], (a, b) => tf.matMul(a, b)],
     ['matmul tB', [F([333, 65]), F([129, 65])], (a, b) => tf.matMul(a, b, false, true)],
     ['bn grads', [F([2, 9, 9, 40]), F([40]), F([40])], (x, g, b) =>

@@ -1,12 +1,14 @@
 // Convolution family (NHWC, filters [KH, KW, C, OC]): GEMMs over an implicit im2col packed
 // straight from the image. Forward: im2col(x) . W. Input gradient: stride 1, a forward
 // convolution of dy over the taps walked backwards; otherwise a GEMM into a column buffer
-// then a gather (col2im). Filter gradient: im2col(x)^T . dy, the transposed im2col packed
-// from the image, or (channel counts that do not fill the kernel's strips, the stem)
+// then a gather (col2im). Filter gradient: conv_wgrad.cc where it applies (fp32: a direct
+// kernel, or a GEMM per half of the batch), else im2col(x)^T . dy, the transposed im2col
+// packed from the image, or (channel counts that do not fill the kernel's strips, the stem)
 // dW^T = dy^T . im2col(x), im2col the B operand packed from the image.
 #include <cstring>
 #include <vector>
 
+#include "conv_wgrad.h"
 #include "gemm.h"
 #include "ops.h"
 
@@ -30,6 +32,7 @@ void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const f
 }
 
 void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw) {
+  if (conv2d_backprop_filter_fast(g, x, dy, dw)) return;
   const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
   Src A;  // [K x M] = im2col^T
   if (pointwise(g)) { A.p = x; A.rs = 1; A.cs = g.C; }
