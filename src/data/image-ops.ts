@@ -60,8 +60,10 @@ export function sampleBox(src: ImageView, box: Box, outH: number, outW: number, 
       const d = row1 + col0[ox]!;
       const e = row1 + col1[ox]!;
       for (let ch = 0; ch < c; ch++) {
-        const top = data[a + ch]! + (data[b + ch]! - data[a + ch]!) * wx;
-        const bottom = data[d + ch]! + (data[e + ch]! - data[d + ch]!) * wx;
+        const pa = data[a + ch]!;
+        const pd = data[d + ch]!;
+        const top = pa + (data[b + ch]! - pa) * wx;
+        const bottom = pd + (data[e + ch]! - pd) * wx;
         out[o + ch] = (top + (bottom - top) * wy) * scale;
       }
     }
