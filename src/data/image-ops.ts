@@ -29,6 +29,20 @@ export function sampleBox(src: ImageView, box: Box, outH: number, outW: number, 
   const sx = box.width / outW;
   const maxY = box.top + box.height - 1;
   const maxX = box.left + box.width - 1;
+  // A column's taps and weight depend on ox alone: worked out once per call, not once per row.
+  const col0 = new Int32Array(outW);
+  const col1 = new Int32Array(outW);
+  const colW = new Float64Array(outW);
+  for (let ox = 0; ox < outW; ox++) {
+    const tx = hflip ? outW - 1 - ox : ox;
+    let fx = box.left + (tx + 0.5) * sx - 0.5;
+    fx = fx < box.left ? box.left : fx > maxX ? maxX : fx;
+    const x0 = Math.floor(fx);
+    col0[ox] = x0 * c;
+    col1[ox] = (x0 < maxX ? x0 + 1 : x0) * c;
+    colW[ox] = fx - x0;
+  }
+  const rowStride = width * c;
   for (let oy = 0; oy < outH; oy++) {
     const ty = vflip ? outH - 1 - oy : oy;
     let fy = box.top + (ty + 0.5) * sy - 0.5;
@@ -36,21 +50,20 @@ export function sampleBox(src: ImageView, box: Box, outH: number, outW: number, 
     const y0 = Math.floor(fy);
     const y1 = y0 < maxY ? y0 + 1 : y0;
     const wy = fy - y0;
-    for (let ox = 0; ox < outW; ox++) {
-      const tx = hflip ? outW - 1 - ox : ox;
-      let fx = box.left + (tx + 0.5) * sx - 0.5;
-      fx = fx < box.left ? box.left : fx > maxX ? maxX : fx;
-      const x0 = Math.floor(fx);
-      const x1 = x0 < maxX ? x0 + 1 : x0;
-      const wx = fx - x0;
-      const a = (y0 * width + x0) * c;
-      const b = (y0 * width + x1) * c;
-      const d = (y1 * width + x0) * c;
-      const e = (y1 * width + x1) * c;
-      const o = offset + (oy * outW + ox) * c;
+    const row0 = y0 * rowStride;
+    const row1 = y1 * rowStride;
+    let o = offset + oy * outW * c;
+    for (let ox = 0; ox < outW; ox++, o += c) {
+      const wx = colW[ox]!;
+      const a = row0 + col0[ox]!;
+      const b = row0 + col1[ox]!;
+      const d = row1 + col0[ox]!;
+      const e = row1 + col1[ox]!;
       for (let ch = 0; ch < c; ch++) {
-        const top = data[a + ch] + (data[b + ch] - data[a + ch]) * wx;
-        const bottom = data[d + ch] + (data[e + ch] - data[d + ch]) * wx;
+        const pa = data[a + ch]!;
+        const pd = data[d + ch]!;
+        const top = pa + (data[b + ch]! - pa) * wx;
+        const bottom = pd + (data[e + ch]! - pd) * wx;
         out[o + ch] = (top + (bottom - top) * wy) * scale;
       }
     }

@@ -130,7 +130,7 @@ export class Adam {
 
 /** Scales gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
 export function clipByGlobalNorm(tf: Tf, grads: Map<string, tfTypes.Tensor>, maxNorm: number): number {
-  const total = Math.fround(Math.sqrt(sumsOfSquares([...grads.values()]).reduce((a, b) => a + b, 0)));
+  const total = Math.fround(Math.sqrt(sumsOfSquares([...grads.values()], tf).reduce((a, b) => a + b, 0)));
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {
     for (const [k, g] of grads) {

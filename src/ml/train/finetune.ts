@@ -97,7 +97,11 @@ async function packState(model: LoadedModel, adam: Adam, progress: Progress): Pr
   const tensors = new Map<string, Tensor>();
   const state = await readState(model.spec, model.params);
   for (const [name, t] of state) tensors.set(`model.${name}`, fromFloat32(t.data, t.shape));
-  for (const [name, t] of adam.state()) tensors.set(name, fromFloat32(Float32Array.from(await t.data()), t.shape));
+  for (const [name, t] of adam.state()) {
+    // data() is a Float32Array already (a copy on wasm), read by serialize before the moments change: no second copy.
+    const values = await t.data();
+    tensors.set(name, fromFloat32(values instanceof Float32Array ? values : Float32Array.from(values), t.shape));
+  }
   return serialize(tensors, { progress: JSON.stringify(progress), ...adam.metadata() });
 }
 
