@@ -5,13 +5,14 @@
 // GEMM's blocking), BatchNorm gradient sums; and bit-identical results for 1 and 2 threads.
 // Skipped, with the reason, when the addon is not built (the wasm path is tested in
 // engine-wasm-kernels.test.ts either way).
+import { readFileSync } from 'node:fs';
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
-import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, setNativeKernels } from '../src/engine/wasm-kernels.js';
 import { batchNormReluInference, batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
@@ -364,6 +365,41 @@ test('fused BatchNorm + residual + ReLU (one kernel each way) matches relu(bn(x)
       tf.grads((a: T, c: T, d: T) => tf.sum(tf.mul(fused(a, c, d), w)))([xs, g, b]), 2e-4);
     same(`bn+residual+relu gradients ${shape}`, inputs, (xs, g, b, r, w) =>
       tf.grads((a: T, c: T, d: T, e: T) => tf.sum(tf.mul(fused(a, c, d, e), w)))([xs, g, b, r]), 2e-4);
+  }
+});
+
+test('BatchNorm training statistics of channels with a far mean and a tiny spread, a constant channel and a first-row outlier are PyTorch\'s float64 ones rounded to float32', { skip }, () => {
+  // test/fixtures/reference/make_bn_stats.py: the same formulas, torch.var_mean in float64.
+  // mean^2 / var reaches 3e12: a one-read E[x^2] - E[x]^2 without its shift loses ~1e-4 here.
+  const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference/bn_stats.json', import.meta.url), 'utf8')) as
+    { shape: number[]; mean: number[]; var: number[] };
+  const C = ref.shape[3]!;
+  const data = new Float32Array(ref.shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) {
+    const r = Math.floor(i / C);
+    const c = i % C;
+    const j = ((r * 7919) % 17) - 8;
+    data[i] = [2 ** 20 + j / 8, 2 ** 24 + 2 * j, 12345.6787109375, j / 64, r === 0 ? 1e4 : 1000 + j / 1024, -3e5 + j / 4][c]!;
+  }
+  tf.setBackend('wasm');
+  try {
+    const x = tf.tensor(data, ref.shape);
+    for (const kernel of [BN_TRAIN, BN_RELU_TRAIN]) {
+      const [y, mean, variance] = tf.engine().runKernel(kernel, { x }, { varianceEpsilon: 1e-5 }) as tf.Tensor[];
+      const m = mean!.dataSync();
+      const v = variance!.dataSync();
+      for (let c = 0; c < C; c++) {
+        assert.ok(Math.abs(m[c]! - ref.mean[c]!) <= 1e-7 * Math.abs(ref.mean[c]!) + 1e-12, `${kernel} mean[${c}] ${m[c]} vs torch ${ref.mean[c]}`);
+        assert.ok(Math.abs(v[c]! - ref.var[c]!) <= 2e-7 * ref.var[c]!, `${kernel} variance[${c}] ${v[c]} vs torch ${ref.var[c]}`);
+      }
+      // The constant channel normalises to exactly 0 (no offset given).
+      const out = y!.dataSync();
+      for (let i = 2; i < out.length; i += C) assert.equal(out[i], 0, `${kernel} y of the constant channel at ${i}`);
+      tf.dispose([y!, mean!, variance!]);
+    }
+    x.dispose();
+  } finally {
+    tf.setBackend('cpu');
   }
 });
 
