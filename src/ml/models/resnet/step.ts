@@ -104,6 +104,8 @@ export function resnetTrainStep(
   const unitBack = (
     s: Saved, dy: TensorInfo, residual: boolean, needInput = true, dy2?: TensorInfo,
   ): [TensorInfo | undefined, TensorInfo | undefined] => {
+    // Only the BN+ReLU gradient takes dy2: a unit without ReLU would drop it silently.
+    if (dy2 && !s.relu) throw new Error(`resnet step graph: unit ${s.u.bn} has no ReLU to take a second gradient`);
     const g = param(params, `${s.u.bn}.weight`);
     const b = param(params, `${s.u.bn}.bias`);
     const outs = s.relu
