@@ -7,7 +7,7 @@ import { sumsOfSquares } from '../train/grad-norm.js';
 export function clipPerParameter(grads: Map<string, tf.Tensor>, maxNorm: number): Map<string, number> {
   const names = [...grads.keys()];
   if (names.length === 0) return new Map();
-  const squares = sumsOfSquares(names.map((n) => grads.get(n)!));
+  const squares = sumsOfSquares(names.map((n) => grads.get(n)!), tf);
   const norms = new Map<string, number>();
   names.forEach((name, i) => {
     // torch returns the norm as a float32 tensor; the clip coefficient is computed from it.
