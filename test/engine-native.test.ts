@@ -589,3 +589,49 @@ test('native exp is within 2 ulp of exp everywhere a float has, erf within 5e-7 
   ys.data.forEach((v, i) => { ys.data[i] = v * 5; });
   same('erf', [ys], (x) => tf.erf(x), 5e-7);
 });
+
+// The attention's many small products (per head [T x d] x [d x T] and [T x T] x [T x d])
+// take the unpacked path of native/src/gemm_batched.cc, split by whole products over the
+// pool: against cpu with odd token counts, several heads and every transpose (the backward
+// pass's), on 1 and 2 threads, bit-identical across thread counts.
+test('native batched small products (attention heads) match cpu on 1 and 2 threads, same bits on both', { skip }, () => {
+  if (!addon) return;
+  const shapes: [number, number, number][] = [[6, 17, 64], [9, 23, 16], [4, 49, 32], [12, 5, 3], [3, 64, 64]];
+  try {
+    for (const [bh, t, d] of shapes) {
+      const q = F([bh, t, d]);
+      const k = F([bh, t, d]);
+      const v = F([bh, t, d]);
+      const w = F([bh, t, d]);
+      const attention = (qq: T, kk: T, vv: T, ww: T): T[] =>
+        tf.grads((a: T, b: T, c: T) => tf.sum(tf.mul(tf.matMul(tf.softmax(tf.matMul(a, b, false, true)), c), ww)))([qq, kk, vv]);
+      const out: Float32Array[][] = [];
+      for (const threads of [1, 2]) {
+        addon.setThreads(threads);
+        same(`attention bh ${bh} T ${t} d ${d}, ${threads} threads`, [q, k, v, w], attention);
+        for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+          const a = F(tA ? [bh, d, t] : [bh, t, d]);
+          const b = F(tB ? [bh, t, d] : [bh, d, t]);
+          same(`[${bh},${t},${d}] tA ${tA} tB ${tB}, ${threads} threads`, [a, b], (x, y) => tf.matMul(x, y, tA, tB));
+        }
+        out.push(on('wasm', [q, k, v, w], attention));
+      }
+      out[0]!.forEach((x, i) => assert.deepEqual(Buffer.from(x.buffer), Buffer.from(out[1]![i]!.buffer), `bh ${bh} T ${t} d ${d}: 1 vs 2 threads`));
+    }
+  } finally {
+    addon.setThreads(2);
+  }
+});
+
+// A row of C depends on its row of A only: the first 17 rows of a 17-row product (the small
+// path) and of an 80-row one (packed panels, the microkernel) must be the same floats.
+test('native small products give the packed GEMM\'s bits (rows of a 17-row and an 80-row product)', { skip }, () => {
+  for (const [kk, n, tB] of [[64, 17, true], [17, 64, false], [128, 50, true], [33, 1, false]] as [number, number, boolean][]) {
+    const big = F([80, kk]);
+    const small = { shape: [17, kk], data: big.data.slice(0, 17 * kk) };
+    const b = F(tB ? [n, kk] : [kk, n]);
+    const [s] = on('wasm', [small, b], (x, y) => tf.matMul(x, y, false, tB));
+    const [l] = on('wasm', [big, b], (x, y) => tf.matMul(x, y, false, tB));
+    assert.deepEqual(Buffer.from(s!.buffer), Buffer.from(l!.slice(0, 17 * n).buffer), `K ${kk} N ${n} tB ${tB}`);
+  }
+});

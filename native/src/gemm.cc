@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_batched.h"
 #include "ukr.h"
 
 namespace mp {
@@ -642,7 +643,21 @@ void op_matmul(const Call& c) {
     if (tB) { B.rs = 1; B.cs = K; } else { B.rs = N; B.cs = 1; }
   };
   const int T = pool_size();
-  if (count >= 2 * T && T > 1 && 2.0 * M * N * K * count >= 2e6) {
+  if (small_gemm_fits(M, N, K)) {
+    // Small products (attention heads): whole products per chunk, unpacked (gemm_batched.cc),
+    // on the pool once the list is worth a wake-up (~0.4 MFLOP, 10-20 us of work).
+    const int nc = T > 1 && 2.0 * M * N * K * count >= 4e5 ? std::min(count, 4 * T) : 1;
+    auto chunk = [&](int t, int) {
+      const int b0 = (int)((long)count * t / nc), b1 = (int)((long)count * (t + 1) / nc);
+      for (int i = b0; i < b1; i++) {
+        Src A, B;
+        operands(i, A, B);
+        small_gemm((int)M, (int)N, (int)K, A, B, ptr[3 * i + 2], N);
+      }
+    };
+    if (nc == 1) chunk(0, 0);
+    else parallel(nc, chunk);
+  } else if (count >= 2 * T && T > 1 && 2.0 * M * N * K * count >= 2e6) {
     // Many products: whole products per chunk (each computed exactly as alone).
     const int nc = std::min(count, 4 * T);
     parallel(nc, [&](int t, int tid) {
