@@ -405,7 +405,7 @@ const Bf16Kind g_bf16 = pick_bf16();
 constexpr int KC = 256;
 constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
 constexpr int NC = 2048;
-constexpr long SHARED_B_MAX = 16L << 20;  // floats of B packed once for all threads (64 MiB)
+constexpr long SHARED_MAX = 16L << 20;  // floats of an operand packed once for all threads (64 MiB)
 
 struct Scratch {
   std::vector<float> a, b;
@@ -555,8 +555,19 @@ void pack_b_shared_strip(const Src& B, int K, int N, int nr, int nc_max, int pc,
   pack_b(B, pc, kc, j, std::min(nr, N - j), nr, bp + (long)jc * K + (long)pc * ncp + (long)(j - jc) * kc);
 }
 
-// gemm_block's fp32 loops; B from the shared packing `bp` (then n0 = 0, n1 = N) or packed here.
-void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, Scratch& s);
+// The same for A, where the product is split by columns (N > M, the 7 px layers: every
+// chunk packed all of A, an im2col there): block (ic, pc) at ap + ic * K + pc * mcp.
+std::vector<float> g_ashared;
+
+void pack_a_shared_strip(const Src& A, int K, int M, int mr, int mc_max, int pc, int kc, int i, float* ap) {
+  const int ic = i / mc_max * mc_max;
+  const int mcp = (std::min(mc_max, M - ic) + mr - 1) / mr * mr;
+  pack_a(A, i, std::min(mr, M - i), pc, kc, mr, ap + (long)ic * K + (long)pc * mcp + (long)(i - ic) * kc);
+}
+
+// gemm_block's fp32 loops; B from the shared packing `bp` (then n0 = 0, n1 = N) or packed
+// here, A from `ap` (then m0 = 0, m1 = M) or packed here.
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s);
 void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s);
 
 }  // namespace
@@ -575,20 +586,20 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
   }
 #endif
   if (g_precision == PREC_BF16 && g_bf16 == BF16_AVX512) gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
-  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, s);
+  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s);
   epilogue(m0, m1, n0, n1, C, ldc, bias, act);
 }
 
 namespace {
 
-void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, Scratch& s) {
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s) {
   const Kernel& k = g_kernel;
   const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
   const int nc_max = (NC / k.nr) * k.nr;
   if (K == 0) {
     for (int i = m0; i < m1; i++) for (int j = n0; j < n1; j++) C[(long)i * ldc + j] = 0.f;
   }
-  s.a.resize((size_t)mc_max * KC + 64);
+  if (ap == nullptr) s.a.resize((size_t)mc_max * KC + 64);
   if (bp == nullptr) s.b.resize((size_t)nc_max * KC + 64);
   for (int jc = n0; jc < n1; jc += nc_max) {
     const int nc = std::min(nc_max, n1 - jc);
@@ -603,21 +614,26 @@ void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const 
       }
       for (int ic = m0; ic < m1; ic += mc_max) {
         const int mc = std::min(mc_max, m1 - ic);
-        pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
+        const float* a0;
+        if (ap != nullptr) a0 = ap + (long)ic * K + (long)pc * ((mc + k.mr - 1) / k.mr * k.mr);
+        else {
+          pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
+          a0 = s.a.data();
+        }
         for (int jr = 0; jr < nc; jr += k.nr) {
           const int n = std::min(k.nr, nc - jr);
           if (k.half != nullptr && 2 * n <= k.nr) {
             int ir = 0;
             for (; ir + k.mr < mc; ir += 2 * k.mr) {
-              const float* a = s.a.data() + (long)ir * kc;
+              const float* a = a0 + (long)ir * kc;
               k.half(kc, a, a + (long)k.mr * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
                      std::min(2 * k.mr, mc - ir), n);
             }
-            if (ir < mc) k.fn(kc, s.a.data() + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
+            if (ir < mc) k.fn(kc, a0 + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
             continue;
           }
           for (int ir = 0; ir < mc; ir += k.mr) {
-            k.fn(kc, s.a.data() + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, std::min(k.mr, mc - ir), n);
+            k.fn(kc, a0 + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, std::min(k.mr, mc - ir), n);
           }
         }
       }
@@ -673,13 +689,13 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, serial ? 63 : 0);
     return;
   }
-  // Split the larger output dimension into equal, kernel-aligned chunks. (Splitting rows
-  // with B shared where N > M, the 7 px layers, measured slower: each chunk then streams all
-  // of B, 9 MB there, through its core.)
+  // Split the larger output dimension into equal, kernel-aligned chunks, the other operand
+  // packed once for all of them. (Splitting rows with B shared where N > M, the 7 px layers,
+  // measured slower: each chunk then streams all of B, 9 MB there, through its core.)
   const bool splitM = (long)M >= (long)N;
   const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
   const int npad = (N + k.nr - 1) / k.nr * k.nr;
-  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && (long)K * npad <= SHARED_B_MAX;
+  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && (long)K * npad <= SHARED_MAX;
   const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
@@ -699,8 +715,31 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(M, (int)((long)units * t / nt) * unit), e1 = std::min(M, (int)((long)units * (t + 1) / nt) * unit);
       if (e1 <= e0) return;
-      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, g_scratch[tid]);
+      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid]);
       epilogue(e0, e1, 0, N, C, ldc, bias, act);
+    });
+    return;
+  }
+  const int mpad = (M + k.mr - 1) / k.mr * k.mr;
+  // (Not the filter gradient's column-contiguous operands: their packers work on whole blocks.)
+  const bool rowwise = (A.kind == Src::STRIDED && A.cs == 1) || A.kind == Src::IM2COL;
+  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && (long)K * mpad <= SHARED_MAX) {
+    // A packed once (its strips split over the pool), then the column chunks read it.
+    if (g_ashared.size() < (size_t)K * mpad) g_ashared.resize((size_t)K * mpad);
+    float* ap = g_ashared.data();
+    const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr), kb = (K + KC - 1) / KC, strips = mpad / k.mr;
+    const int n = std::min(kb * strips, 4 * T);
+    parallel(n, [&](int t, int) {
+      for (int i = (int)((long)kb * strips * t / n); i < (int)((long)kb * strips * (t + 1) / n); i++) {
+        const int pc = i / strips * KC;
+        pack_a_shared_strip(A, K, M, k.mr, mc_max, pc, std::min(KC, K - pc), i % strips * k.mr, ap);
+      }
+    });
+    parallel(nt, [&](int t, int tid) {
+      const int e0 = std::min(N, (int)((long)units * t / nt) * unit), e1 = std::min(N, (int)((long)units * (t + 1) / nt) * unit);
+      if (e1 <= e0) return;
+      gemm_block_fp32(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid]);
+      epilogue(0, M, e0, e1, C, ldc, bias, act);
     });
     return;
   }

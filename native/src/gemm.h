@@ -38,8 +38,9 @@ const char* gemm_isa();
 // Rows per A strip of the chosen microkernel (operands whose strips align with it pack faster).
 int gemm_mr();
 
-// Whether a product split over the pool by rows packs B once for all threads (fp32);
-// MEDPIPE_NATIVE_SHARE_B=0 has each thread pack it (A/B measurements).
+// Whether a product split over the pool packs the operand its chunks share (B for a split
+// by rows, a row-wise A for one by columns) once for all threads (fp32);
+// MEDPIPE_NATIVE_SHARE_B=0 has each chunk pack it (A/B measurements).
 extern bool g_gemm_share_b;
 
 // C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
