@@ -330,7 +330,8 @@ void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
     const int cols = std::min(nr, nc - s);
     float* d = dst + (long)s * kc;
     if (B.cs == 1 && cols == NR512 && nr == NR512) {
-      // A copy of constant size is inlined (a memcpy call per 128 bytes cost ~6% of a 7 px layer).
+      // A copy of constant size is inlined (a memcpy call per 128 bytes was ~4% of the
+      // 14 and 7 px layers in `perf`).
       for (int p = 0; p < kc; p++) std::memcpy(d + (long)p * nr, B.p + (long)(p0 + p) * B.rs + j0 + s, sizeof(float) * NR512);
     } else if (B.cs == 1) {
       for (int p = 0; p < kc; p++) {
@@ -343,7 +344,7 @@ void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
       if (B.rs == 1 && g_rows8_stride != nullptr) {
         // Column-contiguous (a transposed filter, W^T of the 1x1 input gradient): 8 columns
         // at a time through AVX 8 x 8 transposes; one float at a time, the stores every nr
-        // floats were ~5% of the 14 / 7 px input gradients.
+        // floats were ~3% of the 14 and 7 px input gradients in `perf`.
         for (; c + 8 <= cols; c += 8) {
           const float* src[8];
           for (int r = 0; r < 8; r++) src[r] = B.p + (long)(j0 + s + c + r) * B.cs + p0;
@@ -427,7 +428,11 @@ const Bf16Kind g_bf16 = pick_bf16();
 constexpr int KC = 256;
 constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
 constexpr int NC = 2048;
-constexpr long SHARED_MAX = 16L << 20;  // floats of an operand packed once for all threads (64 MiB)
+// An operand is packed once for all threads up to 2.5 M floats (10 MB: the largest ResNet50
+// filter is 2.36 M) and K <= 4608: beyond, the shared copy leaves the caches before it is
+// read (the filter gradient's dy, 25 MB at 56 px, packed block by block stays in L2).
+constexpr long SHARED_MAX = 2500000;
+constexpr int SHARED_K_MAX = 4608;
 
 struct Scratch {
   std::vector<float> a, b;
@@ -717,7 +722,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   const bool splitM = (long)M >= (long)N;
   const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
   const int npad = (N + k.nr - 1) / k.nr * k.nr;
-  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && (long)K * npad <= SHARED_MAX;
+  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * npad <= SHARED_MAX;
   const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
@@ -745,7 +750,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   const int mpad = (M + k.mr - 1) / k.mr * k.mr;
   // (Not the filter gradient's column-contiguous operands: their packers work on whole blocks.)
   const bool rowwise = (A.kind == Src::STRIDED && A.cs == 1) || A.kind == Src::IM2COL;
-  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && (long)K * mpad <= SHARED_MAX) {
+  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * mpad <= SHARED_MAX) {
     // A packed once (its strips split over the pool), then the column chunks read it.
     if (g_ashared.size() < (size_t)K * mpad) g_ashared.resize((size_t)K * mpad);
     float* ap = g_ashared.data();
