@@ -66,6 +66,17 @@ PackRows8 pick_rows8() {
   return nullptr;
 }
 const PackRows8 g_rows8 = pick_rows8();
+// Its strided twin, for B strips from a column-contiguous operand (any x86 with AVX2, unless
+// MEDPIPE_NATIVE_ISA=c).
+PackRows8Stride pick_rows8_stride() {
+#ifdef MP_X86
+  const char* force = std::getenv("MEDPIPE_NATIVE_ISA");
+  __builtin_cpu_init();
+  if ((force == nullptr || std::strcmp(force, "c") != 0) && __builtin_cpu_supports("avx2")) return pack_rows8_stride_avx2;
+#endif
+  return nullptr;
+}
+const PackRows8Stride g_rows8_stride = pick_rows8_stride();
 
 // One strip of im2col rows [m0, m0+rows) x cols [p0, p0+kc) into dst[p][r] (r < mr): for
 // each filter tap, one source pointer per row (the zero page for padding), then the tap's
@@ -319,14 +330,29 @@ void pack_b(const Src& B, int p0, int kc, int j0, int nc, int nr, float* dst) {
   for (int s = 0; s < nc; s += nr) {
     const int cols = std::min(nr, nc - s);
     float* d = dst + (long)s * kc;
-    if (B.cs == 1) {
+    if (B.cs == 1 && cols == NR512 && nr == NR512) {
+      // A copy of constant size is inlined (a memcpy call per 128 bytes was ~4% of the
+      // 14 and 7 px layers in `perf`).
+      for (int p = 0; p < kc; p++) std::memcpy(d + (long)p * nr, B.p + (long)(p0 + p) * B.rs + j0 + s, sizeof(float) * NR512);
+    } else if (B.cs == 1) {
       for (int p = 0; p < kc; p++) {
         const float* b = B.p + (long)(p0 + p) * B.rs + j0 + s;
         std::memcpy(d + (long)p * nr, b, sizeof(float) * cols);
         for (int c = cols; c < nr; c++) d[(long)p * nr + c] = 0.f;
       }
     } else {
-      for (int c = 0; c < cols; c++) {
+      int c = 0;
+      if (B.rs == 1 && g_rows8_stride != nullptr) {
+        // Column-contiguous (a transposed filter, W^T of the 1x1 input gradient): 8 columns
+        // at a time through AVX 8 x 8 transposes; one float at a time, the stores every nr
+        // floats were ~3% of the 14 and 7 px input gradients in `perf`.
+        for (; c + 8 <= cols; c += 8) {
+          const float* src[8];
+          for (int r = 0; r < 8; r++) src[r] = B.p + (long)(j0 + s + c + r) * B.cs + p0;
+          g_rows8_stride(src, kc, d + c, nr);
+        }
+      }
+      for (; c < cols; c++) {
         const float* b = B.p + (long)(j0 + s + c) * B.cs + (long)p0 * B.rs;
         for (int p = 0; p < kc; p++) d[(long)p * nr + c] = b[(long)p * B.rs];
       }
@@ -403,6 +429,11 @@ const Bf16Kind g_bf16 = pick_bf16();
 constexpr int KC = 256;
 constexpr int MC = 144;   // rounded down to a multiple of the kernel's mr
 constexpr int NC = 2048;
+// An operand is packed once for all threads up to 2.5 M floats (10 MB: the largest ResNet50
+// filter is 2.36 M) and K <= 4608: beyond, the shared copy leaves the caches before it is
+// read (the filter gradient's dy, 25 MB at 56 px, packed block by block stays in L2).
+constexpr long SHARED_MAX = 2500000;
+constexpr int SHARED_K_MAX = 4608;
 
 struct Scratch {
   std::vector<float> a, b;
@@ -537,11 +568,44 @@ void gemm_block_amx(int m0, int m1, int n0, int n1, int K, const Src& A, const S
 
 }  // namespace
 
+namespace {
+
+// B packed once for the whole product, shared by the threads that split M: block (jc, pc)
+// of gemm_block's loop at bp + jc * K + pc * ncp (ncp: its nc rounded up to whole strips),
+// laid out as pack_b writes it. Each thread packed all of B itself before: at 14 and 7 px
+// (392 or 98 rows a chunk) that was K x N floats copied per ~100-400 rows of products.
+std::vector<float> g_bshared;
+
+// Column strip [j, j + nr) of rows [pc, pc + kc) into its place in the shared packing.
+void pack_b_shared_strip(const Src& B, int K, int N, int nr, int nc_max, int pc, int kc, int j, float* bp) {
+  const int jc = j / nc_max * nc_max;
+  const int ncp = (std::min(nc_max, N - jc) + nr - 1) / nr * nr;
+  pack_b(B, pc, kc, j, std::min(nr, N - j), nr, bp + (long)jc * K + (long)pc * ncp + (long)(j - jc) * kc);
+}
+
+// The same for A, where the product is split by columns (N > M, the 7 px layers: every
+// chunk packed all of A, an im2col there): block (ic, pc) at ap + ic * K + pc * mcp.
+std::vector<float> g_ashared;
+
+void pack_a_shared_strip(const Src& A, int K, int M, int mr, int mc_max, int pc, int kc, int i, float* ap) {
+  const int ic = i / mc_max * mc_max;
+  const int mcp = (std::min(mc_max, M - ic) + mr - 1) / mr * mr;
+  pack_a(A, i, std::min(mr, M - i), pc, kc, mr, ap + (long)ic * K + (long)pc * mcp + (long)(i - ic) * kc);
+}
+
+// gemm_block's fp32 loops; B from the shared packing `bp` (then n0 = 0, n1 = N) or packed
+// here, A from `ap` (then m0 = 0, m1 = M) or packed here.
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s);
+void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s);
+
+}  // namespace
+
+bool g_gemm_share_b = [] { const char* e = std::getenv("MEDPIPE_NATIVE_SHARE_B"); return e == nullptr || std::strcmp(e, "0") != 0; }();
+
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
                 const float* bias, int act, int tid) {
   if (m1 <= m0 || n1 <= n0) return;
   Scratch& s = g_scratch[tid];
-  const Kernel& k = g_kernel;
 #ifdef MP_X86
   if (g_precision == PREC_BF16 && g_bf16 == BF16_AMX && K > 0) {
     gemm_block_amx(m0, m1, n0, n1, K, A, B, C, ldc, s);
@@ -549,7 +613,66 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
     return;
   }
 #endif
-  const bool bf = g_precision == PREC_BF16 && g_bf16 == BF16_AVX512;
+  if (g_precision == PREC_BF16 && g_bf16 == BF16_AVX512) gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
+  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s);
+  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+}
+
+namespace {
+
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s) {
+  const Kernel& k = g_kernel;
+  const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
+  const int nc_max = (NC / k.nr) * k.nr;
+  if (K == 0) {
+    for (int i = m0; i < m1; i++) for (int j = n0; j < n1; j++) C[(long)i * ldc + j] = 0.f;
+  }
+  if (ap == nullptr) s.a.resize((size_t)mc_max * KC + 64);
+  if (bp == nullptr) s.b.resize((size_t)nc_max * KC + 64);
+  for (int jc = n0; jc < n1; jc += nc_max) {
+    const int nc = std::min(nc_max, n1 - jc);
+    const int ncp = (nc + k.nr - 1) / k.nr * k.nr;
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      const float* b;
+      if (bp != nullptr) b = bp + (long)jc * K + (long)pc * ncp;
+      else {
+        pack_b(B, pc, kc, jc, nc, k.nr, s.b.data());
+        b = s.b.data();
+      }
+      for (int ic = m0; ic < m1; ic += mc_max) {
+        const int mc = std::min(mc_max, m1 - ic);
+        const float* a0;
+        if (ap != nullptr) a0 = ap + (long)ic * K + (long)pc * ((mc + k.mr - 1) / k.mr * k.mr);
+        else {
+          pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
+          a0 = s.a.data();
+        }
+        for (int jr = 0; jr < nc; jr += k.nr) {
+          const int n = std::min(k.nr, nc - jr);
+          if (k.half != nullptr && 2 * n <= k.nr) {
+            int ir = 0;
+            for (; ir + k.mr < mc; ir += 2 * k.mr) {
+              const float* a = a0 + (long)ir * kc;
+              k.half(kc, a, a + (long)k.mr * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                     std::min(2 * k.mr, mc - ir), n);
+            }
+            if (ir < mc) k.fn(kc, a0 + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
+            continue;
+          }
+          for (int ir = 0; ir < mc; ir += k.mr) {
+            k.fn(kc, a0 + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, std::min(k.mr, mc - ir), n);
+          }
+        }
+      }
+    }
+  }
+}
+
+
+// gemm_block's loops for the vdpbf16ps kernel: fp32 packing, then converted to bf16 pairs.
+void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s) {
+  const Kernel& k = g_kernel;
   const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
   const int nc_max = (NC / k.nr) * k.nr;
   if (K == 0) {
@@ -557,45 +680,31 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
   }
   s.a.resize((size_t)mc_max * KC + 64);
   s.b.resize((size_t)nc_max * KC + 64);
-  if (bf) {
-    s.a16.resize((size_t)mc_max * (KC / 2) + 64);
-    s.b16.resize((size_t)nc_max * (KC / 2) + 64);
-  }
+  s.a16.resize((size_t)mc_max * (KC / 2) + 64);
+  s.b16.resize((size_t)nc_max * (KC / 2) + 64);
   for (int jc = n0; jc < n1; jc += nc_max) {
     const int nc = std::min(nc_max, n1 - jc);
     for (int pc = 0; pc < K; pc += KC) {
       const int kc = std::min(KC, K - pc);
       const int kp = (kc + 1) / 2;
       pack_b(B, pc, kc, jc, nc, k.nr, s.b.data());
-      if (bf) pairs_bf16(s.b.data(), kc, k.nr, (nc + k.nr - 1) / k.nr, s.b16.data());
+      pairs_bf16(s.b.data(), kc, k.nr, (nc + k.nr - 1) / k.nr, s.b16.data());
       for (int ic = m0; ic < m1; ic += mc_max) {
         const int mc = std::min(mc_max, m1 - ic);
         pack_a(A, ic, mc, pc, kc, k.mr, s.a.data());
-        if (bf) pairs_bf16(s.a.data(), kc, k.mr, (mc + k.mr - 1) / k.mr, s.a16.data());
+        pairs_bf16(s.a.data(), kc, k.mr, (mc + k.mr - 1) / k.mr, s.a16.data());
         for (int jr = 0; jr < nc; jr += k.nr) {
-          const int n = std::min(k.nr, nc - jr);
-          if (!bf && k.half != nullptr && 2 * n <= k.nr) {
-            int ir = 0;
-            for (; ir + k.mr < mc; ir += 2 * k.mr) {
-              const float* a = s.a.data() + (long)ir * kc;
-              k.half(kc, a, a + (long)k.mr * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
-                     std::min(2 * k.mr, mc - ir), n);
-            }
-            if (ir < mc) k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, mc - ir, n);
-            continue;
-          }
           for (int ir = 0; ir < mc; ir += k.mr) {
-            const int m = std::min(k.mr, mc - ir);
-            float* c = C + (long)(ic + ir) * ldc + jc + jr;
-            if (bf) k.bf16(kp, s.a16.data() + (long)ir * kp, s.b16.data() + (long)jr * kp, c, ldc, pc > 0, m, n);
-            else k.fn(kc, s.a.data() + (long)ir * kc, s.b.data() + (long)jr * kc, c, ldc, pc > 0, m, n);
+            k.bf16(kp, s.a16.data() + (long)ir * kp, s.b16.data() + (long)jr * kp, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                   std::min(k.mr, mc - ir), std::min(k.nr, nc - jr));
           }
         }
       }
     }
   }
-  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
 }
+
+}  // namespace
 
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
   const int T = serial ? 1 : pool_size();
@@ -608,13 +717,60 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, serial ? 63 : 0);
     return;
   }
-  // Split the larger output dimension into equal, kernel-aligned chunks.
+  // Split the larger output dimension into equal, kernel-aligned chunks, the other operand
+  // packed once for all of them. (Splitting rows with B shared where N > M, the 7 px layers,
+  // measured slower: each chunk then streams all of B, 9 MB there, through its core.)
   const bool splitM = (long)M >= (long)N;
   const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
+  const int npad = (N + k.nr - 1) / k.nr * k.nr;
+  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * npad <= SHARED_MAX;
   const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
   nt = std::min(nt, units);
+  if (splitM && share) {
+    // B packed once (its strips split over the pool), then the row chunks read it.
+    if (g_bshared.size() < (size_t)K * npad) g_bshared.resize((size_t)K * npad);
+    float* bp = g_bshared.data();
+    const int nc_max = (NC / k.nr) * k.nr, kb = (K + KC - 1) / KC, strips = npad / k.nr;
+    parallel(std::min(kb * strips, 4 * T), [&](int t, int) {
+      const int n = std::min(kb * strips, 4 * T);
+      for (int i = (int)((long)kb * strips * t / n); i < (int)((long)kb * strips * (t + 1) / n); i++) {
+        const int pc = i / strips * KC;
+        pack_b_shared_strip(B, K, N, k.nr, nc_max, pc, std::min(KC, K - pc), i % strips * k.nr, bp);
+      }
+    });
+    parallel(nt, [&](int t, int tid) {
+      const int e0 = std::min(M, (int)((long)units * t / nt) * unit), e1 = std::min(M, (int)((long)units * (t + 1) / nt) * unit);
+      if (e1 <= e0) return;
+      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid]);
+      epilogue(e0, e1, 0, N, C, ldc, bias, act);
+    });
+    return;
+  }
+  const int mpad = (M + k.mr - 1) / k.mr * k.mr;
+  // (Not the filter gradient's column-contiguous operands: their packers work on whole blocks.)
+  const bool rowwise = (A.kind == Src::STRIDED && A.cs == 1) || A.kind == Src::IM2COL;
+  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * mpad <= SHARED_MAX) {
+    // A packed once (its strips split over the pool), then the column chunks read it.
+    if (g_ashared.size() < (size_t)K * mpad) g_ashared.resize((size_t)K * mpad);
+    float* ap = g_ashared.data();
+    const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr), kb = (K + KC - 1) / KC, strips = mpad / k.mr;
+    const int n = std::min(kb * strips, 4 * T);
+    parallel(n, [&](int t, int) {
+      for (int i = (int)((long)kb * strips * t / n); i < (int)((long)kb * strips * (t + 1) / n); i++) {
+        const int pc = i / strips * KC;
+        pack_a_shared_strip(A, K, M, k.mr, mc_max, pc, std::min(KC, K - pc), i % strips * k.mr, ap);
+      }
+    });
+    parallel(nt, [&](int t, int tid) {
+      const int e0 = std::min(N, (int)((long)units * t / nt) * unit), e1 = std::min(N, (int)((long)units * (t + 1) / nt) * unit);
+      if (e1 <= e0) return;
+      gemm_block_fp32(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid]);
+      epilogue(0, M, e0, e1, C, ldc, bias, act);
+    });
+    return;
+  }
   parallel(nt, [&](int t, int tid) {
     const int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
     const int e0 = std::min(extent, u0 * unit), e1 = std::min(extent, u1 * unit);

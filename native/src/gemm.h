@@ -38,6 +38,11 @@ const char* gemm_isa();
 // Rows per A strip of the chosen microkernel (operands whose strips align with it pack faster).
 int gemm_mr();
 
+// Whether a product split over the pool packs the operand its chunks share (B for a split
+// by rows, a row-wise A for one by columns) once for all threads (fp32);
+// MEDPIPE_NATIVE_SHARE_B=0 has each chunk pack it (A/B measurements).
+extern bool g_gemm_share_b;
+
 // C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
 // keeps it on the calling thread (the caller already splits work over the pool).
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act,

@@ -7,7 +7,9 @@
 #ifdef MP_X86
 namespace mp {
 
-__attribute__((target("avx2"))) void pack_rows8_avx2(const float* const* src, int len, float* dst) {
+__attribute__((target("avx2"))) void pack_rows8_avx2(const float* const* src, int len, float* dst) { pack_rows8_stride_avx2(src, len, dst, 8); }
+
+__attribute__((target("avx2"))) void pack_rows8_stride_avx2(const float* const* src, int len, float* dst, long ds) {
   int q = 0;
   for (; q + 8 <= len; q += 8) {
     const __m256 r0 = _mm256_loadu_ps(src[0] + q), r1 = _mm256_loadu_ps(src[1] + q);
@@ -22,17 +24,17 @@ __attribute__((target("avx2"))) void pack_rows8_avx2(const float* const* src, in
     const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
     const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
     const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    float* d = dst + (long)q * 8;
-    _mm256_storeu_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+    float* d = dst + (long)q * ds;
+    _mm256_storeu_ps(d + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
   }
-  for (; q < len; q++) for (int r = 0; r < 8; r++) dst[(long)q * 8 + r] = src[r][q];
+  for (; q < len; q++) for (int r = 0; r < 8; r++) dst[(long)q * ds + r] = src[r][q];
 }
 
 }  // namespace mp

@@ -16,6 +16,8 @@ void store_tile(const float* t, int nr, float* C, long ldc, bool acc, int m, int
 
 // dst[q * 8 + r] = src[r][q] for r < 8, q < len: one k-range of an 8-row A strip.
 typedef void (*PackRows8)(const float* const* src, int len, float* dst);
+// The same with dst[q * ds + r]: 8 columns of a B strip from 8 column-contiguous sources.
+typedef void (*PackRows8Stride)(const float* const* src, int len, float* dst, long ds);
 
 constexpr int MR512 = 8, NR512 = 32;
 constexpr int MR256 = 6, NR256 = 16;
@@ -27,6 +29,7 @@ void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool
 // of a [kc][NR512] B strip; m <= 16, n <= 16.
 void ukr_avx512_16x16(int kc, const float* A0, const float* A1, const float* B, float* C, long ldc, bool acc, int m, int n);
 void pack_rows8_avx2(const float* const* src, int len, float* dst);
+void pack_rows8_stride_avx2(const float* const* src, int len, float* dst, long ds);
 void ukr_avx2(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n);
 // AVX512_BF16 vdpbf16ps, MR512 x NR512 tiles, fp32 accumulation.
 void ukr_avx512bf16(int kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc, int m, int n);
