@@ -141,7 +141,7 @@ test('native Sum / Mean over leading axes (and the others, delegated) match cpu'
   same('2-D column mean', [F([300, 17])], (x) => tf.mean(x, 0));
 });
 
-test('native results are bit-identical for 1 and 2 threads, run to run', { skip }, () => {
+test('native results are bit-identical for 1, 2 and 4 threads, run to run', { skip }, () => {
   if (!addon) return;
   const cases: [string, In[], (...xs: T[]) => T | T[]][] = [
     ['conv grads', [F([2, 13, 13, 24]), F([3, 3, 24, 40]), F([2, 7, 7, 40])], (x, f, w) =>
@@ -187,9 +187,13 @@ test('native results are bit-identical for 1 and 2 threads, run to run', { skip 
       const b = on('wasm', inputs, fn);
       addon.setThreads(1);
       const c = on('wasm', inputs, fn);
+      // More threads than the filter gradient's image parts: each part's GEMM is split too.
+      addon.setThreads(4);
+      const d = on('wasm', inputs, fn);
       a.forEach((x, i) => {
         assert.deepEqual(Buffer.from(x.buffer), Buffer.from(b[i].buffer), `${what}: run to run`);
         assert.deepEqual(Buffer.from(x.buffer), Buffer.from(c[i].buffer), `${what}: 1 vs 2 threads`);
+        assert.deepEqual(Buffer.from(x.buffer), Buffer.from(d[i].buffer), `${what}: 4 vs 2 threads`);
       });
     }
   } finally {

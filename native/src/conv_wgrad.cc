@@ -20,7 +20,9 @@
 //
 // Both split the pixels into a fixed number of parts, each into its own copy of dW, summed at
 // the end in part order; the parts depend on the shape only, so the bits do not depend on the
-// thread count. The stem (C = 3), bf16, and other ISAs for the direct kernel: conv.cc.
+// thread count. The direct kernel is AVX-512 only: elsewhere its shapes take the batch
+// split when C is a multiple of the microkernel's rows; the rest (the stem's C = 3, bf16,
+// batch 1) stay with conv.cc's GEMM.
 #include <cstring>
 #include <vector>
 
@@ -99,6 +101,19 @@ int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 std::vector<float> g_parts;  // dW copies of parts 1 .. P-1
 
+// dW += part 1, += part 2, ... per element, in fixed chunks of elements: the order of the
+// sum is the parts', whatever the thread count.
+void sum_parts(float* dw, long mn, int parts) {
+  const int nt = mn < 65536 ? 1 : 2 * pool_size();
+  parallel(nt, [&](int t, int) {
+    const long e0 = mn * t / nt, e1 = mn * (t + 1) / nt;
+    for (int p = 1; p < parts; p++) {
+      const float* s = g_parts.data() + (size_t)(p - 1) * mn;
+      for (long e = e0; e < e1; e++) dw[e] += s[e];
+    }
+  });
+}
+
 bool direct(const ConvGeom& g, const float* x, const float* dy, float* dw) {
 #ifdef MP_X86
   constexpr int TR = 8, TC = 32;
@@ -156,17 +171,7 @@ bool direct(const ConvGeom& g, const float* x, const float* dy, float* dw) {
       }
     }
   });
-  if (parts > 1) {
-    // dW += part 1, += part 2, ... per element, in fixed chunks of elements.
-    const int nt = mn < 65536 ? 1 : 2 * threads;
-    parallel(nt, [&](int t, int) {
-      const long e0 = mn * t / nt, e1 = mn * (t + 1) / nt;
-      for (int p = 1; p < parts; p++) {
-        const float* s = g_parts.data() + (size_t)(p - 1) * mn;
-        for (long e = e0; e < e1; e++) dw[e] += s[e];
-      }
-    });
-  }
+  if (parts > 1) sum_parts(dw, mn, parts);
   return true;
 #else
   (void)g; (void)x; (void)dy; (void)dw;
@@ -185,7 +190,17 @@ bool ksplit(const ConvGeom& g, const float* x, const float* dy, float* dw, int p
   const bool pw = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
   if (!pw && g.C % gemm_mr() != 0) return false;
   if (g_parts.size() < (size_t)(parts - 1) * mn) g_parts.resize((size_t)(parts - 1) * mn);
-  parallel(parts, [&](int part, int tid) {
+  // More threads than parts: each part's GEMM is split over dW's rows too (in whole strips
+  // of the microkernel's rows), which leaves every element's sum, and so the bits, as on
+  // two threads.
+  const int mr = gemm_mr();
+  const int strips = (M + mr - 1) / mr;
+  const int sub = std::max(1, std::min(strips, pool_size() / parts));
+  parallel(parts * sub, [&](int chunk, int tid) {
+    const int part = chunk / sub, s = chunk % sub;
+    const int m0 = std::min(M, (int)((long)strips * s / sub) * mr);
+    const int m1 = std::min(M, (int)((long)strips * (s + 1) / sub) * mr);
+    if (m0 >= m1) return;
     const int n0 = (int)((long)g.N * part / parts), n1 = (int)((long)g.N * (part + 1) / parts);
     ConvGeom q = g;
     q.N = n1 - n0;
@@ -196,17 +211,9 @@ bool ksplit(const ConvGeom& g, const float* x, const float* dy, float* dw, int p
     if (pw) { A.p = xp; A.rs = 1; A.cs = g.C; }
     else { A.kind = Src::IM2COL_T; A.p = xp; A.g = &q; }
     Src B; B.p = yp; B.rs = g.OC; B.cs = 1;
-    gemm_block(0, M, 0, g.OC, q.N * g.OH * g.OW, A, B, out, g.OC, nullptr, ACT_NONE, tid);
+    gemm_block(m0, m1, 0, g.OC, q.N * g.OH * g.OW, A, B, out, g.OC, nullptr, ACT_NONE, tid);
   });
-  const int threads = pool_size();
-  const int nt = mn < 65536 ? 1 : 2 * threads;
-  parallel(nt, [&](int t, int) {
-    const long e0 = mn * t / nt, e1 = mn * (t + 1) / nt;
-    for (int p = 1; p < parts; p++) {
-      const float* s = g_parts.data() + (size_t)(p - 1) * mn;
-      for (long e = e0; e < e1; e++) dw[e] += s[e];
-    }
-  });
+  sum_parts(dw, mn, parts);
   return true;
 }
 

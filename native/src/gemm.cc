@@ -600,7 +600,7 @@ void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const 
 
 }  // namespace
 
-bool g_gemm_share_b = [] { const char* e = std::getenv("MEDPIPE_NATIVE_SHARE_B"); return e == nullptr || std::strcmp(e, "0") != 0; }();
+bool g_gemm_share_packing = [] { const char* e = std::getenv("MEDPIPE_NATIVE_SHARE_PACKING"); return e == nullptr || std::strcmp(e, "0") != 0; }();
 
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
                 const float* bias, int act, int tid) {
@@ -723,7 +723,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   const bool splitM = (long)M >= (long)N;
   const bool amx = g_precision == PREC_BF16 && g_bf16 == BF16_AMX;
   const int npad = (N + k.nr - 1) / k.nr * k.nr;
-  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * npad <= SHARED_MAX;
+  const bool share = !amx && g_precision == PREC_FP32 && g_gemm_share_packing && K > 0 && K <= SHARED_K_MAX && (long)K * npad <= SHARED_MAX;
   const int unit = splitM ? (amx ? AMX_MR : k.mr) : (amx ? AMX_NR : k.nr);
   const int extent = splitM ? M : N;
   const int units = (extent + unit - 1) / unit;
@@ -751,7 +751,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   const int mpad = (M + k.mr - 1) / k.mr * k.mr;
   // (Not the filter gradient's column-contiguous operands: their packers work on whole blocks.)
   const bool rowwise = (A.kind == Src::STRIDED && A.cs == 1) || A.kind == Src::IM2COL;
-  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_b && K > 0 && K <= SHARED_K_MAX && (long)K * mpad <= SHARED_MAX) {
+  if (!splitM && rowwise && !amx && g_precision == PREC_FP32 && g_gemm_share_packing && K > 0 && K <= SHARED_K_MAX && (long)K * mpad <= SHARED_MAX) {
     // A packed once (its strips split over the pool), then the column chunks read it.
     if (g_ashared.size() < (size_t)K * mpad) g_ashared.resize((size_t)K * mpad);
     float* ap = g_ashared.data();

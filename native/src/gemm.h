@@ -40,8 +40,8 @@ int gemm_mr();
 
 // Whether a product split over the pool packs the operand its chunks share (B for a split
 // by rows, a row-wise A for one by columns) once for all threads (fp32);
-// MEDPIPE_NATIVE_SHARE_B=0 has each chunk pack it (A/B measurements).
-extern bool g_gemm_share_b;
+// MEDPIPE_NATIVE_SHARE_PACKING=0 has each chunk pack it (A/B measurements).
+extern bool g_gemm_share_packing;
 
 // C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
 // keeps it on the calling thread (the caller already splits work over the pool).

@@ -172,9 +172,14 @@ export function batchNormReluTrainGrad(tf: Tf): KernelFunc {
     const { inputs } = args;
     const [dx, dscale, doffset] = [likeX(), perChannel(), perChannel()];
     const dres = attr<boolean | undefined>(args.attrs, 'residual') === true ? likeX() : undefined;
+    const dy2 = inputs['dy2'];
+    // The kernel reads dy2 as x's values: a wrong shape would be read silently.
+    if (dy2 && !tf.util.arraysEqual(dy2.shape, x.shape)) {
+      throw new Error(`MedpipeBatchNormReluTrainGrad: dy2 has shape [${dy2.shape}], x has [${x.shape}]`);
+    }
     run('bnReluTrainGrad', [
       rows, C, at(need(inputs, 'dy')), at(x), at(need(inputs, 'y')), at(need(inputs, 'mean')),
-      at(need(inputs, 'variance')), at(inputs['scale']), eps, at(dx), at(dscale), at(doffset), at(dres), at(inputs['dy2']),
+      at(need(inputs, 'variance')), at(inputs['scale']), eps, at(dx), at(dscale), at(doffset), at(dres), at(dy2),
     ]);
     return dres ? [dx, dscale, doffset, dres] : [dx, dscale, doffset];
   };
