@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "conv_wgrad.h"
+#include "tile8x32.h"
 
 namespace mp {
 namespace {
@@ -47,10 +48,7 @@ constexpr int AHEAD = 8;
 template <bool FULL>
 __attribute__((target("avx512f"))) void tile8x32(const Run* run, int nrun, const float* x, long xs, const float* dy, long ys,
                                                  float* C, long ldc, bool acc, int n) {
-#define MP_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define MP_DECL(r) __m512 c0_##r = _mm512_setzero_ps(), c1_##r = _mm512_setzero_ps();
-  MP_ROWS8(MP_DECL)
-#undef MP_DECL
+  MP_ROWS8(MP_TILE_DECL)
   const __mmask16 k0 = FULL ? (__mmask16)0xFFFF : (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
   const __mmask16 k1 = FULL ? (__mmask16)0xFFFF : (__mmask16)(n >= 32 ? 0xFFFF : n <= 16 ? 0 : (1u << (n - 16)) - 1);
   for (int s = 0; s < nrun; s++) {
@@ -62,12 +60,7 @@ __attribute__((target("avx512f"))) void tile8x32(const Run* run, int nrun, const
       _mm_prefetch((const char*)(b + AHEAD * ys + 16), _MM_HINT_T0);
       const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(k0, b);
       const __m512 b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(k1, b + 16);
-#define MP_FMA(r)                                 \
-  {                                               \
-    const __m512 v = _mm512_set1_ps(a[r]);        \
-    c0_##r = _mm512_fmadd_ps(v, b0, c0_##r);      \
-    c1_##r = _mm512_fmadd_ps(v, b1, c1_##r);      \
-  }
+#define MP_FMA(r) MP_TILE_FMA(r, a)
       MP_ROWS8(MP_FMA)
 #undef MP_FMA
     }
@@ -93,7 +86,6 @@ __attribute__((target("avx512f"))) void tile8x32(const Run* run, int nrun, const
   }
   MP_ROWS8(MP_STORE)
 #undef MP_STORE
-#undef MP_ROWS8
 }
 #endif
 

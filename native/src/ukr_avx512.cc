@@ -3,28 +3,19 @@
 // where the 8 x 32 tile would compute half zeros (the demo nets' 16-channel layers). Both
 // add each element's products in k order from zero, then to C: the same bits either way.
 #include "common.h"
+#include "tile8x32.h"
 #include "ukr.h"
 
 #ifdef MP_X86
 namespace mp {
 
-// Accumulators are named registers, not arrays: GCC kept `__m512 c[8]` arrays in memory too
-// and cleared them with `rep stos` (1 KiB) on every call, a fifth of a 64-deep call.
-#define MP_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 __attribute__((target("avx512f"))) void ukr_avx512(int kc, const float* A, const float* B, float* C, long ldc, bool acc, int m, int n) {
-#define MP_DECL(r) __m512 c0_##r = _mm512_setzero_ps(), c1_##r = _mm512_setzero_ps();
-  MP_ROWS8(MP_DECL)
-#undef MP_DECL
+  MP_ROWS8(MP_TILE_DECL)
   for (int p = 0; p < kc; p++) {
     const __m512 b0 = _mm512_loadu_ps(B);
     const __m512 b1 = _mm512_loadu_ps(B + 16);
-#define MP_FMA(r)                                       \
-  {                                                     \
-    const __m512 a = _mm512_set1_ps(A[r]);              \
-    c0_##r = _mm512_fmadd_ps(a, b0, c0_##r);            \
-    c1_##r = _mm512_fmadd_ps(a, b1, c1_##r);            \
-  }
+#define MP_FMA(r) MP_TILE_FMA(r, A)
     MP_ROWS8(MP_FMA)
 #undef MP_FMA
     A += MR512;
@@ -90,7 +81,6 @@ __attribute__((target("avx512f"))) void ukr_avx512_16x16(int kc, const float* A0
   }
 }
 
-#undef MP_ROWS8
 
 }  // namespace mp
 #endif
