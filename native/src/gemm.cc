@@ -704,6 +704,19 @@ void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const 
   }
 }
 
+// A shared operand's strips, KC-deep k-blocks x `strips` strips, packed over the pool (up to
+// 4 chunks per thread): pack(pc, kc, strip) for each.
+template <class F>
+void pack_shared(int K, int strips, int T, F&& pack) {
+  const int kb = (K + KC - 1) / KC, total = kb * strips, n = std::min(total, 4 * T);
+  parallel(n, [&](int t, int) {
+    for (int i = (int)((long)total * t / n); i < (int)((long)total * (t + 1) / n); i++) {
+      const int pc = i / strips * KC;
+      pack(pc, std::min(KC, K - pc), i % strips);
+    }
+  });
+}
+
 }  // namespace
 
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
@@ -732,13 +745,9 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     // B packed once (its strips split over the pool), then the row chunks read it.
     if (g_bshared.size() < (size_t)K * npad) g_bshared.resize((size_t)K * npad);
     float* bp = g_bshared.data();
-    const int nc_max = (NC / k.nr) * k.nr, kb = (K + KC - 1) / KC, strips = npad / k.nr;
-    parallel(std::min(kb * strips, 4 * T), [&](int t, int) {
-      const int n = std::min(kb * strips, 4 * T);
-      for (int i = (int)((long)kb * strips * t / n); i < (int)((long)kb * strips * (t + 1) / n); i++) {
-        const int pc = i / strips * KC;
-        pack_b_shared_strip(B, K, N, k.nr, nc_max, pc, std::min(KC, K - pc), i % strips * k.nr, bp);
-      }
+    const int nc_max = (NC / k.nr) * k.nr;
+    pack_shared(K, npad / k.nr, T, [&](int pc, int kc, int strip) {
+      pack_b_shared_strip(B, K, N, k.nr, nc_max, pc, kc, strip * k.nr, bp);
     });
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(M, (int)((long)units * t / nt) * unit), e1 = std::min(M, (int)((long)units * (t + 1) / nt) * unit);
@@ -755,13 +764,9 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     // A packed once (its strips split over the pool), then the column chunks read it.
     if (g_ashared.size() < (size_t)K * mpad) g_ashared.resize((size_t)K * mpad);
     float* ap = g_ashared.data();
-    const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr), kb = (K + KC - 1) / KC, strips = mpad / k.mr;
-    const int n = std::min(kb * strips, 4 * T);
-    parallel(n, [&](int t, int) {
-      for (int i = (int)((long)kb * strips * t / n); i < (int)((long)kb * strips * (t + 1) / n); i++) {
-        const int pc = i / strips * KC;
-        pack_a_shared_strip(A, K, M, k.mr, mc_max, pc, std::min(KC, K - pc), i % strips * k.mr, ap);
-      }
+    const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
+    pack_shared(K, mpad / k.mr, T, [&](int pc, int kc, int strip) {
+      pack_a_shared_strip(A, K, M, k.mr, mc_max, pc, kc, strip * k.mr, ap);
     });
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(N, (int)((long)units * t / nt) * unit), e1 = std::min(N, (int)((long)units * (t + 1) / nt) * unit);
