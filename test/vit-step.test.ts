@@ -28,7 +28,7 @@ const CASES: ViTCase[] = [
   { model: 'vit_demo', size: 32, batch: 4, classes: 5, cpu: false },
   { model: 'vit_demo', size: 40, batch: 3, classes: 2, cpu: true },
   { model: 'deit_small_patch16_224', size: 32, batch: 2, classes: 3, cpu: false },
-  { model: 'vit_demo', size: 32, batch: 1, classes: 4, cpu: true },
+  { model: 'vit_demo', size: 32, batch: 1, classes: 4, cpu: false },
   { model: 'vit_demo', size: 32, batch: 2, classes: 3, cpu: false, noQkvBias: true },
 ];
 
