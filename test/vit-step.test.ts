@@ -11,10 +11,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { clsAttention, features, forward } from '../src/ml/models/forward.js';
-import { disposeParams } from '../src/ml/models/params.js';
 import { paramsOf } from '../src/ml/models/registry.js';
 import type { ModelSpec } from '../src/ml/models/types.js';
-import { Random, relErr } from './support/backend-compare.js';
+import { relErr } from './support/backend-compare.js';
 import { assertFrees, assertFrozenLikeTape, caseSpec, evalRun, runStep, seededParams, stepGraphSetup, stepGraphTests, stepRuns, withStepGraph, type Backend, type Case } from './support/step-graph.js';
 
 const skip = stepGraphSetup('vit-step');
@@ -88,22 +87,12 @@ test('the ViT eval graph gives forward()\'s logits and features() bit for bit on
 
 test('under a gradient tape the ViT forward takes the tfjs path (the input gradient is the cpu backend\'s), and attention maps still work', { skip }, () => {
   const c = CASES[1]!;
-  const grad = (backend: Backend) => {
-    tf.setBackend(backend);
-    const spec = caseSpec(c);
-    const params = seededParams(spec, 13, true);
-    try {
-      return tf.tidy(() => {
-        const x = tf.tensor4d(new Random(5).values(c.batch * c.size * c.size * 3), [c.batch, c.size, c.size, 3]);
-        const g = tf.grad((xi: tf.Tensor) => tf.sum(forward(spec, params, xi as tf.Tensor4D, { training: false })))(x);
-        const a = clsAttention(spec, params, x);
-        assert.deepEqual(a.shape, [c.batch, 3, 26]);
-        return Float32Array.from(g.dataSync());
-      });
-    } finally {
-      disposeParams(params);
-    }
-  };
+  const grad = (backend: Backend) => evalRun(c, backend, true, { seed: 13, move: true, inputSeed: 5 }, (spec, params, x) => {
+    const g = tf.grad((xi: tf.Tensor) => tf.sum(forward(spec, params, xi as tf.Tensor4D, { training: false })))(x);
+    const a = clsAttention(spec, params, x);
+    assert.deepEqual(a.shape, [c.batch, 3, 26]);
+    return Float32Array.from(g.dataSync());
+  });
   const e = relErr(grad('wasm'), grad('cpu'), 'input gradient');
   assert.ok(e < 2e-3, `input gradient: rel. error ${e.toExponential(2)}`);
 });

@@ -189,16 +189,16 @@ export function stepRuns(model: string, classes: number, backend: Backend, opts:
 }
 
 /**
- * `fn` over the case's weights seeded `seed` (moved with `move`) and its input seeded
- * size * 17 + batch, on `backend`, inside a tidy, through the graph or (graph false,
+ * `fn` over the case's weights seeded `seed` (default 12; moved with `move`) and its input
+ * seeded `inputSeed` (default size * 17 + batch), on `backend`, inside a tidy, through the graph or (graph false,
  * MEDPIPE_STEP_GRAPH=0) the tfjs forward; the weights are freed after.
  */
-export function evalRun<R extends tf.TensorContainer>(c: Case, backend: Backend, graph: boolean, opts: { spec?: ModelSpec; seed?: number; move?: boolean }, fn: (spec: ModelSpec, params: ParamMap, x: tf.Tensor4D) => R): R {
+export function evalRun<R extends tf.TensorContainer>(c: Case, backend: Backend, graph: boolean, opts: { spec?: ModelSpec; seed?: number; move?: boolean; inputSeed?: number }, fn: (spec: ModelSpec, params: ParamMap, x: tf.Tensor4D) => R): R {
   tf.setBackend(backend);
   const spec = opts.spec ?? caseSpec(c);
   const params = seededParams(spec, opts.seed ?? 12, opts.move);
   try {
-    return withStepGraph(graph, () => tf.tidy(() => fn(spec, params, caseInput(c, c.size * 17 + c.batch))));
+    return withStepGraph(graph, () => tf.tidy(() => fn(spec, params, caseInput(c, opts.inputSeed ?? c.size * 17 + c.batch))));
   } finally {
     disposeParams(params);
   }
