@@ -15,12 +15,14 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus, tableMismatch } from '../src/engine/native.js';
-import { withPrecision } from '../src/engine/precision.js';
+import { bf16Missing, withPrecision } from '../src/engine/precision.js';
 import { setNativeKernels } from '../src/engine/wasm-kernels.js';
 import { on, Random, relErr, z4, type In, type T } from './support/backend-compare.js';
 
 const addon = loadNative();
-const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : !addon.info().bf16 ? `this CPU has neither AMX-BF16 nor AVX512_BF16 (${addon.info().isa})` : false;
+// The reason names a kernel switched off by MEDPIPE_NATIVE_ISA / MEDPIPE_NATIVE_BF16 as such,
+// not as missing from the CPU.
+const skip = addon === undefined ? `native kernels not available: ${nativeStatus()}` : bf16Missing(addon.info()) ?? false;
 if (skip) console.log(`# engine-bf16: SKIPPED — ${skip}`);
 else console.log(`# engine-bf16: bf16 kernel ${addon!.info().bf16Kernel}`);
 
@@ -181,6 +183,29 @@ test('precision: bf16 is recorded in provenance, restores fp32 after the run (al
   } finally {
     setNativeKernels(true);
   }
+});
+
+test('without a bf16 kernel, the reason names an environment switch where one caused it, else the CPU', () => {
+  assert.equal(bf16Missing({ isa: 'avx512', bf16: true }, {}), undefined);
+  assert.equal(bf16Missing({ isa: 'avx2', bf16: false }, { MEDPIPE_NATIVE_ISA: 'avx2' }), 'MEDPIPE_NATIVE_ISA=avx2 selects the avx2 GEMM, and both bf16 kernels run on the AVX-512 one');
+  assert.match(bf16Missing({ isa: 'c', bf16: false }, { MEDPIPE_NATIVE_ISA: 'c' }) ?? '', /^MEDPIPE_NATIVE_ISA=c selects the c GEMM/);
+  assert.equal(bf16Missing({ isa: 'avx512', bf16: false }, { MEDPIPE_NATIVE_BF16: 'amx' }), 'MEDPIPE_NATIVE_BF16=amx asks for a bf16 kernel this CPU or OS does not offer');
+  // Unforced (or asking for the ISA the CPU lacks): the CPU is what lacks it.
+  assert.equal(bf16Missing({ isa: 'avx2', bf16: false }, {}), 'this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: avx2)');
+  assert.match(bf16Missing({ isa: 'avx2', bf16: false }, { MEDPIPE_NATIVE_ISA: 'avx512' }) ?? '', /^this CPU has neither/);
+  assert.match(bf16Missing({ isa: 'avx512', bf16: false }, {}) ?? '', /^this CPU has neither/);
+});
+
+// Runs where the loaded kernels lack bf16 (MEDPIPE_NATIVE_ISA=avx2|c, or such a CPU): the
+// refusal comes before anything is computed, precision stays fp32, and it gives the reason.
+test('precision: bf16 is refused with the reason where the loaded native kernels have no bf16 GEMM', { skip: addon === undefined ? 'no addon' : addon.info().bf16 && 'this addon has a bf16 kernel (refusal: run with MEDPIPE_NATIVE_ISA=avx2)' }, async () => {
+  const why = bf16Missing(addon!.info())!;
+  let ran = false;
+  await assert.rejects(withPrecision('bf16', { backend: 'wasm' }, () => {}, async () => { ran = true; }),
+    (e: Error) => e.message === `precision: bf16 cannot run here: ${why}; use precision: fp32 (the default)`);
+  assert.equal(ran, false);
+  assert.equal(addon!.setPrecision('bf16'), false);
+  assert.equal(addon!.info().precision, 'fp32');
 });
 
 const amx = !skip && addon!.info().bf16Kernel === 'amx';

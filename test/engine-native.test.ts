@@ -6,7 +6,7 @@
 // Skipped, with the reason, when the addon is not built (the wasm path is tested in
 // engine-wasm-kernels.test.ts either way).
 import { readFileSync } from 'node:fs';
-import { test, before } from 'node:test';
+import { test, before, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -20,6 +20,8 @@ import { modelSpec } from '../src/ml/models/registry.js';
 import { initState } from '../src/ml/models/state.js';
 import { on, Random, relErr, same, z4, type In, type Pad, type T } from './support/backend-compare.js';
 
+// One generator for the file, restarted per test from its name (beforeEach below): each test's
+// cases do not depend on which tests ran before it.
 const rng = new Random(777);
 const { rand, int, pick, F } = rng;
 const randomPad = (kh: number, kw: number): Pad => rng.pad(kh, kw, 0.3, 0.3);
@@ -33,6 +35,18 @@ before(async () => {
   assert.equal(info.backend, 'wasm');
   if (!skip) assert.equal(setNativeKernels(true), true);
   await tf.setBackend('cpu');
+});
+
+beforeEach((t) => rng.reseed(t.name));
+
+test('each test draws its own cases: the generator restarts from the test\'s name, whatever ran before', (t) => {
+  const first = [rand(), rand(), int(1, 1000)];
+  rng.seed = 12345;
+  rand();
+  rng.reseed(t.name);
+  assert.deepEqual([rand(), rand(), int(1, 1000)], first);
+  rng.reseed('another test');
+  assert.notDeepEqual([rand(), rand(), int(1, 1000)], first);
 });
 
 test('native Conv2D / FusedConv2D forward matches cpu (strides, padding, dilation, odd sizes)', { skip }, () => {

@@ -8,7 +8,7 @@
 
 import type { JSONObject } from '../contract.js';
 import type { EngineInfo } from './backend.js';
-import { activeNative, nativeStatus, type Precision } from './native.js';
+import { activeNative, nativeStatus, type NativeInfo, type Precision } from './native.js';
 
 /**
  * The parameter. No schema default: a node that does not say `precision:` keeps the key it had
@@ -27,9 +27,27 @@ export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | u
   if (engine.backend !== 'wasm') return `the ${engine.backend} backend computes in fp32 only (bf16 is a CPU-engine option: wasm with medpipe's native kernels)`;
   const nat = activeNative();
   if (nat === undefined) return `medpipe's native kernels are not in use (${nativeStatus()})`;
-  const info = nat.info();
-  if (!info.bf16) return `this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: ${info.isa})`;
-  return undefined;
+  return bf16Missing(nat.info());
+}
+
+/**
+ * Why the loaded native kernels have no bf16 GEMM, or undefined when they have one. The addon
+ * knows only what it picked, not what the CPU could do, so a kernel switched off by the
+ * environment is named as such: MEDPIPE_NATIVE_ISA=avx2|c leaves the AVX-512 GEMM that both
+ * bf16 kernels are built on unused, and MEDPIPE_NATIVE_BF16 may name a kernel this CPU lacks;
+ * blaming the CPU then would send a user looking for another machine.
+ */
+export function bf16Missing(info: Pick<NativeInfo, 'isa' | 'bf16'>, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (info.bf16) return undefined;
+  const isa = env.MEDPIPE_NATIVE_ISA;
+  if (info.isa !== 'avx512' && isa !== undefined && isa !== '' && isa !== 'avx512') {
+    return `MEDPIPE_NATIVE_ISA=${isa} selects the ${info.isa} GEMM, and both bf16 kernels run on the AVX-512 one`;
+  }
+  const kernel = env.MEDPIPE_NATIVE_BF16;
+  if (info.isa === 'avx512' && kernel !== undefined && kernel !== '') {
+    return `MEDPIPE_NATIVE_BF16=${kernel} asks for a bf16 kernel this CPU or OS does not offer`;
+  }
+  return `this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: ${info.isa})`;
 }
 
 /**

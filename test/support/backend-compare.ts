@@ -18,6 +18,17 @@ export const z4 = (shape: number[]): tf.Tensor4D => tf.zeros(shape as [number, n
 export class Random {
   constructor(public seed: number) {}
 
+  /**
+   * Restarts the sequence at a seed derived from `key` (FNV-1a of a test's name): a file whose
+   * tests share one generator then gives each test the same cases whether it runs alone
+   * (--test-name-pattern) or after the others, so a failure of the whole file reproduces alone.
+   */
+  reseed = (key: string): void => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+    this.seed = h;
+  };
+
   rand = (): number => {
     this.seed = (this.seed * 1664525 + 1013904223) >>> 0;
     return this.seed / 2 ** 32;
