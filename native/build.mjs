@@ -7,15 +7,20 @@
 // compiler process per source, as many as there are cores, then a link), then
 // node-gyp with binding.gyp (npm's bundled copy) if those headers are absent. The list of
 // sources is binding.gyp's (JSON), for both.
-// MEDPIPE_NATIVE=0 skips the build.
+// A per-ISA kernel whose target the compiler lacks (AMX needs g++ >= 11) is left out, not
+// the whole build: one tiny test compile per such file first, and on failure that file is
+// compiled with MEDPIPE_NO_<ISA> (same symbols, reporting "not built"; the runtime then picks
+// the next kernel) and the build line says which kernel is missing and why.
+// MEDPIPE_NATIVE=0 skips the build; MEDPIPE_NATIVE_OUT=<dir> builds into <dir> instead of
+// native/build (the tests' builds with a stand-in compiler).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = join(here, 'build');
+const outDir = process.env.MEDPIPE_NATIVE_OUT || join(here, 'build');
 const out = join(outDir, 'medpipe_native.node');
 
 function done(msg) {
@@ -44,11 +49,49 @@ function run(cmd, args) {
   });
 }
 
+// What each optional kernel's file needs of the compiler (its target attribute and the
+// intrinsics it calls), the define that leaves it out, and the target named when it is missing.
+const probes = [
+  {
+    kernel: 'AMX', define: 'MEDPIPE_NO_AMX', target: 'amx-tile',
+    code: `#include <immintrin.h>
+__attribute__((target("amx-tile,amx-bf16"))) void f(const void* cfg, const void* a, float* c) {
+  _tile_loadconfig(cfg); _tile_zero(0); _tile_loadd(4, a, 64); _tile_loadd(6, a, 64);
+  _tile_dpbf16ps(0, 4, 6); _tile_stored(0, c, 64); _tile_release();
+}
+`,
+  },
+  {
+    kernel: 'avx512bf16', define: 'MEDPIPE_NO_AVX512BF16', target: 'avx512bf16',
+    code: `#include <immintrin.h>
+__attribute__((target("avx512f,avx512bf16"))) __m512 f(__m512 c, __m512i a, __m512i b) {
+  return _mm512_dpbf16_ps(c, (__m512bh)a, (__m512bh)b);
+}
+bool g() { __builtin_cpu_init(); return __builtin_cpu_supports("avx512bf16"); }
+`,
+  },
+];
+
+// The probes that fail with this compiler (x86-64 only: elsewhere those files compile to nothing).
+async function missingTargets(cxx, flags, objDir) {
+  if (process.arch !== 'x64') return [];
+  const results = await Promise.all(probes.map((p, i) => {
+    const src = join(objDir, `probe-${i}.cc`);
+    writeFileSync(src, p.code);
+    return run(cxx, [...flags, '-c', src, '-o', join(objDir, `probe-${i}.o`)]);
+  }));
+  return probes.filter((_, i) => results[i] !== undefined);
+}
+
+// Resolves { error } (the first failure) or { missing } (the kernels left out).
 async function compileAndLink(cxx, include, outFile) {
   const objDir = join(outDir, `obj-${process.pid}`);
   mkdirSync(objDir, { recursive: true });
   try {
     const flags = ['-O3', '-ffp-contract=off', '-fno-math-errno', '-std=c++17', '-fPIC', '-pthread', '-fvisibility=hidden', '-DNODE_GYP_MODULE_NAME=medpipe_native', `-I${include}`];
+    const missing = await missingTargets(cxx, flags, objDir);
+    // Every file gets the defines: gemm.cc's CPU check names the ISA too.
+    flags.push(...missing.map((p) => `-D${p.define}`));
     const queue = sources().map((src) => [src, join(objDir, basename(src).replace(/\.cc$/, '.o'))]);
     const objects = queue.map(([, o]) => o);
     let failure;
@@ -59,10 +102,11 @@ async function compileAndLink(cxx, include, outFile) {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, availableParallelism()) }, worker));
-    if (failure !== undefined) return failure;
+    if (failure !== undefined) return { error: failure };
     const link = ['-shared', '-pthread', '-o', outFile, ...objects];
     if (process.platform === 'darwin') link.push('-undefined', 'dynamic_lookup');
-    return await run(cxx, link);
+    const error = await run(cxx, link);
+    return error === undefined ? { missing } : { error };
   } finally {
     rmSync(objDir, { recursive: true, force: true });
   }
@@ -80,11 +124,14 @@ try {
   const include = join(dirname(dirname(process.execPath)), 'include', 'node');
   let how = '';
   let err = '';
+  let notBuilt = '';
   if (existsSync(join(include, 'node_api.h'))) {
     const cxx = process.env.CXX || 'g++';
     const r = await compileAndLink(cxx, include, tmp);
-    if (r === undefined) how = cxx;
-    else err = `${cxx} failed: ${r}`;
+    if (r.error === undefined) {
+      how = cxx;
+      notBuilt = r.missing.map((p) => ` (${p.kernel} kernel not built: ${cxx} lacks ${p.target})`).join('');
+    } else err = `${cxx} failed: ${r.error}`;
   } else err = `no Node headers at ${include}`;
   if (!how) {
     const gyp = process.env.npm_config_node_gyp;
@@ -104,7 +151,7 @@ try {
     done('built but failed to load; the wasm path will be used');
   }
   renameSync(tmp, out);
-  done(`built with ${how} (${isa})`);
+  done(`built with ${how} (${isa})${notBuilt}`);
 } catch (e) {
   done(`not built (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); the wasm path will be used`);
 }

@@ -129,6 +129,11 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_get_boolean(env, bf16_supported(), &bf);
   napi_set_named_property(env, obj, "bf16", bf);
   napi_set_named_property(env, obj, "bf16Kernel", string(env, bf16_kernel()));
+  napi_value amx, vdp;
+  napi_get_boolean(env, gemm_amx_built(), &amx);
+  napi_set_named_property(env, obj, "amxBuilt", amx);
+  napi_get_boolean(env, gemm_avx512bf16_built(), &vdp);
+  napi_set_named_property(env, obj, "avx512bf16Built", vdp);
   napi_set_named_property(env, obj, "precision", int32(env, gemm_precision()));
   return obj;
 }

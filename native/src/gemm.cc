@@ -400,7 +400,11 @@ Kernel pick_kernel() {
 #ifdef MP_X86
   __builtin_cpu_init();
   if ((any || !std::strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
+#ifdef MEDPIPE_NO_AVX512BF16
+    const bool bf = false;  // the compiler lacks the target (older than the feature string too)
+#else
     const bool bf = __builtin_cpu_supports("avx512bf16");
+#endif
     return {ukr_avx512, MR512, NR512, "avx512", bf ? ukr_avx512bf16 : nullptr, ukr_avx512_16x16};
   }
   if ((any || !std::strcmp(force, "avx2")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {ukr_avx2, MR256, NR256, "avx2", nullptr, nullptr};
@@ -455,6 +459,13 @@ Scratch g_scratch[64];
 
 bool bf16_supported() { return g_bf16 != BF16_NONE; }
 const char* bf16_kernel() { return g_bf16 == BF16_AMX ? "amx" : g_bf16 == BF16_AVX512 ? "avx512bf16" : ""; }
+#ifdef MP_X86
+bool gemm_amx_built() { return amx_built(); }
+bool gemm_avx512bf16_built() { return avx512bf16_built(); }
+#else
+bool gemm_amx_built() { return false; }
+bool gemm_avx512bf16_built() { return false; }
+#endif
 const char* gemm_isa() { return g_kernel.name; }
 int gemm_mr() { return g_kernel.mr; }
 Precision gemm_precision() { return g_precision; }

@@ -32,6 +32,10 @@ enum Precision { PREC_FP32, PREC_BF16, PREC_COUNT };
 bool set_gemm_precision(Precision p);
 Precision gemm_precision();
 bool bf16_supported();
+// Whether the AMX / vdpbf16ps kernels are in this build (build.mjs leaves one out where the
+// compiler lacks its target; false off x86).
+bool gemm_amx_built();
+bool gemm_avx512bf16_built();
 // The bf16 kernel in use: "amx" (TDPBF16PS tiles), "avx512bf16" (vdpbf16ps) or "" (none).
 const char* bf16_kernel();
 const char* gemm_isa();

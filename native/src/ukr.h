@@ -46,6 +46,10 @@ bool amx_supported();
 // configuration; amx_end releases the tiles (a context switch then saves no tile data).
 bool amx_begin();
 void amx_end();
+// Whether this build holds the kernel (build.mjs leaves one out, as a stub, where the
+// compiler lacks its target: MEDPIPE_NO_AMX, MEDPIPE_NO_AVX512BF16).
+bool amx_built();
+bool avx512bf16_built();
 // fp32 -> bf16 nearest even (NaN stays quiet NaN), vectorised: `len` floats of src as one row
 // of bf16 pairs, zero-filled to `pairs` pairs; and dst[j] = (lo[j], hi[j]) pairs for j < w
 // (hi null: zero products).

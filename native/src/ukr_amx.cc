@@ -9,6 +9,10 @@
 // packed), products summed in fp32. Two differences, both below the tests' tolerances: the
 // k-block's products are added onto C loaded into the accumulator (not summed from zero and
 // then added), and TDPBF16PS treats denormal inputs as zero and flushes denormal results.
+//
+// Built with -DMEDPIPE_NO_AMX (build.mjs, when the compiler lacks the amx-tile / amx-bf16
+// targets: g++ < 11) the tile code is left out and the same symbols report "no AMX", so the
+// runtime takes the vdpbf16ps kernel instead of the whole build failing.
 #include <cstring>
 
 #include "common.h"
@@ -22,6 +26,10 @@
 #endif
 
 namespace mp {
+
+#ifndef MEDPIPE_NO_AMX
+bool amx_built() { return true; }
+
 namespace {
 
 constexpr int ARCH_REQ_XCOMP_PERM = 0x1023;
@@ -142,6 +150,14 @@ __attribute__((target("amx-tile,amx-bf16"))) void ukr_amx(int kt, const uint32_t
     for (int r = 0; r < m; r++) std::memcpy(C + r * ldc, t + r * AMX_NR, sizeof(float) * n);
   }
 }
+#else
+// No tile code in this build: amx_supported() is false, so gemm.cc never reaches the others.
+bool amx_built() { return false; }
+bool amx_supported() { return false; }
+bool amx_begin() { return false; }
+void amx_end() {}
+void ukr_amx(int, const uint32_t*, const uint32_t*, float*, long, bool, int, int) { __builtin_trap(); }
+#endif
 
 namespace {
 // 16 fp32 -> 16 bf16 bit patterns in 32-bit lanes, nearest even; a NaN stays a quiet NaN

@@ -1,11 +1,20 @@
 // AVX512_BF16 microkernel: 8 x 32 tile, vdpbf16ps (two bf16 products per fp32 lane added to
 // an fp32 accumulator). Operands come packed in k-pairs (see ukr.h); the accumulation over k
 // and across k-blocks (acc) is fp32 throughout.
+//
+// Built with -DMEDPIPE_NO_AVX512BF16 (build.mjs, when the compiler lacks the avx512bf16
+// target) the kernel is a stub that gemm.cc never picks: bf16 is then off, fp32 unchanged.
 #include "common.h"
 #include "ukr.h"
 
 #ifdef MP_X86
 namespace mp {
+
+#ifdef MEDPIPE_NO_AVX512BF16
+bool avx512bf16_built() { return false; }
+void ukr_avx512bf16(int, const uint32_t*, const uint32_t*, float*, long, bool, int, int) { __builtin_trap(); }
+#else
+bool avx512bf16_built() { return true; }
 
 __attribute__((target("avx512f,avx512bf16"))) void ukr_avx512bf16(int kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc, int m, int n) {
   __m512 c0[MR512], c1[MR512];
@@ -37,6 +46,7 @@ __attribute__((target("avx512f,avx512bf16"))) void ukr_avx512bf16(int kp, const 
     store_tile(t, NR512, C, ldc, acc, m, n);
   }
 }
+#endif
 
 }  // namespace mp
 #endif

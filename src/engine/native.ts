@@ -56,6 +56,10 @@ export interface NativeInfo {
   /** Their kernel: 'amx' (TDPBF16PS), 'avx512bf16' (vdpbf16ps), '' where bf16 is false.
    *  MEDPIPE_NATIVE_BF16=amx|avx512bf16 forces one at load. */
   bf16Kernel: string;
+  /** Whether this build holds the AMX / vdpbf16ps kernels: native/build.mjs leaves one out
+   *  (its build line says so) where the compiler lacks that target, e.g. AMX before g++ 11. */
+  amxBuilt: boolean;
+  avx512bf16Built: boolean;
   precision: Precision;
 }
 
@@ -81,7 +85,7 @@ interface RawAddon {
   enums: Record<string, string[]>;
   setThreads(n: number): void;
   setPrecision(code: number): boolean;
-  info(): { isa: string; threads: number; bf16: boolean; bf16Kernel?: string; precision: number };
+  info(): { isa: string; threads: number; bf16: boolean; bf16Kernel?: string; amxBuilt?: boolean; avx512bf16Built?: boolean; precision: number };
   pumpEvents(): boolean;
 }
 
@@ -120,7 +124,9 @@ function wrap(raw: RawAddon): NativeAddon {
     setPrecision: (p) => raw.setPrecision(codes.precision[p]),
     info() {
       const i = raw.info();
-      return { isa: i.isa, threads: i.threads, bf16: i.bf16, bf16Kernel: i.bf16Kernel ?? (i.bf16 ? 'avx512bf16' : ''), precision: precisions[i.precision] as Precision };
+      return { isa: i.isa, threads: i.threads, bf16: i.bf16, bf16Kernel: i.bf16Kernel ?? (i.bf16 ? 'avx512bf16' : ''),
+        // An addon older than these fields was built with both kernels (its build failed otherwise).
+        amxBuilt: i.amxBuilt ?? true, avx512bf16Built: i.avx512bf16Built ?? true, precision: precisions[i.precision] as Precision };
     },
     pumpEvents: () => raw.pumpEvents(),
   };
