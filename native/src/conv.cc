@@ -5,6 +5,7 @@
 // kernel, or a GEMM per half of the batch), else im2col(x)^T . dy, the transposed im2col
 // packed from the image, or (channel counts that do not fill the kernel's strips, the stem)
 // dW^T = dy^T . im2col(x), im2col the B operand packed from the image.
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -22,13 +23,13 @@ bool pointwise(const ConvGeom& g) {
   return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
 }
 
-void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const float* bias, int act) {
+void conv2d(const ConvGeom& g, const float* x, const float* w, float* y, const float* bias, int act, const BnEpi* bn = nullptr) {
   const int M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C;
   Src A;
   if (pointwise(g)) { A.p = x; A.rs = g.C; A.cs = 1; }
   else { A.kind = Src::IM2COL; A.p = x; A.g = &g; }
   Src B; B.p = w; B.rs = g.OC; B.cs = 1;
-  gemm(M, g.OC, K, A, B, y, g.OC, bias, act);
+  gemm(M, g.OC, K, A, B, y, g.OC, bias, act, false, bn);
 }
 
 void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw) {
@@ -157,6 +158,34 @@ void op_conv2d(const Call& c) {
   float* y = c.span(c.arg[2], output(g));
   float* bias = c.optional(c.arg[3], g.OC);
   conv2d(g, x, w, y, bias, act);
+}
+
+// conv2dBn [x, filter, y, mean, variance, scale (-1), offset (-1), residual (-1), eps, relu,
+// geometry(15)]: y = bn(conv2d(x)) (+ residual), max(0, .) when relu (0 / 1), with given
+// statistics (inference), applied to each output block while it is in cache. The bits of
+// conv2d then bnRelu (relu) or batchNorm (neither relu nor residual): the same per-channel
+// mul (computed as norms.cc does) and the same element formula on the same conv values.
+void op_conv2d_bn(const Call& c) {
+  const ConvGeom g = geometry(c, 10);
+  const double relu = c.arg[9];
+  if (relu != 0 && relu != 1) fail("conv2dBn: relu is 0 or 1");
+  float* x = c.span(c.arg[0], image(g));
+  float* w = c.span(c.arg[1], filter(g));
+  float* y = c.span(c.arg[2], output(g));
+  const float* m = c.span(c.arg[3], g.OC);
+  const float* v = c.span(c.arg[4], g.OC);
+  const float* sc = c.optional(c.arg[5], g.OC);
+  const float* of = c.optional(c.arg[6], g.OC);
+  const float* res = c.optional(c.arg[7], output(g));
+  const float eps = (float)c.arg[8];
+  std::vector<float> mul(g.OC), add(g.OC);
+  for (int k = 0; k < g.OC; k++) {
+    mul[k] = (sc ? sc[k] : 1.f) / std::sqrt(v[k] + eps);
+    add[k] = of ? of[k] : 0.f;
+  }
+  BnEpi bn;
+  bn.mean = m; bn.mul = mul.data(); bn.add = add.data(); bn.res = res; bn.ldr = g.OC; bn.relu = relu == 1;
+  conv2d(g, x, w, y, nullptr, ACT_NONE, &bn);
 }
 
 // conv2dGradInput [dy, filter, dx, geometry(15)]

@@ -486,6 +486,31 @@ void epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const float* b
   }
 }
 
+// The BnEpi on rows [m0, m1) x cols [n0, n1) of C, in place: norms.cc's rows_norm term for
+// term (element-wise, -ffp-contract=off, so every clone gives its bits).
+MP_CLONES void bn_rows(int m0, int m1, int n0, int n1, float* C, long ldc, const float* __restrict mean,
+                       const float* __restrict mul, const float* __restrict add, const float* res, long ldr, bool relu) {
+  for (int i = m0; i < m1; i++) {
+    float* __restrict c = C + (long)i * ldc;
+    if (res) {
+      const float* __restrict r = res + (long)i * ldr;
+      if (relu) {
+        for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j] + r[j]; c[j] = v > 0.f ? v : 0.f; }
+      } else {
+        for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j] + r[j];
+      }
+    } else if (relu) {
+      for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j]; c[j] = v > 0.f ? v : 0.f; }
+    } else {
+      for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j];
+    }
+  }
+}
+
+void bn_epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const BnEpi* bn) {
+  if (bn != nullptr && m1 > m0 && n1 > n0) bn_rows(m0, m1, n0, n1, C, ldc, bn->mean, bn->mul, bn->add, bn->res, bn->ldr, bn->relu);
+}
+
 #ifdef MP_X86
 void pack_a_amx(const Src& A, int i0, int mc, int p0, int kc, int kpad, float* tmp, uint32_t* dst) {
   if (A.kind == Src::STRIDED && A.cs == 1) {
@@ -606,7 +631,7 @@ void pack_a_shared_strip(const Src& A, int K, int M, int mr, int mc_max, int pc,
 
 // gemm_block's fp32 loops; B from the shared packing `bp` (then n0 = 0, n1 = N) or packed
 // here, A from `ap` (then m0 = 0, m1 = M) or packed here.
-void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s);
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s, const BnEpi* bn = nullptr);
 void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s);
 
 }  // namespace
@@ -614,29 +639,35 @@ void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const 
 bool g_gemm_share_packing = [] { const char* e = std::getenv("MEDPIPE_NATIVE_SHARE_PACKING"); return e == nullptr || std::strcmp(e, "0") != 0; }();
 
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
-                const float* bias, int act, int tid) {
+                const float* bias, int act, int tid, const BnEpi* bn) {
   if (m1 <= m0 || n1 <= n0) return;
   Scratch& s = g_scratch[tid];
 #ifdef MP_X86
   if (g_precision == PREC_BF16 && g_bf16 == BF16_AMX && K > 0) {
     gemm_block_amx(m0, m1, n0, n1, K, A, B, C, ldc, s);
     epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+    bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
     return;
   }
 #endif
-  if (g_precision == PREC_BF16 && g_bf16 == BF16_AVX512) gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
-  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s);
+  // fp32 without bias/act applies bn per block inside its loops; otherwise after them.
+  const bool bf16 = g_precision == PREC_BF16 && g_bf16 == BF16_AVX512;
+  const bool inner = !bf16 && bias == nullptr && act == ACT_NONE;
+  if (bf16) gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
+  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s, inner ? bn : nullptr);
   epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+  if (!inner) bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
 }
 
 namespace {
 
-void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s) {
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s, const BnEpi* bn) {
   const Kernel& k = g_kernel;
   const int mc_max = std::max(k.mr, (MC / k.mr) * k.mr);
   const int nc_max = (NC / k.nr) * k.nr;
   if (K == 0) {
     for (int i = m0; i < m1; i++) for (int j = n0; j < n1; j++) C[(long)i * ldc + j] = 0.f;
+    bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
   }
   if (ap == nullptr) s.a.resize((size_t)mc_max * KC + 64);
   if (bp == nullptr) s.b.resize((size_t)nc_max * KC + 64);
@@ -675,6 +706,8 @@ void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const 
             k.fn(kc, a0 + (long)ir * kc, b + (long)jr * kc, C + (long)(ic + ir) * ldc + jc + jr, ldc, pc > 0, std::min(k.mr, mc - ir), n);
           }
         }
+        // This block's final values (its last k-block), still in cache.
+        if (pc + kc == K) bn_epilogue(ic, ic + mc, jc, jc + nc, C, ldc, bn);
       }
     }
   }
@@ -730,7 +763,7 @@ void pack_shared(int K, int strips, int T, F&& pack) {
 
 }  // namespace
 
-void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial) {
+void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act, bool serial, const BnEpi* bn) {
   const int T = serial ? 1 : pool_size();
   const double flops = 2.0 * M * N * (double)K;
   const Kernel& k = g_kernel;
@@ -738,7 +771,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
   // below ~2 MFLOP, where waking a worker costs more than it saves.
   int nt = flops < 2e6 ? 1 : 2 * T;
   if (nt <= 1) {
-    gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, serial ? 63 : 0);
+    gemm_block(0, M, 0, N, K, A, B, C, ldc, bias, act, serial ? 63 : 0, bn);
     return;
   }
   // Split the larger output dimension into equal, kernel-aligned chunks, the other operand
@@ -763,8 +796,10 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(M, (int)((long)units * t / nt) * unit), e1 = std::min(M, (int)((long)units * (t + 1) / nt) * unit);
       if (e1 <= e0) return;
-      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid]);
+      const bool inner = bias == nullptr && act == ACT_NONE;
+      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid], inner ? bn : nullptr);
       epilogue(e0, e1, 0, N, C, ldc, bias, act);
+      if (!inner) bn_epilogue(e0, e1, 0, N, C, ldc, bn);
     });
     return;
   }
@@ -782,16 +817,18 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(N, (int)((long)units * t / nt) * unit), e1 = std::min(N, (int)((long)units * (t + 1) / nt) * unit);
       if (e1 <= e0) return;
-      gemm_block_fp32(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid]);
+      const bool inner = bias == nullptr && act == ACT_NONE;
+      gemm_block_fp32(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid], inner ? bn : nullptr);
       epilogue(0, M, e0, e1, C, ldc, bias, act);
+      if (!inner) bn_epilogue(0, M, e0, e1, C, ldc, bn);
     });
     return;
   }
   parallel(nt, [&](int t, int tid) {
     const int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
     const int e0 = std::min(extent, u0 * unit), e1 = std::min(extent, u1 * unit);
-    if (splitM) gemm_block(e0, e1, 0, N, K, A, B, C, ldc, bias, act, tid);
-    else gemm_block(0, M, e0, e1, K, A, B, C, ldc, bias, act, tid);
+    if (splitM) gemm_block(e0, e1, 0, N, K, A, B, C, ldc, bias, act, tid, bn);
+    else gemm_block(0, M, e0, e1, K, A, B, C, ldc, bias, act, tid, bn);
   });
 }
 

@@ -47,13 +47,28 @@ int gemm_mr();
 // MEDPIPE_NATIVE_SHARE_PACKING=0 has each chunk pack it (A/B measurements).
 extern bool g_gemm_share_packing;
 
-// C = op(A) op(B) (+ bias per column, then act), C with leading dimension ldc. `serial`
-// keeps it on the calling thread (the caller already splits work over the pool).
+// An inference BatchNorm applied to C's final values: C = (C - mean) * mul + add (+ res),
+// then max(0, .) when relu, per column j (mean[j] ...) and res[i * ldr + j]. The formula
+// and rounding of the bnRelu / batchNorm ops (norms.cc), so a conv with it gives the bits of
+// the conv then that op. Applied per block while it is in cache (fp32: after each MC x NC
+// block's last k-block), saving the op's own pass over the output.
+struct BnEpi {
+  const float* mean = nullptr;
+  const float* mul = nullptr;
+  const float* add = nullptr;
+  const float* res = nullptr;
+  long ldr = 0;
+  bool relu = false;
+};
+
+// C = op(A) op(B) (+ bias per column, then act; then bn when given), C with leading
+// dimension ldc. `serial` keeps it on the calling thread (the caller already splits work
+// over the pool).
 void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, const float* bias, int act,
-          bool serial = false);
+          bool serial = false, const BnEpi* bn = nullptr);
 // One thread's share, C rows [m0, m1) x cols [n0, n1), with scratch of thread `tid`.
 void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
-                const float* bias, int act, int tid);
+                const float* bias, int act, int tid, const BnEpi* bn = nullptr);
 
 
 }  // namespace mp

@@ -22,6 +22,7 @@ const OpDef OPS[] = {
     {"layerNormGrad", 10, 0, op_layer_norm_grad},
     {"maxPoolGrad", 17, 0, op_max_pool_grad},
     {"adam", 9, 6, op_adam},
+    {"conv2dBn", 25, 0, op_conv2d_bn},
 };
 const int OP_COUNT = sizeof(OPS) / sizeof(OPS[0]);
 

@@ -48,6 +48,7 @@ void op_col_reduce(const Call& c);
 void op_bn_reduce(const Call& c);
 void op_batch_norm(const Call& c);
 void op_bn_relu(const Call& c);
+void op_conv2d_bn(const Call& c);
 void op_bn_train(const Call& c);
 void op_bn_train_grad(const Call& c);
 void op_bn_relu_train(const Call& c);

@@ -31,6 +31,7 @@ const OPS = {
   layerNormGrad: [10, 0],
   maxPoolGrad: [17, 0],
   adam: [9, 6],
+  conv2dBn: [25, 0],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** The enum members this code uses; their codes are read from the addon. */

@@ -9,7 +9,8 @@
 
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { BACKEND, KERNELS, WRAPPED, originals, type Tf } from './wasm/context.js';
-import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm/conv.js';
+export { NATIVE_MIN_ELEMENTS } from './wasm/context.js';
+import { conv2D, conv2DBatchNorm, conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm/conv.js';
 import { binaryOp, geluKernel, reluGrad, unaryOp } from './wasm/elementwise.js';
 import { registerGradients, restoreGradients } from './wasm/gradients.js';
 import { batchMatMul, fusedMatMul } from './wasm/matmul.js';
@@ -24,6 +25,7 @@ export { setNativeKernels } from './native.js';
 export const BN_TRAIN = KERNELS.bnTrain;
 export const BN_TRAIN_GRAD = KERNELS.bnTrainGrad;
 export const BN_RELU = KERNELS.bnRelu;
+export const CONV_BN = KERNELS.convBn;
 export const BN_RELU_TRAIN = KERNELS.bnReluTrain;
 export const BN_RELU_TRAIN_GRAD = KERNELS.bnReluTrainGrad;
 export const LN = KERNELS.layerNorm;
@@ -63,6 +65,7 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [KERNELS.bnTrain]: batchNormTrain,
   [KERNELS.bnTrainGrad]: batchNormTrainGrad,
   [KERNELS.bnRelu]: batchNormRelu,
+  [KERNELS.convBn]: conv2DBatchNorm,
   [KERNELS.bnReluTrain]: batchNormReluTrain,
   [KERNELS.bnReluTrainGrad]: batchNormReluTrainGrad,
   [KERNELS.layerNorm]: layerNormKernel,

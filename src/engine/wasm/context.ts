@@ -114,6 +114,7 @@ export const KERNELS = {
   bnTrain: 'MedpipeBatchNormTrain',
   bnTrainGrad: 'MedpipeBatchNormTrainGrad',
   bnRelu: 'MedpipeBatchNormRelu',
+  convBn: 'MedpipeConv2DBatchNorm',
   bnReluTrain: 'MedpipeBatchNormReluTrain',
   bnReluTrainGrad: 'MedpipeBatchNormReluTrainGrad',
   layerNorm: 'MedpipeLayerNorm',

@@ -6,7 +6,7 @@
 // (missing) are direct loops over heap views: on no hot path of our models.
 
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { attr, checkNHWC, heapIndex, heapIndexOrNone, heapOf, makeCtx, native, need, type Conv2DInfo, type Ctx, type KernelArgs, type Pad, type Rounding, type Shape4, type Tf } from './context.js';
+import { attr, checkNHWC, heapIndex, heapIndexOrNone, heapOf, KERNELS, makeCtx, native, nativeOnly, need, type Conv2DInfo, type Ctx, type KernelArgs, type Pad, type Rounding, type Shape4, type Tf } from './context.js';
 
 /** The addon's convolution geometry: N H W C OC KH KW sh sw dh dw padTop padLeft OH OW. */
 function geometry(ci: Conv2DInfo): number[] {
@@ -78,6 +78,46 @@ export function conv2D(tf: Tf, kernel: 'Conv2D' | 'FusedConv2D'): KernelFunc {
     const b = heapIndexOrNone(c.be, bias);
     const act = activation === 'relu' ? nat.codes.activation.relu : nat.codes.activation.none;
     nat.run('conv2d', heapOf(c.be), [heapIndex(c.be, x), heapIndex(c.be, filter), heapIndex(c.be, out), b, act, ...geometry(ci)]);
+    return out;
+  };
+}
+
+/**
+ * Inference Conv2D then BatchNorm with given statistics (+ residual, then ReLU when the
+ * `relu` attr is set): the bits of Conv2D followed by MedpipeBatchNormRelu (relu) or
+ * FusedBatchNorm (neither), with the BatchNorm applied to each output block while the conv
+ * has it in cache instead of a second pass over the whole output. Native only (NHWC fp32).
+ */
+export function conv2DBatchNorm(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const c = makeCtx(tf, backend);
+    const nat = nativeOnly(KERNELS.convBn);
+    const x = need(inputs, 'x');
+    const filter = need(inputs, 'filter');
+    const format = attr<string | undefined>(attrs, 'dataFormat');
+    const relu = attr<boolean | undefined>(attrs, 'relu') ?? false;
+    const { residual, scale, offset } = inputs;
+    if (x.dtype !== 'float32' || (format !== undefined && format !== 'NHWC')) {
+      throw new Error(`${KERNELS.convBn}: float32 NHWC only`);
+    }
+    if (residual !== undefined && !relu) throw new Error(`${KERNELS.convBn}: a residual comes with relu`);
+    const ci = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4, filter.shape as Shape4, attr(attrs, 'strides'), attr(attrs, 'dilations') ?? 1,
+      attr<Pad>(attrs, 'pad'), attr<Rounding>(attrs, 'dimRoundingMode'),
+    );
+    const perChannel = (t: TensorInfo | undefined): boolean =>
+      t === undefined || (t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === ci.outChannels);
+    if (emptyConv(ci) || ![inputs['mean'], inputs['variance'], scale, offset].every(perChannel) ||
+      (residual !== undefined && (residual.dtype !== 'float32' || !tf.util.arraysEqual(residual.shape, ci.outShape)))) {
+      throw new Error(`${KERNELS.convBn}: bad shapes`);
+    }
+    const out = c.be.makeOutput(ci.outShape, 'float32');
+    const at = (t: TensorInfo | undefined): number => heapIndexOrNone(c.be, t);
+    nat.run('conv2dBn', heapOf(c.be), [
+      heapIndex(c.be, x), heapIndex(c.be, filter), heapIndex(c.be, out), heapIndex(c.be, need(inputs, 'mean')),
+      heapIndex(c.be, need(inputs, 'variance')), at(scale), at(offset), at(residual),
+      attr<number>(attrs, 'varianceEpsilon'), relu ? 1 : 0, ...geometry(ci),
+    ]);
     return out;
   };
 }

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { DirectKernels, directKernelsAvailable } from '../../../engine/direct-kernels.js';
 import { updateRunningStats } from '../../../engine/fused-ops.js';
-import { BN_RELU, BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from '../../../engine/wasm-kernels.js';
+import { BN_RELU, BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, BN_TRAIN_GRAD, CONV_BN, NATIVE_MIN_ELEMENTS, SOFTMAX_CE, SOFTMAX_CE_GRAD } from '../../../engine/wasm-kernels.js';
 import { BN_EPS } from '../layers.js';
 import type { TrainStepOptions, TrainStepResult } from '../net.js';
 import { param, type ParamMap } from '../params.js';
@@ -236,13 +236,25 @@ export function resnetInferLogits(cfg: ResNetConfig, params: ParamMap, x: tf.Ten
   if (tf.engine().isTapeOn()) return undefined;
   const k = new DirectKernels(tf);
   const convAttrs = (u: ConvBn): NamedAttrMap => ({ strides: u.stride, pad: u.pad, dataFormat: 'NHWC', dilations: [1, 1] });
+  // The conv with its BatchNorm (+ identity, ReLU) in its output blocks, the same bits as
+  // the two kernels below without their second pass over the activation.
+  const fused = directKernelsAvailable(tf, [CONV_BN]);
   const unit = (u: ConvBn, input: TensorInfo, relu: boolean, residual?: TensorInfo): TensorInfo => {
-    const [a] = k.run('Conv2D', { x: input, filter: param(params, u.conv) }, convAttrs(u));
-    const bn = {
-      x: a!, mean: param(params, `${u.bn}.running_mean`), variance: param(params, `${u.bn}.running_var`),
+    const stats = {
+      mean: param(params, `${u.bn}.running_mean`), variance: param(params, `${u.bn}.running_var`),
       scale: param(params, `${u.bn}.weight`), offset: param(params, `${u.bn}.bias`), ...(residual ? { residual } : {}),
     };
-    const [y] = k.run(relu ? BN_RELU : 'FusedBatchNorm', bn, { varianceEpsilon: BN_EPS });
+    const w = param(params, u.conv);
+    const [N, H, W] = input.shape as [number, number, number, number];
+    const [KH, KW, , OC] = w.shape as [number, number, number, number];
+    const outSize = N * (Math.floor((H + 2 * u.pad - KH) / u.stride) + 1) * (Math.floor((W + 2 * u.pad - KW) / u.stride) + 1) * OC;
+    // FusedBatchNorm runs tfjs's own kernel (other rounding) below NATIVE_MIN_ELEMENTS.
+    if (fused && (relu || outSize >= NATIVE_MIN_ELEMENTS)) {
+      const [y] = k.run(CONV_BN, { x: input, filter: w, ...stats }, { ...convAttrs(u), varianceEpsilon: BN_EPS, relu });
+      return y!;
+    }
+    const [a] = k.run('Conv2D', { x: input, filter: w }, convAttrs(u));
+    const [y] = k.run(relu ? BN_RELU : 'FusedBatchNorm', { x: a!, ...stats }, { varianceEpsilon: BN_EPS });
     k.free(a!);
     return y!;
   };
