@@ -16,11 +16,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = process.env.MEDPIPE_NATIVE_OUT || join(here, 'build');
+// Absolute: the smoke test require()s the file, and a bare relative path names a package.
+const outDir = process.env.MEDPIPE_NATIVE_OUT ? resolve(process.env.MEDPIPE_NATIVE_OUT) : join(here, 'build');
 const out = join(outDir, 'medpipe_native.node');
 
 function done(msg) {
@@ -134,7 +135,8 @@ try {
     } else err = `${cxx} failed: ${r.error}`;
   } else err = `no Node headers at ${include}`;
   if (!how) {
-    const gyp = process.env.npm_config_node_gyp;
+    // node-gyp builds in (and its clean step empties) native/build, whatever MEDPIPE_NATIVE_OUT says.
+    const gyp = process.env.MEDPIPE_NATIVE_OUT ? undefined : process.env.npm_config_node_gyp;
     if (gyp && existsSync(gyp)) {
       const r = spawnSync(process.execPath, [gyp, 'rebuild'], { cwd: here, encoding: 'utf8', timeout: 600000 });
       const built = join(here, 'build', 'Release', 'medpipe_native.node');

@@ -194,6 +194,9 @@ test('without a bf16 kernel, the reason names an environment switch where one ca
   assert.equal(bf16Missing({ isa: 'avx2', bf16: false }, {}), 'this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: avx2)');
   assert.match(bf16Missing({ isa: 'avx2', bf16: false }, { MEDPIPE_NATIVE_ISA: 'avx512' }) ?? '', /^this CPU has neither/);
   assert.match(bf16Missing({ isa: 'avx512', bf16: false }, {}) ?? '', /^this CPU has neither/);
+  assert.match(bf16Missing({ isa: 'avx512', bf16: false, amxBuilt: false, avx512bf16Built: true }, {}) ?? '', /^the native kernels were built without the AMX bf16 kernel \(the compiler lacked the target; rebuild/);
+  assert.match(bf16Missing({ isa: 'avx512', bf16: false, amxBuilt: false, avx512bf16Built: false }, {}) ?? '', /without the AMX and avx512bf16 bf16 kernels/);
+  assert.match(bf16Missing({ isa: 'avx512', bf16: false, amxBuilt: true, avx512bf16Built: true }, {}) ?? '', /^this CPU has neither/);
 });
 
 // Runs where the loaded kernels lack bf16 (MEDPIPE_NATIVE_ISA=avx2|c, or such a CPU): the

@@ -49,6 +49,7 @@ interface Info { isa: string; bf16: boolean; bf16Kernel: string; amxBuilt: boole
 // The addon's info() in a fresh process (the bf16 kernel is picked once, at load).
 function infoOf(file: string, bf16Force?: string): Info {
   const env = { ...process.env };
+  delete env.MEDPIPE_NATIVE_ISA; // the build's own kernel choice, whatever the suite runs under
   if (bf16Force === undefined) delete env.MEDPIPE_NATIVE_BF16;
   else env.MEDPIPE_NATIVE_BF16 = bf16Force;
   const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); if (!Array.isArray(m.ops)) process.exit(2); console.log(JSON.stringify(m.info()))`], { env, encoding: 'utf8' });
@@ -67,6 +68,7 @@ test('[slow] native build with a compiler lacking amx-tile: built without the AM
     const before = existsSync(repoAddon) ? statSync(repoAddon).mtimeMs : undefined;
     const env: NodeJS.ProcessEnv = { ...process.env, CXX: cxx, MEDPIPE_NATIVE_OUT: outDir };
     delete env.MEDPIPE_NATIVE;
+    delete env.MEDPIPE_NATIVE_ISA;
     const { code, out } = await runBuild(env);
     assert.equal(code, 0, out);
     assert.match(out, /^medpipe native kernels: built with \S*g\+\+-no-amx \([^)]*\) \(AMX kernel not built: \S*g\+\+-no-amx lacks amx-tile\)$/m, out);

@@ -61,8 +61,9 @@ describe('SLURM executor (real cluster)', { skip: SKIP }, () => {
     assert.equal(jobs.length, 7, 'the whole DAG is submitted up front');
     assert.match(r.stdout, /train\[model=deit,seed=1\] waiting \(SLURM job \d+ PENDING \(Dependency\)\)/);
     // A job can start and finish between two polls (300 ms), so not every node is seen RUNNING:
-    // the progress must show the state and the compute node for the jobs that were.
+    // the progress shows the state and the compute node for each job that was.
     assert.match(r.stdout, /▶ \S+ running \(SLURM job \d+ RUNNING on /);
+    for (const line of r.stdout.split('\n').filter((l) => / running \(SLURM job \d+ RUNNING/.test(l))) assert.match(line, / RUNNING on \S/, line);
 
     // Names say which node; resources and slurm: blocks reached sbatch; total waited on train.
     const total = scontrol(jobs[6]!);

@@ -37,7 +37,10 @@ export function bf16Unavailable(engine: Pick<EngineInfo, 'backend'>): string | u
  * bf16 kernels are built on unused, and MEDPIPE_NATIVE_BF16 may name a kernel this CPU lacks;
  * blaming the CPU then would send a user looking for another machine.
  */
-export function bf16Missing(info: Pick<NativeInfo, 'isa' | 'bf16'>, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function bf16Missing(
+  info: Pick<NativeInfo, 'isa' | 'bf16'> & Partial<Pick<NativeInfo, 'amxBuilt' | 'avx512bf16Built'>>,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   if (info.bf16) return undefined;
   const isa = env.MEDPIPE_NATIVE_ISA;
   if (info.isa !== 'avx512' && isa !== undefined && isa !== '' && isa !== 'avx512') {
@@ -46,6 +49,12 @@ export function bf16Missing(info: Pick<NativeInfo, 'isa' | 'bf16'>, env: NodeJS.
   const kernel = env.MEDPIPE_NATIVE_BF16;
   if (info.isa === 'avx512' && kernel !== undefined && kernel !== '') {
     return `MEDPIPE_NATIVE_BF16=${kernel} asks for a bf16 kernel this CPU or OS does not offer`;
+  }
+  // A compiler without a kernel's target leaves that kernel out of the build (native/build.mjs):
+  // the CPU may well have it, and a rebuild with a newer compiler is the way to it.
+  const left = [info.amxBuilt === false ? 'AMX' : '', info.avx512bf16Built === false ? 'avx512bf16' : ''].filter(Boolean);
+  if (info.isa === 'avx512' && left.length > 0) {
+    return `the native kernels were built without the ${left.join(' and ')} bf16 kernel${left.length > 1 ? 's' : ''} (the compiler lacked the target; rebuild with a newer g++: node native/build.mjs), and none that was built runs on this CPU`;
   }
   return `this CPU has neither AMX-BF16 nor AVX512_BF16 (native GEMM: ${info.isa})`;
 }
