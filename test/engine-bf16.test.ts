@@ -201,7 +201,7 @@ test('without a bf16 kernel, the reason names an environment switch where one ca
 
 // Runs where the loaded kernels lack bf16 (MEDPIPE_NATIVE_ISA=avx2|c, or such a CPU): the
 // refusal comes before anything is computed, precision stays fp32, and it gives the reason.
-test('precision: bf16 is refused with the reason where the loaded native kernels have no bf16 GEMM', { skip: addon === undefined ? 'no addon' : addon.info().bf16 && 'this addon has a bf16 kernel (refusal: run with MEDPIPE_NATIVE_ISA=avx2)' }, async () => {
+test('precision: bf16 is refused with the reason where the loaded native kernels have no bf16 GEMM', { skip: addon === undefined ? 'no addon' : addon.info().bf16 && 'this addon has a bf16 kernel (the next test runs the refusal in a child)' }, async () => {
   const why = bf16Missing(addon!.info())!;
   let ran = false;
   await assert.rejects(withPrecision('bf16', { backend: 'wasm' }, () => {}, async () => { ran = true; }),
@@ -209,6 +209,19 @@ test('precision: bf16 is refused with the reason where the loaded native kernels
   assert.equal(ran, false);
   assert.equal(addon!.setPrecision('bf16'), false);
   assert.equal(addon!.info().precision, 'fp32');
+});
+
+// Where the addon has a bf16 kernel (both CI machines), the refusal above would never run: run
+// it in a child with the AVX-512 GEMM switched off, which leaves no bf16 kernel.
+test('the refusal runs in a child under MEDPIPE_NATIVE_ISA=avx2 where this addon has bf16', { skip: addon === undefined ? 'no addon' : !addon.info().bf16 && 'the refusal ran above', timeout: 120_000 }, () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, MEDPIPE_NATIVE_ISA: 'avx2' };
+  delete env.NODE_TEST_CONTEXT;
+  delete env.MEDPIPE_NATIVE_BF16;
+  const r = spawnSync(process.execPath, ['--test-reporter=tap', '--test-name-pattern=is refused with the reason where', fileURLToPath(import.meta.url)], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const line = r.stdout.split('\n').find((l) => /^ok \d+ - precision: bf16 is refused with the reason/.test(l));
+  assert.ok(line !== undefined && !line.includes('# SKIP'), r.stdout);
+  assert.match(r.stdout, /# fail 0/);
 });
 
 const amx = !skip && addon!.info().bf16Kernel === 'amx';
