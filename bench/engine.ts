@@ -168,16 +168,32 @@ function warmUp(f: () => void, seconds: number): void {
   while (performance.now() - t0 < seconds * 1000);
 }
 
+/** Seconds the timed runs of one measurement last at least (env MEDPIPE_BENCH_TIMED_S
+ *  overrides; bench/torch_step.py reads the same). */
+function timedSeconds(): number {
+  const v = Number(process.env.MEDPIPE_BENCH_TIMED_S);
+  return Number.isFinite(v) && v >= 0 && process.env.MEDPIPE_BENCH_TIMED_S !== '' ? v : 1;
+}
+
+/** Images/s of each call of f: at least `n` calls and at least `seconds` of them. A fixed
+ *  count of millisecond-scale inference calls (15 of resnet_demo's, ~15 ms in all) let
+ *  one scheduler hiccup or a late JIT tier move the median by 2x between processes. */
+function timedRuns(f: () => void, batch: number, n: number, seconds: number): number[] {
+  const out: number[] = [];
+  const t0 = performance.now();
+  while (out.length < n || performance.now() - t0 < seconds * 1000) out.push(batch / timeIt(f));
+  return out;
+}
+
 export function measure(m: BenchModel, steps: number, withProfile: boolean): Measured {
   const t = makeTrainer(m);
   try {
     const warm = warmupSeconds();
     warmUp(() => t.step(), warm); // also kernel setup, XNNPACK packing, heap growth
-    const trainRuns: number[] = [];
-    for (let i = 0; i < steps; i++) trainRuns.push(m.batch / timeIt(() => t.step()));
+    const timed = steps > 0 ? timedSeconds() : 0;
+    const trainRuns = steps > 0 ? timedRuns(() => t.step(), m.batch, steps, timed) : [];
     warmUp(() => t.infer(), warm / 4);
-    const inferRuns: number[] = [];
-    for (let i = 0; i < Math.max(3, steps); i++) inferRuns.push(m.batch / timeIt(() => t.infer()));
+    const inferRuns = timedRuns(() => t.infer(), m.batch, Math.max(3, steps), timed);
     const out: Measured = { train: median(trainRuns), infer: median(inferRuns), trainRuns };
     if (withProfile) {
       const p = profileKernels(tf, tf.getBackend());
@@ -316,35 +332,77 @@ export async function profileGpuStep(f: () => void): Promise<{ kernels: KernelTi
   return { kernels: [...by.values()].sort((a, b) => b.ms - a.ms), wallMs };
 }
 
+/** Rounds of (PyTorch, medpipe) pairs per row (env MEDPIPE_BENCH_ROUNDS overrides). */
+function benchRounds(): number {
+  const v = Number(process.env.MEDPIPE_BENCH_ROUNDS);
+  return Number.isInteger(v) && v > 0 ? v : 3;
+}
+
 export async function benchEngine(log: (line: string) => void, only: string[] = []): Promise<void> {
   const override = Number(process.env.MEDPIPE_BENCH_STEPS);
   const models = BENCH_MODELS.filter((m) => only.length === 0 || only.some((o) => m.label.includes(o)));
-  log('images/s, batch 8 (micro-batch), medians; torch and medpipe measured back to back per model (noisy machine)');
-  log('model           batch(micro)  train img/s [runs]        infer img/s | torch train  infer | ratio train  infer');
+  const rounds = benchRounds();
+  log(`images/s, batch 8 (micro-batch); each row ${rounds} rounds of a PyTorch and a medpipe child back to back, the order alternating;`);
+  log('img/s: median of the rounds (each round the median of its timed runs); ratio: median of the rounds\' ratios [their range]');
+  log('model           batch(micro)  train img/s [rounds]      infer img/s | torch train  infer | ratio train [range]  infer [range]');
   let printedInfo = false;
+  let torchWhy: string | undefined;
   // Set once the webgpu engine is found missing (or only a software adapter): no more rows.
   let webgpuWhy: string | undefined;
   for (const m of models) {
     const steps = override > 0 ? override : m.steps;
-    // PyTorch first, then ours, per model: both see the same machine load.
-    const torch = torchBench([m], steps);
-    if (typeof torch === 'string' && m === models[0]) log(torch);
-    const ref = typeof torch === 'string' ? undefined : torch.find((r) => r.label === m.label);
-    const res = measureInChild(m.label, steps, false);
-    if (res.info && !printedInfo) {
-      log(res.info);
-      printedInfo = true;
+    // The machine's speed drifts by up to 2x over minutes (a shared VM): a pair measured back
+    // to back sees the same machine, and alternating who goes first cancels a drift within it.
+    const ours: Measured[] = [];
+    const theirs: TorchResult[] = [];
+    const pairs: { train: number; infer: number }[] = [];
+    let error: string | undefined;
+    for (let round = 0; round < (torchWhy === undefined ? rounds : 1); round++) {
+      let ref: TorchResult | undefined;
+      let mine: Measured | undefined;
+      const runTorch = (): void => {
+        if (torchWhy !== undefined) return;
+        const torch = torchBench([m], steps);
+        if (typeof torch === 'string') torchWhy = torch;
+        else ref = torch.find((r) => r.label === m.label);
+      };
+      const runOurs = (): void => {
+        const res = measureInChild(m.label, steps, false);
+        if (res.info && !printedInfo) {
+          log(res.info);
+          printedInfo = true;
+        }
+        mine = res.measured;
+        if (!mine) error = res.error ?? 'no result';
+      };
+      if (round % 2 === 0) {
+        runTorch();
+        runOurs();
+      } else {
+        runOurs();
+        runTorch();
+      }
+      if (torchWhy !== undefined && round === 0 && m === models[0]) log(torchWhy);
+      if (!mine) break;
+      ours.push(mine);
+      if (ref) {
+        theirs.push(ref);
+        pairs.push({ train: mine.train / ref.train, infer: mine.infer / ref.infer });
+      }
     }
-    const r = res.measured;
-    if (!r) {
-      log(`${m.label.padEnd(15)} FAILED: ${res.error ?? 'no result'}`);
+    if (ours.length === 0) {
+      log(`${m.label.padEnd(15)} FAILED: ${error ?? 'no result'}`);
       continue;
     }
-    const ratioT = ref ? r.train / ref.train : NaN;
-    const ratioI = ref ? r.infer / ref.infer : NaN;
-    log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${runs(r.trainRuns)}]`.padEnd(58) +
+    const r = { train: median(ours.map((o) => o.train)), infer: median(ours.map((o) => o.infer)) };
+    const ref = theirs.length > 0 ? { train: median(theirs.map((t) => t.train)), infer: median(theirs.map((t) => t.infer)) } : undefined;
+    const ratioT = pairs.length > 0 ? median(pairs.map((p) => p.train)) : NaN;
+    const ratioI = pairs.length > 0 ? median(pairs.map((p) => p.infer)) : NaN;
+    const range = (xs: number[]): string => (xs.length > 1 ? ` [${Math.min(...xs).toFixed(2)}..${Math.max(...xs).toFixed(2)}]` : '');
+    const shownRuns = ours.length > 1 ? ours.map((o) => o.train) : ours[0].trainRuns;
+    log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${runs(shownRuns)}]`.padEnd(58) +
       `${f2(r.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
-      `${ref ? ratioT.toFixed(2).padStart(5) : '    -'}x ${ref ? ratioI.toFixed(2).padStart(5) : '    -'}x`);
+      (ref ? `${ratioT.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.train))}  ${ratioI.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.infer))}` : '    -x     -x'));
     if (webgpuWhy === undefined) {
       const g = measureInChild(m.label, steps, false, { backend: 'webgpu' });
       if (g.measured) {

@@ -156,6 +156,26 @@ def warm_up(f, seconds, at_least, sync):
         n += 1
 
 
+def timed_seconds():
+    v = os.environ.get('MEDPIPE_BENCH_TIMED_S', '')
+    try:
+        return max(0.0, float(v)) if v != '' else 1.0
+    except ValueError:
+        return 1.0
+
+
+def timed_runs(f, batch, n, seconds, sync):
+    # As bench/engine.ts timedRuns: at least n calls and at least `seconds` of them.
+    out = []
+    start = time.perf_counter()
+    while len(out) < n or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        f()
+        sync()
+        out.append(batch / (time.perf_counter() - t0))
+    return out
+
+
 def bench(label, batch, steps, device='cpu', precision='fp32'):
     make, px = MODELS[label]
     torch.manual_seed(0)
@@ -197,21 +217,12 @@ def bench(label, batch, steps, device='cpu', precision='fp32'):
     warm = warmup_seconds()
     model.train()
     warm_up(step, warm, 3 if cuda else 1, sync)
-    train = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        train.append(batch / (time.perf_counter() - t0))
+    timed = timed_seconds()
+    train = timed_runs(step, batch, steps, timed, sync)
     model.eval()
-    infer_runs = []
     with torch.no_grad():
         warm_up(infer, warm / 4, 1, sync)
-        for _ in range(max(3, steps)):
-            t0 = time.perf_counter()
-            infer()
-            sync()
-            infer_runs.append(batch / (time.perf_counter() - t0))
+        infer_runs = timed_runs(infer, batch, max(3, steps), timed, sync)
     out = {'label': label, 'train': statistics.median(train), 'infer': statistics.median(infer_runs),
            'trainRuns': train, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
            'device': device, 'precision': precision}
