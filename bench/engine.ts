@@ -11,12 +11,14 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendChoice } from '../src/engine/backend.js';
 import { bf16Unavailable } from '../src/engine/precision.js';
 import { softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { loadNative } from '../src/engine/native.js';
+import { fmaPeak } from './peak.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { forward, trainStep } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
@@ -140,6 +142,8 @@ export interface Measured {
   train: number;
   infer: number;
   trainRuns: number[];
+  /** Convolution and matrix-product FLOPs of one image's inference forward (src/engine/flops.ts). */
+  forwardFlops?: number;
   profile?: KernelTime[];
   profileTotalMs?: number;
 }
@@ -185,6 +189,19 @@ function timedRuns(f: () => void, batch: number, n: number, seconds: number): nu
   return out;
 }
 
+/** One inference forward's FLOPs per image, counted by the kernel profiler (synchronous
+ *  backends only: webgpu's kernels are not wrapped). */
+function forwardFlops(t: Trainer, batch: number): number | undefined {
+  if (tf.getBackend() === 'webgpu') return undefined;
+  const p = profileKernels(tf, tf.getBackend());
+  try {
+    t.infer();
+    return p.read().reduce((acc, k) => acc + k.flops, 0) / batch;
+  } finally {
+    p.stop();
+  }
+}
+
 export function measure(m: BenchModel, steps: number, withProfile: boolean): Measured {
   const t = makeTrainer(m);
   try {
@@ -194,7 +211,7 @@ export function measure(m: BenchModel, steps: number, withProfile: boolean): Mea
     const trainRuns = steps > 0 ? timedRuns(() => t.step(), m.batch, steps, timed) : [];
     warmUp(() => t.infer(), warm / 4);
     const inferRuns = timedRuns(() => t.infer(), m.batch, Math.max(3, steps), timed);
-    const out: Measured = { train: median(trainRuns), infer: median(inferRuns), trainRuns };
+    const out: Measured = { train: median(trainRuns), infer: median(inferRuns), trainRuns, forwardFlops: forwardFlops(t, m.batch) };
     if (withProfile) {
       const p = profileKernels(tf, tf.getBackend());
       try {
@@ -324,7 +341,7 @@ export async function profileGpuStep(f: () => void): Promise<{ kernels: KernelTi
   const by = new Map<string, KernelTime>();
   for (const k of info.kernels) {
     const ms = await k.kernelTimeMs;
-    const e = by.get(k.name) ?? { name: k.name, ms: 0, calls: 0 };
+    const e = by.get(k.name) ?? { name: k.name, ms: 0, calls: 0, flops: 0 };
     e.ms += typeof ms === 'number' ? ms : 0;
     e.calls++;
     by.set(k.name, e);
@@ -347,6 +364,7 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
   log('model           batch(micro)  train img/s [rounds]      infer img/s | torch train  infer | ratio train [range]  infer [range]');
   let printedInfo = false;
   let torchWhy: string | undefined;
+  const arithmetic: { label: string; forwardFlops: number; train: number; infer: number }[] = [];
   // Set once the webgpu engine is found missing (or only a software adapter): no more rows.
   let webgpuWhy: string | undefined;
   for (const m of models) {
@@ -395,6 +413,8 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
       continue;
     }
     const r = { train: median(ours.map((o) => o.train)), infer: median(ours.map((o) => o.infer)) };
+    const fwd = ours[0].forwardFlops;
+    if (fwd !== undefined && fwd > 0) arithmetic.push({ label: m.label, forwardFlops: fwd, ...r });
     const ref = theirs.length > 0 ? { train: median(theirs.map((t) => t.train)), infer: median(theirs.map((t) => t.infer)) } : undefined;
     const ratioT = pairs.length > 0 ? median(pairs.map((p) => p.train)) : NaN;
     const ratioI = pairs.length > 0 ? median(pairs.map((p) => p.infer)) : NaN;
@@ -426,6 +446,24 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
         }
       }
     }
+  }
+  if (arithmetic.length > 0) logArithmetic(log, arithmetic);
+}
+
+/** GFLOP/s of each row and its share of the machine's FMA peak. Training is counted as 3x
+ *  the forward's FLOPs (forward, input gradient, weight gradient: the usual convention;
+ *  the first layer's input gradient, which no step computes, is counted too). */
+function logArithmetic(log: (line: string) => void, rows: { label: string; forwardFlops: number; train: number; infer: number }[]): void {
+  const threads = loadNative()?.info().threads ?? availableParallelism();
+  const peak = fmaPeak(threads);
+  log(typeof peak === 'string'
+    ? `arithmetic (no peak: ${peak})`
+    : `arithmetic: conv + matmul FLOPs of the inference forward, training 3x; peak ${peak.gflops.toFixed(0)} GFLOP/s (bench/fma-peak.c, ${peak.isa}, ${peak.threads} threads, best of 3)`);
+  for (const r of rows) {
+    const t = (r.train * 3 * r.forwardFlops) / 1e9;
+    const i = (r.infer * r.forwardFlops) / 1e9;
+    const pct = (g: number): string => (typeof peak === 'string' ? '' : ` (${((100 * g) / peak.gflops).toFixed(0)}%)`);
+    log(`${r.label.padEnd(15)} ${(r.forwardFlops / 1e9).toFixed(3).padStart(7)} GFLOP/img forward  train ${t.toFixed(0).padStart(4)} GFLOP/s${pct(t)}  infer ${i.toFixed(0).padStart(4)} GFLOP/s${pct(i)}`);
   }
 }
 

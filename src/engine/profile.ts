@@ -3,6 +3,7 @@
 // to say where a training step spends its time; never on in normal runs.
 
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { kernelFlops } from './flops.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -10,6 +11,8 @@ export interface KernelTime {
   name: string;
   ms: number;
   calls: number;
+  /** Forward convolution and matrix-product FLOPs of its calls (./flops.ts); 0 for the rest. */
+  flops: number;
 }
 
 export interface KernelProfiler {
@@ -30,7 +33,7 @@ export function profileKernels(tf: Tf, backendName: string): KernelProfiler {
   for (const k of tf.getKernelsForBackend(backendName)) {
     if ((k as KernelConfig & { [PROFILED]?: true })[PROFILED]) continue;
     const inner = k.kernelFunc;
-    const entry: KernelTime = { name: k.kernelName, ms: 0, calls: 0 };
+    const entry: KernelTime = { name: k.kernelName, ms: 0, calls: 0, flops: 0 };
     table.set(k.kernelName, entry);
     // Self time: a kernel that runs other kernels (our wrappers do) is not counted twice.
     const timed: KernelFunc = (args) => {
@@ -41,6 +44,7 @@ export function profileKernels(tf: Tf, backendName: string): KernelProfiler {
       const total = performance.now() - t0;
       entry.ms += total - childMs;
       entry.calls++;
+      entry.flops += kernelFlops(k.kernelName, args.inputs, args.attrs as Record<string, unknown> | undefined, Array.isArray(out) ? out : [out]);
       childMs = saved + total;
       return out;
     };
@@ -54,6 +58,7 @@ export function profileKernels(tf: Tf, backendName: string): KernelProfiler {
       for (const e of table.values()) {
         e.ms = 0;
         e.calls = 0;
+        e.flops = 0;
       }
     },
     read() {
