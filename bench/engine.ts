@@ -18,7 +18,7 @@ import { initBackend, parseBackendChoice } from '../src/engine/backend.js';
 import { bf16Unavailable } from '../src/engine/precision.js';
 import { softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { loadNative } from '../src/engine/native.js';
-import { fmaPeak } from './peak.js';
+import { fmaPeak, type Peak } from './peak.js';
 import { profileKernels, type KernelTime } from '../src/engine/profile.js';
 import { forward, trainStep } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables, type ParamMap } from '../src/ml/models/params.js';
@@ -359,6 +359,9 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
   const override = Number(process.env.MEDPIPE_BENCH_STEPS);
   const models = BENCH_MODELS.filter((m) => only.length === 0 || only.some((o) => m.label.includes(o)));
   const rounds = benchRounds();
+  // The peak before the rows and after them, the better kept: one reading taken while the
+  // machine was busy would flatter every "% of peak".
+  const peakBefore = fmaPeak(loadNative()?.info().threads ?? availableParallelism());
   log(`images/s, batch 8 (micro-batch); each row ${rounds} rounds of a PyTorch and a medpipe child back to back, the order alternating;`);
   log('img/s: median of the rounds (each round the median of its timed runs); ratio: median of the rounds\' ratios [their range]');
   log('model           batch(micro)  train img/s [rounds]      infer img/s | torch train  infer | ratio train [range]  infer [range]');
@@ -447,18 +450,18 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
       }
     }
   }
-  if (arithmetic.length > 0) logArithmetic(log, arithmetic);
+  if (arithmetic.length > 0) logArithmetic(log, arithmetic, peakBefore);
 }
 
 /** GFLOP/s of each row and its share of the machine's FMA peak. Training is counted as 3x
  *  the forward's FLOPs (forward, input gradient, weight gradient: the usual convention;
  *  the first layer's input gradient, which no step computes, is counted too). */
-function logArithmetic(log: (line: string) => void, rows: { label: string; forwardFlops: number; train: number; infer: number }[]): void {
-  const threads = loadNative()?.info().threads ?? availableParallelism();
-  const peak = fmaPeak(threads);
+function logArithmetic(log: (line: string) => void, rows: { label: string; forwardFlops: number; train: number; infer: number }[], before: Peak | string): void {
+  const after = fmaPeak(loadNative()?.info().threads ?? availableParallelism());
+  const peak = typeof before === 'string' ? after : typeof after === 'string' || before.gflops >= after.gflops ? before : after;
   log(typeof peak === 'string'
     ? `arithmetic (no peak: ${peak})`
-    : `arithmetic: conv + matmul FLOPs of the inference forward, training 3x; peak ${peak.gflops.toFixed(0)} GFLOP/s (bench/fma-peak.c, ${peak.isa}, ${peak.threads} threads, best of 3)`);
+    : `arithmetic: conv + matmul FLOPs of the inference forward, training 3x; peak ${peak.gflops.toFixed(0)} GFLOP/s (bench/fma-peak.c, ${peak.isa}, ${peak.threads} threads, best of 3 before the rows and 3 after)`);
   for (const r of rows) {
     const t = (r.train * 3 * r.forwardFlops) / 1e9;
     const i = (r.infer * r.forwardFlops) / 1e9;
