@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "gemm_batched.h"
+#include "norms.h"
 #include "ukr.h"
 
 namespace mp {
@@ -486,29 +487,10 @@ void epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const float* b
   }
 }
 
-// The BnEpi on rows [m0, m1) x cols [n0, n1) of C, in place: norms.cc's rows_norm term for
-// term (element-wise, -ffp-contract=off, so every clone gives its bits).
-MP_CLONES void bn_rows(int m0, int m1, int n0, int n1, float* C, long ldc, const float* __restrict mean,
-                       const float* __restrict mul, const float* __restrict add, const float* res, long ldr, bool relu) {
-  for (int i = m0; i < m1; i++) {
-    float* __restrict c = C + (long)i * ldc;
-    if (res) {
-      const float* __restrict r = res + (long)i * ldr;
-      if (relu) {
-        for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j] + r[j]; c[j] = v > 0.f ? v : 0.f; }
-      } else {
-        for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j] + r[j];
-      }
-    } else if (relu) {
-      for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j]; c[j] = v > 0.f ? v : 0.f; }
-    } else {
-      for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j];
-    }
-  }
-}
-
+// The BnEpi on rows [m0, m1) x cols [n0, n1) of C, in place: the norms ops' own function
+// (norms.h), so conv2dBn gives the bits of conv2d then bnRelu / batchNorm.
 void bn_epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const BnEpi* bn) {
-  if (bn != nullptr && m1 > m0 && n1 > n0) bn_rows(m0, m1, n0, n1, C, ldc, bn->mean, bn->mul, bn->add, bn->res, bn->ldr, bn->relu);
+  if (bn != nullptr && m1 > m0 && n1 > n0) bn_rows(m0, m1, n0, n1, ldc, C, C, bn->mean, bn->mul, bn->add, bn->res, bn->ldr, bn->relu);
 }
 
 #ifdef MP_X86
