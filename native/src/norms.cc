@@ -18,17 +18,12 @@ MP_CLONES void bn_rows(long r0, long r1, long c0, long c1, long ld, const float*
   for (long i = r0; i < r1; i++) {
     const float* xi = x + i * ld;
     float* yi = y + i * ld;
-    if (res) {
+    if (res) {  // relu too (norms.h)
       const float* ri = res + i * ldr;
-      if (relu) {
 #pragma GCC ivdep
-        for (long j = c0; j < c1; j++) {
-          const float v = (xi[j] - mean[j]) * mul[j] + add[j] + ri[j];
-          yi[j] = v > 0.f ? v : 0.f;
-        }
-      } else {
-#pragma GCC ivdep
-        for (long j = c0; j < c1; j++) yi[j] = (xi[j] - mean[j]) * mul[j] + add[j] + ri[j];
+      for (long j = c0; j < c1; j++) {
+        const float v = (xi[j] - mean[j]) * mul[j] + add[j] + ri[j];
+        yi[j] = v > 0.f ? v : 0.f;
       }
     } else if (relu) {
 #pragma GCC ivdep

@@ -13,8 +13,10 @@ namespace mp {
 //   y = (x - mean[j]) * mul[j] + add[j]            (no residual)
 //   y = (x - mean[j]) * mul[j] + add[j] + res[i * ldr + j]
 // in that order, then max(0, .) when relu; y has x's layout and may be x (in place: the
-// GEMM epilogue). Element-wise, compiled per ISA (MP_CLONES) with -ffp-contract=off: every
-// clone, and any split of the rows or columns, gives the same bits.
+// GEMM epilogue). A residual is always followed by the ReLU, relu or not: ResNet's block
+// tail is the only form any caller has (bnRelu and bnReluTrain are ReLU ops; conv2dBn
+// refuses a residual without relu). Element-wise, compiled per ISA (MP_CLONES) with
+// -ffp-contract=off: every clone, and any split of the rows or columns, gives the same bits.
 void bn_rows(long r0, long r1, long c0, long c1, long ld, const float* x, float* y, const float* mean,
              const float* mul, const float* add, const float* res, long ldr, bool relu);
 
