@@ -12,28 +12,41 @@ namespace mp {
 
 // norms.h. No __restrict on x and y (the GEMM epilogue runs in place); `ivdep` says what
 // makes the loops safe to vectorise without run-time overlap checks: element j is read
-// before it is written and no other element is touched.
+// before it is written and no other element is touched. The branches are outside the row
+// loops, the row pointers stepped and the rows counted down (one register fewer: the
+// residual's loop spilled its bound every row): with the branches inside, or the rows
+// counted up, the residual's rows of 256 measured 3-9% slower in cache than norms.cc's own
+// loop before; this form measured 0.97-1.00 of it out of place and 0.72-0.99 of gemm.cc's
+// old copy in place (standalone copies of the loops, same flags, interleaved).
 MP_CLONES void bn_rows(long r0, long r1, long c0, long c1, long ld, const float* x, float* y, const float* __restrict mean,
                        const float* __restrict mul, const float* __restrict add, const float* res, long ldr, bool relu) {
-  for (long i = r0; i < r1; i++) {
-    const float* xi = x + i * ld;
-    float* yi = y + i * ld;
-    if (res) {  // relu too (norms.h)
-      const float* ri = res + i * ldr;
+  const long n = c1 - c0;
+  x += r0 * ld + c0;
+  y += r0 * ld + c0;
+  mean += c0;
+  mul += c0;
+  add += c0;
+  if (!res && !relu) {
+    for (long i = r1 - r0; i > 0; i--, x += ld, y += ld) {
 #pragma GCC ivdep
-      for (long j = c0; j < c1; j++) {
-        const float v = (xi[j] - mean[j]) * mul[j] + add[j] + ri[j];
-        yi[j] = v > 0.f ? v : 0.f;
+      for (long j = 0; j < n; j++) y[j] = (x[j] - mean[j]) * mul[j] + add[j];
+    }
+  } else if (!res) {
+    for (long i = r1 - r0; i > 0; i--, x += ld, y += ld) {
+#pragma GCC ivdep
+      for (long j = 0; j < n; j++) {
+        const float v = (x[j] - mean[j]) * mul[j] + add[j];
+        y[j] = v > 0.f ? v : 0.f;
       }
-    } else if (relu) {
+    }
+  } else {  // relu too (norms.h)
+    res += r0 * ldr + c0;
+    for (long i = r1 - r0; i > 0; i--, x += ld, y += ld, res += ldr) {
 #pragma GCC ivdep
-      for (long j = c0; j < c1; j++) {
-        const float v = (xi[j] - mean[j]) * mul[j] + add[j];
-        yi[j] = v > 0.f ? v : 0.f;
+      for (long j = 0; j < n; j++) {
+        const float v = (x[j] - mean[j]) * mul[j] + add[j] + res[j];
+        y[j] = v > 0.f ? v : 0.f;
       }
-    } else {
-#pragma GCC ivdep
-      for (long j = c0; j < c1; j++) yi[j] = (xi[j] - mean[j]) * mul[j] + add[j];
     }
   }
 }
