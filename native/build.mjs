@@ -10,7 +10,8 @@
 // A per-ISA kernel whose target the compiler lacks (AMX needs g++ >= 11) is left out, not
 // the whole build: one tiny test compile per such file first, and on failure that file is
 // compiled with MEDPIPE_NO_<ISA> (same symbols, reporting "not built"; the runtime then picks
-// the next kernel) and the build line says which kernel is missing and why.
+// the next kernel) and the build line says which kernel is missing and why (the target, and
+// the compiler's error line from the test compile).
 // MEDPIPE_NATIVE=0 skips the build; MEDPIPE_NATIVE_OUT=<dir> builds into <dir> instead of
 // native/build (the tests' builds with a stand-in compiler).
 import { spawn, spawnSync } from 'node:child_process';
@@ -34,6 +35,15 @@ function sources() {
   return gyp.targets[0].sources.map((s) => join(here, s));
 }
 
+// The line of a compiler's stderr that says what went wrong: the first naming an error (g++
+// opens with context such as "x.cc: In function 'void f()':"), else the first non-blank one;
+// trimmed, and cut at 200 characters (a C++ error can run to thousands).
+function firstError(stderr) {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const line = lines.find((l) => /\berror\b/i.test(l)) ?? lines[0];
+  return line !== undefined && line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
 // One process per source, as many at once as there are cores (a loaded machine compiles 13
 // files one after another for minutes), then one link. Resolves undefined, or the first error.
 function run(cmd, args) {
@@ -45,7 +55,7 @@ function run(cmd, args) {
     p.on('error', (e) => { clearTimeout(timer); resolve(e.message); });
     p.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve(code === 0 ? undefined : (stderr.trim().split('\n')[0] || `exit ${code ?? signal}`));
+      resolve(code === 0 ? undefined : (firstError(stderr) ?? `exit ${code ?? signal}`));
     });
   });
 }
@@ -73,7 +83,8 @@ bool g() { __builtin_cpu_init(); return __builtin_cpu_supports("avx512bf16"); }
   },
 ];
 
-// The probes that fail with this compiler (x86-64 only: elsewhere those files compile to nothing).
+// The probes that fail with this compiler (x86-64 only: elsewhere those files compile to
+// nothing), each with the compiler's error line (`why`), the build directory's path cut from it.
 async function missingTargets(cxx, flags, objDir) {
   if (process.arch !== 'x64') return [];
   const results = await Promise.all(probes.map((p, i) => {
@@ -81,7 +92,7 @@ async function missingTargets(cxx, flags, objDir) {
     writeFileSync(src, p.code);
     return run(cxx, [...flags, '-c', src, '-o', join(objDir, `probe-${i}.o`)]);
   }));
-  return probes.filter((_, i) => results[i] !== undefined);
+  return probes.flatMap((p, i) => (results[i] === undefined ? [] : [{ ...p, why: results[i].split(`${objDir}/`).join('') }]));
 }
 
 // Resolves { error } (the first failure) or { missing } (the kernels left out).
@@ -131,7 +142,7 @@ try {
     const r = await compileAndLink(cxx, include, tmp);
     if (r.error === undefined) {
       how = cxx;
-      notBuilt = r.missing.map((p) => ` (${p.kernel} kernel not built: ${cxx} lacks ${p.target})`).join('');
+      notBuilt = r.missing.map((p) => ` (${p.kernel} kernel not built: ${cxx} lacks ${p.target}: ${p.why})`).join('');
     } else err = `${cxx} failed: ${r.error}`;
   } else err = `no Node headers at ${include}`;
   if (!how) {

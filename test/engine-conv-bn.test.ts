@@ -103,6 +103,31 @@ test('Conv2D + BatchNorm in the conv epilogue equals Conv2D then the BatchNorm k
   }
 });
 
+test('a residual without ReLU is refused, by the kernel and by the native op, nothing written', { skip }, () => {
+  tf.setBackend('wasm');
+  tf.tidy(() => {
+    const x = tf.tensor4d(rng.values(2 * 4 * 4 * 3), [2, 4, 4, 3]);
+    const filter = tf.tensor4d(rng.values(3 * 5), [1, 1, 3, 5]);
+    const stats = { mean: tf.tensor1d(rng.values(5)), variance: tf.ones([5]), residual: tf.tensor4d(rng.values(2 * 4 * 4 * 5), [2, 4, 4, 5]) };
+    const attrs = { strides: 1, pad: 0, dataFormat: 'NHWC', dilations: [1, 1], varianceEpsilon: EPS };
+    assert.throws(() => tf.engine().runKernel(CONV_BN, { x, filter, ...stats }, { ...attrs, relu: false }),
+      /MedpipeConv2DBatchNorm: the residual input needs the relu attr/);
+    // With relu the same inputs run (the refusal is of that combination alone).
+    assert.deepEqual((tf.engine().runKernel(CONV_BN, { x, filter, ...stats }, { ...attrs, relu: true }) as tf.Tensor).shape, [2, 4, 4, 5]);
+  });
+  // The op itself, past the kernel: x [1, 2, 2, 1], 1x1 filter, OC 1, floats at 0 .. 12.
+  const heap = new ArrayBuffer(64);
+  new Float32Array(heap).set([1, 2, 3, 4, 0.5, 0, 0, 0, 0, 0.1, 1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+  const before = new Float32Array(heap).slice();
+  const args = (residual: number, relu: number): number[] => [0, 4, 5, 9, 10, -1, -1, residual, EPS, relu, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2];
+  assert.throws(() => addon!.run('conv2dBn', heap, args(12, 0)), /conv2dBn: a residual \(arg 7\) needs relu = 1 \(arg 9\)/);
+  assert.deepEqual(new Float32Array(heap), before);
+  addon!.run('conv2dBn', heap, args(12, 1));
+  // max(0, (x * 0.5 - 0.1) / sqrt(1 + eps) + residual)
+  const y = new Float32Array(heap, 5 * 4, 4);
+  [0.7, 1.3, 1.9, 2.5].forEach((want, i) => assert.ok(Math.abs(y[i]! - want) < 1e-5, `y[${i}] = ${y[i]}, want ~${want}`));
+});
+
 test('ResNet eval logits are the same bits with and without the fused conv + BatchNorm kernel', { skip }, async () => {
   tf.setBackend('wasm');
   for (const [model, size] of [['resnet_demo', 40], ['resnet50', 32]] as const) {

@@ -161,14 +161,17 @@ void op_conv2d(const Call& c) {
 }
 
 // conv2dBn [x, filter, y, mean, variance, scale (-1), offset (-1), residual (-1), eps, relu,
-// geometry(15)]: y = bn(conv2d(x)) (+ residual), max(0, .) when relu (0 / 1), with given
-// statistics (inference), applied to each output block while it is in cache. The bits of
-// conv2d then bnRelu (relu) or batchNorm (neither relu nor residual): the same per-channel
-// mul (computed as norms.cc does) and the same element formula on the same conv values.
+// geometry(15)]: y = bn(conv2d(x)) (+ residual), max(0, .) when relu (0 / 1; a residual only
+// with relu), with given statistics (inference), applied to each output block while it is
+// in cache. The bits of conv2d then bnRelu (relu) or batchNorm (neither relu nor residual):
+// the same per-channel mul (computed as norms.cc does) and the same function (norms.h) on
+// the same conv values.
 void op_conv2d_bn(const Call& c) {
   const ConvGeom g = geometry(c, 10);
   const double relu = c.arg[9];
   if (relu != 0 && relu != 1) fail("conv2dBn: relu is 0 or 1");
+  // Only ResNet's block tail, max(0, bn(conv) + residual), has a residual (norms.h).
+  if (c.arg[7] != -1 && relu == 0) fail("conv2dBn: a residual (arg 7) needs relu = 1 (arg 9): bn(conv) + residual without the ReLU is not implemented");
   float* x = c.span(c.arg[0], image(g));
   float* w = c.span(c.arg[1], filter(g));
   float* y = c.span(c.arg[2], output(g));

@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "gemm_batched.h"
+#include "norms.h"
 #include "ukr.h"
 
 namespace mp {
@@ -486,29 +487,10 @@ void epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const float* b
   }
 }
 
-// The BnEpi on rows [m0, m1) x cols [n0, n1) of C, in place: norms.cc's rows_norm term for
-// term (element-wise, -ffp-contract=off, so every clone gives its bits).
-MP_CLONES void bn_rows(int m0, int m1, int n0, int n1, float* C, long ldc, const float* __restrict mean,
-                       const float* __restrict mul, const float* __restrict add, const float* res, long ldr, bool relu) {
-  for (int i = m0; i < m1; i++) {
-    float* __restrict c = C + (long)i * ldc;
-    if (res) {
-      const float* __restrict r = res + (long)i * ldr;
-      if (relu) {
-        for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j] + r[j]; c[j] = v > 0.f ? v : 0.f; }
-      } else {
-        for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j] + r[j];
-      }
-    } else if (relu) {
-      for (int j = n0; j < n1; j++) { const float v = (c[j] - mean[j]) * mul[j] + add[j]; c[j] = v > 0.f ? v : 0.f; }
-    } else {
-      for (int j = n0; j < n1; j++) c[j] = (c[j] - mean[j]) * mul[j] + add[j];
-    }
-  }
-}
-
+// The BnEpi on rows [m0, m1) x cols [n0, n1) of C, in place: the norms ops' own function
+// (norms.h), so conv2dBn gives the bits of conv2d then bnRelu / batchNorm.
 void bn_epilogue(int m0, int m1, int n0, int n1, float* C, long ldc, const BnEpi* bn) {
-  if (bn != nullptr && m1 > m0 && n1 > n0) bn_rows(m0, m1, n0, n1, C, ldc, bn->mean, bn->mul, bn->add, bn->res, bn->ldr, bn->relu);
+  if (bn != nullptr && m1 > m0 && n1 > n0) bn_rows(m0, m1, n0, n1, ldc, C, C, bn->mean, bn->mul, bn->add, bn->res, bn->ldr, bn->relu);
 }
 
 #ifdef MP_X86
@@ -631,8 +613,21 @@ void pack_a_shared_strip(const Src& A, int K, int M, int mr, int mc_max, int pc,
 
 // gemm_block's fp32 loops; B from the shared packing `bp` (then n0 = 0, n1 = N) or packed
 // here, A from `ap` (then m0 = 0, m1 = M) or packed here.
-void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s, const BnEpi* bn = nullptr);
+void gemm_block_fp32(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, const float* bp, const float* ap, Scratch& s, const BnEpi* bn);
 void gemm_block_bf16(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc, Scratch& s);
+
+// gemm_block_fp32, then bias / act, then bn: every fp32 share of a product (gemm_block and
+// both shared-packing splits of gemm) goes through here, so where bn is applied is decided
+// in one place. Inside the loops (each MC x NC block right after its last k-block, while it
+// is in cache) only without bias / act: those run after the loops, over the whole share,
+// and bn must see their result. Otherwise after them: the same bits, without the cache gain.
+void gemm_block_fp32_epilogues(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& B, float* C, long ldc,
+                               const float* bp, const float* ap, Scratch& s, const float* bias, int act, const BnEpi* bn) {
+  const bool in_blocks = bias == nullptr && act == ACT_NONE;
+  gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, bp, ap, s, in_blocks ? bn : nullptr);
+  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+  if (!in_blocks) bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
+}
 
 }  // namespace
 
@@ -650,13 +645,14 @@ void gemm_block(int m0, int m1, int n0, int n1, int K, const Src& A, const Src& 
     return;
   }
 #endif
-  // fp32 without bias/act applies bn per block inside its loops; otherwise after them.
-  const bool bf16 = g_precision == PREC_BF16 && g_bf16 == BF16_AVX512;
-  const bool inner = !bf16 && bias == nullptr && act == ACT_NONE;
-  if (bf16) gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
-  else gemm_block_fp32(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s, inner ? bn : nullptr);
-  epilogue(m0, m1, n0, n1, C, ldc, bias, act);
-  if (!inner) bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
+  if (g_precision == PREC_BF16 && g_bf16 == BF16_AVX512) {
+    // Its loops have no per-block hook: bn after them.
+    gemm_block_bf16(m0, m1, n0, n1, K, A, B, C, ldc, s);
+    epilogue(m0, m1, n0, n1, C, ldc, bias, act);
+    bn_epilogue(m0, m1, n0, n1, C, ldc, bn);
+    return;
+  }
+  gemm_block_fp32_epilogues(m0, m1, n0, n1, K, A, B, C, ldc, nullptr, nullptr, s, bias, act, bn);
 }
 
 namespace {
@@ -796,10 +792,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(M, (int)((long)units * t / nt) * unit), e1 = std::min(M, (int)((long)units * (t + 1) / nt) * unit);
       if (e1 <= e0) return;
-      const bool inner = bias == nullptr && act == ACT_NONE;
-      gemm_block_fp32(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid], inner ? bn : nullptr);
-      epilogue(e0, e1, 0, N, C, ldc, bias, act);
-      if (!inner) bn_epilogue(e0, e1, 0, N, C, ldc, bn);
+      gemm_block_fp32_epilogues(e0, e1, 0, N, K, A, B, C, ldc, bp, nullptr, g_scratch[tid], bias, act, bn);
     });
     return;
   }
@@ -817,10 +810,7 @@ void gemm(int M, int N, int K, const Src& A, const Src& B, float* C, long ldc, c
     parallel(nt, [&](int t, int tid) {
       const int e0 = std::min(N, (int)((long)units * t / nt) * unit), e1 = std::min(N, (int)((long)units * (t + 1) / nt) * unit);
       if (e1 <= e0) return;
-      const bool inner = bias == nullptr && act == ACT_NONE;
-      gemm_block_fp32(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid], inner ? bn : nullptr);
-      epilogue(0, M, e0, e1, C, ldc, bias, act);
-      if (!inner) bn_epilogue(0, M, e0, e1, C, ldc, bn);
+      gemm_block_fp32_epilogues(0, M, e0, e1, K, A, B, C, ldc, nullptr, ap, g_scratch[tid], bias, act, bn);
     });
     return;
   }

@@ -48,10 +48,11 @@ int gemm_mr();
 extern bool g_gemm_share_packing;
 
 // An inference BatchNorm applied to C's final values: C = (C - mean) * mul + add (+ res),
-// then max(0, .) when relu, per column j (mean[j] ...) and res[i * ldr + j]. The formula
-// and rounding of the bnRelu / batchNorm ops (norms.cc), so a conv with it gives the bits of
-// the conv then that op. Applied per block while it is in cache (fp32: after each MC x NC
-// block's last k-block), saving the op's own pass over the output.
+// then max(0, .) when relu (res only with relu), per column j (mean[j] ...) and
+// res[i * ldr + j]; by the bnRelu / batchNorm ops' own function (norms.h, bn_rows), so a
+// conv with it gives the bits of the conv then that op. Applied per block while it is in
+// cache (fp32: after each MC x NC block's last k-block), saving the op's own pass over the
+// output.
 struct BnEpi {
   const float* mean = nullptr;
   const float* mul = nullptr;

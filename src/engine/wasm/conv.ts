@@ -100,7 +100,10 @@ export function conv2DBatchNorm(tf: Tf): KernelFunc {
     if (x.dtype !== 'float32' || (format !== undefined && format !== 'NHWC')) {
       throw new Error(`${KERNELS.convBn}: float32 NHWC only`);
     }
-    if (residual !== undefined && !relu) throw new Error(`${KERNELS.convBn}: a residual comes with relu`);
+    // As the native op (conv.cc): a residual is only ever added before the ReLU.
+    if (residual !== undefined && !relu) {
+      throw new Error(`${KERNELS.convBn}: the residual input needs the relu attr (bn(conv) + residual without the ReLU is not implemented)`);
+    }
     const ci = tf.backend_util.computeConv2DInfo(
       x.shape as Shape4, filter.shape as Shape4, attr(attrs, 'strides'), attr(attrs, 'dilations') ?? 1,
       attr<Pad>(attrs, 'pad'), attr<Rounding>(attrs, 'dimRoundingMode'),
