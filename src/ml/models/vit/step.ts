@@ -3,8 +3,10 @@
 // kernels, inputs and order of float32 operations as the tfjs path (./net.ts under
 // tf.variableGrads with the fused cross-entropy, and tfjs's gradients of each op), so the
 // same loss and gradients, bit for bit (tested), without the gradient tape. What tfjs does
-// with Reshape, Transpose, SplitV, Concat, Slice, Pad and Tile only moves values; here those
-// are index loops over the heap, with the Tile gradient's sum in its order. Wasm with the
+// with Reshape, Transpose, SplitV, Concat, Slice, Pad and Tile only moves values; here the
+// heads split / merge are native strided copies (MedpipeSplitHeads / MergeHeads, q's scale
+// in the copy), the rest index loops over the heap, with the Tile gradient's sum in its
+// order; layers.linear's bias add is in the GEMM's epilogue (MedpipeLinear, the same bits). Wasm with the
 // native kernels only; undefined (nothing done) elsewhere, and the caller takes the tfjs path.
 
 import * as tf from '@tensorflow/tfjs';
