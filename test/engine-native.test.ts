@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../src/engine/backend.js';
 import { loadNative, nativeStatus } from '../src/engine/native.js';
-import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, setNativeKernels } from '../src/engine/wasm-kernels.js';
+import { BN_RELU_TRAIN, BN_RELU_TRAIN_GRAD, BN_TRAIN, LINEAR, MERGE_HEADS, setNativeKernels, SPLIT_HEADS } from '../src/engine/wasm-kernels.js';
 import { batchNormReluInference, batchNormReluTraining, batchNormTraining, gelu, layerNorm, softmaxCrossEntropy } from '../src/engine/fused-ops.js';
 import { forward } from '../src/ml/models/forward.js';
 import { createParams, disposeParams, trainableVariables } from '../src/ml/models/params.js';
@@ -652,4 +652,51 @@ test('native small products give the packed GEMM\'s bits (rows of a 17-row and a
     const [l] = on('wasm', [big, b], (x, y) => tf.matMul(x, y, false, tB));
     assert.deepEqual(Buffer.from(s!.buffer), Buffer.from(l!.slice(0, 17 * n).buffer), `K ${kk} N ${n} tB ${tB}`);
   }
+});
+
+test('native linear (the bias in the GEMM epilogue) gives matMul then add\'s bits on wasm and the cpu backend\'s values, odd and blocked sizes', { skip }, () => {
+  const linear = (a: T, w: T, b: T): T => tf.engine().runKernel(LINEAR, { a, b: w, bias: b }) as T;
+  for (const [m, k, n] of [[1, 1, 1], [7, 5, 3], [17, 64, 33], [65, 200, 10], [530, 192, 576], [8, 384, 1000]] as [number, number, number][]) {
+    const inputs = [F([m, k]), F([k, n]), F([n])];
+    const [fused] = on('wasm', inputs, linear);
+    const [composed] = on('wasm', inputs, (a, w, b) => tf.add(tf.matMul(a, w), b));
+    assert.deepEqual(Buffer.from(fused!.buffer), Buffer.from(composed!.buffer), `linear [${m}, ${k}] x [${k}, ${n}]: the composed ops' bits`);
+    const [want] = on('cpu', inputs, (a, w, b) => tf.add(tf.matMul(a, w), b));
+    const e = relErr(fused!, want!, 'linear');
+    assert.ok(e <= 1e-5, `linear [${m}, ${k}] x [${k}, ${n}] vs cpu: rel. error ${e.toExponential(2)}`);
+  }
+  assert.throws(() => on('wasm', [F([3, 4]), F([5, 2]), F([2])], linear), /MedpipeLinear/);
+});
+
+test('native heads split and merge are torch\'s reshape(B, T, H, hd).permute(0, 2, 1, 3) and back, the scale the bits of a Multiply', { skip }, () => {
+  for (const [B, T, H, hd, P] of [[1, 1, 1, 1, 1], [2, 5, 3, 4, 3], [3, 17, 2, 7, 1], [8, 65, 3, 64, 3], [1, 197, 6, 64, 2]]) {
+    const x = F([B * T, P * H * hd]);
+    const scale = 0.3;
+    // The composed ops (cpu, and wasm for the bits of the scaled part).
+    const heads = (t: T, p: number): T => tf.reshape(tf.transpose(tf.reshape(tf.slice(t, [0, p * H * hd], [B * T, H * hd]), [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
+    const composedSplit = (t: T): T[] => Array.from({ length: P }, (_, p) => (p === 0 ? tf.mul(heads(t, p), scale) : heads(t, p)));
+    const split = (t: T): T[] => tf.engine().runKernel(SPLIT_HEADS, { x: t }, { batch: B, heads: H, parts: P, scale }) as unknown as T[];
+    const got = on('wasm', [x], split);
+    const bits = on('wasm', [x], composedSplit);
+    const want = on('cpu', [x], composedSplit);
+    got.forEach((g, i) => {
+      assert.deepEqual(Buffer.from(g.buffer), Buffer.from(bits[i]!.buffer), `split B ${B} T ${T} H ${H} hd ${hd} part ${i}: wasm's bits`);
+      assert.ok(relErr(g, want[i]!) <= 1e-7, `split part ${i} vs cpu`);
+    });
+    // Merge: heads [B*H, T, hd] back to [B*T, P*H*hd], the first part scaled.
+    const parts = Array.from({ length: P }, () => F([B * H, T, hd]));
+    const unheads = (t: T): T => tf.reshape(tf.transpose(tf.reshape(t, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]);
+    const composedMerge = (...ts: T[]): T => tf.concat(ts.map((t, p) => unheads(p === 0 ? tf.mul(t, scale) : t)), 1);
+    const merge = (...ts: T[]): T => {
+      const inputs: Record<string, T> = {};
+      ts.forEach((t, p) => { inputs[`x${p}`] = t; });
+      return tf.engine().runKernel(MERGE_HEADS, inputs, { batch: B, scale }) as T;
+    };
+    const [m] = on('wasm', parts, merge);
+    const [mBits] = on('wasm', parts, composedMerge);
+    const [mWant] = on('cpu', parts, composedMerge);
+    assert.deepEqual(Buffer.from(m!.buffer), Buffer.from(mBits!.buffer), `merge B ${B} T ${T} H ${H} hd ${hd}: wasm's bits`);
+    assert.ok(relErr(m!, mWant!) <= 1e-7, 'merge vs cpu');
+  }
+  assert.throws(() => on('wasm', [F([5, 12])], (t) => tf.engine().runKernel(SPLIT_HEADS, { x: t }, { batch: 2, heads: 2, parts: 3 }) as T), /MedpipeSplitHeads/);
 });

@@ -152,4 +152,37 @@ void op_unary(const Call& c) {
   for_chunks((long)n, [&](long i0, long i1) { loop(i1 - i0, a + i0, b ? b + i0 : nullptr, o + i0); });
 }
 
+// heads [B, T, H, hd, cols, off, mat, heads, toHeads, scale]: the attention's heads split
+// and merge, torch's reshape(B, T, H, hd).permute(0, 2, 1, 3) and back, as one strided copy.
+// mat is [B*T, cols] (rows b*T + t), its column block [off, off + H*hd) the heads;
+// heads is [B*H, T, hd]. toHeads 1: heads = mat's block (times scale); 0: mat's block =
+// heads (times scale), the rest of mat untouched. A scale of 1 copies; another is one float
+// product per element, the bits of a Multiply by that float32 scalar before or after.
+void op_heads(const Call& c) {
+  const long B = c.i(0), T = c.i(1), H = c.i(2), hd = c.i(3), cols = c.i(4), off = c.i(5);
+  if (B < 0 || T < 0 || H < 1 || hd < 1 || off < 0 || cols < off + H * hd) fail("heads: bad size");
+  const double n = (double)B * T * H * hd;
+  float* mat = c.span(c.arg[6], (double)B * T * cols);
+  float* heads = c.span(c.arg[7], n);
+  const bool to = c.arg[8] != 0;
+  const float scale = (float)c.arg[9];
+  const long rows = B * H * T;
+  // Chunks of whole hd-rows, ~16k floats each (fixed: the split never changes a value).
+  const long RC = std::max(1L, EW_CHUNK / hd);
+  const int chunks = (int)((rows + RC - 1) / RC);
+  auto run = [&](int k, int) {
+    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
+      const long b = r / (H * T), h = (r / T) % H, t = r % T;
+      float* hp = heads + r * hd;
+      float* mp = mat + (b * T + t) * cols + off + h * hd;
+      const float* src = to ? mp : hp;
+      float* dst = to ? hp : mp;
+      if (scale == 1.f) std::memcpy(dst, src, sizeof(float) * hd);
+      else for (long j = 0; j < hd; j++) dst[j] = src[j] * scale;
+    }
+  };
+  if (chunks <= 1) { if (rows > 0) run(0, 0); }
+  else parallel(chunks, run);
+}
+
 }  // namespace mp

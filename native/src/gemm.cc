@@ -876,4 +876,27 @@ void op_matmul(const Call& c) {
   }
 }
 
+// linear [M, N, K, a, b, bias, c]: C = A B + bias, A [M x K], B [K x N], bias [N] added per
+// column: the bits of matmul then a row-broadcast add (each C element is its full dot
+// product, then + bias[j] once), without the add's own pass over C.
+void op_linear(const Call& c) {
+  const long M = c.i(0), N = c.i(1), K = c.i(2);
+  if (M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) fail("linear: bad size");
+  Src A, B;
+  A.p = c.span(c.arg[3], (double)M * K);
+  A.rs = K;
+  A.cs = 1;
+  B.p = c.span(c.arg[4], (double)K * N);
+  B.rs = N;
+  B.cs = 1;
+  const float* bias = c.span(c.arg[5], (double)N);
+  float* C = c.span(c.arg[6], (double)M * N);
+  if (small_gemm_fits(M, N, K)) {
+    small_gemm((int)M, (int)N, (int)K, A, B, C, N);
+    for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * N + j] += bias[j];
+  } else {
+    gemm((int)M, (int)N, (int)K, A, B, C, N, bias, ACT_NONE);
+  }
+}
+
 }  // namespace mp

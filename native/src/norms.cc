@@ -369,6 +369,64 @@ void op_bn_relu_train_grad(const Call& c) {
                 c.span(c.arg[10], C), c.span(c.arg[11], C), c.optional(c.arg[12], n));
 }
 
+// layerNorm's row statistics for up to LN_ROWS rows of x at once: mean[u] = (sum of row u in
+// float64, in column order) / D and q[u] = the sum of (x - mean)^2 the same way. Each row's
+// sums keep their sequential order (the bits of one row at a time); the rows interleaved
+// give independent add chains instead of one latency-bound chain per row.
+namespace {
+constexpr int LN_ROWS = 8;
+void ln_row_stats(int nr, long D, const float* x, double* mean, double* q) {
+  if (nr == LN_ROWS) {
+    double s[LN_ROWS] = {0}, v[LN_ROWS] = {0};
+    for (long j = 0; j < D; j++) for (int u = 0; u < LN_ROWS; u++) s[u] += x[u * D + j];
+    for (int u = 0; u < LN_ROWS; u++) mean[u] = s[u] / D;
+    for (long j = 0; j < D; j++) for (int u = 0; u < LN_ROWS; u++) { const double d = x[u * D + j] - mean[u]; v[u] += d * d; }
+    for (int u = 0; u < LN_ROWS; u++) q[u] = v[u];
+    return;
+  }
+  for (int u = 0; u < nr; u++) {
+    const float* xr = x + u * D;
+    double s = 0;
+    for (long j = 0; j < D; j++) s += xr[j];
+    mean[u] = s / D;
+    double v = 0;
+    for (long j = 0; j < D; j++) { const double d = xr[j] - mean[u]; v += d * d; }
+    q[u] = v;
+  }
+}
+
+// layerNormGrad's row sums for up to LN_ROWS rows at once, each in its column order (the
+// bits of one row at a time), interleaved as in ln_row_stats: with g = dy * scale (float64),
+// sg[u] = sum of g and sgx[u] = sum of g * (x - mean) * rstd.
+void ln_grad_row_sums(int nr, long D, const float* x, const float* dy, const float* mean, const float* rstd,
+                      const float* scale, double* sg, double* sgx) {
+  if (nr == LN_ROWS) {
+    double m[LN_ROWS], rs[LN_ROWS], a[LN_ROWS] = {0}, b[LN_ROWS] = {0};
+    for (int u = 0; u < LN_ROWS; u++) { m[u] = mean[u]; rs[u] = rstd[u]; }
+    for (long j = 0; j < D; j++) {
+      for (int u = 0; u < LN_ROWS; u++) {
+        const double g = (double)dy[u * D + j] * scale[j];
+        a[u] += g;
+        b[u] += g * ((x[u * D + j] - m[u]) * rs[u]);
+      }
+    }
+    for (int u = 0; u < LN_ROWS; u++) { sg[u] = a[u]; sgx[u] = b[u]; }
+    return;
+  }
+  for (int u = 0; u < nr; u++) {
+    const double m = mean[u], rs = rstd[u];
+    double a = 0, b = 0;
+    for (long j = 0; j < D; j++) {
+      const double g = (double)dy[u * D + j] * scale[j];
+      a += g;
+      b += g * ((x[u * D + j] - m) * rs);
+    }
+    sg[u] = a;
+    sgx[u] = b;
+  }
+}
+}  // namespace
+
 // layerNorm [rows, D, x, scale, offset, eps, y, mean, rstd]: over the last axis, per row
 // mean and 1/sqrt(var + eps) (float64, two passes), y = (x - mean) * rstd * scale + offset.
 void op_layer_norm(const Call& c) {
@@ -384,18 +442,19 @@ void op_layer_norm(const Call& c) {
   const long RC = std::max(1L, 16384 / D);
   const int chunks = (int)((rows + RC - 1) / RC);
   parallel(chunks, [&](int k, int) {
-    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
-      const float* xr = x + r * D;
-      double s = 0;
-      for (long j = 0; j < D; j++) s += xr[j];
-      const double mean = s / D;
-      double q = 0;
-      for (long j = 0; j < D; j++) { const double d = xr[j] - mean; q += d * d; }
-      const float m = (float)mean, rs = (float)(1.0 / std::sqrt(q / D + eps));
-      mean_out[r] = m;
-      rstd_out[r] = rs;
-      float* yr = y + r * D;
-      for (long j = 0; j < D; j++) yr[j] = (xr[j] - m) * rs * scale[j] + offset[j];
+    const long r1 = std::min(rows, (long)(k + 1) * RC);
+    for (long r = (long)k * RC; r < r1; r += LN_ROWS) {
+      const int nr = (int)std::min((long)LN_ROWS, r1 - r);
+      double mean[LN_ROWS], q[LN_ROWS];
+      ln_row_stats(nr, D, x + r * D, mean, q);
+      for (int u = 0; u < nr; u++) {
+        const float m = (float)mean[u], rs = (float)(1.0 / std::sqrt(q[u] / D + eps));
+        mean_out[r + u] = m;
+        rstd_out[r + u] = rs;
+        const float* xr = x + (r + u) * D;
+        float* yr = y + (r + u) * D;
+        for (long j = 0; j < D; j++) yr[j] = (xr[j] - m) * rs * scale[j] + offset[j];
+      }
     }
   });
 }
@@ -429,19 +488,18 @@ void op_layer_norm_grad(const Call& c) {
   const long RC = std::max(1L, 16384 / D);
   const int chunks = (int)((rows + RC - 1) / RC);
   parallel(chunks, [&](int k, int) {
-    for (long r = (long)k * RC; r < std::min(rows, (long)(k + 1) * RC); r++) {
-      const float* xr = x + r * D;
-      const float* dr = dy + r * D;
-      const double m = mean[r], rs = rstd[r];
-      double sg = 0, sgx = 0;
-      for (long j = 0; j < D; j++) {
-        const double g = (double)dr[j] * scale[j];
-        sg += g;
-        sgx += g * ((xr[j] - m) * rs);
+    const long r1 = std::min(rows, (long)(k + 1) * RC);
+    for (long r = (long)k * RC; r < r1; r += LN_ROWS) {
+      const int nr = (int)std::min((long)LN_ROWS, r1 - r);
+      double sg[LN_ROWS], sgx[LN_ROWS];
+      ln_grad_row_sums(nr, D, x + r * D, dy + r * D, mean + r, rstd + r, scale, sg, sgx);
+      for (int u = 0; u < nr; u++) {
+        const float* xr = x + (r + u) * D;
+        const float* dr = dy + (r + u) * D;
+        const float a = (float)(sg[u] / D), b = (float)(sgx[u] / D), rsf = rstd[r + u], mf = mean[r + u];
+        float* o = dx + (r + u) * D;
+        for (long j = 0; j < D; j++) o[j] = rsf * (dr[j] * scale[j] - a - (xr[j] - mf) * rsf * b);
       }
-      const float a = (float)(sg / D), b = (float)(sgx / D), rsf = (float)rs, mf = (float)m;
-      float* o = dx + r * D;
-      for (long j = 0; j < D; j++) o[j] = rsf * (dr[j] * scale[j] - a - (xr[j] - mf) * rsf * b);
     }
   });
 }

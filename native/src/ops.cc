@@ -23,6 +23,8 @@ const OpDef OPS[] = {
     {"maxPoolGrad", 17, 0, op_max_pool_grad},
     {"adam", 9, 6, op_adam},
     {"conv2dBn", 25, 0, op_conv2d_bn},
+    {"heads", 10, 0, op_heads},
+    {"linear", 7, 0, op_linear},
 };
 const int OP_COUNT = sizeof(OPS) / sizeof(OPS[0]);
 

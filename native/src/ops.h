@@ -36,6 +36,7 @@ extern const int ENUM_COUNT;
 
 // gemm.cc
 void op_matmul(const Call& c);
+void op_linear(const Call& c);
 // conv.cc
 void op_conv2d(const Call& c);
 void op_conv2d_grad_input(const Call& c);
@@ -43,6 +44,7 @@ void op_conv2d_grad_filter(const Call& c);
 // elementwise.cc
 void op_binary(const Call& c);
 void op_unary(const Call& c);
+void op_heads(const Call& c);
 // norms.cc
 void op_col_reduce(const Call& c);
 void op_bn_reduce(const Call& c);

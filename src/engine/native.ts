@@ -32,6 +32,8 @@ const OPS = {
   maxPoolGrad: [17, 0],
   adam: [9, 6],
   conv2dBn: [25, 0],
+  heads: [10, 0],
+  linear: [7, 0],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** The enum members this code uses; their codes are read from the addon. */

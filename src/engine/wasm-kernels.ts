@@ -13,8 +13,8 @@ export { NATIVE_MIN_ELEMENTS } from './wasm/context.js';
 import { conv2D, conv2DBatchNorm, conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm/conv.js';
 import { binaryOp, geluKernel, reluGrad, unaryOp } from './wasm/elementwise.js';
 import { registerGradients, restoreGradients } from './wasm/gradients.js';
-import { batchMatMul, fusedMatMul } from './wasm/matmul.js';
-import { cast, identity, slice, splitV, tile } from './wasm/memory.js';
+import { batchMatMul, fusedMatMul, linearKernel } from './wasm/matmul.js';
+import { cast, identity, mergeHeads, slice, splitHeads, splitV, tile } from './wasm/memory.js';
 import { batchNormReduce, batchNormRelu, batchNormReluTrain, batchNormReluTrainGrad, batchNormTrain, batchNormTrainGrad, columnReduce, fusedBatchNorm, layerNormGradKernel, layerNormKernel } from './wasm/norms.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyGrad } from './wasm/loss.js';
 import { maxPoolGrad, unsortedSegmentSum } from './wasm/pooling.js';
@@ -34,6 +34,9 @@ export const GELU = KERNELS.gelu;
 export const GELU_GRAD = KERNELS.geluGrad;
 export const SOFTMAX_CE = KERNELS.softmaxCrossEntropy;
 export const SOFTMAX_CE_GRAD = KERNELS.softmaxCrossEntropyGrad;
+export const LINEAR = KERNELS.linear;
+export const SPLIT_HEADS = KERNELS.splitHeads;
+export const MERGE_HEADS = KERNELS.mergeHeads;
 
 const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   Conv2D: (tf) => conv2D(tf, 'Conv2D'),
@@ -74,6 +77,9 @@ const FACTORIES: Record<string, (tf: Tf) => KernelFunc> = {
   [KERNELS.geluGrad]: (tf) => geluKernel(tf, true),
   [KERNELS.softmaxCrossEntropy]: softmaxCrossEntropy,
   [KERNELS.softmaxCrossEntropyGrad]: softmaxCrossEntropyGrad,
+  [KERNELS.linear]: linearKernel,
+  [KERNELS.splitHeads]: splitHeads,
+  [KERNELS.mergeHeads]: mergeHeads,
 };
 
 export const WASM_KERNEL_NAMES = Object.keys(FACTORIES);

@@ -124,4 +124,7 @@ export const KERNELS = {
   reluGrad: 'MedpipeReluGrad',
   softmaxCrossEntropy: 'MedpipeSoftmaxCrossEntropy',
   softmaxCrossEntropyGrad: 'MedpipeSoftmaxCrossEntropyGrad',
+  linear: 'MedpipeLinear',
+  splitHeads: 'MedpipeSplitHeads',
+  mergeHeads: 'MedpipeMergeHeads',
 } as const;

@@ -6,7 +6,7 @@
 
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native.js';
-import { attr, heapIndex, heapOf, makeCtx, native, need, type Ctx, type KernelArgs, type Tf } from './context.js';
+import { KERNELS, attr, heapIndex, heapOf, makeCtx, native, nativeOnly, need, type Ctx, type KernelArgs, type Tf } from './context.js';
 
 function swapLast(c: Ctx, t: TensorInfo): TensorInfo {
   const r = t.shape.length;
@@ -188,6 +188,29 @@ export function fusedMatMul(tf: Tf): KernelFunc {
       out = perBatch(c, '_FusedMatMul', a, b, aBatch, bBatch, outBatch, extra, plain);
     }
     c.free(...temps);
+    return out;
+  };
+}
+
+/** a [M, K] . b [K, N] + bias [N] (layers.linear's matMul then Add, the same bits: each
+ *  element's full dot product, then its bias added once) with the add in the native GEMM's
+ *  epilogue instead of its own pass. Native only (the ViT step graph's kernel). */
+export function linearKernel(tf: Tf): KernelFunc {
+  return ({ inputs, backend }: KernelArgs) => {
+    const nat = nativeOnly(KERNELS.linear);
+    const c = makeCtx(tf, backend);
+    const a = need(inputs, 'a');
+    const b = need(inputs, 'b');
+    const bias = need(inputs, 'bias');
+    const [M, K] = a.shape as [number, number];
+    const N = b.shape[1]!;
+    if (a.shape.length !== 2 || b.shape.length !== 2 || b.shape[0] !== K || bias.shape.length !== 1 || bias.shape[0] !== N ||
+        a.dtype !== 'float32' || b.dtype !== 'float32' || bias.dtype !== 'float32') {
+      throw new Error(`${KERNELS.linear}: needs float32 a [M, K], b [K, N], bias [N]; got [${a.shape}], [${b.shape}], [${bias.shape}]`);
+    }
+    const out = c.be.makeOutput([M, N], 'float32');
+    if (M * N === 0) return out;
+    nat.run('linear', heapOf(c.be), [M, N, K, heapIndex(c.be, a), heapIndex(c.be, b), heapIndex(c.be, bias), heapIndex(c.be, out)]);
     return out;
   };
 }

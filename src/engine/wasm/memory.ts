@@ -3,7 +3,7 @@
 // heap views with block copies, Identity and same-dtype Cast sharing data.
 
 import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, attr, makeCtx, need, originals, type Ctx, type KernelArgs, type Tf } from './context.js';
+import { BACKEND, KERNELS, attr, heapIndex, heapOf, makeCtx, nativeOnly, need, originals, sameShape, type Ctx, type KernelArgs, type Tf } from './context.js';
 
 export function tile(tf: Tf): KernelFunc {
   return ({ inputs, backend, attrs }: KernelArgs) => {
@@ -165,5 +165,62 @@ export function cast(tf: Tf): KernelFunc {
     const x = need(inputs, 'x');
     if (attr<string>(attrs, 'dtype') !== x.dtype) return makeCtx(tf, backend).run('Cast', inputs, attrs);
     return identity(tf)({ inputs, backend, attrs }) as TensorInfo;
+  };
+}
+
+// The attention's heads split and merge (torch's reshape(B, T, H, hd).permute(0, 2, 1, 3)
+// and back) as native strided copies: as JS loops of one subarray copy per head row they
+// were a fifth of a small ViT's inference step. Native only (the ViT step graph's kernels).
+
+/** x [B*T, P*H*hd] (attrs batch B, heads H, parts P) as P head tensors [B*H, T, hd], the
+ *  first times `scale` (1: a plain copy; another, the bits of a Multiply by that float32). */
+export function splitHeads(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const nat = nativeOnly(KERNELS.splitHeads);
+    const c = makeCtx(tf, backend);
+    const x = need(inputs, 'x');
+    const B = attr<number>(attrs, 'batch');
+    const H = attr<number>(attrs, 'heads');
+    const P = attr<number>(attrs, 'parts');
+    const scale = attr<number | undefined>(attrs, 'scale') ?? 1;
+    const [rows, cols] = x.shape as [number, number];
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || rows % B !== 0 || cols % (P * H) !== 0) {
+      throw new Error(`${KERNELS.splitHeads}: bad input [${x.shape}] for batch ${B}, heads ${H}, parts ${P}`);
+    }
+    const T = rows / B;
+    const hd = cols / (P * H);
+    const outs: TensorInfo[] = [];
+    for (let p = 0; p < P; p++) outs.push(c.be.makeOutput([B * H, T, hd], 'float32'));
+    const ox = heapIndex(c.be, x);
+    for (let p = 0; p < P; p++) {
+      nat.run('heads', heapOf(c.be), [B, T, H, hd, cols, p * H * hd, ox, heapIndex(c.be, outs[p]!), 1, p === 0 ? Math.fround(scale) : 1]);
+    }
+    return outs;
+  };
+}
+
+/** Inputs x0 (times `scale`), x1, ... each [B*H, T, hd] (attrs batch B) side by side as
+ *  one [B*T, P*H*hd]: the inverse of splitHeads. */
+export function mergeHeads(tf: Tf): KernelFunc {
+  return ({ inputs, backend, attrs }: KernelArgs) => {
+    const nat = nativeOnly(KERNELS.mergeHeads);
+    const c = makeCtx(tf, backend);
+    const B = attr<number>(attrs, 'batch');
+    const scale = attr<number | undefined>(attrs, 'scale') ?? 1;
+    const parts: TensorInfo[] = [];
+    for (let p = 0; inputs[`x${p}`] !== undefined; p++) parts.push(inputs[`x${p}`]!);
+    const s0 = parts[0]?.shape;
+    if (s0 === undefined || s0.length !== 3 || s0[0]! % B !== 0 || parts.some((t) => t.dtype !== 'float32' || !sameShape(t.shape, s0))) {
+      throw new Error(`${KERNELS.mergeHeads}: needs inputs x0, x1, ... of one shape [B*H, T, hd], float32`);
+    }
+    const [BH, T, hd] = s0 as [number, number, number];
+    const H = BH / B;
+    const cols = parts.length * H * hd;
+    const out = c.be.makeOutput([B * T, cols], 'float32');
+    const oo = heapIndex(c.be, out);
+    parts.forEach((t, p) => {
+      nat.run('heads', heapOf(c.be), [B, T, H, hd, cols, p * H * hd, oo, heapIndex(c.be, t), 0, p === 0 ? Math.fround(scale) : 1]);
+    });
+    return out;
   };
 }

@@ -3,20 +3,22 @@
 // kernels, inputs and order of float32 operations as the tfjs path (./net.ts under
 // tf.variableGrads with the fused cross-entropy, and tfjs's gradients of each op), so the
 // same loss and gradients, bit for bit (tested), without the gradient tape. What tfjs does
-// with Reshape, Transpose, SplitV, Concat, Slice, Pad and Tile only moves values; here those
-// are index loops over the heap, with the Tile gradient's sum in its order. Wasm with the
+// with Reshape, Transpose, SplitV, Concat, Slice, Pad and Tile only moves values; here the
+// heads split / merge are native strided copies (MedpipeSplitHeads / MergeHeads, q's scale
+// in the copy), the rest index loops over the heap, with the Tile gradient's sum in its
+// order; layers.linear's bias add is in the GEMM's epilogue (MedpipeLinear, the same bits). Wasm with the
 // native kernels only; undefined (nothing done) elsewhere, and the caller takes the tfjs path.
 
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { DirectKernels, directKernelsAvailable } from '../../../engine/direct-kernels.js';
-import { GELU, GELU_GRAD, LN, LN_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD } from '../../../engine/wasm-kernels.js';
+import { GELU, GELU_GRAD, LINEAR, LN, LN_GRAD, MERGE_HEADS, SOFTMAX_CE, SOFTMAX_CE_GRAD, SPLIT_HEADS } from '../../../engine/wasm-kernels.js';
 import type { TrainStepResult } from '../net.js';
 import { param, type ParamMap } from '../params.js';
 import { attentionScale, blockLayers, EMBED, gridSize, VIT, type BlockLayers, type ViTConfig } from './spec.js';
 
-const INFER_KERNELS = ['Conv2D', 'BatchMatMul', 'Add', 'Multiply', 'Softmax', LN, GELU];
-const KERNELS = [...INFER_KERNELS, 'Conv2DBackpropFilter', 'Sum', 'Sub', LN_GRAD, GELU_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD];
+const INFER_KERNELS = ['Conv2D', 'BatchMatMul', 'Add', 'Softmax', LN, GELU, LINEAR, SPLIT_HEADS, MERGE_HEADS];
+const KERNELS = [...INFER_KERNELS, 'Multiply', 'Conv2DBackpropFilter', 'Sum', 'Sub', LN_GRAD, GELU_GRAD, SOFTMAX_CE, SOFTMAX_CE_GRAD];
 
 /** A LayerNorm's input and the statistics its gradient reads. */
 interface NormSaved {
@@ -64,41 +66,14 @@ function shapeOf(cfg: ViTConfig, params: ParamMap, x: tf.Tensor4D, kernels: read
   return { B, T, D: cfg.dim, H: cfg.heads, hd: cfg.dim / cfg.heads, g };
 }
 
-/** A [rows, cols] matrix's column block [off, off + H*hd) as heads [B*H, T, hd] (rows are
- *  b*T + t): torch's reshape(B, T, H, hd).permute(0, 2, 1, 3), and back. */
-function toHeads(src: Float32Array, cols: number, off: number, dst: Float32Array, s: Shape): void {
-  const { B, T, H, hd } = s;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < T; t++) {
-        const from = (b * T + t) * cols + off + h * hd;
-        dst.set(src.subarray(from, from + hd), ((b * H + h) * T + t) * hd);
-      }
-    }
-  }
-}
-
-function fromHeads(src: Float32Array, dst: Float32Array, cols: number, off: number, s: Shape): void {
-  const { B, T, H, hd } = s;
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < T; t++) {
-        const from = ((b * H + h) * T + t) * hd;
-        dst.set(src.subarray(from, from + hd), (b * T + t) * cols + off + h * hd);
-      }
-    }
-  }
-}
-
 /** The forward as kernel calls; with `saved`, what the backward pass reads is kept there
  *  (and freed by its readers), without it every intermediate is freed as soon as it is read. */
 class Graph {
-  readonly scale: TensorInfo;
+  /** tf.mul(q, number)'s factor: a float32 scalar. */
+  readonly scale: number;
 
   constructor(readonly k: DirectKernels, readonly cfg: ViTConfig, readonly params: ParamMap, readonly s: Shape) {
-    // tf.mul(q, number): a float32 scalar tensor.
-    this.scale = k.output([]);
-    k.f32(this.scale)[0] = attentionScale(cfg);
+    this.scale = Math.fround(attentionScale(cfg));
   }
 
   p(name: string): tf.Variable {
@@ -109,13 +84,24 @@ class Graph {
     return this.k.run('BatchMatMul', { a, b }, { transposeA, transposeB })[0]!;
   }
 
-  /** layers.linear: matMul, then the bias added (a broadcast Add). */
+  /** layers.linear: matMul, then the bias added (a broadcast Add), the add in the GEMM's
+   *  epilogue (the same bits). */
   linear(x: TensorInfo, prefix: string, bias = true): TensorInfo {
-    const z = this.mm(x, this.p(`${prefix}.weight`));
-    if (!bias) return z;
-    const [y] = this.k.run('Add', { a: z, b: this.p(`${prefix}.bias`) });
-    this.k.free(z);
-    return y!;
+    const W = this.p(`${prefix}.weight`);
+    if (!bias) return this.mm(x, W);
+    return this.k.run(LINEAR, { a: x, b: W, bias: this.p(`${prefix}.bias`) })[0]!;
+  }
+
+  /** [B*T, P*D] as P heads tensors [B*H, T, hd], the first times `scale`. */
+  split(x: TensorInfo, parts: number, scale = 1): TensorInfo[] {
+    return this.k.run(SPLIT_HEADS, { x }, { batch: this.s.B, heads: this.s.H, parts, scale });
+  }
+
+  /** Heads tensors [B*H, T, hd] side by side as [B*T, P*D], the first times `scale`. */
+  merge(parts: TensorInfo[], scale = 1): TensorInfo {
+    const inputs: Record<string, TensorInfo> = {};
+    parts.forEach((t, i) => { inputs[`x${i}`] = t; });
+    return this.k.run(MERGE_HEADS, inputs, { batch: this.s.B, scale })[0]!;
   }
 
   norm(x: TensorInfo, prefix: string): NormSaved {
@@ -147,28 +133,18 @@ class Graph {
 
   /** x + attention(norm1(x)), then + mlp(norm2(.)); frees x unless it is saved. */
   block(t: TensorInfo, i: number, saved?: BlockSaved[]): TensorInfo {
-    const { k, s, cfg } = this;
-    const { B, T, D, H, hd } = s;
+    const { k, cfg } = this;
     const l = blockLayers(i);
     const n1 = this.norm(t, l.norm1);
     const qkv = this.linear(n1.y, l.qkv, cfg.qkvBias);
-    const qRaw = k.output([B * H, T, hd]);
-    const kh = k.output([B * H, T, hd]);
-    const vh = k.output([B * H, T, hd]);
-    const src = k.f32(qkv);
-    toHeads(src, 3 * D, 0, k.f32(qRaw), s);
-    toHeads(src, 3 * D, D, k.f32(kh), s);
-    toHeads(src, 3 * D, 2 * D, k.f32(vh), s);
+    // q scaled in the split: the same product per element as tf.mul after the permutation.
+    const [q, kh, vh] = this.split(qkv, 3, this.scale) as [TensorInfo, TensorInfo, TensorInfo];
     k.free(qkv);
-    // Scaling before or after the heads' permutation is the same product per element.
-    const [q] = k.run('Multiply', { a: qRaw, b: this.scale });
-    k.free(qRaw);
-    const scores = this.mm(q!, kh, false, true);
+    const scores = this.mm(q, kh, false, true);
     const [attn] = k.run('Softmax', { logits: scores }, { dim: 2 });
     k.free(scores);
     const o = this.mm(attn!, vh);
-    const merged = k.output([B * T, D]);
-    fromHeads(k.f32(o), k.f32(merged), D, 0, s);
+    const merged = this.merge([o]);
     k.free(o);
     const proj = this.linear(merged, l.proj);
     const [t1] = k.run('Add', { a: t, b: proj });
@@ -179,8 +155,8 @@ class Graph {
     const f2 = this.linear(hidden!, l.fc2);
     const [t2] = k.run('Add', { a: t1!, b: f2 });
     k.free(f2);
-    if (saved) saved.push({ l, n1, q: q!, kh, vh, attn: attn!, merged, n2, f1, hidden: hidden! });
-    else k.free(t, n1.y, n1.mean, n1.rstd, q!, kh, vh, attn!, merged, t1!, n2.y, n2.mean, n2.rstd, f1, hidden!);
+    if (saved) saved.push({ l, n1, q, kh, vh, attn: attn!, merged, n2, f1, hidden: hidden! });
+    else k.free(t, n1.y, n1.mean, n1.rstd, q, kh, vh, attn!, merged, t1!, n2.y, n2.mean, n2.rstd, f1, hidden!);
     return t2!;
   }
 
@@ -219,8 +195,7 @@ function linearBack(g: Graph, x: TensorInfo, prefix: string, dy: TensorInfo, kee
 
 /** One block's backward from the gradient of its output; frees the block's saved values. */
 function blockBack(g: Graph, b: BlockSaved, dt2: TensorInfo, keep: Keep): TensorInfo {
-  const { k, s, cfg } = g;
-  const { B, T, D, H, hd } = s;
+  const { k, cfg } = g;
   const { l } = b;
   // t2 = t1 + fc2(gelu(fc1(norm2(t1)))).
   const dHidden = linearBack(g, b.hidden, l.fc2, dt2, keep);
@@ -234,8 +209,7 @@ function blockBack(g: Graph, b: BlockSaved, dt2: TensorInfo, keep: Keep): Tensor
   k.free(dNorm2);
   // t1 = t + proj(attention(norm1(t))).
   const dMerged = linearBack(g, b.merged, l.proj, dt1!, keep);
-  const dO = k.output([B * H, T, hd]);
-  toHeads(k.f32(dMerged), D, 0, k.f32(dO), s);
+  const [dO] = g.split(dMerged, 1) as [TensorInfo];
   k.free(dMerged);
   const dAttn = g.mm(dO, b.vh, false, true);
   const dV = g.mm(b.attn, dO, true, false);
@@ -251,15 +225,10 @@ function blockBack(g: Graph, b: BlockSaved, dt2: TensorInfo, keep: Keep): Tensor
   const dQ = g.mm(dScores!, b.kh);
   const dK = g.mm(dScores!, b.q, true, false);
   k.free(dScores!, b.kh, b.q);
-  const [dQRaw] = k.run('Multiply', { a: dQ, b: g.scale });
-  k.free(dQ);
-  // The split's gradient: the three concatenated along the columns.
-  const dQkv = k.output([B * T, 3 * D]);
-  const dst = k.f32(dQkv);
-  fromHeads(k.f32(dQRaw!), dst, 3 * D, 0, s);
-  fromHeads(k.f32(dK), dst, 3 * D, D, s);
-  fromHeads(k.f32(dV), dst, 3 * D, 2 * D, s);
-  k.free(dQRaw!, dK, dV);
+  // The split's gradient: the three concatenated along the columns, dq times the scale
+  // (tf.mul's gradient) in the merge.
+  const dQkv = g.merge([dQ, dK, dV], g.scale);
+  k.free(dQ, dK, dV);
   const dn1 = linearBack(g, b.n1.y, l.qkv, dQkv, keep, cfg.qkvBias);
   k.free(dQkv);
   const dNorm1 = normBack(g, b.n1, l.norm1, dn1, keep);
