@@ -145,6 +145,11 @@ export default defineStage<DinoParams>({
 
   async run(ctx: StageContext<DinoParams>) {
     const p = withDefaults(ctx.params);
+    // DINO's cosine_scheduler asserts that its warm-up fits in the training; past it, a short
+    // run would spend every step ramping up (a 1-step epoch ran at lr 0).
+    if (p.warmup_epochs > p.epochs) {
+      throw new Error(`dino: warmup_epochs (${p.warmup_epochs}) is more than epochs (${p.epochs}): DINO's lr schedule needs the warm-up inside the training; lower warmup_epochs (with: {warmup_epochs: ${p.epochs}} or less)`);
+    }
     const [{ activateEngine }, { loadModel }, { trainDino }, { cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
       import('../src/engine/activate.js'),
       import('../src/ml/train/model-io.js'),

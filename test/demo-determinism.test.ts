@@ -19,6 +19,7 @@ const REDUCED = [
   '--set', 'synthesize_proxy.with.count=60',
   '--set', 'pretrain.with.epochs=1',
   '--set', 'dino.with.epochs=1',
+  '--set', 'dino.with.warmup_epochs=0',
   '--set', 'finetune.with.epochs=1',
 ];
 

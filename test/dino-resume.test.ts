@@ -74,3 +74,14 @@ test('dino: teacher backbone loads in init; curves stored and drawn; kill -9 mid
   assert.notEqual((dC.outputs['curves']!.value as Curves).resumed_from, null, 'the second run resumed from the checkpoint');
   assert.equal(dC.outputs['weights']!.digest, dA.outputs['weights']!.digest, 'resumed weights are identical to an uninterrupted run');
 });
+
+test('dino: a warm-up longer than the training is refused, naming both fields, and the nodes before it stay cached', { timeout: 120_000 }, async () => {
+  const s = sandbox();
+  const file = s.write('p.yaml', PIPELINE.replace('epochs: 4, batch_size: 8', 'epochs: 1, batch_size: 8').replace('warmup_epochs: 1,', 'warmup_epochs: 2,'));
+  const r = await s.cli(['run', file, 'dino']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /warmup_epochs \(2\) is more than epochs \(1\)/);
+  const again = await s.cli(['run', file, 'init', '--plain']);
+  assert.equal(again.code, 0);
+  assert.doesNotMatch(again.stdout, /✔ \S+ ran/, 'init and the data nodes were kept');
+});

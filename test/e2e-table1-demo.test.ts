@@ -14,6 +14,7 @@ const SHORT = [
   '--set', 'synthesize_proxy.with.count=100',
   '--set', 'pretrain.with.epochs=1',
   '--set', 'dino.with.epochs=1',
+  '--set', 'dino.with.warmup_epochs=0',
   '--set', 'finetune.with.epochs=1',
 ];
 
