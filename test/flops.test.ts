@@ -31,6 +31,7 @@ test('kernelFlops: a matmul counts 2 x outputs x inner size, transposed or not; 
   assert.equal(kernelFlops('BatchMatMul', { a: s(3, 5, 4), b: s(3, 4, 6) }, { transposeA: false, transposeB: false }, [s(3, 5, 6)]), 2 * 90 * 4);
   assert.equal(kernelFlops('BatchMatMul', { a: s(3, 4, 5), b: s(3, 6, 4) }, { transposeA: true, transposeB: true }, [s(3, 5, 6)]), 2 * 90 * 4);
   assert.equal(kernelFlops('_FusedMatMul', { a: s(5, 4), b: s(4, 6), bias: s(6) }, {}, [s(5, 6)]), 2 * 30 * 4);
+  assert.equal(kernelFlops('MedpipeLinear', { a: s(5, 4), b: s(4, 6), bias: s(6) }, {}, [s(5, 6)]), 2 * 30 * 4);
   assert.equal(kernelFlops('Add', { a: s(5, 4), b: s(5, 4) }, {}, [s(5, 4)]), 0);
   assert.equal(kernelFlops('Multiply', { a: s(5, 4), b: s(4) }, {}, [s(5, 4)]), 0);
   assert.equal(kernelFlops('Conv2D', { x: s(1, 4, 4, 3), filter: s(1, 1, 3, 2) }, {}, []), 0);

@@ -1,8 +1,9 @@
 // Floating-point operations of one forward kernel call, read off its inputs and outputs
 // (multiply and add counted apart, as GFLOP/s figures are quoted). Only the kernels that
 // carry a model's arithmetic count: convolutions (inputs x and filter) and matrix products
-// (inputs a and b), told by name (Add and Multiply have inputs a and b too); element-wise and normalisation kernels are a few FLOPs per value and
-// memory-bound, and counting them would flatter a GFLOP/s figure.
+// (inputs a and b: BatchMatMul, _FusedMatMul, MedpipeLinear), told by name, since Add and
+// Multiply have inputs a and b too. Element-wise and normalisation kernels are a few FLOPs
+// per value and memory-bound, and counting them would flatter a GFLOP/s figure.
 
 interface Shaped {
   shape: readonly number[];
@@ -26,7 +27,7 @@ export function kernelFlops(
     const perOutput = /depthwise/i.test(name) ? kh * kw : kh * kw * cin;
     return 2 * prod(out.shape) * perOutput;
   }
-  if (/matmul/i.test(name) && a !== undefined && b !== undefined && a.shape.length >= 2 && out.shape.length >= 2) {
+  if (/matmul|linear/i.test(name) && a !== undefined && b !== undefined && a.shape.length >= 2 && out.shape.length >= 2) {
     const transposeA = attrs?.transposeA === true;
     const k = a.shape[a.shape.length - (transposeA ? 2 : 1)];
     return 2 * prod(out.shape) * k;
