@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
 import { selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
-import { defaultCacheDir, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
+import { existingCacheDir } from './options.js';
 import { ConfigError } from '../util/errors.js';
 import { openPipeline, type CliEnv } from './session.js';
 import { shellCommand } from '../util/shell.js';
@@ -38,7 +39,8 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
   if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
-  const store = new Store(defaultCacheDir(flags.cache));
+  // predict only reads the cache: a mistyped --cache must not become a new, empty one.
+  const store = new Store(existingCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
     const manifest = outcomes.get(node)?.manifest;
