@@ -134,7 +134,11 @@ export interface StageContext<P = JSONObject> {
   workdir: string;
   /** Directory relative paths in params are resolved against. */
   baseDir: string;
-  /** Aborted on Ctrl-C; long loops should check it between steps. */
+  /**
+   * Aborted on Ctrl-C; long loops should check it between steps and throw. A run() that returns
+   * after reading it as aborted (or listening to it) may have stopped early: nothing is stored.
+   * One that never looked finished its work, and its result is stored.
+   */
   signal: AbortSignal;
   /** One line of live status for the progress view (e.g. `epoch 3/25 loss 0.41`). */
   progress(text: string): void;

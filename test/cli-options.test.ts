@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, REPO, sandbox, TOY_PIPELINE } from './support/toy.js';
 
@@ -45,11 +45,23 @@ test('a read-only verb on a mistyped --cache is an error and creates nothing', a
   const box = sandbox();
   const file = box.write('p.yaml', TOY_PIPELINE);
   const missing = join(box.dir, 'cahce');
-  for (const args of [['status', file], ['show', file, 'total'], ['cache', 'ls'], ['cache', 'verify'], ['cache', 'gc', file]]) {
+  const readers = [['status', file], ['run', file, '-n'], ['report', file, '-o', join(box.dir, 'r.html')], ['predict', '-w', `${file}:total`, join(box.dir, 'img.png')], ['show', file, 'total'], ['cache', 'ls'], ['cache', 'verify'], ['cache', 'gc', file]];
+  for (const args of readers) {
     const r = await box.cli([...args, '--cache', missing]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
     assert.match(r.stderr, new RegExp(`no cache at ${missing.replace(/[/\\]/g, '.')}`));
     assert.equal(existsSync(missing), false, `${args[0]} created the cache`);
+  }
+  assert.equal(existsSync(join(box.dir, 'r.html')), false, 'report wrote a report of a cache that is not there');
+  // A folder of other files is no cache either: reading verbs refuse it and leave it as it was.
+  const other = join(box.dir, 'photos');
+  mkdirSync(other);
+  writeFileSync(join(other, 'a.txt'), 'not a cache');
+  for (const args of readers) {
+    const r = await box.cli([...args, '--cache', other]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /not a medpipe cache/);
+    assert.deepEqual(readdirSync(other), ['a.txt'], `${args[0]} wrote into ${other}`);
   }
   // Running creates it, as it must.
   const run = await box.cli(['run', file, '--cache', missing]);

@@ -94,4 +94,50 @@ stages:
   assert.match(out, /2 interrupted, 2 not started in /, out);
   assert.match(out, /slow \(4\): 2 interrupted, 2 not started/, 'the per-stage line tells them apart too');
   assert.equal((out.match(/□ slow\[v=\d\] not started/g) ?? []).length, 2, out);
+  assert.doesNotMatch(out, /interrupted \(interrupted\)/, 'the state is not repeated as its reason');
+  assert.match(out, /■ slow\[v=\d\] interrupted {2}\[/, out);
+});
+
+test('Ctrl-C: nodes that finish after it are stored, and nodes never started do not count as done', async () => {
+  const box = sandbox();
+  const file = box.write('n.yaml', `
+name: naps
+plugins: [$TOY]
+axes:
+  v: [1, 2, 3, 4]
+stages:
+  nap:
+    uses: nap
+    matrix: [v]
+    with:
+      value: \${v}
+      sleep_ms: 3000
+`);
+  const child = spawn(process.execPath, [BIN, 'run', file, '-j', '2', '--plain'], {
+    cwd: box.dir,
+    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  while ((out.match(/ running/g) ?? []).length < 2 && !gone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((out.match(/ running/g) ?? []).length, 2, out);
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, out);
+  // The two naps ignore the signal and finish: their results are kept.
+  assert.match(out, /2 ran, 2 not started in /, out);
+  assert.equal((out.match(/✔ nap\[v=\d\] ran/g) ?? []).length, 2, out);
+  for (const line of out.split('\n').filter((l) => /□ nap\[v=\d\] not started/.test(l))) {
+    assert.match(line, /\[0\/4 done · 2 running · [12] not started · /, `nothing finished yet: ${line}`);
+  }
+  assert.match(out, /✔ nap\[v=\d\] ran \(first run\) {2}\[1\/4 done · 1 running · 2 not started · [\d:]+ elapsed · ETA/, out);
+  assert.match(out, /✔ nap\[v=\d\] ran \(first run\) {2}\[2\/4 done · 2 not started · [\d:]+ elapsed\]/, out);
+  const again = await box.cli(['run', file, '--set', 'nap.with.sleep_ms=0']);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /2 ran, 2 cached/, 'what finished after Ctrl-C is not computed again');
 });

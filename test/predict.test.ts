@@ -2,7 +2,8 @@
 // on an image of the test split it gives the very probabilities evaluate computed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sandbox, tinyAptos } from './support/toy.js';
+import { join } from 'node:path';
+import { sandbox, tinyAptos, TOY_PIPELINE } from './support/toy.js';
 
 const PIPELINE = tinyAptos('pred', { count: 40, seed: 5 }) + `  init:
     uses: init
@@ -29,6 +30,8 @@ test('predict reproduces evaluate on the same images, as CSV and JSON, and names
 
   const csv = await box.cli(['predict', '-w', `${file}:finetune`, ...images]);
   assert.equal(csv.code, 0, csv.stdout + csv.stderr);
+  // A CPU-only call does not start Dawn, whose adapter search prints limit warnings.
+  assert.doesNotMatch(csv.stderr, /Warning|maxDynamic/, csv.stderr);
   const lines = csv.stdout.trim().split('\n');
   assert.equal(lines[0], 'image,No DR,Mild,Moderate,Severe,Proliferative DR,predicted', 'columns named by the data set\'s classes');
   lines.slice(1).forEach((line, i) => {
@@ -45,6 +48,16 @@ test('predict reproduces evaluate on the same images, as CSV and JSON, and names
   assert.deepEqual(Object.keys(rows[0]!.probabilities), ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR']);
 
   const bad = await box.cli(['predict', '-w', `${file}:finetune`, images[0]!, 'nowhere.png']);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /cannot read 1 image\(s\):\n {2}nowhere\.png: .*missing file/);
+  assert.equal(bad.code, 2, 'an unreadable image is bad input');
+  assert.match(bad.stderr, /cannot read 1 image\(s\):\n {2}nowhere\.png: missing file\n/, 'the path named once');
+});
+
+test('predict on a node that is not cached suggests the run of that very variant, in that cache', async () => {
+  const box = sandbox();
+  const file = box.write('p.yaml', TOY_PIPELINE);
+  const cache = join(box.dir, 'my cache');
+  assert.equal((await box.cli(['run', file, 'src[seed=1]', '--cache', cache])).code, 0);
+  const r = await box.cli(['predict', '-w', `${file}:total`, '--set', 'vars.base=3', '--cache', cache, 'x.png']);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.ok(r.stderr.includes(`total is not cached: run \`pipeline run ${file} total --set vars.base=3 --cache '${cache}'\` first`), r.stderr);
 });

@@ -6,8 +6,10 @@ import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
 import { selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
-import { defaultCacheDir, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
+import { existingCacheDir } from './options.js';
 import { ConfigError } from '../util/errors.js';
+import { DecodeError } from '../data/decode-error.js';
 import { openPipeline, type CliEnv } from './session.js';
 import { shellCommand } from '../util/shell.js';
 
@@ -38,12 +40,15 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
   if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
-  const store = new Store(defaultCacheDir(flags.cache));
+  // predict only reads the cache: a mistyped --cache must not become a new, empty one.
+  const store = new Store(existingCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
     const manifest = outcomes.get(node)?.manifest;
     const weights = manifest?.outputs['weights'];
-    if (!manifest) throw new Error(`${node} is not cached: run \`${shellCommand('pipeline', 'run', file, node)}\` first`);
+    // The command to paste names the same variant and cache, or it would compute another one.
+    const sameVariant = [...flags.set.flatMap((s) => ['--set', s]), ...(flags.cache !== undefined ? ['--cache', flags.cache] : [])];
+    if (!manifest) throw new Error(`${node} is not cached: run \`${shellCommand('pipeline', 'run', file, node, ...sameVariant)}\` first`);
     if (weights?.type !== 'file') throw new ConfigError(`-w ${spec}: ${node} (kind ${manifest.kind}) has no weights file output; name a finetune or pretrain node`);
     return store.blobs.verified(weights.digest, `weights of ${node}`);
   } finally {
@@ -53,10 +58,11 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
 
 export async function predictCommand(images: string[], flags: PredictFlags, env: CliEnv, write: (s: string) => void): Promise<number> {
   const path = await weightsPath(flags.weights, flags, env);
-  const [{ readWeightsFile }, { decodeFile }, { initBackend }, { loadModel, predict }] = await Promise.all([
+  const [{ readWeightsFile }, { decodeFile }, { BACKEND_ORDER, initBackend, parseBackendChoice }, { requestedBackend }, { loadModel, predict }] = await Promise.all([
     import('../ml/weights/checkpoint.js'),
     import('../data/decode.js'),
     import('../engine/backend.js'),
+    import('../engine/activate.js'),
     import('../ml/train/model-io.js'),
   ]);
   const raw = (await readWeightsFile(path)).metadata['preprocessing'];
@@ -69,10 +75,12 @@ export async function predictCommand(images: string[], flags: PredictFlags, env:
     try {
       records.push({ data: await decodeFile(resolve(image), image, { size: prep.size, channels: prep.channels }), meta: { id: image, label: 0 } });
     } catch (err) {
-      problems.push(`${image}: ${(err as Error).message}`);
+      // A DecodeError's message names the file already.
+      problems.push(err instanceof DecodeError ? err.message : `${image}: ${(err as Error).message}`);
     }
   }
-  if (problems.length > 0) throw new Error(`cannot read ${problems.length} image(s):\n  ${problems.join('\n  ')}`);
+  // Images that cannot be read are bad input (exit 2), like any other file the user named.
+  if (problems.length > 0) throw new ConfigError(`cannot read ${problems.length} image(s):\n  ${problems.join('\n  ')}`);
   const meta: JSONObject = { shape: [prep.size, prep.size, prep.channels], mean: prep.mean, std: prep.std };
   const reader: RecordReader = {
     count: records.length,
@@ -83,7 +91,11 @@ export async function predictCommand(images: string[], flags: PredictFlags, env:
     },
   };
 
-  const engine = await initBackend();
+  // 'auto' here leaves WebGPU out: a few images do not need a GPU, and merely looking for an
+  // adapter makes Dawn print its limit warnings on every call of a CPU-only machine.
+  // MEDPIPE_BACKEND=webgpu (or any backend it names) is still honoured.
+  const wanted = requestedBackend('auto');
+  const engine = await initBackend({ prefer: wanted === 'auto' ? BACKEND_ORDER.filter((c) => c !== 'webgpu') : parseBackendChoice(wanted) });
   const tf = await import('@tensorflow/tfjs');
   await tf.setBackend(engine.backend);
   const model = await loadModel(path, {}, 0);

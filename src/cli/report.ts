@@ -17,9 +17,9 @@ import { planNodes } from '../run/plan.js';
 import type { NodeOutcome } from '../run/scheduler.js';
 import { packageVersions } from '../run/versions.js';
 import type { Manifest } from '../store/artifacts.js';
-import { defaultCacheDir, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
 import { openPipeline, type CliEnv, type Opened } from './session.js';
-import { writeNamedFile } from './options.js';
+import { existingCacheDir, writeNamedFile } from './options.js';
 import { shellCommand, shellWord } from '../util/shell.js';
 
 export interface ReportFlags {
@@ -212,7 +212,8 @@ function nodesOf(g: Gatherer, file: string): NodeSummary[] {
 
 export async function buildReport(file: string, flags: Omit<ReportFlags, 'output'>, env: CliEnv): Promise<{ html: string; model: ReportModel }> {
   const opened = await openPipeline(file, flags.set, env);
-  const store = new Store(defaultCacheDir(flags.cache));
+  // The report only reads: a mistyped --cache would otherwise be created and reported as empty.
+  const store = new Store(existingCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, new Set(opened.dag.order));
     const g = new Gatherer(opened, store, outcomes);

@@ -74,7 +74,8 @@ export async function runCommand(file: string, targets: string[], flags: RunFlag
   const force = forcedNodes(opened, chosen, targets, flags);
   // What depends on a forced node runs too, with whatever else it needs.
   const selected = flags.forceDownstream ? new Set([...chosen, ...ancestorsOf(opened.dag.graph, force)]) : chosen;
-  const store = new Store(mode === 'status' ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
+  // A dry run, like status, only reads: a mistyped --cache must not become a new, empty cache.
+  const store = new Store(mode === 'status' || flags.dryRun ? existingCacheDir(flags.cache) : defaultCacheDir(flags.cache));
   let remote: ReturnType<typeof remoteFor>;
   try {
     remote = remoteFor(flags, opened, store);

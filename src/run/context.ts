@@ -6,6 +6,7 @@ import type { Artifact } from '../store/artifacts.js';
 import type { Store } from '../store/store.js';
 import { digestJSON } from '../util/hash.js';
 import type { Job, JobInputEntry } from './job.js';
+import { watchedSignal } from './watched-signal.js';
 
 export interface ContextHooks {
   progress(text: string): void;
@@ -19,6 +20,8 @@ export interface BuiltContext {
   produced: Map<string, Artifact>;
   provenance: JSONObject;
   report: { text?: string };
+  /** The stage saw the run's abort (see watched-signal.ts): a run() that then returns may have stopped early. */
+  noticedAbort(): boolean;
   cleanup(): Promise<void>;
 }
 
@@ -47,6 +50,7 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
   const provenance: JSONObject = {};
   const report: { text?: string } = {};
   const readers = new Map<string, RecordReader>();
+  const watched = watchedSignal(hooks.signal);
 
   const entriesOf = (name: string, type: Artifact['type']): JobInputEntry[] => {
     const input = job.inputs[name];
@@ -82,7 +86,7 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
       return scratch();
     },
     baseDir: job.baseDir,
-    signal: hooks.signal,
+    signal: watched.signal,
     progress: hooks.progress,
     log: hooks.log,
     provenance(info) {
@@ -143,7 +147,8 @@ export async function buildContext(job: Job, store: Store, declaredOutputs: Reco
     },
   };
   const cleanup = async () => {
+    watched.dispose();
     if (workdir) await rm(workdir, { recursive: true, force: true });
   };
-  return { ctx, produced, provenance, report, cleanup };
+  return { ctx, produced, provenance, report, noticedAbort: watched.noticed, cleanup };
 }

@@ -43,7 +43,9 @@ async function runAndCommit(job: Job, store: Store, hooks: ContextHooks, kind: S
   const built = await buildContext(job, store, kind.outputs, hooks, mirror);
   try {
     await kind.run(built.ctx);
-    if (hooks.signal.aborted) throw new Error('interrupted');
+    // A stage that returns after Ctrl-C without having seen it finished its work: stored, not
+    // lost. One that saw it may have stopped early and returned what it had: not stored.
+    if (hooks.signal.aborted && built.noticedAbort()) throw new Error('interrupted');
     const missing = Object.keys(kind.outputs).filter((o) => !built.produced.has(o));
     if (missing.length > 0) throw new Error(`stage kind ${kind.kind} finished without writing output(s): ${missing.join(', ')}`);
   } finally {

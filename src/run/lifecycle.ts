@@ -54,6 +54,12 @@ export interface LifecycleOptions {
 }
 
 const short = (key: string) => key.slice(0, 12);
+/**
+ * An interrupted node's reason: its error, unless that only says it was stopped (a stage's
+ * "interrupted", an AbortError), which the state says already ("interrupted (interrupted)").
+ */
+const interruptedReason = (message: string): { reason?: Reason } =>
+  /^(?:\S+: )?(?:interrupted|aborted|stopped|the operation was aborted|this operation was aborted)\.?$/i.test(message.trim()) ? {} : { reason: error(message) };
 /** What the body under a lease returns when the node has no slot to run in: the lease goes back. */
 const REQUEUE = Symbol('requeue');
 const withExpected = (ms: number | undefined) => (ms !== undefined ? { expectedMs: ms } : {});
@@ -176,7 +182,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
     return found(locked.manifest, { why: 'computed-elsewhere', via: 'lock' });
   } catch (err) {
     if (o.signal.aborted && !started) return { state: 'not-started', key };
-    return { state: o.signal.aborted ? 'interrupted' : 'failed', key, reason: error((err as Error).message) };
+    if (o.signal.aborted) return { state: 'interrupted', key, ...interruptedReason((err as Error).message) };
+    return { state: 'failed', key, reason: error((err as Error).message) };
   } finally {
     yieldSlot();
   }
@@ -215,7 +222,8 @@ export async function runNodeLifecycle(n: NodeToRun, o: LifecycleOptions): Promi
       const computed = store.committedManifest(key);
       if (!result.ok || !computed) {
         const message = result.ok ? 'worker finished without publishing a result' : result.error;
-        return { state: !result.ok && result.interrupted ? 'interrupted' : 'failed', key, reason: error(message), log };
+        if (!result.ok && result.interrupted) return { state: 'interrupted', key, ...interruptedReason(message), log };
+        return { state: 'failed', key, reason: error(message), log };
       }
       await remember();
       // Before the lease goes, so whoever waits on it finds the result; a push that finds

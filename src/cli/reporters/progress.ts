@@ -130,8 +130,11 @@ export class RunProgress {
 
   /** `12/106 done · 2 running · 3 cached · 1 failed · 2:31 elapsed · ETA 4:10` */
   summary(): string {
-    const done = this.total((s) => FINAL_STATES.has(s));
-    const parts = [`${done}/${this.nodes.length} done`];
+    const ended = this.total((s) => FINAL_STATES.has(s));
+    const interrupted = this.totals['interrupted'] ?? 0;
+    const notStarted = this.totals['not-started'] ?? 0;
+    // Nodes stopped by Ctrl-C, or never started, have ended but are not done: said apart.
+    const parts = [`${ended - interrupted - notStarted}/${this.nodes.length} done`];
     const running = this.totals['running'] ?? 0;
     const waiting = this.totals['waiting'] ?? 0;
     const cached = this.totals['cached'] ?? 0;
@@ -140,9 +143,11 @@ export class RunProgress {
     if (waiting) parts.push(`${waiting} waiting`);
     if (cached) parts.push(`${cached} cached`);
     if (failed) parts.push(`${failed} failed`);
+    if (interrupted) parts.push(`${interrupted} interrupted`);
+    if (notStarted) parts.push(`${notStarted} not started`);
     parts.push(`${clock(this.elapsed())} elapsed`);
     const eta = this.eta();
-    if (done < this.nodes.length) parts.push(eta === undefined ? 'ETA n/a (first run of a stage)' : `ETA ${clock(eta)}`);
+    if (ended < this.nodes.length) parts.push(eta === undefined ? 'ETA n/a (first run of a stage)' : `ETA ${clock(eta)}`);
     return parts.join(' · ');
   }
 
