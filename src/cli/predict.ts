@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
-import { selectNodes } from '../graph/select.js';
+import { noNodeError, selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import { defaultCacheDir, Store } from '../store/store.js';
 import { ConfigError } from '../util/errors.js';
@@ -37,7 +37,7 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   }
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
-  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
+  if (!opened.pipeline.nodes.has(node)) throw noNodeError(opened.pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
   const store = new Store(defaultCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));
