@@ -49,7 +49,8 @@ export function noNodeError(pipeline: ExpandedPipeline, name: string, pos: Sourc
   if (ids && ids.length > 0) return new ConfigError(`"${name}" is a stage of ${ids.length} node${ids.length === 1 ? '' : 's'}, not one node: ${namingHint(pipeline, name)}`, pos);
   const m = /^([^[\]]+)\[(.*)\]$/.exec(name);
   if (m) {
-    const [, stage, inner] = m as unknown as [string, string, string];
+    const stage = m[1]!;
+    const inner = m[2]!;
     const instances = pipeline.byStage.get(stage);
     if (!instances) return new ConfigError(`unknown stage "${stage}"${didYouMean(stage, stages)} (stages: ${stages.join(', ')})`, pos);
     const stageAxes = Object.keys(pipeline.nodes.get(instances[0]!)!.axes);
