@@ -16,6 +16,34 @@ test('median and both standard deviations match numpy', () => {
   assert.equal(std([5], 'sample'), null, 'one value has no sample std');
 });
 
+test("the title's {over} and {metrics} say what the table holds: its seed count and the columns it shows", () => {
+  const title = 'T: median ± std over {over} ({metrics}); note';
+  const datasets = [
+    { value: 'aptos', label: 'APTOS2019' },
+    { value: 'isic', label: 'ISIC2019' },
+  ];
+  const layout = (seeds: number[], columns: typeof datasets) => ({
+    title,
+    value: 'metrics.value',
+    rows: ['model'],
+    columns: ['dataset'],
+    over: 'seed',
+    axes: { model: [{ value: 'resnet', label: 'ResNet50' }], dataset: columns, seed: seeds.map((s) => ({ value: s, label: String(s) })) },
+  });
+  const entries = [1, 2, 3].flatMap((seed) => [
+    { axes: { model: 'resnet', dataset: 'aptos', seed }, value: { metric: 'kappa', value: 0.8 } },
+    { axes: { model: 'resnet', dataset: 'isic', seed }, value: { metric: 'macro_recall', value: 0.5 } },
+  ]);
+  assert.equal(buildTable(layout([1, 2, 3], datasets), entries, 'sample').title, 'T: median ± std over 3 seeds (APTOS2019 quadratic kappa, ISIC2019 macro recall); note');
+  const one = buildTable(layout([1], datasets), entries.filter((e) => e.axes.seed === 1), 'sample');
+  assert.equal(one.title, 'T: median ± std over 1 seed (APTOS2019 quadratic kappa, ISIC2019 macro recall); note');
+  assert.match(toMarkdown(one), /^### T: median ± std over 1 seed .*\n[^]*\| ResNet50 \| 0\.800 ± – \| 0\.500 ± – \|/);
+  // An --only dataset=aptos table (run's "table of the selected cells") has one column.
+  const only = buildTable(layout([1, 2, 3], datasets.slice(0, 1)), entries.filter((e) => e.axes.dataset === 'aptos'), 'sample');
+  assert.equal(only.title, 'T: median ± std over 3 seeds (APTOS2019 quadratic kappa); note');
+  assert.equal(buildTable({ ...layout([1, 2], datasets), title: 'plain' }, entries, 'sample').title, 'plain', 'a title without placeholders is kept');
+});
+
 test('a table cell aggregates its seeds, flags missing ones and shows the reference', () => {
   const layout = {
     value: 'metrics.value',

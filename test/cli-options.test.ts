@@ -160,14 +160,36 @@ test('report -o and compare --html into a folder that is not there exit 2 naming
   assert.ok(existsSync(join(box.dir, 'report.html')));
 });
 
-test('show and history of a node the pipeline does not have exit 2 naming the pipeline file and the node', async () => {
+test('show and history of a node the pipeline does not have exit 2 naming the pipeline file, the node and the nearest names', async () => {
   const box = sandbox();
   const file = box.write('toy.yaml', TOY_PIPELINE);
   for (const verb of ['show', 'history']) {
     const r = await box.cli([verb, file, 'tarin']);
     assert.equal(r.code, 2, `${verb}: ${r.stdout}${r.stderr}`);
-    assert.equal(r.stderr, `error: ${file} has no node "tarin" (try \`pipeline dag ${file}\`)\n`, verb);
+    assert.equal(r.stderr, `error: ${file}: node tarin: matches no node (Did you mean train?) (stages: src, train, total)\n`, verb);
+    // A stage is no node: say how to name one of its instances, with its axes' values.
+    const stage = await box.cli([verb, file, 'train']);
+    assert.equal(stage.code, 2, stage.stderr);
+    assert.equal(
+      stage.stderr,
+      `error: ${file}: node train: "train" is a stage of 4 nodes, not one node: name one as 'train[model=...,seed=...]' (model: resnet, deit; seed: 1, 2), e.g. 'train[model=resnet,seed=1]'\n`,
+      verb,
+    );
   }
+});
+
+test("a node id with an unknown axis value says what --only says, in show and in run's targets", async () => {
+  const box = sandbox();
+  const file = box.write('toy.yaml', TOY_PIPELINE);
+  const only = await box.cli(['run', file, '-n', '--only', 'model=vit']);
+  assert.equal(only.stderr, 'error: --only model=vit: unknown value "vit" of axis model (values: resnet, deit)\n');
+  const run = await box.cli(['run', file, '-n', 'train[model=vit,seed=1]']);
+  assert.equal(run.code, 2, run.stderr);
+  assert.equal(run.stderr, 'error: target train[model=vit,seed=1]: unknown value "vit" of axis model (values: resnet, deit)\n');
+  const show = await box.cli(['show', file, 'train[modle=resnet,seed=1]']);
+  assert.equal(show.stderr, `error: ${file}: node train[modle=resnet,seed=1]: unknown axis "modle" (Did you mean model?) (axes: seed, model)\n`);
+  const partial = await box.cli(['run', file, '-n', 'train[model=deit]']);
+  assert.match(partial.stderr, /^error: target train\[model=deit\]: names 1 of train's 2 axes \(missing: seed\): name one as 'train\[model=\.\.\.,seed=\.\.\.\]'/);
 });
 
 test('a reader that closes the pipe early (`pipeline status … | head -1`) is no crash: the command ends with its own exit code and no EPIPE stack trace', async () => {

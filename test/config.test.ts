@@ -121,7 +121,7 @@ stages:
 test('errors name file:line:column and the field', async (t) => {
   const cases: [string, string, RegExp][] = [
     ['unknown stage kind', TOY_PIPELINE.replace('uses: add', 'uses: addd'), /p\.yaml:16:5: stages\.train\.uses: unknown stage kind "addd"/],
-    ['parameter not in the kind schema', TOY_PIPELINE.replace('offset: ${vars.base}', 'ofset: 1'), /p\.yaml:22:7: stages\.train\.with\.ofset: unknown field \(kind add\)/],
+    ['parameter not in the kind schema', TOY_PIPELINE.replace('offset: ${vars.base}', 'ofset: 1'), /p\.yaml:22:7: stages\.train\.with\.ofset: unknown field \(Did you mean offset\?\) \(kind add\)/],
     ['wrong parameter type', TOY_PIPELINE.replace('offset: ${vars.base}', 'offset: lots'), /p\.yaml:22:7: stages\.train\.with\.offset: must be number, got "lots" \(kind add\)/],
     ['wrong type through a variable set by --set (the value is said)', TOY_PIPELINE, /p\.yaml:22:7: stages\.train\.with\.offset: must be number, got "abc" \(kind add\)/],
     ['unknown axis value', TOY_PIPELINE.replace('matrix: [model, seed]', 'matrix: {model: [resnet, vit], seed: "*"}'), /p\.yaml:\d+:\d+: stages\.train\.matrix\.model: unknown value "vit" of axis model \(values: resnet, deit\)/],

@@ -54,6 +54,15 @@ test('cohen kappa matches the scikit-learn test suite values', () => {
   close(quadraticKappa(a, b), 0.9541284403669725, 1e-12);
 });
 
+test('kappa of predictions independent of the labels is 0 exactly, as its formula gives (not a rounding residue like 2.2e-16)', () => {
+  // Observed and chance disagreement are equal here (sum(w*cm) * N == sum(w * outer(sum0, sum1))),
+  // so 1 - observed/expected is 0; N per-term divisions by N used to leave -2.2e-16.
+  assert.equal(quadraticKappa([1, 2, 1, 1, 2, 0, 0], [1, 2, 0, 0, 1, 2, 1]), 0);
+  assert.equal(quadraticKappa([2, 1, 1, 2, 2, 0, 0, 2, 3, 0], [4, 1, 3, 3, 1, 1, 4, 3, 0, 0]), 0);
+  // A constant predictor: every prediction the same class.
+  assert.equal(quadraticKappa([0, 1, 2, 3, 4, 4, 2], [2, 2, 2, 2, 2, 2, 2], [0, 1, 2, 3, 4]), 0);
+});
+
 test('quadratic kappa: weights index label positions, so an absent class widens distances', () => {
   const yt = [0, 0, 1, 2, 4, 4];
   const yp = [0, 1, 1, 4, 4, 2];

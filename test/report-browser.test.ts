@@ -141,3 +141,44 @@ test('[slow] the report in headless Chromium: no errors, figures at size, per-se
     await context.close();
   }
 });
+
+// The full demo's three data sets make the Results table wider than its share of the first row;
+// it must scroll or push Figure 1 below, never run under it (at a laptop's and a desktop's width).
+const dir3 = process.env['MEDPIPE_REPORT_WORKDIR3'] ?? mkdtempSync(join(tmpdir(), 'medpipe-report3-'));
+const SETS3 = [
+  'axes.seed=[1]',
+  'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 60}',
+  'synthesize_proxy.with.count=100',
+  'pretrain.with.epochs=1',
+  'dino.with.epochs=1',
+  'finetune.with.epochs=1',
+].flatMap((s) => ['--set', s]);
+const report3 = join(dir3, 'report.html');
+
+test('[slow] three data sets: no Results cell under Figure 1 at 1200 and 1920 px', { timeout: 900_000, skip: chromiumMissing() }, async () => {
+  const env3 = { MEDPIPE_CACHE: join(dir3, 'cache') };
+  const run = await runCli(['run', DEMO, '--plain', ...SETS3], { cwd: REPO, env: env3 });
+  assert.equal(run.code, 0, run.stdout.slice(-3000) + run.stderr);
+  const report = await runCli(['report', DEMO, ...SETS3, '-o', report3], { cwd: REPO, env: env3 });
+  assert.equal(report.code, 0, report.stdout + report.stderr);
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(join(tmpdir(), 'medpipe-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1200, height: 1000 } });
+  try {
+    const page = await context.newPage();
+    await page.goto(`file://${report3}`, { waitUntil: 'load' });
+    for (const width of [1200, 1920]) {
+      await page.setViewportSize({ width, height: 1000 });
+      const found = await page.evaluate(() => {
+        const figure = document.querySelector('section#figure-1')!.getBoundingClientRect();
+        const cells = [...document.querySelectorAll('table.results th, table.results td')];
+        const overlaps = (r: DOMRect) => r.left < figure.right && figure.left < r.right && r.top < figure.bottom && figure.top < r.bottom;
+        return { columns: document.querySelectorAll('table.results thead th').length, under: cells.filter((c) => overlaps(c.getBoundingClientRect())).map((c) => (c as HTMLElement).innerText.split('\n')[0]) };
+      });
+      assert.ok(found.columns >= 5, `${found.columns} header cells: three data sets`);
+      assert.deepEqual(found.under, [], `${width} px: these Results cells lie under Figure 1`);
+    }
+  } finally {
+    await context.close();
+  }
+});

@@ -30,6 +30,18 @@ test('chart ticks are round numbers and whole epochs; the legend sits below the 
   assert.match(svg, /stroke-dasharray="3 3"/, 'the best-epoch marker');
 });
 
+test('a metric of 0 stored with a rounding residue (1.1e-16) gets short ticks that fit the margin', () => {
+  const epochs = [1, 2, 3];
+  for (const values of [[1.1102230246251565e-16, 1.1102230246251565e-16, 1.1102230246251565e-16], [0, 2.220446049250313e-16, -2.220446049250313e-16]]) {
+    const svg = lineChart('t', 'epoch', epochs, [{ name: 'val kappa', values }], { integerX: true });
+    const yTicks = [...svg.matchAll(/<text x="[\d.]+" y="[\d.]+" text-anchor="end" dominant-baseline="middle">([^<]*)<\/text>/g)].map((m) => m[1]!);
+    assert.ok(yTicks.length >= 3, yTicks.join(' '));
+    // About 6.2 px a character at 11 px: the 58 px left margin holds 8 characters.
+    for (const tick of yTicks) assert.ok(tick.length <= 8, `tick "${tick}" fits the left margin`);
+    assert.ok(yTicks.includes('0.0'), `0 is a tick: ${yTicks.join(' ')}`);
+  }
+});
+
 test('curve panels: every numeric per-epoch field, nested per-epoch arrays (k-NN), per-step arrays; best epoch marked', () => {
   const run = (best: number, k: number) => ({
     metric: 'kappa',

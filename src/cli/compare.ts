@@ -181,7 +181,8 @@ function describe(side: Side & Partial<Made>): string {
 }
 
 export function renderComparison(c: Comparison, digits = 3): string {
-  const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(digits));
+  // '–' for a std that does not exist (one seed), as the table in run and report writes it.
+  const f = (x: number | null) => (x === null ? '–' : x.toFixed(digits));
   const cell = (x: CellComparison['a']) => (x.median === null ? '(no results)' : `${f(x.median)} ± ${f(x.std)} [${x.values.map((v) => v.value.toFixed(digits)).join(' ')}]`);
   const lines = [`A: ${describe(c.a)}`, `B: ${describe(c.b)}`, ''];
   if (c.params.length === 0) lines.push('parameters: the same in A and B (the inputs or code may differ)');

@@ -1,15 +1,13 @@
-import { selectNodes } from '../graph/select.js';
+import { noNodeError, selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
 import { Store } from '../store/store.js';
-import { ConfigError } from '../util/errors.js';
 import { existingCacheDir } from './options.js';
 import { table } from './output.js';
 import { openPipeline, type CliEnv } from './session.js';
 import { flattenLeaves } from '../keys.js';
 import { numericOutputs } from './variants.js';
-import { shellCommand } from '../util/shell.js';
 
 export interface Variant {
   key: string;
@@ -40,7 +38,7 @@ function keyed(m: Manifest): Map<string, string> {
 /** The cached variants of one node (every key it has had that is still in the cache), oldest first. */
 export async function nodeHistory(file: string, node: string, sets: string[], cacheDir: string, env: CliEnv): Promise<Variant[]> {
   const opened = await openPipeline(file, sets, env);
-  if (!opened.pipeline.nodes.has(node)) throw new ConfigError(`${file} has no node "${node}" (try \`${shellCommand('pipeline', 'dag', file)}\`)`);
+  if (!opened.pipeline.nodes.has(node)) throw noNodeError(opened.pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
   const store = new Store(cacheDir);
   try {
     const current = (await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }))).get(node)?.key;

@@ -221,7 +221,8 @@ export async function buildReport(file: string, flags: Omit<ReportFlags, 'output
     const spec = g.spec;
     const description = typeof spec.raw['description'] === 'string' ? spec.raw['description'] : undefined;
     const model: ReportModel = {
-      title: spec.table?.title ?? description ?? spec.name,
+      // The table's title as filled in from its cells ({over}, {metrics}), not the raw template.
+      title: table?.title ?? spec.table?.title ?? description ?? spec.name,
       ...(description ? { description } : {}),
       pipeline: { name: spec.name, file: resolve(file), overrides: flags.set.map((s) => `--set ${shellWord(s)}`) },
       software: { medpipe: packageVersions()['medpipe'] ?? '?', commit: commitOf(REPO), node: process.versions.node, generated: new Date().toISOString().slice(0, 19).replace('T', ' ') + ' UTC', cache: store.dir },

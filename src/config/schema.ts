@@ -142,7 +142,7 @@ export const pipelineSchema = {
         rows: { type: 'array', items: identifier, minItems: 1 },
         columns: { type: 'array', items: identifier },
         over: { ...identifier, description: 'axis aggregated within a cell (the seeds)' },
-        title: { type: 'string' },
+        title: { type: 'string', description: 'the table heading; {over} becomes the over axis count ("3 seeds"), {metrics} the metric of each column shown' },
         reference: { description: 'reference values shown beside the table (e.g. the paper)' },
       },
     },

@@ -1,9 +1,12 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { JSONValue } from '../contract.js';
 import { ConfigError, type SourcePos } from '../util/errors.js';
+import { didYouMean } from '../util/suggest.js';
 import { childPointer, positionOf, type Pointer } from './yaml-source.js';
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, useDefaults: true });
+// verbose: an error carries the schema it broke, whose `properties` are the names a mistyped
+// field is checked against ("Did you mean epochs?").
+const ajv = new Ajv2020({ allErrors: true, strict: false, useDefaults: true, verbose: true });
 const compiled = new WeakMap<object, ValidateFunction>();
 
 export function compileSchema(schema: object): ValidateFunction {
@@ -34,7 +37,8 @@ function describe(err: ErrorObject, value: JSONValue): { pointer: Pointer; field
   if (err.keyword === 'additionalProperties') {
     const extra = String((err.params as { additionalProperty: string }).additionalProperty);
     pointer = childPointer(pointer, extra);
-    problem = 'unknown field';
+    const known = err.parentSchema && typeof err.parentSchema === 'object' ? Object.keys((err.parentSchema as { properties?: object }).properties ?? {}) : [];
+    problem = `unknown field${didYouMean(extra, known)}`;
   } else if (err.keyword === 'required') {
     problem = `missing required field "${(err.params as { missingProperty: string }).missingProperty}"`;
   } else if (err.keyword === 'enum') {

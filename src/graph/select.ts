@@ -1,7 +1,8 @@
 import type { ExpandedPipeline } from '../config/expand.js';
 import { canonicalAxisValue } from '../config/load.js';
 import type { AxisValue } from '../config/types.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, type SourcePos } from '../util/errors.js';
+import { didYouMean } from '../util/suggest.js';
 import { ancestorsOf, type Dag } from './dag.js';
 
 export interface Selection {
@@ -18,6 +19,57 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
+/** --only's word for a value an axis does not have; a node id's `[axis=value]` shares it. */
+function unknownValue(pipeline: ExpandedPipeline, axis: string, v: string, pos: SourcePos): ConfigError {
+  const spec = pipeline.spec.axes.get(axis)!;
+  return new ConfigError(`unknown value "${v}" of axis ${axis} (values: ${spec.values.join(', ')})`, pos);
+}
+
+function unknownAxis(pipeline: ExpandedPipeline, axis: string, pos: SourcePos): ConfigError {
+  const axes = [...pipeline.spec.axes.keys()];
+  return new ConfigError(`unknown axis "${axis}"${didYouMean(axis, axes)} (axes: ${axes.join(', ')})`, pos);
+}
+
+/** How to name one instance of a stage: `stage[a=...,b=...]`, with an example. */
+function namingHint(pipeline: ExpandedPipeline, stage: string): string {
+  const ids = pipeline.byStage.get(stage) ?? [];
+  const axes = Object.keys(pipeline.nodes.get(ids[0]!)?.axes ?? {});
+  const values = axes.map((a) => `${a}: ${(pipeline.spec.axes.get(a)?.values ?? []).join(', ')}`).join('; ');
+  return `name one as '${stage}[${axes.map((a) => `${a}=...`).join(',')}]' (${values}), e.g. '${ids[0]}'`;
+}
+
+/**
+ * Why a name is no node, as precisely as the name allows: a stage (name one of its instances),
+ * an `id[axis=value]` with an unknown stage, axis or value (the words --only uses), or a
+ * misspelling (the nearest names). `show`, `history`, `predict` and `run`'s targets share it.
+ */
+export function noNodeError(pipeline: ExpandedPipeline, name: string, pos: SourcePos = { file: `node ${name}`, line: 0, col: 0 }): ConfigError {
+  const stages = [...pipeline.byStage.keys()];
+  const ids = pipeline.byStage.get(name);
+  if (ids && ids.length > 0) return new ConfigError(`"${name}" is a stage of ${ids.length} node${ids.length === 1 ? '' : 's'}, not one node: ${namingHint(pipeline, name)}`, pos);
+  const m = /^([^[\]]+)\[(.*)\]$/.exec(name);
+  if (m) {
+    const stage = m[1]!;
+    const inner = m[2]!;
+    const instances = pipeline.byStage.get(stage);
+    if (!instances) return new ConfigError(`unknown stage "${stage}"${didYouMean(stage, stages)} (stages: ${stages.join(', ')})`, pos);
+    const stageAxes = Object.keys(pipeline.nodes.get(instances[0]!)!.axes);
+    const given: string[] = [];
+    for (const part of inner.split(',')) {
+      const eq = part.indexOf('=');
+      const axis = eq < 0 ? part : part.slice(0, eq);
+      if (!pipeline.spec.axes.has(axis)) return unknownAxis(pipeline, axis, pos);
+      if (!stageAxes.includes(axis)) return new ConfigError(`stage ${stage} does not vary over axis ${axis} (its axes: ${stageAxes.join(', ') || 'none'})`, pos);
+      if (eq < 0 || canonicalAxisValue(pipeline.spec.axes.get(axis)!, part.slice(eq + 1)) === undefined) return unknownValue(pipeline, axis, part.slice(eq + 1), pos);
+      given.push(axis);
+    }
+    const missing = stageAxes.filter((a) => !given.includes(a));
+    if (missing.length > 0) return new ConfigError(`names ${given.length} of ${stage}'s ${stageAxes.length} axes (missing: ${missing.join(', ')}): ${namingHint(pipeline, stage)}`, pos);
+    return new ConfigError(`no such instance of ${stage} (axes in the order ${stageAxes.join(', ')}): ${namingHint(pipeline, stage)}`, pos);
+  }
+  return new ConfigError(`matches no node${didYouMean(name, stages)} (stages: ${stages.join(', ')})`, pos);
+}
+
 function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string, AxisValue[]> {
   const filters: Record<string, AxisValue[]> = {};
   for (const f of only) {
@@ -26,7 +78,7 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
     if (eq <= 0) throw new ConfigError('expected axis=value[,value...]', pos);
     const axis = f.slice(0, eq);
     const spec = pipeline.spec.axes.get(axis);
-    if (!spec) throw new ConfigError(`unknown axis "${axis}" (axes: ${[...pipeline.spec.axes.keys()].join(', ')})`, pos);
+    if (!spec) throw unknownAxis(pipeline, axis, pos);
     // Repeating an axis widens it (`--only model=a --only model=b` is `model=a,b`), as the
     // values after one `=` do; different axes narrow each other.
     const values = f
@@ -34,7 +86,7 @@ function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string
       .split(',')
       .map((v) => {
         const value = canonicalAxisValue(spec, v);
-        if (value === undefined) throw new ConfigError(`unknown value "${v}" of axis ${axis} (values: ${spec.values.join(', ')})`, pos);
+        if (value === undefined) throw unknownValue(pipeline, axis, v, pos);
         return value;
       });
     filters[axis] = [...(filters[axis] ?? []), ...values.filter((v) => !(filters[axis] ?? []).some((w) => String(w) === String(v)))];
@@ -85,7 +137,7 @@ export function targetNodes(pipeline: ExpandedPipeline, dag: Dag, targets: strin
       const re = globToRegExp(target);
       ids = dag.order.filter((id) => re.test(id));
     }
-    if (ids.length === 0) throw new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos);
+    if (ids.length === 0) throw noNodeError(pipeline, target, pos);
     ids.forEach((id) => picked.add(id));
   }
   return dag.order.filter((id) => picked.has(id));

@@ -94,17 +94,21 @@ export function cohenKappa(
     if (opts.weights === 'quadratic') return (i - j) * (i - j);
     return i === j ? 0 : 1;
   };
-  let observed = 0;
-  let expected = 0;
+  // sklearn: expected = outer(sum0, sum1) / sum(sum0), i.e. expected[i][j] = sum0[i]*sum1[j]/N,
+  // and kappa = 1 - sum(w*cm) / sum(w*expected). Both sums are taken here times N, in whole
+  // numbers (exact below 2^53), with one division at the end: a kappa that is 0 (a constant
+  // predictor, or predictions independent of the labels) comes out as 0, not as the 1.1e-16
+  // that N per-term divisions leave (which then showed as chart ticks like 0.000000000000000104).
+  let observedN = 0;
+  let expectedN = 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       const w = weight(i, j);
-      observed += w * matrix[i][j];
-      // sklearn: expected = outer(sum0, sum1) / sum(sum0), i.e. expected[i][j] = sum0[i]*sum1[j]/N.
-      expected += (w * (sum0[i] * sum1[j])) / total;
+      observedN += w * matrix[i][j] * total;
+      expectedN += w * sum0[i] * sum1[j];
     }
   }
-  return 1 - observed / expected;
+  return 1 - observedN / expectedN;
 }
 
 /** Quadratic-weighted kappa, the APTOS2019 metric. */

@@ -37,6 +37,13 @@ const f = (v: number) => Number(v.toFixed(1)).toString();
 function valueScale(values: number[], range: [number, number], nice = true): ScaleLinear<number, number> {
   let lo = values.length ? Math.min(...values) : 0;
   let hi = values.length ? Math.max(...values) : 1;
+  // Values that differ only by rounding (a kappa of 0 stored as 1.1e-16, or 0 beside 2.2e-16)
+  // are one value, and one within 1e-12 of 0 is 0: else the nice domain spans 1e-17s and
+  // tickFormat's precision for it prints 0.000000000000000104, wider than the margin.
+  if (hi - lo <= 1e-12 * Math.max(1, Math.abs(lo), Math.abs(hi))) {
+    const mid = (lo + hi) / 2;
+    lo = hi = Math.abs(mid) < 1e-12 ? 0 : mid;
+  }
   if (lo === hi) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.05;
     lo -= pad;

@@ -80,6 +80,37 @@ export function valueAt(value: JSONValue | undefined, path: string[]): JSONValue
   return v;
 }
 
+/** How the task metrics (evaluate's `metric`) read in a title; others as written, `_` as spaces. */
+const METRIC_NAMES: Record<string, string> = { kappa: 'quadratic kappa', macro_recall: 'macro recall', balanced_recall: 'balanced recall', roc_auc: 'ROC-AUC', accuracy: 'accuracy' };
+
+/**
+ * The title with `{over}` and `{metrics}` filled in from what the table holds, so it cannot
+ * claim 3 seeds of a table over 1, or name data sets an `--only` table leaves out: `{over}` is
+ * the over axis's count and name ("3 seeds", "1 seed"); `{metrics}` each column's metric, from
+ * the `metric` field beside the value (evaluate's), as "APTOS2019 quadratic kappa, ISIC2019
+ * macro recall" (one column: "APTOS2019 quadratic kappa"), or one name when several columns
+ * all have the same.
+ */
+function fillTitle(title: string, layout: TableLayout, columns: AxisLabel[][], entries: Entry[], field: string[]): string {
+  const n = layout.axes[layout.over]?.length ?? 0;
+  const over = `${n} ${layout.over}${n === 1 ? '' : 's'}`;
+  const metricPath = [...field.slice(0, -1), 'metric'];
+  const perColumn = columns.map((column) => {
+    const names = new Set(
+      entries
+        .filter((e) => layout.columns.every((a, i) => String(e.axes[a]) === String(column[i]!.value)))
+        .map((e) => valueAt(e.value, metricPath))
+        .filter((m): m is string => typeof m === 'string')
+        .map((m) => METRIC_NAMES[m] ?? m.replace(/_/g, ' ')),
+    );
+    return { label: column.map((l) => l.label).join(' / '), names: [...names].join(' / ') };
+  });
+  const known = perColumn.filter((c) => c.names);
+  const distinct = new Set(known.map((c) => c.names));
+  const metrics = known.length === 0 ? layout.value : distinct.size === 1 && known.length === perColumn.length && (perColumn.length > 1 || !known[0]!.label) ? known[0]!.names : known.map((c) => `${c.label} ${c.names}`.trim()).join(', ');
+  return title.replace(/\{over\}/g, over).replace(/\{metrics\}/g, metrics);
+}
+
 /**
  * Builds the table from every gathered instance of the table stage: one cell per row x column
  * combination, each the median and std of its values over the `over` axis.
@@ -120,7 +151,7 @@ export function buildTable(layout: TableLayout, entries: Entry[], stdKind: StdKi
     }
   }
   return {
-    title: layout.title,
+    ...(layout.title !== undefined ? { title: fillTitle(layout.title, layout, colCombos, entries, field) } : {}),
     rowAxes: layout.rows,
     columnAxes: layout.columns,
     over: layout.over,
