@@ -5,18 +5,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { REPO, runCli } from './support/toy.js';
+import { REDUCED_DEMO_ARGS, REPO, runCli } from './support/toy.js';
 
 const DEMO = join(REPO, 'pipelines', 'table1-demo.yaml');
-const SHORT = [
-  '--set', 'axes.seed=[1]',
-  '--set', 'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 60}',
-  '--set', 'synthesize_proxy.with.count=100',
-  '--set', 'pretrain.with.epochs=1',
-  '--set', 'dino.with.epochs=1',
-  '--set', 'dino.with.warmup_epochs=0',
-  '--set', 'finetune.with.epochs=1',
-];
+const SHORT = REDUCED_DEMO_ARGS;
 
 /** Node ids that executed in a run, read from its plain output. */
 const ran = (stdout: string) => [...stdout.matchAll(/✔ (\S+) ran/g)].map((m) => m[1]!).sort();

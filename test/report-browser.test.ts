@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { REPO, runCli } from './support/toy.js';
+import { REDUCED_DEMO_ARGS, REPO, runCli } from './support/toy.js';
 
 const DEMO = join(REPO, 'pipelines', 'table1-demo.yaml');
 const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
@@ -145,14 +145,7 @@ test('[slow] the report in headless Chromium: no errors, figures at size, per-se
 // The full demo's three data sets make the Results table wider than its share of the first row;
 // it must scroll or push Figure 1 below, never run under it (at a laptop's and a desktop's width).
 const dir3 = process.env['MEDPIPE_REPORT_WORKDIR3'] ?? mkdtempSync(join(tmpdir(), 'medpipe-report3-'));
-const SETS3 = [
-  'axes.seed=[1]',
-  'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 60}',
-  'synthesize_proxy.with.count=100',
-  'pretrain.with.epochs=1',
-  'dino.with.epochs=1',
-  'finetune.with.epochs=1',
-].flatMap((s) => ['--set', s]);
+const SETS3 = REDUCED_DEMO_ARGS;
 const report3 = join(dir3, 'report.html');
 
 test('[slow] three data sets: no Results cell under Figure 1 at 1200 and 1920 px', { timeout: 900_000, skip: chromiumMissing() }, async () => {

@@ -18,8 +18,9 @@ test('a stage signal follows the run and tells whether the stage noticed the abo
   run.abort();
   assert.equal(polled.signal.aborted, true);
   assert.equal(await slept, 'AbortError', 'a real AbortSignal: timers accept it');
-  assert.ok(ignored.signal instanceof AbortSignal && ignored.signal.reason === run.signal.reason);
   assert.deepEqual([ignored, polled, listened, timer, handler].map((w) => w.noticed()), [false, true, true, true, true]);
+  assert.ok(ignored.signal instanceof AbortSignal && ignored.signal.reason === run.signal.reason);
+  assert.equal(ignored.noticed(), true, 'reading the reason after the abort is noticing it');
   for (const w of [ignored, polled, listened, timer, handler]) w.dispose();
 });
 
@@ -32,4 +33,22 @@ test('a stage signal made after the abort is aborted already; dispose stops foll
   w.dispose();
   later.abort();
   assert.equal(w.signal.aborted, false);
+});
+
+test('a listener the stage removed before the abort (an early fetch or sleep) is not noticing it; throwIfAborted is', async () => {
+  const run = new AbortController();
+  const early = watchedSignal(run.signal);
+  await sleep(1, null, { signal: early.signal }); // adds and removes its abort listener
+  const removed = watchedSignal(run.signal);
+  const l = () => {};
+  removed.signal.addEventListener('abort', l);
+  removed.signal.removeEventListener('abort', l);
+  const unset = watchedSignal(run.signal);
+  unset.signal.onabort = () => {};
+  unset.signal.onabort = null;
+  const thrown = watchedSignal(run.signal);
+  run.abort();
+  assert.throws(() => thrown.signal.throwIfAborted());
+  assert.deepEqual([early, removed, unset, thrown].map((w) => w.noticed()), [false, false, false, true]);
+  for (const w of [early, removed, unset, thrown]) w.dispose();
 });

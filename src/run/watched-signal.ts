@@ -6,7 +6,9 @@
 
 export interface WatchedSignal {
   signal: AbortSignal;
-  /** Whether the stage read `aborted` as true, or had an abort listener when the abort came. */
+  /** Whether the stage read `aborted` as true (or `reason`, or called `throwIfAborted`) after
+   *  the abort, or had an abort listener or onabort handler registered when it came. A signal
+   *  derived from it (AbortSignal.any) is not seen: a stage must act on this one. */
   noticed(): boolean;
   /** Stops following the run's signal (a run-wide one outlives the node). */
   dispose(): void;
@@ -19,39 +21,66 @@ export function watchedSignal(run: AbortSignal): WatchedSignal {
   const own = new AbortController();
   const signal = own.signal;
   let readAborted = false;
-  let listening = false;
+  // The stage's abort listeners still registered (a listener removed after an early fetch or
+  // sleep does not make a later, finished result look interrupted), and its onabort handler.
+  const listeners = new Set<EventListenerOrEventListenerObject>();
+  let handlerSet = false;
+  let listenedAtAbort = false;
+  // Node's onabort setter registers its own wrapper through addEventListener: not a listener.
+  let inSetter = false;
   // Own properties of this one instance shadow the prototype's: brand checks still pass.
-  Object.defineProperty(signal, 'aborted', {
+  const noteRead = <T>(value: T): T => {
+    if (abortedOf.call(signal) === true) readAborted = true;
+    return value;
+  };
+  Object.defineProperty(signal, 'aborted', { configurable: true, get: () => noteRead(abortedOf.call(signal) as boolean) });
+  const reasonOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get!;
+  Object.defineProperty(signal, 'reason', { configurable: true, get: () => noteRead(reasonOf.call(signal) as unknown) });
+  const throwIfAborted = signal.throwIfAborted.bind(signal);
+  Object.defineProperty(signal, 'throwIfAborted', {
     configurable: true,
-    get() {
-      const aborted = abortedOf.call(signal) as boolean;
-      if (aborted) readAborted = true;
-      return aborted;
+    value: () => {
+      noteRead(undefined);
+      throwIfAborted();
     },
   });
   const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
   const addEventListener: AbortSignal['addEventListener'] = (type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions) => {
-    if (type === 'abort') listening = true;
+    if (type === 'abort' && listener && !inSetter) listeners.add(listener);
     add(type, listener, options);
   };
+  const removeEventListener: AbortSignal['removeEventListener'] = (type: string, listener: EventListenerOrEventListenerObject, options?: boolean | EventListenerOptions) => {
+    if (type === 'abort' && listener && !inSetter) listeners.delete(listener);
+    remove(type, listener, options);
+  };
   Object.defineProperty(signal, 'addEventListener', { configurable: true, value: addEventListener });
+  Object.defineProperty(signal, 'removeEventListener', { configurable: true, value: removeEventListener });
   const onabort = Object.getOwnPropertyDescriptor(EventTarget.prototype, 'onabort') ?? Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'onabort');
   if (onabort?.set) {
     Object.defineProperty(signal, 'onabort', {
       configurable: true,
       get: () => onabort.get?.call(signal),
       set(handler: unknown) {
-        if (handler) listening = true;
-        onabort.set!.call(signal, handler);
+        handlerSet = Boolean(handler);
+        inSetter = true;
+        try {
+          onabort.set!.call(signal, handler);
+        } finally {
+          inSetter = false;
+        }
       },
     });
   }
-  const follow = () => own.abort(run.reason);
+  const follow = () => {
+    listenedAtAbort = listeners.size > 0 || handlerSet;
+    own.abort(run.reason);
+  };
   if (run.aborted) follow();
   else run.addEventListener('abort', follow, { once: true });
   return {
     signal,
-    noticed: () => readAborted || (listening && abortedOf.call(signal) === true),
+    noticed: () => readAborted || listenedAtAbort,
     dispose: () => run.removeEventListener('abort', follow),
   };
 }

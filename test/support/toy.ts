@@ -153,3 +153,16 @@ stages:
   make: {uses: tree, with: {text: hello}}
   read: {uses: readtree, inputs: {dir: make.dir}}
 `;
+
+/** The reduced demo (pipelines/table1-demo.yaml, every data set, one seed, tiny sets, one
+ *  epoch per training stage, DINO without its warm-up so its one step learns), as
+ *  `pipeline run` arguments: the slow end-to-end tests' one definition of it. */
+export const REDUCED_DEMO_ARGS: string[] = [
+  'axes.seed=[1]',
+  'vars.images={aptos2019: 60, isic2019: 64, cbis_ddsm: 60}',
+  'synthesize_proxy.with.count=100',
+  'pretrain.with.epochs=1',
+  'dino.with.epochs=1',
+  'dino.with.warmup_epochs=0',
+  'finetune.with.epochs=1',
+].flatMap((s) => ['--set', s]);
