@@ -233,6 +233,8 @@ export interface TorchResult {
   infer: number;
 }
 
+const TORCH_MISSING = 'PyTorch not installed';
+
 /** PyTorch's numbers, or why there are none. */
 export function torchBench(models: BenchModel[], steps: number): TorchResult[] | string {
   const script = fileURLToPath(new URL('../../bench/torch_step.py', import.meta.url));
@@ -249,7 +251,7 @@ export function torchBench(models: BenchModel[], steps: number): TorchResult[] |
     }
     return rows;
   }
-  return 'PyTorch not installed (python3 -c "import torch" fails): no yardstick';
+  return `${TORCH_MISSING} (python3 -c "import torch" fails): no yardstick`;
 }
 
 const f2 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -378,13 +380,17 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
     const theirs: TorchResult[] = [];
     const pairs: { train: number; infer: number }[] = [];
     let error: string | undefined;
+    let rowTorchError: string | undefined;
     for (let round = 0; round < (torchWhy === undefined ? rounds : 1); round++) {
       let ref: TorchResult | undefined;
       let mine: Measured | undefined;
       const runTorch = (): void => {
         if (torchWhy !== undefined) return;
         const torch = torchBench([m], steps);
-        if (typeof torch === 'string') torchWhy = torch;
+        // Not installed: no yardstick for any row. A failure is this row's own (one model
+        // torch cannot build, an OOM): said on the row, and the next row tries again.
+        if (typeof torch === 'string' && torch.startsWith(TORCH_MISSING)) torchWhy = torch;
+        else if (typeof torch === 'string') rowTorchError = torch;
         else ref = torch.find((r) => r.label === m.label);
       };
       const runOurs = (): void => {
@@ -406,6 +412,7 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
       if (torchWhy !== undefined && round === 0 && m === models[0]) log(torchWhy);
       if (!mine) break;
       ours.push(mine);
+      if (rowTorchError !== undefined) break;
       if (ref) {
         theirs.push(ref);
         pairs.push({ train: mine.train / ref.train, infer: mine.infer / ref.infer });
@@ -425,7 +432,8 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
     const shownRuns = ours.length > 1 ? ours.map((o) => o.train) : ours[0].trainRuns;
     log(`${m.label.padEnd(15)} ${`${m.batch}(${m.micro})`.padEnd(13)} ${f2(r.train).padStart(6)} [${runs(shownRuns)}]`.padEnd(58) +
       `${f2(r.infer).padStart(6)} | ${ref ? f2(ref.train).padStart(6) : '     -'} ${ref ? f2(ref.infer).padStart(6) : '     -'} | ` +
-      (ref ? `${ratioT.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.train))}  ${ratioI.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.infer))}` : '    -x     -x'));
+      (ref ? `${ratioT.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.train))}  ${ratioI.toFixed(2).padStart(5)}x${range(pairs.map((p) => p.infer))}` : '    -x     -x') +
+      (rowTorchError !== undefined ? `  (PyTorch: ${rowTorchError})` : ''));
     if (webgpuWhy === undefined) {
       const g = measureInChild(m.label, steps, false, { backend: 'webgpu' });
       if (g.measured) {

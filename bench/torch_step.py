@@ -15,6 +15,7 @@ WebGPU kernels); amp is torch.autocast float16 with a GradScaler (what users run
 end with torch.cuda.synchronize(); cudnn.benchmark is on, as in a tuned training script.
 """
 import json
+import math
 import os
 import statistics
 import sys
@@ -157,11 +158,13 @@ def warm_up(f, seconds, at_least, sync):
 
 
 def timed_seconds():
+    # As bench/engine.ts timedSeconds: a finite number >= 0, else 1.
     v = os.environ.get('MEDPIPE_BENCH_TIMED_S', '')
     try:
-        return max(0.0, float(v)) if v != '' else 1.0
+        f = float(v)
     except ValueError:
         return 1.0
+    return f if math.isfinite(f) and f >= 0 else 1.0
 
 
 def timed_runs(f, batch, n, seconds, sync):

@@ -147,8 +147,12 @@ export default defineStage<DinoParams>({
     const p = withDefaults(ctx.params);
     // DINO's cosine_scheduler asserts that its warm-up fits in the training; past it, a short
     // run would spend every step ramping up (a 1-step epoch ran at lr 0).
-    if (p.warmup_epochs > p.epochs) {
-      throw new Error(`dino: warmup_epochs (${p.warmup_epochs}) is more than epochs (${p.epochs}): DINO's lr schedule needs the warm-up inside the training; lower warmup_epochs (with: {warmup_epochs: ${p.epochs}} or less)`);
+    // Its DINOLoss fails the same way for the teacher temperature's warm-up (np.ones of a
+    // negative size): past it, the teacher would never reach teacher_temp.
+    for (const field of ['warmup_epochs', 'warmup_teacher_temp_epochs'] as const) {
+      if (p[field] > p.epochs) {
+        throw new Error(`dino: ${field} (${p[field]}) is more than epochs (${p.epochs}): DINO's schedule needs the warm-up inside the training; lower ${field} (with: {${field}: ${p.epochs}} or less)`);
+      }
     }
     const [{ activateEngine }, { loadModel }, { trainDino }, { cropSizes }, { exportTeacher }, { lineChart }, { metaNormalisation }] = await Promise.all([
       import('../src/engine/activate.js'),

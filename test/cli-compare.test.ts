@@ -234,3 +234,13 @@ test('compare --commit on a pipeline in no git repository says so, not that HEAD
   assert.match(r.stderr, /p\.yaml is in no git repository: --commit picks results by the commit that made them/);
   assert.doesNotMatch(r.stderr, /is no commit/);
 });
+
+test('run --only seed=1 of a two-seed table titles it "over 1 seed"', async () => {
+  const box = sandbox();
+  box.write('late.mjs', LATE_KIND);
+  const file = box.write('p.yaml', LATE_PIPELINE.replace('axes: {seed: [1], model: [a]}', 'axes: {seed: [1, 2], model: [a, b]}')
+    .replace('over: seed}', 'over: seed, title: "T over {over}"}'));
+  const r = await box.cli(['run', file, '--only', 'seed=1', '--plain']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /over 1 seed\b/, r.stdout);
+});

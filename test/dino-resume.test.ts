@@ -81,6 +81,11 @@ test('dino: a warm-up longer than the training is refused, naming both fields, a
   const r = await s.cli(['run', file, 'dino']);
   assert.notEqual(r.code, 0);
   assert.match(r.stdout + r.stderr, /warmup_epochs \(2\) is more than epochs \(1\)/);
+  // The teacher temperature's warm-up too (the pipeline's is 2 epochs).
+  const file2 = s.write('p2.yaml', PIPELINE.replace('epochs: 4, batch_size: 8', 'epochs: 1, batch_size: 8'));
+  const r2 = await s.cli(['run', file2, 'dino']);
+  assert.notEqual(r2.code, 0);
+  assert.match(r2.stdout + r2.stderr, /warmup_teacher_temp_epochs \(2\) is more than epochs \(1\)/);
   const again = await s.cli(['run', file, 'init', '--plain']);
   assert.equal(again.code, 0);
   assert.doesNotMatch(again.stdout, /✔ \S+ ran/, 'init and the data nodes were kept');
