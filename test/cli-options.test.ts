@@ -190,6 +190,10 @@ test("a node id with an unknown axis value says what --only says, in show and in
   assert.equal(show.stderr, `error: ${file}: node train[modle=resnet,seed=1]: unknown axis "modle" (Did you mean model?) (axes: seed, model)\n`);
   const partial = await box.cli(['run', file, '-n', 'train[model=deit]']);
   assert.match(partial.stderr, /^error: target train\[model=deit\]: names 1 of train's 2 axes \(missing: seed\): name one as 'train\[model=\.\.\.,seed=\.\.\.\]'/);
+  // A glob that matches nothing is not read as an id: '*' is no unknown value.
+  const glob = await box.cli(['run', file, '-n', 'trian[model=*]']);
+  assert.equal(glob.code, 2, glob.stderr);
+  assert.equal(glob.stderr, 'error: target trian[model=*]: matches no node (stages: src, train, total)\n');
 });
 
 test('a reader that closes the pipe early (`pipeline status … | head -1`) is no crash: the command ends with its own exit code and no EPIPE stack trace', async () => {

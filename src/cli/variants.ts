@@ -73,8 +73,7 @@ export function selectedTable(opened: Opened, outcomes: Map<string, NodeOutcome>
   const ids = all.filter((id) => selected.has(id));
   if (ids.length === 0 || ids.length === all.length) return undefined;
   const layout = tableScope(opened.pipeline.spec) as unknown as TableLayout;
-  // The over axis too: a table of one seed's cells must not be titled "over 3 seeds".
-  const shown = new Set([...spec.rows, ...spec.columns, ...(spec.over !== undefined ? [spec.over] : [])]);
+  const shown = new Set([...spec.rows, ...spec.columns]);
   const axes = Object.fromEntries(
     Object.entries(layout.axes).map(([axis, labels]) => {
       if (!shown.has(axis)) return [axis, labels];

@@ -137,7 +137,8 @@ export function targetNodes(pipeline: ExpandedPipeline, dag: Dag, targets: strin
       const re = globToRegExp(target);
       ids = dag.order.filter((id) => re.test(id));
     }
-    if (ids.length === 0) throw noNodeError(pipeline, target, pos);
+    // A glob that matches nothing is not a node id to pick apart (`model=*` is no unknown value).
+    if (ids.length === 0) throw /[*?]/.test(target) ? new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos) : noNodeError(pipeline, target, pos);
     ids.forEach((id) => picked.add(id));
   }
   return dag.order.filter((id) => picked.has(id));

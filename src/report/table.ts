@@ -92,7 +92,9 @@ const METRIC_NAMES: Record<string, string> = { kappa: 'quadratic kappa', macro_r
  * all have the same.
  */
 function fillTitle(title: string, layout: TableLayout, columns: AxisLabel[][], entries: Entry[], field: string[]): string {
-  const n = layout.axes[layout.over]?.length ?? 0;
+  // The over values the table's entries hold, not the axis's: an `--only seed=1` table of a
+  // three-seed pipeline is over 1 seed (its cells still say 1/3).
+  const n = new Set(entries.map((e) => String(e.axes[layout.over]))).size;
   const over = `${n} ${layout.over}${n === 1 ? '' : 's'}`;
   const metricPath = [...field.slice(0, -1), 'metric'];
   const perColumn = columns.map((column) => {
