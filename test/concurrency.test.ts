@@ -60,6 +60,28 @@ test('kill -9 in the middle of a node leaves a consistent cache, and the next ru
   assert.match(resumed.stdout, /5 ran, 2 cached/);
 });
 
+/** `pipeline run FILE -j 2 --plain`, interrupted (SIGINT) once `n` nodes say they are running:
+ *  its whole output and exit code. */
+async function interruptOnceRunning(box: ReturnType<typeof sandbox>, file: string, n: number): Promise<{ out: string; code: number | null }> {
+  const child = spawn(process.execPath, [BIN, 'run', file, '-j', '2', '--plain'], {
+    cwd: box.dir,
+    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  while ((out.match(/ running/g) ?? []).length < n && !gone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((out.match(/ running/g) ?? []).length, n, out);
+  child.kill('SIGINT');
+  const code = await exited;
+  return { out, code };
+}
+
 test('Ctrl-C with -j 2: the two running nodes are interrupted, the two still queued are reported as not started', async () => {
   const box = sandbox();
   const file = box.write('q.yaml', `
@@ -75,22 +97,8 @@ stages:
       value: \${v}
       sleep_ms: 30000
 `);
-  const child = spawn(process.execPath, [BIN, 'run', file, '-j', '2', '--plain'], {
-    cwd: box.dir,
-    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const deadline = Date.now() + 20_000;
-  let gone = false;
-  void exited.then(() => (gone = true));
-  while ((out.match(/ running/g) ?? []).length < 2 && !gone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.equal((out.match(/ running/g) ?? []).length, 2, out);
-  child.kill('SIGINT');
-  assert.equal(await exited, 130, out);
+  const { out, code } = await interruptOnceRunning(box, file, 2);
+  assert.equal(code, 130, out);
   assert.match(out, /2 interrupted, 2 not started in /, out);
   assert.match(out, /slow \(4\): 2 interrupted, 2 not started/, 'the per-stage line tells them apart too');
   assert.equal((out.match(/□ slow\[v=\d\] not started/g) ?? []).length, 2, out);
@@ -113,22 +121,8 @@ stages:
       value: \${v}
       sleep_ms: 3000
 `);
-  const child = spawn(process.execPath, [BIN, 'run', file, '-j', '2', '--plain'], {
-    cwd: box.dir,
-    env: { ...process.env, CI: 'true', MEDPIPE_CACHE: box.cache, TOY_RUN_LOG: box.runLog },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const deadline = Date.now() + 20_000;
-  let gone = false;
-  void exited.then(() => (gone = true));
-  while ((out.match(/ running/g) ?? []).length < 2 && !gone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.equal((out.match(/ running/g) ?? []).length, 2, out);
-  child.kill('SIGINT');
-  assert.equal(await exited, 130, out);
+  const { out, code } = await interruptOnceRunning(box, file, 2);
+  assert.equal(code, 130, out);
   // The two naps ignore the signal and finish: their results are kept.
   assert.match(out, /2 ran, 2 not started in /, out);
   assert.equal((out.match(/✔ nap\[v=\d\] ran/g) ?? []).length, 2, out);
