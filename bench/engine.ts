@@ -154,11 +154,16 @@ function timeIt(f: () => void): number {
   return (performance.now() - t0) / 1000;
 }
 
-/** Seconds of warm-up before the timed steps (env MEDPIPE_BENCH_WARMUP_S overrides). */
-function warmupSeconds(): number {
-  const v = Number(process.env.MEDPIPE_BENCH_WARMUP_S);
-  return Number.isFinite(v) && v >= 0 && process.env.MEDPIPE_BENCH_WARMUP_S !== '' ? v : 2;
+/** Seconds from the environment variable `name`: a finite number >= 0, else `fallback`
+ *  (bench/torch_step.py's env_seconds reads them by the same rule). */
+function envSeconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const v = Number(raw);
+  return raw !== undefined && raw !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
 }
+
+/** Seconds of warm-up before the timed steps (env MEDPIPE_BENCH_WARMUP_S overrides). */
+const warmupSeconds = (): number => envSeconds('MEDPIPE_BENCH_WARMUP_S', 2);
 
 /** Calls f at least once, then until `seconds` have passed. V8 optimises the JS of a step
  *  (tfjs's and medpipe's) in background compiler threads for about the first 100 steps of
@@ -174,10 +179,7 @@ function warmUp(f: () => void, seconds: number): void {
 
 /** Seconds the timed runs of one measurement last at least (env MEDPIPE_BENCH_TIMED_S
  *  overrides; bench/torch_step.py reads the same). */
-function timedSeconds(): number {
-  const v = Number(process.env.MEDPIPE_BENCH_TIMED_S);
-  return Number.isFinite(v) && v >= 0 && process.env.MEDPIPE_BENCH_TIMED_S !== '' ? v : 1;
-}
+const timedSeconds = (): number => envSeconds('MEDPIPE_BENCH_TIMED_S', 1);
 
 /** Images/s of each call of f: at least `n` calls and at least `seconds` of them. A fixed
  *  count of millisecond-scale inference calls (15 of resnet_demo's, ~15 ms in all) let
@@ -233,10 +235,11 @@ export interface TorchResult {
   infer: number;
 }
 
-const TORCH_MISSING = 'PyTorch not installed';
+/** PyTorch's numbers; `missing` when no python3 here imports torch (no row will have
+ *  them), `failed` when torch_step.py failed on these models (the next may not). */
+export type TorchOutcome = { rows: TorchResult[] } | { missing: string } | { failed: string };
 
-/** PyTorch's numbers, or why there are none. */
-export function torchBench(models: BenchModel[], steps: number): TorchResult[] | string {
+export function torchBench(models: BenchModel[], steps: number): TorchOutcome {
   const script = fileURLToPath(new URL('../../bench/torch_step.py', import.meta.url));
   const pythons = ['/usr/bin/python3', 'python3'].filter((p) => !p.startsWith('/') || existsSync(p));
   for (const py of pythons) {
@@ -244,14 +247,14 @@ export function torchBench(models: BenchModel[], steps: number): TorchResult[] |
     if (probe.status !== 0) continue;
     const args = [script, '--steps', String(steps), ...models.map((m) => `${m.label}:${m.batch}`)];
     const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (r.status !== 0) return `torch_step.py failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+    if (r.status !== 0) return { failed: `torch_step.py failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
     const rows: TorchResult[] = [];
     for (const line of r.stdout.split('\n')) {
       if (line.startsWith('{')) rows.push(JSON.parse(line) as TorchResult);
     }
-    return rows;
+    return { rows };
   }
-  return `${TORCH_MISSING} (python3 -c "import torch" fails): no yardstick`;
+  return { missing: 'PyTorch not installed (python3 -c "import torch" fails): no yardstick' };
 }
 
 const f2 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -363,7 +366,8 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
   const rounds = benchRounds();
   // The peak before the rows and after them, the better kept: one reading taken while the
   // machine was busy would flatter every "% of peak".
-  const peakBefore = fmaPeak(loadNative()?.info().threads ?? availableParallelism());
+  const peakThreads = loadNative()?.info().threads ?? availableParallelism();
+  const peakBefore = fmaPeak(peakThreads);
   log(`images/s, batch 8 (micro-batch); each row ${rounds} rounds of a PyTorch and a medpipe child back to back, the order alternating;`);
   log('img/s: median of the rounds (each round the median of its timed runs); ratio: median of the rounds\' ratios [their range]');
   log('model           batch(micro)  train img/s [rounds]      infer img/s | torch train  infer | ratio train [range]  infer [range]');
@@ -389,9 +393,9 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
         const torch = torchBench([m], steps);
         // Not installed: no yardstick for any row. A failure is this row's own (one model
         // torch cannot build, an OOM): said on the row, and the next row tries again.
-        if (typeof torch === 'string' && torch.startsWith(TORCH_MISSING)) torchWhy = torch;
-        else if (typeof torch === 'string') rowTorchError = torch;
-        else ref = torch.find((r) => r.label === m.label);
+        if ('missing' in torch) torchWhy = torch.missing;
+        else if ('failed' in torch) rowTorchError = torch.failed;
+        else ref = torch.rows.find((r) => r.label === m.label);
       };
       const runOurs = (): void => {
         const res = measureInChild(m.label, steps, false);
@@ -458,15 +462,19 @@ export async function benchEngine(log: (line: string) => void, only: string[] = 
       }
     }
   }
-  if (arithmetic.length > 0) logArithmetic(log, arithmetic, peakBefore);
+  if (arithmetic.length > 0) logArithmetic(log, arithmetic, betterPeak(peakBefore, fmaPeak(peakThreads)));
+}
+
+/** The higher of two peak readings (or the one there is, or why there is none). */
+function betterPeak(a: Peak | string, b: Peak | string): Peak | string {
+  if (typeof a === 'string') return b;
+  return typeof b === 'string' || a.gflops >= b.gflops ? a : b;
 }
 
 /** GFLOP/s of each row and its share of the machine's FMA peak. Training is counted as 3x
  *  the forward's FLOPs (forward, input gradient, weight gradient: the usual convention;
  *  the first layer's input gradient, which no step computes, is counted too). */
-function logArithmetic(log: (line: string) => void, rows: { label: string; forwardFlops: number; train: number; infer: number }[], before: Peak | string): void {
-  const after = fmaPeak(loadNative()?.info().threads ?? availableParallelism());
-  const peak = typeof before === 'string' ? after : typeof after === 'string' || before.gflops >= after.gflops ? before : after;
+function logArithmetic(log: (line: string) => void, rows: { label: string; forwardFlops: number; train: number; infer: number }[], peak: Peak | string): void {
   log(typeof peak === 'string'
     ? `arithmetic (no peak: ${peak})`
     : `arithmetic: conv + matmul FLOPs of the inference forward, training 3x; peak ${peak.gflops.toFixed(0)} GFLOP/s (bench/fma-peak.c, ${peak.isa}, ${peak.threads} threads, best of 3 before the rows and 3 after)`);

@@ -140,12 +140,13 @@ MODELS = {
 }
 
 
-def warmup_seconds():
-    v = os.environ.get('MEDPIPE_BENCH_WARMUP_S', '')
+def env_seconds(name, fallback):
+    # As bench/engine.ts envSeconds: a finite number >= 0, else the fallback.
     try:
-        return max(0.0, float(v)) if v != '' else 2.0
+        f = float(os.environ.get(name, ''))
     except ValueError:
-        return 2.0
+        return fallback
+    return f if math.isfinite(f) and f >= 0 else fallback
 
 
 def warm_up(f, seconds, at_least, sync):
@@ -155,16 +156,6 @@ def warm_up(f, seconds, at_least, sync):
         f()
         sync()
         n += 1
-
-
-def timed_seconds():
-    # As bench/engine.ts timedSeconds: a finite number >= 0, else 1.
-    v = os.environ.get('MEDPIPE_BENCH_TIMED_S', '')
-    try:
-        f = float(v)
-    except ValueError:
-        return 1.0
-    return f if math.isfinite(f) and f >= 0 else 1.0
 
 
 def timed_runs(f, batch, n, seconds, sync):
@@ -217,10 +208,10 @@ def bench(label, batch, steps, device='cpu', precision='fp32'):
 
     # The same warm-up as medpipe's side of the bench (bench/engine.ts): MEDPIPE_BENCH_WARMUP_S
     # seconds of steps, default 2, at least one (three on cuda), so neither side is timed cold.
-    warm = warmup_seconds()
+    warm = env_seconds('MEDPIPE_BENCH_WARMUP_S', 2.0)
     model.train()
     warm_up(step, warm, 3 if cuda else 1, sync)
-    timed = timed_seconds()
+    timed = env_seconds('MEDPIPE_BENCH_TIMED_S', 1.0)
     train = timed_runs(step, batch, steps, timed, sync)
     model.eval()
     with torch.no_grad():
