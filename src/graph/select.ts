@@ -41,13 +41,15 @@ function namingHint(pipeline: ExpandedPipeline, stage: string): string {
 /**
  * Why a name is no node, as precisely as the name allows: a stage (name one of its instances),
  * an `id[axis=value]` with an unknown stage, axis or value (the words --only uses), or a
- * misspelling (the nearest names). `show`, `history`, `predict` and `run`'s targets share it.
+ * misspelling (the nearest names); a glob that matched nothing, only that. `show`, `history`,
+ * `predict` and `run`'s targets share it.
  */
 export function noNodeError(pipeline: ExpandedPipeline, name: string, pos: SourcePos = { file: `node ${name}`, line: 0, col: 0 }): ConfigError {
   const stages = [...pipeline.byStage.keys()];
   const ids = pipeline.byStage.get(name);
   if (ids && ids.length > 0) return new ConfigError(`"${name}" is a stage of ${ids.length} node${ids.length === 1 ? '' : 's'}, not one node: ${namingHint(pipeline, name)}`, pos);
-  const m = /^([^[\]]+)\[(.*)\]$/.exec(name);
+  // A glob is not an id to pick apart: `train[model=*]` names no unknown value.
+  const m = /[*?]/.test(name) ? null : /^([^[\]]+)\[(.*)\]$/.exec(name);
   if (m) {
     const stage = m[1]!;
     const inner = m[2]!;
@@ -137,8 +139,7 @@ export function targetNodes(pipeline: ExpandedPipeline, dag: Dag, targets: strin
       const re = globToRegExp(target);
       ids = dag.order.filter((id) => re.test(id));
     }
-    // A glob that matches nothing is not a node id to pick apart (`model=*` is no unknown value).
-    if (ids.length === 0) throw /[*?]/.test(target) ? new ConfigError(`matches no node (stages: ${[...pipeline.byStage.keys()].join(', ')})`, pos) : noNodeError(pipeline, target, pos);
+    if (ids.length === 0) throw noNodeError(pipeline, target, pos);
     ids.forEach((id) => picked.add(id));
   }
   return dag.order.filter((id) => picked.has(id));
