@@ -1,4 +1,4 @@
-import { noNodeError, selectNodes } from '../graph/select.js';
+import { requireNode, selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import type { Manifest } from '../store/artifacts.js';
 import { listManifests } from '../store/maintenance.js';
@@ -38,7 +38,7 @@ function keyed(m: Manifest): Map<string, string> {
 /** The cached variants of one node (every key it has had that is still in the cache), oldest first. */
 export async function nodeHistory(file: string, node: string, sets: string[], cacheDir: string, env: CliEnv): Promise<Variant[]> {
   const opened = await openPipeline(file, sets, env);
-  if (!opened.pipeline.nodes.has(node)) throw noNodeError(opened.pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
+  requireNode(opened.pipeline, file, node);
   const store = new Store(cacheDir);
   try {
     const current = (await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }))).get(node)?.key;

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { DataRecord, JSONObject, RecordReader } from '../contract.js';
-import { noNodeError, selectNodes } from '../graph/select.js';
+import { requireNode, selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import { Store } from '../store/store.js';
 import { existingCacheDir } from './options.js';
@@ -39,7 +39,7 @@ async function weightsPath(spec: string, flags: PredictFlags, env: CliEnv): Prom
   }
   const [file, node] = [spec.slice(0, at), spec.slice(at + 1)];
   const opened = await openPipeline(file, flags.set, env);
-  if (!opened.pipeline.nodes.has(node)) throw noNodeError(opened.pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
+  requireNode(opened.pipeline, file, node);
   // predict only reads the cache: a mistyped --cache must not become a new, empty one.
   const store = new Store(existingCacheDir(flags.cache));
   try {

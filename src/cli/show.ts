@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { JSONValue } from '../contract.js';
-import { noNodeError, selectNodes } from '../graph/select.js';
+import { requireNode, selectNodes } from '../graph/select.js';
 import { planNodes } from '../run/plan.js';
 import { describeReason } from '../run/reason.js';
 import type { Artifact, Manifest } from '../store/artifacts.js';
@@ -46,7 +46,7 @@ export function manifestSummary(m: Manifest, cacheDir: string): string {
 /** `pipeline show FILE NODE`: 0, or 1 when the node is not cached (its last result, if any, is shown). */
 export async function showCommand(file: string, node: string, flags: ShowFlags, env: CliEnv): Promise<number> {
   const opened = await openPipeline(file, flags.set, env);
-  if (!opened.pipeline.nodes.has(node)) throw noNodeError(opened.pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
+  requireNode(opened.pipeline, file, node);
   const store = new Store(existingCacheDir(flags.cache));
   try {
     const outcomes = await planNodes({ ...opened, store }, selectNodes(opened.pipeline, opened.dag, { targets: [node] }));

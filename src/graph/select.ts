@@ -72,6 +72,12 @@ export function noNodeError(pipeline: ExpandedPipeline, name: string, pos: Sourc
   return new ConfigError(`matches no node${didYouMean(name, stages)} (stages: ${stages.join(', ')})`, pos);
 }
 
+/** A node a command names on its command line (`show FILE NODE`): the pipeline has it, or the
+ *  error says why not, at `FILE: node NODE`. */
+export function requireNode(pipeline: ExpandedPipeline, file: string, node: string): void {
+  if (!pipeline.nodes.has(node)) throw noNodeError(pipeline, node, { file: `${file}: node ${node}`, line: 0, col: 0 });
+}
+
 function parseFilters(pipeline: ExpandedPipeline, only: string[]): Record<string, AxisValue[]> {
   const filters: Record<string, AxisValue[]> = {};
   for (const f of only) {
