@@ -1,4 +1,5 @@
 import type { JSONObject, JSONValue } from '../contract.js';
+import { TASK_METRIC_TITLES } from '../ml/train/task-metrics.js';
 
 export interface AxisLabel {
   value: string | number;
@@ -80,8 +81,9 @@ export function valueAt(value: JSONValue | undefined, path: string[]): JSONValue
   return v;
 }
 
-/** How the task metrics (evaluate's `metric`) read in a title; others as written, `_` as spaces. */
-const METRIC_NAMES: Record<string, string> = { kappa: 'quadratic kappa', macro_recall: 'macro recall', balanced_recall: 'balanced recall', roc_auc: 'ROC-AUC', accuracy: 'accuracy' };
+/** How a metric (evaluate's `metric`) reads in a title: a task metric by its title, others as
+ *  written with `_` as spaces. */
+const metricTitle = (m: string): string => (TASK_METRIC_TITLES as Record<string, string | undefined>)[m] ?? m.replace(/_/g, ' ');
 
 /**
  * The title with `{over}` and `{metrics}` filled in from what the table holds, so it cannot
@@ -103,7 +105,7 @@ function fillTitle(title: string, layout: TableLayout, columns: AxisLabel[][], e
         .filter((e) => layout.columns.every((a, i) => String(e.axes[a]) === String(column[i]!.value)))
         .map((e) => valueAt(e.value, metricPath))
         .filter((m): m is string => typeof m === 'string')
-        .map((m) => METRIC_NAMES[m] ?? m.replace(/_/g, ' ')),
+        .map(metricTitle),
     );
     return { label: column.map((l) => l.label).join(' / '), names: [...names].join(' / ') };
   });

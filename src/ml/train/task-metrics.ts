@@ -4,6 +4,9 @@ import { accuracy, argmaxRows, balancedAccuracy, confusionMatrix, macroRecall, p
 export const TASK_METRICS = ['kappa', 'macro_recall', 'balanced_recall', 'roc_auc', 'accuracy'] as const;
 export type TaskMetric = (typeof TASK_METRICS)[number];
 
+/** How each reads in a table's title. */
+export const TASK_METRIC_TITLES: Record<TaskMetric, string> = { kappa: 'quadratic kappa', macro_recall: 'macro recall', balanced_recall: 'balanced recall', roc_auc: 'ROC-AUC', accuracy: 'accuracy' };
+
 export interface Predictions {
   /** Class probabilities, row-major [n, numClasses]; binary tasks: [n, 1] sigmoid outputs. */
   probs: Float32Array;
